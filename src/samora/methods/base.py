@@ -1,0 +1,151 @@
+"""The base adapter layer: a frozen linear plus a method-specific update.
+
+```
+            ┌──────────── frozen base layer W ───────────┐
+  x ──┬────►│ W x (+ b)                                  ├──► + ──► y
+      │     └────────────────────────────────────────────┘    ▲
+      └──► dropout ──► delta(x, task_ids)  (method-specific) ─┘
+```
+
+Every method implements :meth:`AdapterLayer.delta`. The adapter's parameters live in float32 (or
+whatever ``adapter_dtype`` says) whatever the base dtype, so a bf16 base keeps full-precision adapter
+weights, as PEFT does; the input is cast to the adapter dtype and the update cast back to the output
+dtype. Parameter names carry the method prefix (``samora_A``, ``lora_B``) so a state dict explains
+itself.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from samora.config import AdapterConfig
+from samora.routing import RoutingState
+
+
+class NotMergeableError(TypeError):
+    """Raised when an adapter cannot be folded into fixed weights."""
+
+
+def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
+    """Return ``(in_features, out_features, fan_in_fan_out)`` of a supported linear layer.
+
+    Supported: ``torch.nn.Linear`` (weight (out, in)) and GPT-2 style ``Conv1D`` (weight (in, out)).
+    """
+    if isinstance(base_layer, nn.Linear):
+        return base_layer.in_features, base_layer.out_features, False
+    if type(base_layer).__name__ == "Conv1D" and hasattr(base_layer, "nf"):
+        return base_layer.weight.shape[0], base_layer.nf, True
+    raise TypeError(
+        f"cannot adapt a {type(base_layer).__name__}: supported layers are torch.nn.Linear and "
+        "transformers' Conv1D; choose target_modules that name linear projections"
+    )
+
+
+class AdapterLayer(nn.Module):
+    """Wraps a frozen linear; ``forward(x) = base(x) + delta(dropout(x), task_ids)``.
+
+    Subclasses set ``prefix`` and implement :meth:`delta`; they may override :meth:`aux_losses`
+    (parameter-only regularisers), :meth:`delta_weight` (for merging) and
+    :meth:`after_optimizer_step` (state updated once per step).
+    """
+
+    prefix: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        base_layer: nn.Module,
+        config: AdapterConfig,
+        state: RoutingState,
+        *,
+        name: str = "",
+        adapter_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features, self.fan_in_fan_out = linear_shape(base_layer)
+        self.base_layer = base_layer
+        self.name = name
+        self.adapter_dtype = adapter_dtype
+        self.num_tasks = len(config.tasks)
+        # Plain attributes (not registered): shared with the other layers of the model.
+        self.__dict__["config"] = config
+        self.__dict__["state"] = state
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.disabled = False
+
+    @property
+    def device(self) -> torch.device:
+        return self.base_layer.weight.device
+
+    def base_weight(self) -> torch.Tensor:
+        """The frozen weight as (out_features, in_features), whatever the layer's storage layout."""
+        weight = self.base_layer.weight
+        return weight.T if self.fan_in_fan_out else weight
+
+    def adapter_parameter(self, *shape: int) -> nn.Parameter:
+        """A new adapter parameter on the base layer's device in the adapter dtype (values unset)."""
+        return nn.Parameter(torch.empty(*shape, device=self.device, dtype=self.adapter_dtype))
+
+    def reset_parameters(self) -> None:
+        """Initialise the adapter so that the adapted layer equals the base layer (at least in law)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """x: (..., in_features) -> (..., out_features); the leading dim of x is the batch."""
+        result = self.base_layer(x, *args, **kwargs)
+        if self.disabled:
+            return result
+        task_ids = self.state.task_ids_for(x) if self.config.uses_task else None
+        delta = self.delta(self.dropout(x.to(self.adapter_dtype)), task_ids)
+        return result + delta.to(result.dtype)
+
+    def delta(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """The update added to the frozen output. x: (batch, ..., in) -> (batch, ..., out)."""
+        raise NotImplementedError
+
+    def aux_losses(self) -> dict[str, torch.Tensor]:
+        """Unweighted regulariser terms of this layer, computed from parameters only."""
+        return {}
+
+    @classmethod
+    def combine_aux_losses(cls, layers: list[AdapterLayer], config: AdapterConfig) -> dict[str, torch.Tensor]:
+        """Weighted regulariser totals over all adapted modules, added to the loss (default: none)."""
+        return {}
+
+    def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
+        """The update as a dense (out_features, in_features) matrix, for merging."""
+        raise NotMergeableError(
+            f"{type(self).__name__} routes per token (its mixture weights depend on each input), so it "
+            "cannot be folded into fixed weights; keep the adapter unmerged"
+        )
+
+    def after_optimizer_step(self) -> None:
+        """Update non-gradient state once per optimizer step (default: nothing)."""
+
+    def record_routing(self, weights: torch.Tensor) -> None:
+        """Keep this forward's router weights (batch, ..., experts) when the model asks for them."""
+        if self.state.record_routing:
+            self.state.routing[self.name] = weights.detach()
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, r={self.config.r}"
+
+
+def per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape per-example values (batch, *rest) to broadcast against ``like`` (batch, ..., *rest)."""
+    extra = like.dim() - values.dim()
+    return values.reshape(values.shape[0], *([1] * max(extra, 0)), *values.shape[1:])
+
+
+def reduce_aux_losses(layers: list[AdapterLayer], weights: dict[str, float], reduction: str) -> dict[str, torch.Tensor]:
+    """Combine each layer's terms across modules (mean or sum), times their weight; zero weights skip."""
+    per_layer = [layer.aux_losses() for layer in layers]
+    totals = {}
+    for name, weight in weights.items():
+        terms = [losses[name] for losses in per_layer if name in losses]
+        if weight and terms:
+            stacked = torch.stack([t.to(terms[0].device) for t in terms])
+            totals[name] = weight * (stacked.mean() if reduction == "mean" else stacked.sum())
+    return totals

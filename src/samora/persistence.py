@@ -1,0 +1,177 @@
+"""Save and load adapters: ``adapter_model.safetensors`` + ``adapter_config.json``.
+
+Only the adapter's tensors are written, never the frozen base. Each file is written to a temporary
+name in the target folder, flushed to disk and renamed over the old one, weights first; the config
+records the weights' SHA-256, so a crash between the two renames (old config, new weights) or a
+truncated or altered file is detected at load time instead of loading wrong numbers. Loading checks
+everything it can before touching the model and removes the adapter again if anything fails, so a
+failed load leaves the base model as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from samora.inject import adapter_of, find_targets, get_model, unload
+from samora.methods import config_from_dict
+from samora.methods.base import linear_shape
+
+WEIGHTS_NAME = "adapter_model.safetensors"
+CONFIG_NAME = "adapter_config.json"
+FORMAT = "samora-adapter"
+FORMAT_VERSION = 1
+
+
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``"<module name>.<parameter>" -> tensor`` for every adapter parameter and buffer."""
+    tensors = {}
+    for name, layer in adapter_of(model).layers.items():
+        for key, value in layer.state_dict().items():
+            if not key.startswith("base_layer."):
+                tensors[f"{name}.{key}"] = value.detach()
+    return tensors
+
+
+def save_adapter(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Write the adapter of ``model`` to ``directory`` (created if needed); return the folder."""
+    from samora import __version__
+
+    handle = adapter_of(model)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.to("cpu").contiguous() for k, v in adapter_state_dict(model).items()}
+    dtypes = {str(v.dtype).removeprefix("torch.") for v in tensors.values()}
+    weights_tmp = _temporary(directory, WEIGHTS_NAME)
+    try:
+        save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
+        _fsync(weights_tmp)
+        metadata = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "samora_version": __version__,
+            "method": handle.config.method,
+            "base_model": handle.config.base_model,
+            "tasks": handle.config.tasks,
+            "target_modules": handle.config.target_modules,
+            "config": handle.config.to_dict(),
+            "adapter_dtype": sorted(dtypes)[0] if len(dtypes) == 1 else "float32",
+            "modules": {n: list(linear_shape(l.base_layer)[:2]) for n, l in handle.layers.items()},
+            "weights_sha256": _sha256(weights_tmp),
+        }
+        config_tmp = _temporary(directory, CONFIG_NAME)
+        try:
+            config_tmp.write_text(json.dumps(metadata, indent=2) + "\n")
+            _fsync(config_tmp)
+            os.replace(weights_tmp, directory / WEIGHTS_NAME)
+            os.replace(config_tmp, directory / CONFIG_NAME)
+        finally:
+            config_tmp.unlink(missing_ok=True)
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+    return directory
+
+
+def read_adapter_config(directory: str | os.PathLike) -> dict:
+    """The parsed ``adapter_config.json`` of a saved adapter, with clear errors."""
+    path = Path(directory) / CONFIG_NAME
+    if not Path(directory).is_dir():
+        raise FileNotFoundError(f"adapter folder {str(directory)!r} does not exist")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: not a samora adapter folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
+    try:
+        metadata = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is corrupted (not valid JSON: {err}); re-save the adapter") from err
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or "config" not in metadata:
+        raise ValueError(f"{path} is not a samora adapter config (no format '{FORMAT}')")
+    return metadata
+
+
+def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trainable: bool = False) -> nn.Module:
+    """Adapt a fresh ``base_model`` with the adapter saved in ``directory``; return the model.
+
+    As in PEFT, the loaded adapter is frozen unless ``is_trainable=True`` (to continue training).
+    Any error (missing or corrupted file, unknown method, a base whose layer shapes differ) leaves
+    ``base_model`` unchanged.
+    """
+    directory = Path(directory)
+    metadata = read_adapter_config(directory)
+    config = config_from_dict(metadata["config"])
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing; the adapter folder is incomplete")
+    if _sha256(weights) != metadata.get("weights_sha256"):
+        raise ValueError(
+            f"{weights} does not match the checksum in {CONFIG_NAME}: the file is corrupted or from "
+            "another save; re-save the adapter"
+        )
+    try:
+        tensors = load_file(str(weights))
+    except Exception as err:  # safetensors raises several types for a damaged file
+        raise ValueError(f"{weights} cannot be read ({err}); re-save the adapter") from err
+    _check_shapes(base_model, config.target_modules, metadata.get("modules", {}), metadata.get("base_model"))
+    dtype = getattr(torch, metadata.get("adapter_dtype", "float32"))
+    get_model(base_model, config, adapter_dtype=dtype, init_weights=False)
+    try:
+        _load_tensors(base_model, tensors, is_trainable)
+    except Exception:
+        unload(base_model)
+        raise
+    return base_model
+
+
+def _check_shapes(model: nn.Module, target, saved: dict, base_name: str | None) -> None:
+    try:
+        found = find_targets(model, target)
+    except ValueError as err:
+        raise ValueError(f"this adapter was made for base model {base_name!r} and does not fit: {err}") from None
+    here = {name: list(linear_shape(module)[:2]) for name, module in found.items()}
+    problems = [f"{name}: saved (in, out) {shape}, this model {here.get(name, 'missing')}"
+                for name, shape in saved.items() if here.get(name) != shape]
+    problems += [f"{name}: in this model but not in the adapter" for name in here if name not in saved]
+    if problems:
+        raise ValueError(
+            f"this adapter was made for base model {base_name!r} and its layers do not match this model: "
+            + "; ".join(problems[:6]) + (f" (and {len(problems) - 6} more)" if len(problems) > 6 else "")
+        )
+
+
+def _load_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], is_trainable: bool) -> None:
+    handle = adapter_of(model)
+    expected = set(adapter_state_dict(model))
+    missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+    if missing or unexpected:
+        raise ValueError(f"adapter tensors do not match the method's layers: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, layer in handle.layers.items():
+        own = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".") and k[len(name) + 1:] in layer.state_dict()}
+        layer.load_state_dict(own, strict=False)
+        for parameter_name, parameter in layer.named_parameters():
+            if not parameter_name.startswith("base_layer."):
+                parameter.requires_grad_(is_trainable)
+
+
+def _temporary(directory: Path, name: str) -> Path:
+    handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    os.close(handle)
+    return Path(path)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
