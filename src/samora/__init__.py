@@ -7,7 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
-from samora.config import AdapterConfig, MixtureConfig
+from samora.config import AdapterConfig, MethodCard, MixtureConfig
 from samora.inject import (
     adapter_of,
     get_model,
@@ -16,7 +16,11 @@ from samora.inject import (
     unload,
 )
 from samora.methods import METHODS, NotMergeableError, get_method
+from samora.methods.hydralora import HydraLoRAConfig
 from samora.methods.lora import LoRAConfig
+from samora.methods.moelora import MoELoRAConfig
+from samora.methods.mtllora import MTLLoRAConfig
+from samora.methods.multilora import MultiLoRAConfig
 from samora.methods.samora import SAMoRAConfig
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
 from samora.routing import UNSEEN_TASK
@@ -25,8 +29,13 @@ __all__ = [
     "METHODS",
     "UNSEEN_TASK",
     "AdapterConfig",
+    "HydraLoRAConfig",
     "LoRAConfig",
+    "MTLLoRAConfig",
+    "MethodCard",
     "MixtureConfig",
+    "MoELoRAConfig",
+    "MultiLoRAConfig",
     "NotMergeableError",
     "SAMoRAConfig",
     "__version__",
