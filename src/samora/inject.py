@@ -112,6 +112,7 @@ def _bind_forward(model: nn.Module) -> None:
     function = types.FunctionType(_adapted_forward.__code__, _adapted_forward.__globals__, "forward")
     function.__signature__ = signature.replace(parameters=parameters[:at] + [task_ids] + parameters[at:])
     function.__doc__ = _adapted_forward.__doc__
+    function.__kwdefaults__ = dict(_adapted_forward.__kwdefaults__)
     model.forward = types.MethodType(function, model)
 
 
@@ -186,6 +187,7 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
         layer = layer_class(module, config, state, name=name, adapter_dtype=adapter_dtype)
         if init_weights:
             layer.reset_parameters()
+        layer.train(module.training)  # a new module starts in training mode; follow the model's
         layers[name] = layer
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny randomly initialised transformers models (seconds, no downloads)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+VOCAB = 64
+
+
+def tiny_model(arch: str = "llama", seed: int = 0):
+    """A 2-layer model of the given architecture with hidden size 32 and a 64-token vocabulary."""
+    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
+                              Qwen3Config, Qwen3ForCausalLM)
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                  pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    if arch == "llama":
+        model = LlamaForCausalLM(LlamaConfig(**common))
+    elif arch == "qwen3":
+        model = Qwen3ForCausalLM(Qwen3Config(head_dim=8, **common))
+    elif arch == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB, n_positions=64,
+                                           pad_token_id=0, eos_token_id=1, bos_token_id=2,
+                                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+    else:
+        raise ValueError(arch)
+    return model.eval()
+
+
+TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj"], "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
+           "gpt2": ["c_attn", "c_proj"]}
+ARCHS = list(TARGETS)
+
+
+def enable_checkpointing(model, reentrant: bool) -> None:
+    """Turn on activation checkpointing with transformers 5's name, or the older one."""
+    kwargs = {"use_reentrant": reentrant}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+@pytest.fixture
+def input_ids():
+    return torch.randint(3, VOCAB, (3, 6), generator=torch.Generator().manual_seed(1))

@@ -1,0 +1,21 @@
+"""The methods (and SAMoRA's ablations) that the contract suite runs.
+
+Each case builds a small config for the given task names; the suite sets target_modules per
+architecture. ``INIT_TOLERANCE`` holds the methods whose adapted model equals the base only up to
+round-off at init (absolute tolerance on logits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from samora import AdapterConfig, LoRAConfig, SAMoRAConfig
+
+CASES: dict[str, Callable[[list[str]], AdapterConfig]] = {
+    "lora": lambda tasks: LoRAConfig(r=4, tasks=tasks),
+    "samora": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks),
+    "samora_linear_router": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, router="linear"),
+    "samora_no_scaling": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, scaling=False),
+}
+
+INIT_TOLERANCE: dict[str, float] = {}

@@ -1,0 +1,152 @@
+"""The contract every method must pass, on tiny Llama, Qwen3 and GPT-2 models.
+
+init equals base; only adapter parameters train; save/load is bit-exact; a mixed-task batch equals
+the per-task batches; gradient checkpointing (reentrant and not) gives the same gradients, the
+regularisers' included; generate works with beams and task ids; a bf16 base stays finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import ARCHS, TARGETS, enable_checkpointing, tiny_model
+from method_cases import CASES, INIT_TOLERANCE
+
+import samora
+
+TASKS = ["alpha", "beta", "gamma"]
+CASE_NAMES = sorted(CASES)
+
+
+def adapted(case: str, arch: str = "llama", **overrides):
+    config = dataclasses.replace(CASES[case](list(TASKS)), target_modules=TARGETS[arch], **overrides)
+    return samora.get_model(tiny_model(arch), config)
+
+
+def perturb(model, seed: int = 0, scale: float = 0.1) -> None:
+    """Move every trainable adapter parameter off its init, so all of them get gradients."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(scale * torch.randn(parameter.shape, generator=generator).to(parameter))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_init_equals_base(case, arch, input_ids):
+    base = tiny_model(arch)(input_ids).logits
+    model = adapted(case, arch)
+    assert model(input_ids, task_ids=[0, 1, 2]).logits.allclose(base, atol=INIT_TOLERANCE.get(case, 1e-6), rtol=0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_only_adapter_parameters_train(case, arch, input_ids):
+    model = adapted(case, arch)
+    model.train()
+    perturb(model)
+    model(input_ids, labels=input_ids, task_ids=[0, 1, 2]).loss.backward()
+    adapter_names = {f"{name}.{key}" for name, layer in model.samora_adapter.layers.items()
+                     for key, _ in layer.named_parameters() if not key.startswith("base_layer.")}
+    for name, parameter in model.named_parameters():
+        if name in adapter_names:
+            assert parameter.requires_grad and parameter.grad is not None, name
+            assert parameter.grad.abs().sum() > 0, f"{name} got an all-zero gradient"
+        else:
+            assert not parameter.requires_grad and parameter.grad is None, name
+    assert samora.trainable_parameters(model).trainable == sum(
+        p.numel() for n, p in model.named_parameters() if n in adapter_names)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_save_load_round_trip_is_bit_exact(case, arch, input_ids, tmp_path):
+    model = adapted(case, arch)
+    perturb(model)
+    expected = model(input_ids, task_ids=[2, 0, 1]).logits
+    samora.save_adapter(model, tmp_path)
+    loaded = samora.load_adapter(tiny_model(arch), tmp_path).eval()
+    assert torch.equal(loaded(input_ids, task_ids=[2, 0, 1]).logits, expected)
+    saved = samora.read_adapter_config(tmp_path)
+    assert saved["method"] == CASES[case](list(TASKS)).method and saved["tasks"] == TASKS
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_mixed_task_batch_equals_per_task_batches(case, input_ids):
+    model = adapted(case)
+    perturb(model)
+    mixed = model(input_ids, task_ids=["alpha", "beta", "gamma"]).logits
+    for row, task in enumerate(TASKS):
+        alone = model(input_ids[row:row + 1], task_ids=[task]).logits
+        assert alone.allclose(mixed[row:row + 1], atol=1e-5, rtol=1e-5), task
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_gradient_checkpointing_gives_identical_gradients(case, reentrant, input_ids):
+    def gradients(checkpointing: bool):
+        model = adapted(case, dropout=0.0)
+        perturb(model)
+        if checkpointing:
+            enable_checkpointing(model, reentrant)
+        model.train()
+        model(input_ids, labels=input_ids, task_ids=[0, 1, 2]).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys() and plain
+    for name in plain:
+        assert checkpointed[name].allclose(plain[name], atol=1e-6, rtol=1e-5), name
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_generate_with_beams_and_task_ids(case, arch, input_ids):
+    model = adapted(case, arch)
+    perturb(model)
+    options = dict(max_new_tokens=4, do_sample=False, num_beams=3, pad_token_id=0)
+    batched = model.generate(input_ids, task_ids=["alpha", "beta", "gamma"], num_return_sequences=2, **options)
+    assert batched.shape == (6, input_ids.shape[1] + 4)
+    as_tensor = model.generate(input_ids, task_ids=torch.tensor([0, 1, 2]), num_return_sequences=2, **options)
+    assert torch.equal(batched, as_tensor)
+    for row, task in enumerate(TASKS):
+        alone = model.generate(input_ids[row:row + 1], task_ids=[task], num_return_sequences=2, **options)
+        assert torch.equal(alone, batched[2 * row:2 * row + 2]), task
+    greedy = model.generate(input_ids, task_ids=[0, 1, 2], max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert greedy.shape == (3, input_ids.shape[1] + 3)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_forward_without_task_ids(case, input_ids):
+    model = adapted(case)
+    perturb(model)
+    if model.samora_adapter.config.requires_task:
+        with pytest.raises(ValueError, match="task_ids"):
+            model(input_ids)
+    else:
+        assert torch.isfinite(model(input_ids).logits).all()
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_bf16_base_keeps_fp32_adapter_and_finite_outputs(case, input_ids):
+    config = dataclasses.replace(CASES[case](list(TASKS)), target_modules=TARGETS["llama"])
+    model = samora.get_model(tiny_model("llama").to(torch.bfloat16), config)
+    perturb(model)
+    model.train()
+    out = model(input_ids, labels=input_ids, task_ids=[0, 1, 2])
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits).all()
+    out.loss.backward()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all(p.dtype == torch.float32 and torch.isfinite(p.grad).all() for p in trainable)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_unknown_task_and_out_of_range_id_are_clear_errors(case, input_ids):
+    model = adapted(case)
+    with pytest.raises(ValueError, match="known tasks.*alpha"):
+        model(input_ids, task_ids=["alpha", "nope", "beta"])
+    with pytest.raises(ValueError, match="out of range"):
+        model(input_ids, task_ids=[0, 1, 7])
