@@ -15,6 +15,7 @@ from samora.inject import (
     trainable_parameters,
     unload,
 )
+from samora.merging import merge, merge_for_task
 from samora.methods import METHODS, NotMergeableError, get_method
 from samora.methods.hydralora import HydraLoRAConfig
 from samora.methods.lora import LoRAConfig
@@ -43,6 +44,8 @@ __all__ = [
     "get_method",
     "get_model",
     "load_adapter",
+    "merge",
+    "merge_for_task",
     "print_trainable_parameters",
     "read_adapter_config",
     "save_adapter",

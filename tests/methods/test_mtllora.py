@@ -56,8 +56,9 @@ def test_fast_path_matches_reference(shape, transform):
     assert torch.allclose(fast, reference, atol=1e-5, rtol=1e-5)
 
 
-def test_delta_weight_is_the_update_of_that_task():
-    layer = make_layer(torch.float64, seed=4)
+@pytest.mark.parametrize("transform", ["full", "diagonal"])
+def test_delta_weight_is_the_update_of_that_task(transform):
+    layer = make_layer(torch.float64, seed=4, task_transform=transform)
     x = torch.randn(5, D_IN, dtype=torch.float64)
     for t in range(len(TASKS)):
         dense = layer.delta_weight(t)
