@@ -7,6 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
+from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
 from samora.config import AdapterConfig, MethodCard, MixtureConfig
 from samora.inject import (
     adapter_of,
@@ -41,11 +42,14 @@ __all__ = [
     "SAMoRAConfig",
     "__version__",
     "adapter_of",
+    "adapter_parameter_count",
     "get_method",
     "get_model",
     "load_adapter",
+    "match_parameter_budget",
     "merge",
     "merge_for_task",
+    "module_parameter_count",
     "print_trainable_parameters",
     "read_adapter_config",
     "save_adapter",
