@@ -23,7 +23,7 @@ DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 @dataclass(frozen=True)
 class MethodCard:
-    """What a method says about itself in ``docs/methods.md`` (see :mod:`samora.accounting`).
+    """What a method says about itself in ``docs/methods.md`` (see :mod:`samora.method_docs`).
 
     Task use and mergeability are not repeated here: the table reads them from ``uses_task``,
     ``requires_task`` and ``merge_kind``, so they cannot disagree with the code.
