@@ -196,3 +196,17 @@ def test_clear_errors(tmp_path):
         train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, resume=True, data_collator=Collator())
     with pytest.raises(ValueError, match="precision"):
         train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, precision="fp8", data_collator=Collator())
+
+
+def test_evaluation_loss_counts_the_regularisers_once(tmp_path):
+    model = adapted_model(perturb=0.2, dropout=0.0, lambda_orth=0.05, lambda_match=0.5)
+    evaluation = tiny_dataset(4, seed=7)
+    result = train(model, None, tiny_dataset(8), output_dir=tmp_path, max_steps=2, batch_size=4, logging_steps=2,
+                   eval_dataset=evaluation, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
+    logged = [entry["eval_loss"] for entry in result.log_history if "eval_loss" in entry]
+    assert len(logged) == 1
+    model.eval()
+    with torch.no_grad():
+        expected = model(**Collator()([evaluation[i] for i in range(4)])).loss.item()
+        regularisers = sum(model.samora_adapter.aux_losses().values()).item()
+    assert regularisers > 1e-3 and logged[0] == pytest.approx(expected, abs=1e-5)
