@@ -26,7 +26,7 @@ class TrainResult:
         adapter_dir: where the final adapter was saved (``output_dir``).
         global_step: optimizer steps done (counting those before a resume).
         train_loss: mean training loss (task loss + regularisers) over the steps of this call.
-        loss_history: ``(step, loss)`` at every logging step.
+        loss_history: ``(step, loss)`` at every logging step (after a resume, the earlier steps' too).
         runtime_s: wall time of the training loop.
         tokens_seen: non-padding input tokens processed in this call, summed over processes.
         tokens_per_second: ``tokens_seen / runtime_s``.
@@ -106,32 +106,32 @@ def train(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if data_collator is None:
         data_collator = _default_collator(tokenizer)
-    arguments = TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=max_steps if max_steps is not None else -1,
-        num_train_epochs=num_epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        gradient_accumulation_steps=grad_accum,
+    resumed_from = _checkpoint_to_resume(resume, output_dir)
+    options = {
+        "output_dir": str(output_dir),
+        "max_steps": max_steps if max_steps is not None else -1,
+        "num_train_epochs": num_epochs,
+        "learning_rate": learning_rate,
+        "per_device_train_batch_size": batch_size,
+        "per_device_eval_batch_size": batch_size,
+        "gradient_accumulation_steps": grad_accum,
+        "weight_decay": weight_decay,
+        "lr_scheduler_type": lr_scheduler,
+        "optim": "adamw_torch",
+        "seed": seed,
+        "logging_steps": logging_steps,
+        "save_strategy": "steps" if save_steps else "no",
+        "save_steps": save_steps or 500,
+        "save_total_limit": save_total_limit,
+        "eval_strategy": "steps" if eval_dataset is not None else "no",
+        "eval_steps": eval_steps or logging_steps,
+        "report_to": report_to,
         **_version_arguments(warmup_ratio, gradient_checkpointing),
-        weight_decay=weight_decay,
-        lr_scheduler_type=lr_scheduler,
-        optim=training_arguments.pop("optim", "adamw_torch"),
-        seed=seed,
-        logging_steps=logging_steps,
-        save_strategy="steps" if save_steps else "no",
-        save_steps=save_steps or 500,
-        save_total_limit=save_total_limit,
-        eval_strategy="steps" if eval_dataset is not None else "no",
-        eval_steps=eval_steps or logging_steps,
-        report_to=report_to,
         **_precision_arguments(precision),
-        **training_arguments,
-    )
+    }
+    arguments = TrainingArguments(**(options | training_arguments))  # explicit TrainingArguments fields win
     trainer = SamoraTrainer(model=model, args=arguments, train_dataset=train_dataset, eval_dataset=eval_dataset,
                             data_collator=data_collator, processing_class=tokenizer, callbacks=list(callbacks))
-    resumed_from = _checkpoint_to_resume(resume, output_dir)
     output = trainer.train(resume_from_checkpoint=resumed_from)
     trainer.save_model(str(output_dir))
     history = trainer.state.log_history

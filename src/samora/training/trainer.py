@@ -30,7 +30,7 @@ from transformers.trainer_utils import IntervalStrategy
 
 from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
-from samora.persistence import save_adapter
+from samora.persistence import adapter_state_dict, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
 from samora.training.checkpoints import last_complete_checkpoint, load_adapter_weights
 from samora.training.statistics import router_log_entries
@@ -193,8 +193,6 @@ def _check_full_tensors(model, state_dict: dict) -> None:
     Those agree when the adapter parameters are replicated (DDP, ZeRO-1/2). When they are sharded
     (FSDP, ZeRO-3) the model's tensors are partial and saving them would write wrong weights.
     """
-    from samora.persistence import adapter_state_dict
-
     for key, own in adapter_state_dict(model).items():
         full = state_dict.get(key)
         if full is not None and (type(own) is not torch.Tensor or tuple(own.shape) != tuple(full.shape)):
