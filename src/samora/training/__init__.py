@@ -6,7 +6,8 @@ statistics in the logs, adapter-only checkpoints that resume exactly.
 """
 
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
-from samora.training.checkpoints import last_complete_checkpoint, load_adapter_weights
+from samora.persistence import load_adapter_weights
+from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.run import TrainResult, train
 from samora.training.trainer import SamoraTrainer
 

@@ -32,7 +32,8 @@ from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
 from samora.persistence import adapter_state_dict, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
-from samora.training.checkpoints import last_complete_checkpoint, load_adapter_weights
+from samora.persistence import load_adapter_weights
+from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.statistics import router_log_entries
 
 
