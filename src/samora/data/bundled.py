@@ -48,6 +48,7 @@ OLMES_TASKS = {
     "winogrande": ("winogrande", _OLMES_SPLITS),
     "commonsense_qa": ("csqa", _OLMES_SPLITS),
 }
+_PARSER_VERSION = 2  # part of the cache key: bump when the records read from a file change
 GLUE_ON_DISK = {"sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"),
                 "rte": ("sentence1", "sentence2")}
 
@@ -103,7 +104,7 @@ def load_bundled(task: str, split: str) -> datasets.Dataset:
     config = json.loads((path.parent / "config.json").read_text())
     # requests with doc_id >= offset are unconditional ones (BoolQ and WinoGrande have none)
     offset = config["task_config"].get("metric_kwargs", {}).get("uncond_docid_offset") or 10**12
-    stamp = f"{importlib.metadata.version(OLMO_DIST)}:{path.stat().st_size}"
+    stamp = f"{importlib.metadata.version(OLMO_DIST)}:{path.stat().st_size}:{_PARSER_VERSION}"
     return datasets.Dataset.from_generator(
         _olmes_records, gen_kwargs={"path": str(path), "task": task, "uncond_offset": offset,
                                     "cache_key": stamp})
@@ -121,8 +122,8 @@ def _olmes_records(path: str, task: str, uncond_offset: int, cache_key: str
                 continue
             seen.add(doc_id)
             native = request.get("native_id")
-            record = _DOC_PARSERS[task](request["doc"])
-            yield {"id": str(native if native is not None else doc_id), **record}
+            unique = native is not None and task != "hellaswag"  # HellaSwag's "ind" repeats
+            yield {"id": str(native if unique else doc_id), **_DOC_PARSERS[task](request["doc"])}
 
 
 def _strip_question(query: str) -> str:

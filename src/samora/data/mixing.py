@@ -25,7 +25,7 @@ import numpy as np
 
 from samora.data.encoding import tokenize_for_training
 from samora.data.sources import Source, load_examples
-from samora.data.tasks import resolve_tasks
+from samora.data.tasks import get_task, resolve_tasks
 from samora.data.templates import Template
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
 
 
 def _pick(value: Any, name: str, default: Any) -> Any:
-    return value.get(name, default) if isinstance(value, Mapping) else value
+    """``value``, or its entry for task ``name`` when it is a mapping keyed by task names."""
+    if not isinstance(value, Mapping):
+        return value
+    return next((v for k, v in value.items() if get_task(k).name == name), default)
 
 
 def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int

@@ -157,6 +157,9 @@ def _path_source(task: Task, split: str, path: Path) -> Source:
         raise DataSourceError(f"source {str(path)!r} is neither 'auto', 'bundled', 'hub' nor an "
                               f"existing file or folder.")
     if task.benchmark == "glue":
+        if path.is_file():
+            raise DataSourceError(f"{task.name} is a GLUE task: source must be a folder in the "
+                                  f"standard GLUE TSV layout, not the file {path}.")
         file = local.glue_tsv_path(task.name, split, path)
         if not file.is_file():
             raise DataSourceError(f"{task.name}/{split}: {_glue_dir_status(task, split, path)}. "
