@@ -1,4 +1,8 @@
-"""Fixtures for the data tests: never touch the network; the real SmolLM2 tokenizer."""
+"""Fixtures for the data tests: never touch the network; the real SmolLM2 tokenizer.
+
+A helper module rather than a conftest.py: the project's tests import names from the top-level
+tests/conftest.py with ``from conftest import ...``, which another conftest.py would shadow.
+"""
 
 from __future__ import annotations
 

