@@ -26,6 +26,7 @@ def test_yaml_then_overrides_in_order(tmp_path):
     assert config.train.learning_rate == 3e-4 and config.train.max_steps == 5
     assert config.data.tasks == ["boolq", "piqa"]
     assert config.model.name == "smollm2-135m-instruct"  # from the preset
+    assert load_run_config().model.name is None  # train: SmolLM2; eval: the adapter's recorded base
 
 
 @pytest.mark.parametrize("overrides,message", [

