@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from samora import AdapterConfig, LoRAConfig, SAMoRAConfig
+from samora import AdapterConfig, LoRAConfig, SAMoRAConfig, SMoRAConfig
 
 CASES: dict[str, Callable[[list[str]], AdapterConfig]] = {
     "lora": lambda tasks: LoRAConfig(r=4, tasks=tasks),
     "samora": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks),
     "samora_linear_router": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, router="linear"),
     "samora_no_scaling": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, scaling=False),
+    "smora": lambda tasks: SMoRAConfig(r=8, top_k=2, tasks=tasks),
 }
 
 INIT_TOLERANCE: dict[str, float] = {}

@@ -18,6 +18,7 @@ from samora.inject import (
 from samora.methods import METHODS, NotMergeableError, get_method
 from samora.methods.lora import LoRAConfig
 from samora.methods.samora import SAMoRAConfig
+from samora.methods.smora import SMoRAConfig
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
 from samora.routing import UNSEEN_TASK
 
@@ -29,6 +30,7 @@ __all__ = [
     "MixtureConfig",
     "NotMergeableError",
     "SAMoRAConfig",
+    "SMoRAConfig",
     "__version__",
     "adapter_of",
     "get_method",

@@ -12,6 +12,7 @@ from samora.config import AdapterConfig
 from samora.methods.base import AdapterLayer, NotMergeableError
 from samora.methods.lora import LoRAConfig, LoRALayer
 from samora.methods.samora import SAMoRAConfig, SAMoRALayer
+from samora.methods.smora import SMoRAConfig, SMoRALayer
 
 METHODS: dict[str, tuple[type[AdapterConfig], type[AdapterLayer]]] = {}
 
@@ -39,7 +40,7 @@ def config_from_dict(values: dict[str, Any]) -> AdapterConfig:
     return config_cls.from_dict(values)
 
 
-for _config, _layer in [(LoRAConfig, LoRALayer), (SAMoRAConfig, SAMoRALayer)]:
+for _config, _layer in [(LoRAConfig, LoRALayer), (SAMoRAConfig, SAMoRALayer), (SMoRAConfig, SMoRALayer)]:
     register(_config, _layer)
 
 __all__ = ["METHODS", "AdapterLayer", "NotMergeableError", "config_from_dict", "get_method", "register"]
