@@ -17,6 +17,7 @@ from samora.inject import (
 )
 from samora.methods import METHODS, NotMergeableError, get_method
 from samora.methods.lora import LoRAConfig
+from samora.methods.moore import MoOREConfig
 from samora.methods.samora import SAMoRAConfig
 from samora.methods.smora import SMoRAConfig
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
@@ -28,6 +29,7 @@ __all__ = [
     "AdapterConfig",
     "LoRAConfig",
     "MixtureConfig",
+    "MoOREConfig",
     "NotMergeableError",
     "SAMoRAConfig",
     "SMoRAConfig",

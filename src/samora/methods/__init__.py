@@ -11,6 +11,7 @@ from typing import Any
 from samora.config import AdapterConfig
 from samora.methods.base import AdapterLayer, NotMergeableError
 from samora.methods.lora import LoRAConfig, LoRALayer
+from samora.methods.moore import MoOREConfig, MoORELayer
 from samora.methods.samora import SAMoRAConfig, SAMoRALayer
 from samora.methods.smora import SMoRAConfig, SMoRALayer
 
@@ -40,7 +41,8 @@ def config_from_dict(values: dict[str, Any]) -> AdapterConfig:
     return config_cls.from_dict(values)
 
 
-for _config, _layer in [(LoRAConfig, LoRALayer), (SAMoRAConfig, SAMoRALayer), (SMoRAConfig, SMoRALayer)]:
+for _config, _layer in [(LoRAConfig, LoRALayer), (SAMoRAConfig, SAMoRALayer), (SMoRAConfig, SMoRALayer),
+                        (MoOREConfig, MoORELayer)]:
     register(_config, _layer)
 
 __all__ = ["METHODS", "AdapterLayer", "NotMergeableError", "config_from_dict", "get_method", "register"]
