@@ -10,8 +10,12 @@ from typing import Any
 
 from samora.config import AdapterConfig
 from samora.methods.base import AdapterLayer, NotMergeableError
+from samora.methods.hydralora import HydraLoRAConfig, HydraLoRALayer
 from samora.methods.lora import LoRAConfig, LoRALayer
+from samora.methods.moelora import MoELoRAConfig, MoELoRALayer
 from samora.methods.moore import MoOREConfig, MoORELayer
+from samora.methods.mtllora import MTLLoRAConfig, MTLLoRALayer
+from samora.methods.multilora import MultiLoRAConfig, MultiLoRALayer
 from samora.methods.samora import SAMoRAConfig, SAMoRALayer
 from samora.methods.smora import SMoRAConfig, SMoRALayer
 
@@ -41,8 +45,16 @@ def config_from_dict(values: dict[str, Any]) -> AdapterConfig:
     return config_cls.from_dict(values)
 
 
-for _config, _layer in [(LoRAConfig, LoRALayer), (SAMoRAConfig, SAMoRALayer), (SMoRAConfig, SMoRALayer),
-                        (MoOREConfig, MoORELayer)]:
+for _config, _layer in [
+    (LoRAConfig, LoRALayer),
+    (SAMoRAConfig, SAMoRALayer),
+    (HydraLoRAConfig, HydraLoRALayer),
+    (MTLLoRAConfig, MTLLoRALayer),
+    (MoELoRAConfig, MoELoRALayer),
+    (MultiLoRAConfig, MultiLoRALayer),
+    (SMoRAConfig, SMoRALayer),
+    (MoOREConfig, MoORELayer),
+]:
     register(_config, _layer)
 
 __all__ = ["METHODS", "AdapterLayer", "NotMergeableError", "config_from_dict", "get_method", "register"]
