@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_model
+from test_fast_paths import LargestTensor
 from torch import nn
 
 import samora
@@ -66,6 +67,20 @@ def test_fast_path_matches_direct_reference(shape):
     task_ids = torch.tensor([1, -1, 0])
     moore.state.task_ids = task_ids
     assert torch.allclose(moore(x), moore.forward_reference(x, task_ids), atol=1e-5, rtol=1e-5)
+
+
+def test_fast_path_never_builds_per_direction_outputs():
+    """The m rank-one experts' outputs (seq, m, d_out) exist only on the reference path."""
+    moore = layer(dtype=torch.float32, d_in=6, d_out=40)  # m = 6 directions
+    x, task_ids = torch.randn(2, 3, 6), torch.tensor([0, 1])
+    moore.state.task_ids = task_ids
+    with torch.no_grad():
+        with LargestTensor() as fast:
+            moore(x)
+        with LargestTensor() as reference:
+            moore.forward_reference(x, task_ids)
+    one_example_per_direction = 3 * 6 * 40
+    assert reference.largest >= one_example_per_direction > fast.largest
 
 
 def test_compact_wy_form_equals_the_product_of_reflections():

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samora.config import MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, _check
 from samora.methods.base import AdapterLayer, per_example
 
 
@@ -51,6 +51,14 @@ class MoOREConfig(MixtureConfig):
     method = "moore"
     uses_task = True
     merge_kind = "token"
+    card = MethodCard(
+        title="MoORE (Yuan et al., 2025)",
+        equation="replaces W x by U (relu(s + P_up G x + P_task e_t) * V^T H x), W = U diag(s) V^T",
+        router="token x (G, then P_up onto all m singular directions) plus task embedding e_t",
+        init="Householder vectors of H in identical pairs (H = I), P_up = P_task = 0, G kaiming-uniform, "
+             "e_t ~ N(0, 1)",
+        parameters="d_in E + E m + T d_te + d_te m + r d_in, m = min(d_in, d_out)",
+    )
     num_experts: int = 128
     task_dim: int = 64
     dropout: float = 0.0

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samora.config import AdapterConfig, _check
+from samora.config import AdapterConfig, MethodCard, _check
 from samora.methods.base import AdapterLayer
 
 COMPUTE_MODES = ("auto", "dense", "sparse")
@@ -57,6 +57,13 @@ class SMoRAConfig(AdapterConfig):
 
     method = "smora"
     merge_kind = "token"
+    card = MethodCard(
+        title="SMoRA (Zhao et al., 2025)",
+        equation="(alpha/k) B (G(x) * A x), G keeps k of the r ranks",
+        router="token x (linear R, sigmoid; a non-trained balancing bias shifts the top-k choice)",
+        init="A and R kaiming-uniform, B = 0, bias = 0",
+        parameters="r (2 d_in + d_out)",
+    )
     r: int = 64
     top_k: int = 8
     alpha: float = 16.0
