@@ -93,8 +93,8 @@ class MoORELayer(AdapterLayer):
         moore_task_embedding: (T, d_te) e_t, N(0, 1); moore_task_proj: (m, d_te) P_task, zero.
     Frozen buffers, recomputed from W on construction and not saved: moore_U (d_out, m),
     moore_S (m,), moore_V (d_in, m), in the adapter dtype (the SVD runs in float32, or float64 for
-    a float64 adapter): m (d_in + d_out) numbers per module,
-    twice a square W's size, the price of routing over all singular directions.
+    a float64 adapter): m (d_in + d_out) numbers per module, twice a square W's size, the price of
+    routing over all singular directions.
 
     An unseen task (id -1) or a call without task ids uses the mean task embedding.
     """

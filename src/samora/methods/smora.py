@@ -15,10 +15,10 @@ that were chosen less than average (auxiliary-loss-free load balancing).
 
 Two paths compute the same update. ``dense`` scatters the k gates into a rank-r vector and runs
 LoRA's two rank-r matmuls; ``sparse`` reads only the k chosen columns of B per token
-(``embedding_bag``). On CPU (forward + backward, 1 thread, d 576-2048, r 16-256) sparse was faster
-only for k/r <= 1/32 (0.65-0.9x the time) and slower from k/r = 1/16 on (1.1-4x; 1.5x at the
-paper's 8 of 64): benchmarks/smora_dispatch.py. ``compute="auto"`` follows that on CPU and uses
-dense elsewhere (not measured off CPU).
+(``embedding_bag``). On CPU (forward + backward, 1 thread, d 576-2048, r 16-256) sparse took
+0.6-0.95x the dense time below k/r = 1/32, 0.84-1.3x between 1/32 and 1/16, and 1.3-3.2x from 1/8
+up (1.5-1.9x at the paper's 8 of 64): benchmarks/smora_dispatch.py. ``compute="auto"`` takes sparse
+below 1/32 on CPU and dense elsewhere (not measured off CPU).
 """
 
 from __future__ import annotations
