@@ -56,10 +56,10 @@ def test_loglik_routes_task_ids_only_when_asked(data_tokenizer):
 
 
 def test_batched_generation_matches_one_by_one(data_model, data_tokenizer):
-    prompts = CONTEXTS[:4]
-    batched = generate_responses(data_model, data_tokenizer, prompts, batch_size=4,
-                                 max_new_tokens=6, progress=False)
-    single = [generate_responses(data_model, data_tokenizer, [p], batch_size=1, max_new_tokens=6,
+    prompts = CONTEXTS[:3]
+    batched = generate_responses(data_model, data_tokenizer, prompts, batch_size=3,
+                                 max_new_tokens=4, progress=False)
+    single = [generate_responses(data_model, data_tokenizer, [p], batch_size=1, max_new_tokens=4,
                                  progress=False)[0] for p in prompts]
     assert batched == single
     assert all(isinstance(text, str) for text in batched)
