@@ -25,17 +25,19 @@ def reference_loglik(model, tokenizer, context, continuation):
                for position in range(len(context_ids), ids.shape[1]))
 
 
-def test_batched_loglik_matches_the_reference(data_model, data_tokenizer):
-    scores = loglik_scores(data_model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
+@pytest.mark.parametrize("recording", [True, False])  # without / with logits_to_keep
+def test_batched_loglik_matches_the_reference(data_tokenizer, recording):
+    model = data_tiny_model(data_tokenizer, recording=recording)
+    scores = loglik_scores(model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
                            progress=False)
-    expected = [reference_loglik(data_model, data_tokenizer, c, k)
+    expected = [reference_loglik(model, data_tokenizer, c, k)
                 for c, k in zip(CONTEXTS, CONTINUATIONS)]
     assert scores == pytest.approx(expected, abs=1e-4)
     assert all(score < 0 for score in scores)
 
 
 def test_loglik_truncates_long_contexts_from_the_left(data_tokenizer):
-    model = data_tiny_model(data_tokenizer, max_position_embeddings=16)
+    model = data_tiny_model(data_tokenizer, max_position_embeddings=16, recording=False)
     context = " ".join(f"w{i}" for i in range(40)) + " end:"
     [score] = loglik_scores(model, data_tokenizer, [context], [" yes"], progress=False)
     ids = (data_tokenizer(context)["input_ids"] +
