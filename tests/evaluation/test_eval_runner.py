@@ -36,6 +36,7 @@ def test_plain_model_results(data_tokenizer, tmp_path):
                                                    for s, g in zip(samples, golds)])
         assert set(entry["metrics"]) == {"acc", "acc_norm"}
     assert results["average"]["commonsense"]["n_tasks"] == 2
+    assert results["task_order"] == {"commonsense": BENCHMARKS["commonsense"]}
     path = write_results(results, tmp_path / "out" / "results.json")
     assert json.loads(path.read_text()) == results
     table = format_table(results)
