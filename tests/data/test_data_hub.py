@@ -99,6 +99,25 @@ def test_hub_is_unreachable_offline_without_network(monkeypatch):
     assert hub_module.hub_reachable() is False
 
 
+def test_hub_reachability_asks_the_configured_endpoint(monkeypatch):
+    asked = []
+
+    class Connection:
+        def close(self):
+            pass
+
+    def connect(address, timeout):
+        asked.append(address)
+        return Connection()
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example:8080")
+    monkeypatch.setattr(hub_module.socket, "create_connection", connect)
+    assert hub_module.hub_reachable() is True and asked == [("mirror.example", 8080)]
+
+
 def test_auto_falls_back_to_the_hub_when_online(monkeypatch, caplog):
     monkeypatch.setattr(sources_module.bundled, "bundled_path", lambda task, split: None)
     monkeypatch.setattr(sources_module.hub, "hub_reachable", lambda: True)
