@@ -115,7 +115,7 @@ def test_task_ids_follow_the_given_order(data_tokenizer):
 @needs_bundle
 def test_temperature_stream_repeats_small_tasks(data_tokenizer):
     stream = build_training_stream(data_tokenizer, ["arc_challenge", "boolq"],
-                                   per_task_cap={"arc_challenge": 4, "boolq": 64},
+                                   per_task_cap={"ARC-C": 4, "boolq": 64},
                                    sampling="temperature", temperature=2.0, seed=1)
     counts = Counter(stream["task_ids"])
     assert [counts[0], counts[1]] == mixture_counts([4, 64], "temperature", 2.0) == [14, 54]

@@ -60,4 +60,5 @@ def data_tiny_model(tokenizer, *, routed_tasks=None, seed=0, recording=True, **c
 
 @pytest.fixture(scope="session")
 def data_model(data_tokenizer):
-    return data_tiny_model(data_tokenizer)
+    """A plain tiny Llama (no task_ids in its forward), shared by the tests that only score."""
+    return data_tiny_model(data_tokenizer, recording=False)

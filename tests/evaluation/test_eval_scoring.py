@@ -25,17 +25,19 @@ def reference_loglik(model, tokenizer, context, continuation):
                for position in range(len(context_ids), ids.shape[1]))
 
 
-def test_batched_loglik_matches_the_reference(data_model, data_tokenizer):
-    scores = loglik_scores(data_model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
+@pytest.mark.parametrize("recording", [True, False])  # without / with logits_to_keep
+def test_batched_loglik_matches_the_reference(data_tokenizer, recording):
+    model = data_tiny_model(data_tokenizer, recording=recording)
+    scores = loglik_scores(model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
                            progress=False)
-    expected = [reference_loglik(data_model, data_tokenizer, c, k)
+    expected = [reference_loglik(model, data_tokenizer, c, k)
                 for c, k in zip(CONTEXTS, CONTINUATIONS)]
     assert scores == pytest.approx(expected, abs=1e-4)
     assert all(score < 0 for score in scores)
 
 
 def test_loglik_truncates_long_contexts_from_the_left(data_tokenizer):
-    model = data_tiny_model(data_tokenizer, max_position_embeddings=16)
+    model = data_tiny_model(data_tokenizer, max_position_embeddings=16, recording=False)
     context = " ".join(f"w{i}" for i in range(40)) + " end:"
     [score] = loglik_scores(model, data_tokenizer, [context], [" yes"], progress=False)
     ids = (data_tokenizer(context)["input_ids"] +
@@ -56,10 +58,10 @@ def test_loglik_routes_task_ids_only_when_asked(data_tokenizer):
 
 
 def test_batched_generation_matches_one_by_one(data_model, data_tokenizer):
-    prompts = CONTEXTS[:4]
-    batched = generate_responses(data_model, data_tokenizer, prompts, batch_size=4,
-                                 max_new_tokens=6, progress=False)
-    single = [generate_responses(data_model, data_tokenizer, [p], batch_size=1, max_new_tokens=6,
+    prompts = CONTEXTS[:3]
+    batched = generate_responses(data_model, data_tokenizer, prompts, batch_size=3,
+                                 max_new_tokens=4, progress=False)
+    single = [generate_responses(data_model, data_tokenizer, [p], batch_size=1, max_new_tokens=4,
                                  progress=False)[0] for p in prompts]
     assert batched == single
     assert all(isinstance(text, str) for text in batched)
