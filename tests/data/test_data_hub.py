@@ -6,7 +6,6 @@ import pytest
 from samora.data import load_examples, resolve_source
 from samora.data import hub as hub_module
 from samora.data import sources as sources_module
-from data_helpers import data_offline  # noqa: F401 (fixture)
 
 HUB_ROWS = {
     ("allenai/ai2_arc", "ARC-Challenge", "test"): {
