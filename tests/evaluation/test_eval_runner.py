@@ -113,8 +113,8 @@ def test_bad_settings_are_clear_errors(data_model, smollm2_tokenizer, kwargs, ma
 
 
 def test_with_the_samora_core(smollm2_tokenizer):
-    """Runs once the core adapter library is present (samora.inject)."""
-    inject = pytest.importorskip("samora.inject")
+    """Evaluation routes task ids into a real SAMoRA adapter (unseen tasks get -1)."""
+    from samora import inject
     from samora.methods.samora import SAMoRAConfig
 
     base = data_tiny_model(smollm2_tokenizer, seed=1, recording=False)
