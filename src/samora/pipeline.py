@@ -54,9 +54,19 @@ def load_base_model(name: str, dtype: str = "auto"):
             ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if torch.cuda.is_available():
-        model.to("cuda")
+    if torch.cuda.is_available():  # this process's GPU under torchrun / accelerate launch
+        model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
     return model, tokenizer
+
+
+def is_main_process() -> bool:
+    """True on the process that writes the run folder (every process when not distributed).
+
+    Under ``accelerate launch`` / ``torchrun`` all processes build the data and train (the Trainer
+    runs them data-parallel); evaluation, analysis and every file of the run folder are the main
+    process's, so the ranks never write the same files.
+    """
+    return int(os.environ.get("RANK", "0")) == 0  # set by torchrun / accelerate launch for every process
 
 
 def save_config(config: RunConfig, run_dir: Path) -> None:
@@ -94,22 +104,24 @@ def run_train(config: RunConfig) -> dict[str, Any]:
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     adapter_config = config.adapter_config(tasks)  # validated before the model loads
-    save_config(config, run_dir)
+    main = is_main_process()
+    if main:
+        save_config(config, run_dir)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
-    print(f"[samora] building the {len(tasks)}-task training stream ({config.data.tasks})", flush=True)
+    _say(main, f"building the {len(tasks)}-task training stream ({config.data.tasks})")
     stream = build_training_stream(tokenizer, tasks, max_length=config.data.max_length,
                                    per_task_cap=config.data.per_task_cap, sampling=config.data.sampling,
                                    temperature=config.data.temperature, seed=config.train.seed,
                                    template=config.data.template, source=config.data.source)
     metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
-    if config.eval.before:
-        print("[samora] evaluating the base model", flush=True)
+    if config.eval.before and main:
+        _say(main, "evaluating the base model")
         metrics["before"] = evaluate_model(model, tokenizer, config, tasks)
-        print(format_table(metrics["before"]), flush=True)
+        _say(main, format_table(metrics["before"]))
     model = samora.get_model(model, adapter_config)
     count = samora.trainable_parameters(model)
-    print(f"[samora] {adapter_config.method}: {count}", flush=True)
+    _say(main, f"{adapter_config.method}: {count}")
     section = config.train
     result = train(model, tokenizer, stream, output_dir=run_dir / "adapter", max_steps=section.max_steps,
                    num_epochs=section.epochs, learning_rate=section.learning_rate, batch_size=section.batch_size,
@@ -120,14 +132,17 @@ def run_train(config: RunConfig) -> dict[str, Any]:
     metrics["train"] = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
                         "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
                         "examples": len(stream), "trainable_parameters": count.trainable,
-                        "total_parameters": count.total, "method": adapter_config.method}
-    print("[samora] evaluating the adapted model", flush=True)
+                        "total_parameters": count.total, "method": adapter_config.method,
+                        "processes": _process_count()}
+    if not main:
+        return metrics
+    _say(main, "evaluating the adapted model")
     metrics["after"] = evaluate_model(model, tokenizer, config, tasks)
-    print(format_table(metrics["after"]), flush=True)
+    _say(main, format_table(metrics["after"]))
     metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
     _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     report = write_report(run_dir, config, metrics, result.log_history)
-    print(f"[samora] adapter: {run_dir / 'adapter'}\n[samora] report: {report}", flush=True)
+    _say(main, f"adapter: {run_dir / 'adapter'}\n[samora] report: {report}")
     return metrics
 
 
@@ -188,6 +203,15 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
     if not batches:
         return {"skipped": "no evaluation examples available for analysis"}
     return analyze(model, batches, output)
+
+
+def _process_count() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _say(main: bool, message: str) -> None:
+    if main:
+        print(f"[samora] {message}", flush=True)
 
 
 def _adapter_folder(path: str) -> Path:

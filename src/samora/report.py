@@ -84,7 +84,8 @@ def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: li
         f"| adapter | {config.adapter} |",
         f"| trainable parameters | {train.get('trainable_parameters', 0):,} of {train.get('total_parameters', 0):,} |",
         f"| training | {train.get('steps')} steps, {train.get('examples')} examples in the stream, "
-        f"batch {config.train.batch_size} x {config.train.grad_accum}, lr {config.train.learning_rate} |",
+        f"batch {config.train.batch_size} x {config.train.grad_accum} x {train.get('processes', 1)} process(es), "
+        f"lr {config.train.learning_rate} |",
         f"| final mean training loss | {train.get('train_loss', float('nan')):.4f} |",
         f"| time, throughput | {train.get('runtime_s', 0):.0f} s, {train.get('tokens_per_second', 0):.0f} tokens/s |",
         f"| evaluation | protocol `{after.get('protocol', config.eval.protocol)}`, split `{config.eval.split}`, "

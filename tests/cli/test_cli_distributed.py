@@ -1,0 +1,28 @@
+"""``samora train`` runs unchanged under ``torchrun`` with two CPU processes (gloo data parallel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
+
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_samora_train_under_torchrun_with_two_processes(tiny_model_dir, tmp_path):  # noqa: F811
+    run_dir = tmp_path / "run"
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "samora.cli", "train", "--preset", "demo", *run_overrides(tiny_model_dir, run_dir)]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["train"]["steps"] == 3 and set(metrics["after"]["tasks"]) == {"boolq", "piqa", "arc_easy"}
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file() and (run_dir / "report.md").is_file()
+    assert finished.stdout.count("[samora] evaluating the adapted model") == 1  # the main process only
+    assert metrics["train"]["processes"] == 2
