@@ -1,0 +1,176 @@
+"""The benchmark harness: per-expert activation check on every method, a tiny end-to-end run.
+
+No timing assertions: the numbers depend on the machine. These tests check that the harness measures
+what it says, computes its ratios from its own measurements, and writes its files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from samora.benchmark import add_bench_arguments, main, run_bench
+from samora.benchmark.contenders import (FLOOR, METHOD, PEFT_LORA, BenchSettings, Contender, expert_count,
+                                        load_base_model)
+from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
+from samora.benchmark.memory import measure_peak_memory
+from samora.benchmark.runner import MeasureOptions
+from samora.benchmark.statistics import check_targets, paired_ratios, summary
+from samora.benchmark.sweeps import run_sweep
+from samora.benchmark.timing import Generation, TrainingStep, interleave
+from samora.methods import METHODS
+from samora.methods.samora import SAMoRALayer
+
+TINY = BenchSettings(model="tiny", batch=2, seq_len=8, num_tasks=3)
+NO_MEMORY = MeasureOptions(rounds=1, warmup=0, memory=False, generation_tokens=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_base():
+    return load_base_model(TINY)
+
+
+def shape_check(base, contender: Contender, settings: BenchSettings = TINY) -> list[tuple[int, ...]]:
+    step = TrainingStep(contender.build(base, settings), contender, settings)
+    adapter = step.model.samora_adapter
+    return per_expert_activations(step.run, tokens=settings.batch * settings.seq_len,
+                                  experts=expert_count(adapter.config),
+                                  d_outs=[layer.out_features for layer in adapter.layers.values()])
+
+
+def method_fields(method: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(METHODS[method][0])}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_no_registered_method_builds_a_per_expert_activation(method, tiny_base):
+    for overrides in ({}, {"num_experts": 5} if "num_experts" in method_fields(method) else {}):
+        assert shape_check(tiny_base, Contender(method, METHOD, method, overrides)) == [], overrides
+
+
+def test_shape_check_catches_stacked_expert_outputs(tiny_base, monkeypatch):
+    """SAMoRA's plain reference path stacks every expert's output: the check must see it."""
+    monkeypatch.setattr(SAMoRALayer, "delta", SAMoRALayer.delta_reference)
+    found = shape_check(tiny_base, Contender("samora", METHOD, "samora", {"num_experts": 5}))
+    assert (2, 8, 5, 64) in found and (2, 8, 5, 32) in found  # q/o (64) and k/v (2 heads x 16)
+
+
+@pytest.mark.parametrize("shape,expected", [
+    ((2, 8, 5, 64), True), ((5, 2, 8, 64), True), ((16, 5, 64), True), ((2, 8, 320), False),
+    ((2, 8, 5, 63), False), ((5, 64, 16), True),
+])
+def test_per_expert_shape_rule(shape, expected):
+    assert is_per_expert_activation(shape, tokens=16, experts=5, d_out=64) is expected
+    assert not is_per_expert_activation((2, 8, 1, 64), tokens=16, experts=1, d_out=64)  # N = 1 is no mixture
+
+
+def test_contenders_share_frozen_weights_and_train_only_adapters(tiny_base):
+    for contender in (Contender(FLOOR, FLOOR), Contender(PEFT_LORA, PEFT_LORA), Contender("samora", METHOD, "samora")):
+        model = contender.build(tiny_base, TINY)
+        embedding = model.get_input_embeddings().weight
+        assert embedding is tiny_base.get_input_embeddings().weight
+        step = TrainingStep(model, contender, TINY)
+        assert step() > 0
+        assert ("task_ids" in step.inputs) is (contender.kind == METHOD)
+        assert embedding.grad is None
+
+
+def test_interleave_rotates_the_order_and_warms_up_untimed():
+    calls = []
+    runs = {name: (lambda name=name: calls.append(name) or 1.0) for name in "abc"}
+    timings = interleave(runs, rounds=3, warmup=2)
+    assert calls[:6] == list("aabbcc")
+    assert calls[6:] == list("abc") + list("bca") + list("cab")
+    assert timings == {name: [1.0, 1.0, 1.0] for name in "abc"}
+
+
+def test_generation_times_exactly_the_requested_tokens(tiny_base):
+    contender = Contender("samora", METHOD, "samora")
+    run = Generation(contender.build(tiny_base, TINY), contender, TINY, batch=2, prompt_len=4, new_tokens=3)
+    assert run() > 0 and run.kwargs["task_ids"].tolist() == [0, 1]
+
+
+def test_peak_memory_runs_in_a_fresh_process():
+    figures = measure_peak_memory(Contender("lora", METHOD, "lora"), TINY, steps=1, threads=1)
+    assert figures["peak_mb"] >= figures["before_steps_mb"] > 0
+    assert figures["step_mb"] == pytest.approx(figures["peak_mb"] - figures["before_steps_mb"])
+    assert figures["measure"] in ("peak_rss_during_steps", "lifetime_peak_rss")
+
+
+def test_bench_end_to_end_writes_results_with_ratios_from_its_own_timings(tmp_path):
+    code = main(["--model", "tiny", "--methods", "lora,samora", "--batch", "2", "--seq-len", "8",
+                 "--num-tasks", "3", "--rounds", "3", "--warmup", "0", "--no-memory", "--generation-tokens", "2",
+                 "--generation-prompt", "4", "--output", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "bench.json").read_text())
+    comparison = results["comparison"]
+    assert list(comparison) == [FLOOR, PEFT_LORA, "lora", "samora"]
+    reference, floor = comparison[PEFT_LORA], comparison[FLOOR]
+    for name, entry in comparison.items():
+        assert len(entry["step_s"]) == 3 and entry["step"] == summary(entry["step_s"])
+        assert entry["tokens_per_s"] == pytest.approx(16 / entry["step"]["median"])
+        assert entry["step_ratio_to_peft_lora"] == summary(paired_ratios(entry["step_s"], reference["step_s"]))
+        assert entry["generation_ratio_to_peft_lora"] == summary(
+            paired_ratios(entry["generation_s_per_token"], reference["generation_s_per_token"]))
+        if name != FLOOR:
+            assert entry["adapter_share_of_step"] == pytest.approx(1 - floor["step"]["median"] / entry["step"]["median"])
+    assert comparison["samora"]["per_expert_activations"] == []
+    assert comparison["samora"]["config"]["dropout"] == comparison[PEFT_LORA]["config"]["lora_dropout"] == 0.05
+    assert results["settings"]["batch"] == 2 and results["machine"]["device"] == "cpu"
+    targets = {t["target"]: t for t in results["targets"]}
+    assert targets["samora training step / PEFT LoRA"]["measured"] == comparison["samora"]["step_ratio_to_peft_lora"]["median"]
+    assert targets["samora peak memory / PEFT LoRA"]["met"] is None  # not measured in this run
+    text = (tmp_path / "bench.md").read_text()
+    assert "| contender |" in text and "| samora |" in text and "## Targets" in text
+    assert (tmp_path / "comparison.png").stat().st_size > 0
+
+
+def test_experts_sweep_pairs_each_point_with_its_references(tiny_base):
+    sweep = run_sweep("experts", [1, 2], "samora", TINY, tiny_base, NO_MEMORY, log=lambda _: None)
+    roles = [(p["name"], p["role"], p["value"]) for p in sweep["points"]]
+    assert roles == [(FLOOR, FLOOR, None), (PEFT_LORA, PEFT_LORA, None), ("samora[N=1]", METHOD, 1),
+                     ("samora[N=2]", METHOD, 2)]
+    floor, reference = sweep["points"][:2]
+    for point in sweep["points"][2:]:
+        assert point["step_ratio_to_peft_lora"] == summary(paired_ratios(point["step_s"], reference["step_s"]))
+        assert point["adapter_share_of_step"] == pytest.approx(1 - floor["step"]["median"] / point["step"]["median"])
+
+
+def test_targets_are_judged_against_their_limits():
+    ratio = lambda median: {"median": median, "min": median, "max": median}
+    comparison = {"samora": {"step_ratio_to_peft_lora": ratio(1.05), "memory": {"peak_ratio_to_peft_lora": 1.2},
+                             "generation_ratio_to_peft_lora": ratio(1.0), "per_expert_activations": []},
+                  "other": {"per_expert_activations": [(2, 8, 5, 64)]}}
+    sweeps = {"experts": {"points": [{"value": 1, "role": METHOD, "step_s": [1.0, 2.0]},
+                                     {"value": 16, "role": METHOD, "step_s": [1.5, 2.2]}]}}
+    met = {t["target"]: t["met"] for t in check_targets(comparison, sweeps)}
+    assert list(met.values()) == [True, False, False, True, False]
+    measured = check_targets(comparison, sweeps)[2]["measured"]
+    assert measured == pytest.approx(1.3)  # median of the round ratios 1.5 and 1.1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--methods", "nope"], "unknown method 'nope'"),
+    (["--no-comparison"], "nothing to run"),
+    (["--sweep", "experts", "--sweep-method", "lora", "--no-comparison"], "needs a method with num_experts"),
+    (["--batch", "0"], "batch must be a positive int"),
+    (["--dtype", "float32", "--dropout", "1.5"], "dropout must be in"),
+])
+def test_bad_arguments_are_clear_errors(argv, message, tmp_path):
+    import argparse
+
+    args = add_bench_arguments(argparse.ArgumentParser()).parse_args(
+        ["--model", "tiny", "--rounds", "1", "--no-memory", "--output", str(tmp_path), *argv])
+    with pytest.raises(ValueError, match=message):
+        run_bench(args)
+
+
+def test_unknown_contender_kind_and_override_are_rejected():
+    with pytest.raises(ValueError, match="contender kind"):
+        Contender("x", "nope")
+    with pytest.raises(ValueError, match="only takes an 'r' override"):
+        Contender(PEFT_LORA, PEFT_LORA, overrides={"num_experts": 2})
+    with pytest.raises(ValueError, match="valid fields"):
+        Contender("samora", METHOD, "samora", {"experts": 2}).method_config(TINY)
