@@ -9,13 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from samora import AdapterConfig, LoRAConfig, SAMoRAConfig
+from samora import (AdapterConfig, HydraLoRAConfig, LoRAConfig, MoELoRAConfig, MTLLoRAConfig,
+                    MultiLoRAConfig, SAMoRAConfig)
 
 CASES: dict[str, Callable[[list[str]], AdapterConfig]] = {
     "lora": lambda tasks: LoRAConfig(r=4, tasks=tasks),
     "samora": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks),
     "samora_linear_router": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, router="linear"),
     "samora_no_scaling": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, scaling=False),
+    "hydralora": lambda tasks: HydraLoRAConfig(r=4, num_experts=3, tasks=tasks),
+    "hydralora_mlp_router": lambda tasks: HydraLoRAConfig(r=4, num_experts=3, tasks=tasks, router="mlp", router_hidden=8),
+    "mtllora": lambda tasks: MTLLoRAConfig(r=4, num_experts=3, tasks=tasks),
+    "mtllora_diagonal": lambda tasks: MTLLoRAConfig(r=4, num_experts=3, tasks=tasks, task_transform="diagonal"),
+    "moelora": lambda tasks: MoELoRAConfig(r=4, num_experts=2, task_dim=8, tasks=tasks),
+    "multilora": lambda tasks: MultiLoRAConfig(r=4, num_experts=3, tasks=tasks),
 }
 
 INIT_TOLERANCE: dict[str, float] = {}

@@ -7,7 +7,8 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0+source"
 
-from samora.config import AdapterConfig, MixtureConfig
+from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
+from samora.config import AdapterConfig, MethodCard, MixtureConfig
 from samora.inject import (
     adapter_of,
     get_model,
@@ -15,8 +16,13 @@ from samora.inject import (
     trainable_parameters,
     unload,
 )
+from samora.merging import merge, merge_for_task
 from samora.methods import METHODS, NotMergeableError, get_method
+from samora.methods.hydralora import HydraLoRAConfig
 from samora.methods.lora import LoRAConfig
+from samora.methods.moelora import MoELoRAConfig
+from samora.methods.mtllora import MTLLoRAConfig
+from samora.methods.multilora import MultiLoRAConfig
 from samora.methods.samora import SAMoRAConfig
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
 from samora.routing import UNSEEN_TASK
@@ -25,15 +31,25 @@ __all__ = [
     "METHODS",
     "UNSEEN_TASK",
     "AdapterConfig",
+    "HydraLoRAConfig",
     "LoRAConfig",
+    "MTLLoRAConfig",
+    "MethodCard",
     "MixtureConfig",
+    "MoELoRAConfig",
+    "MultiLoRAConfig",
     "NotMergeableError",
     "SAMoRAConfig",
     "__version__",
     "adapter_of",
+    "adapter_parameter_count",
     "get_method",
     "get_model",
     "load_adapter",
+    "match_parameter_budget",
+    "merge",
+    "merge_for_task",
+    "module_parameter_count",
     "print_trainable_parameters",
     "read_adapter_config",
     "save_adapter",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 
 def command_env(args: argparse.Namespace) -> int:
@@ -32,65 +31,85 @@ def command_env(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_demo(args: argparse.Namespace) -> int:
-    """Adapt SmolLM2-135M with SAMoRA, train a few mixed-task steps, save, reload, compare."""
-    import tempfile
+def _config(args: argparse.Namespace):
+    from samora.run_config import load_run_config
 
-    import torch
+    return load_run_config(args.config, args.overrides, preset=args.preset)
 
-    import samora
-    from samora.models import load_smollm2
 
-    torch.manual_seed(0)
-    model, tokenizer = load_smollm2()
-    tasks = ["boolq", "piqa", "arc_easy"]
-    examples = [("Is water wet? Answer true or false.", "the correct answer is true", "boolq"),
-                ("To open a jar, should you twist the lid or hit it? solution1: twist solution2: hit",
-                 "the correct answer is solution1", "piqa"),
-                ("Which planet is closest to the sun? answer1: Venus answer2: Mercury",
-                 "the correct answer is answer2", "arc_easy")]
-    texts = [f"{prompt}\n{answer}{tokenizer.eos_token}" for prompt, answer, _ in examples]
-    batch = tokenizer(texts, return_tensors="pt", padding=True)
-    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    task_ids = [task for _, _, task in examples]
-    model = samora.get_model(model, samora.SAMoRAConfig(tasks=tasks))
-    print(samora.trainable_parameters(model))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
-    model.train()
-    for step in range(args.steps):
-        start = time.perf_counter()
-        model(**batch, labels=labels, task_ids=task_ids).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        terms = {k: f"{float(v):.4f}" for k, v in model.samora_adapter.last_losses.items()}
-        print(f"step {step + 1}/{args.steps}  {terms}  {time.perf_counter() - start:.2f}s")
-    model.eval()
-    with torch.no_grad():
-        logits = model(**batch, task_ids=task_ids).logits
-    folder = args.output or tempfile.mkdtemp(prefix="samora-demo-")
-    samora.save_adapter(model, folder)
-    samora.unload(model)
-    reloaded = samora.load_adapter(model, folder)
-    with torch.no_grad():
-        same = torch.equal(reloaded(**batch, task_ids=task_ids).logits, logits)
-    print(f"saved adapter to {folder}; reloaded logits identical: {same}")
-    return 0 if same else 1
+def command_train(args: argparse.Namespace) -> int:
+    """Fine-tune an adapter, evaluate before and after, analyse, and write the run folder."""
+    from samora.pipeline import run_train
+
+    run_train(_config(args))
+    return 0
+
+
+def command_eval(args: argparse.Namespace) -> int:
+    """Evaluate an adapter folder (or the plain base model) on tasks with a protocol."""
+    from samora.pipeline import run_eval
+
+    run_eval(_config(args), args.adapter)
+    return 0
+
+
+def command_analyze(args: argparse.Namespace) -> int:
+    """Plots and numbers of what an adapter's router learned."""
+    from samora.pipeline import run_analyze
+
+    result = run_analyze(_config(args), args.adapter)
+    for warning in result.get("warnings", []):
+        print(f"[samora] warning: {warning}")
+    return 0
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="a YAML run configuration (sections model, adapter, data, train, eval)")
+    parser.add_argument("--preset", help="start from a bundled preset (see `samora presets`)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotted overrides, e.g. train.learning_rate=3e-4 adapter.method=lora")
+
+
+def command_presets(args: argparse.Namespace) -> int:
+    from samora.run_config import PRESETS_DIR, preset_names
+
+    for name in preset_names():
+        first = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+        print(f"{name:>20}: {first}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="samora", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("env", help="versions and devices, for bug reports").set_defaults(run=command_env)
-    demo = commands.add_parser("demo", help="a 1-minute smoke run on the real SmolLM2-135M")
-    demo.add_argument("--steps", type=int, default=5)
-    demo.add_argument("--output", help="adapter folder (default: a new temporary folder)")
-    demo.set_defaults(run=command_demo)
+    commands.add_parser("presets", help="list the bundled run presets").set_defaults(run=command_presets)
+    train = commands.add_parser("train", help="fine-tune, evaluate before/after, analyse, report")
+    _add_config_arguments(train)
+    train.set_defaults(run=command_train)
+    evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
+    evaluate.add_argument("--adapter", help="an adapter folder or a run folder (omit for the plain base model)")
+    _add_config_arguments(evaluate)
+    evaluate.set_defaults(run=command_eval)
+    analyze = commands.add_parser("analyze", help="router usage, expert PCA and task-gate plots of an adapter")
+    analyze.add_argument("adapter", help="an adapter folder or a run folder")
+    _add_config_arguments(analyze)
+    analyze.set_defaults(run=command_analyze)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from samora.run_config import ConfigError
+
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ConfigError as err:
+        print(f"samora: configuration error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as err:  # bad input found while running: no traceback
+        print(f"samora: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ how it uses the task id through three class attributes (not saved, they describe
 - ``uses_task``: the update depends on the per-example task id;
 - ``requires_task``: the method cannot run without a task id (no route for an unseen task);
 - ``merge_kind``: ``"static"`` (foldable into W), ``"per_task"`` (foldable once a task is fixed) or
-  ``"token"`` (routed per token: never foldable into fixed weights).
+  ``"token"`` (routed per token: never foldable into fixed weights);
+- ``card``: a :class:`MethodCard`, the method's row in the generated table ``docs/methods.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,28 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class MethodCard:
+    """What a method says about itself in ``docs/methods.md`` (see :mod:`samora.method_docs`).
+
+    Task use and mergeability are not repeated here: the table reads them from ``uses_task``,
+    ``requires_task`` and ``merge_kind``, so they cannot disagree with the code.
+
+    Attributes:
+        title: display name and paper, e.g. ``"LoRA (Hu et al., 2021)"``.
+        equation: the update added to W x, in plain text.
+        router: what the mixture weights are computed from (``"none"`` without a router).
+        init: how the parameters start (the adapted model must equal the base at init).
+        parameters: trainable parameters per adapted module, in d_in, d_out, r, N, T...
+    """
+
+    title: str
+    equation: str
+    router: str
+    init: str
+    parameters: str
 
 
 @dataclass
@@ -40,6 +63,7 @@ class AdapterConfig:
     uses_task: ClassVar[bool] = False
     requires_task: ClassVar[bool] = False
     merge_kind: ClassVar[str] = "static"
+    card: ClassVar[MethodCard | None] = None
 
     r: int = 8
     target_modules: list[str] | str = field(default_factory=lambda: list(DEFAULT_TARGETS))

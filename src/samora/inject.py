@@ -54,8 +54,15 @@ class AdapterHandle:
         self.enabled_input_grads = False
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
-        """The method's weighted regulariser terms (e.g. ``orth``, ``match``), with gradients."""
-        return self.layer_class.combine_aux_losses(list(self.layers.values()), self.config)
+        """The method's weighted regulariser terms (e.g. ``orth``, ``match``), with gradients.
+
+        Computed outside any autocast region: they depend on the float32 adapter parameters only,
+        and products like A A^T lose precision in bf16.
+        """
+        layers = list(self.layers.values())
+        device_type = layers[0].device.type if layers else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self.layer_class.combine_aux_losses(layers, self.config)
 
     def after_optimizer_step(self) -> None:
         """Run once after each optimizer step (e.g. SMoRA's load-balancing bias update)."""

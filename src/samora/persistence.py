@@ -95,16 +95,10 @@ def read_adapter_config(directory: str | os.PathLike) -> dict:
     return metadata
 
 
-def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trainable: bool = False) -> nn.Module:
-    """Adapt a fresh ``base_model`` with the adapter saved in ``directory``; return the model.
-
-    As in PEFT, the loaded adapter is frozen unless ``is_trainable=True`` (to continue training).
-    Any error (missing or corrupted file, unknown method, a base whose layer shapes differ) leaves
-    ``base_model`` unchanged.
-    """
+def read_adapter_tensors(directory: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(metadata, tensors)`` of a saved adapter, after checking both files and the checksum."""
     directory = Path(directory)
     metadata = read_adapter_config(directory)
-    config = config_from_dict(metadata["config"])
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing; the adapter folder is incomplete")
@@ -117,15 +111,48 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
         tensors = load_file(str(weights))
     except Exception as err:  # safetensors raises several types for a damaged file
         raise ValueError(f"{weights} cannot be read ({err}); re-save the adapter") from err
+    return metadata, tensors
+
+
+def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trainable: bool = False) -> nn.Module:
+    """Adapt a fresh ``base_model`` with the adapter saved in ``directory``; return the model.
+
+    As in PEFT, the loaded adapter is frozen unless ``is_trainable=True`` (to continue training).
+    Any error (missing or corrupted file, unknown method, a base whose layer shapes differ) leaves
+    ``base_model`` unchanged.
+    """
+    metadata, tensors = read_adapter_tensors(directory)
+    config = config_from_dict(metadata["config"])
     _check_shapes(base_model, config.target_modules, metadata.get("modules", {}), metadata.get("base_model"))
     dtype = getattr(torch, metadata.get("adapter_dtype", "float32"))
     get_model(base_model, config, adapter_dtype=dtype, init_weights=False)
     try:
-        _load_tensors(base_model, tensors, is_trainable)
+        _copy_tensors(base_model, tensors, str(directory))
     except Exception:
         unload(base_model)
         raise
+    for layer in adapter_of(base_model).layers.values():
+        for name, parameter in layer.named_parameters():
+            if not name.startswith("base_layer."):
+                parameter.requires_grad_(is_trainable)
     return base_model
+
+
+def load_adapter_weights(model: nn.Module, directory: str | os.PathLike) -> None:
+    """Copy the adapter weights saved in ``directory`` into the already adapted ``model``, in place.
+
+    Unlike :func:`load_adapter` (which adapts a fresh base), this keeps the model's parameters, so an
+    optimizer built on them stays valid (resuming a Trainer checkpoint). Method and tasks must match.
+    """
+    handle = adapter_of(model)
+    metadata, tensors = read_adapter_tensors(directory)
+    saved = (metadata.get("method"), metadata.get("tasks"))
+    if saved != (handle.config.method, handle.config.tasks):
+        raise ValueError(
+            f"{directory} holds a '{saved[0]}' adapter for tasks {saved[1]}, but the model has a "
+            f"'{handle.config.method}' adapter for tasks {handle.config.tasks}; use the same config"
+        )
+    _copy_tensors(model, tensors, str(directory))
 
 
 def _check_shapes(model: nn.Module, target, saved: dict, base_name: str | None) -> None:
@@ -144,18 +171,19 @@ def _check_shapes(model: nn.Module, target, saved: dict, base_name: str | None) 
         )
 
 
-def _load_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], is_trainable: bool) -> None:
-    handle = adapter_of(model)
-    expected = set(adapter_state_dict(model))
-    missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
-    if missing or unexpected:
-        raise ValueError(f"adapter tensors do not match the method's layers: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for name, layer in handle.layers.items():
-        own = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".") and k[len(name) + 1:] in layer.state_dict()}
-        layer.load_state_dict(own, strict=False)
-        for parameter_name, parameter in layer.named_parameters():
-            if not parameter_name.startswith("base_layer."):
-                parameter.requires_grad_(is_trainable)
+def _copy_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Copy saved tensors into the model's adapter after checking that names and shapes all match."""
+    own = adapter_state_dict(model)
+    wrong = sorted(k for k in own if k not in tensors or tensors[k].shape != own[k].shape)
+    unexpected = sorted(set(tensors) - set(own))
+    if wrong or unexpected:
+        raise ValueError(
+            f"{source} does not fit this adapter: missing or reshaped {wrong[:5]}, unexpected {unexpected[:5]}; "
+            "use the config the adapter was trained with"
+        )
+    with torch.no_grad():
+        for key, tensor in own.items():
+            tensor.copy_(tensors[key])
 
 
 def _temporary(directory: Path, name: str) -> Path:

@@ -10,7 +10,11 @@ from typing import Any
 
 from samora.config import AdapterConfig
 from samora.methods.base import AdapterLayer, NotMergeableError
+from samora.methods.hydralora import HydraLoRAConfig, HydraLoRALayer
 from samora.methods.lora import LoRAConfig, LoRALayer
+from samora.methods.moelora import MoELoRAConfig, MoELoRALayer
+from samora.methods.mtllora import MTLLoRAConfig, MTLLoRALayer
+from samora.methods.multilora import MultiLoRAConfig, MultiLoRALayer
 from samora.methods.samora import SAMoRAConfig, SAMoRALayer
 
 METHODS: dict[str, tuple[type[AdapterConfig], type[AdapterLayer]]] = {}
@@ -39,7 +43,14 @@ def config_from_dict(values: dict[str, Any]) -> AdapterConfig:
     return config_cls.from_dict(values)
 
 
-for _config, _layer in [(LoRAConfig, LoRALayer), (SAMoRAConfig, SAMoRALayer)]:
+for _config, _layer in [
+    (LoRAConfig, LoRALayer),
+    (SAMoRAConfig, SAMoRALayer),
+    (HydraLoRAConfig, HydraLoRALayer),
+    (MTLLoRAConfig, MTLLoRALayer),
+    (MoELoRAConfig, MoELoRALayer),
+    (MultiLoRAConfig, MultiLoRALayer),
+]:
     register(_config, _layer)
 
 __all__ = ["METHODS", "AdapterLayer", "NotMergeableError", "config_from_dict", "get_method", "register"]

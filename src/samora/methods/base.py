@@ -139,6 +139,17 @@ def per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.reshape(values.shape[0], *([1] * max(extra, 0)), *values.shape[1:])
 
 
+def require_task_ids(task_ids: torch.Tensor | None, method: str) -> torch.Tensor:
+    """The task ids, or a clear error for a task-routed layer called without them.
+
+    The model's forward already refuses a call without task ids for such methods; this guards a
+    layer called on its own.
+    """
+    if task_ids is None:
+        raise ValueError(f"method '{method}' routes by task: call the model with task_ids=... (one per example)")
+    return task_ids
+
+
 def reduce_aux_losses(layers: list[AdapterLayer], weights: dict[str, float], reduction: str) -> dict[str, torch.Tensor]:
     """Combine each layer's terms across modules (mean or sum), times their weight; zero weights skip."""
     per_layer = [layer.aux_losses() for layer in layers]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from samora.config import AdapterConfig
+from samora.config import AdapterConfig, MethodCard
 from samora.methods.base import AdapterLayer
 
 
@@ -27,6 +27,13 @@ class LoRAConfig(AdapterConfig):
     """
 
     method = "lora"
+    card = MethodCard(
+        title="LoRA (Hu et al., 2021)",
+        equation="(alpha/r) B A x",
+        router="none",
+        init="A kaiming-uniform, B = 0",
+        parameters="r (d_in + d_out)",
+    )
     alpha: float = 16.0
 
 

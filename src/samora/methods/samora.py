@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samora.config import MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, _check
 from samora.methods.base import AdapterLayer, per_example, reduce_aux_losses
 
 
@@ -52,6 +52,13 @@ class SAMoRAConfig(MixtureConfig):
     method = "samora"
     uses_task = True
     merge_kind = "token"
+    card = MethodCard(
+        title="SAMoRA (ACL 2026 Findings)",
+        equation="g_task(t) sum_i softmax_i(cos(A x, k_i) / tau) B_i S A x",
+        router="latent h = A x vs expert keys k_i (per token); task embedding e_t for the gate",
+        init="A kaiming-uniform, B_i = 0, keys U(+-1/sqrt r), S = top-r singular values of W, e_t ~ N(0, 1)",
+        parameters="r d_in + N r d_out + N r + r + T d_g + d_g + 1",
+    )
     temperature: float = 0.8
     lambda_orth: float = 1e-3
     lambda_match: float = 1e-2

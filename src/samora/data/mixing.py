@@ -1,0 +1,141 @@
+"""A multi-task training stream: per-task caps, proportional or temperature sampling.
+
+Sampling rule. After capping, task t has n_t examples. Its share of the stream is
+
+    w_t = n_t^(1/T) / sum_s n_s^(1/T)
+
+with T = 1 for ``sampling="proportional"`` (every capped example exactly once) and T =
+``temperature`` for ``sampling="temperature"`` (T > 1 flattens the mixture towards uniform, as in
+T5/mT5). The stream has ``num_examples`` examples (default: sum n_t); task t contributes
+round(w_t * num_examples) of them (largest-remainder rounding): a random subset when that is
+below n_t, otherwise whole passes over its examples plus a random remainder. Everything is drawn
+from one ``numpy`` generator seeded with ``seed``, so a seed fixes the stream exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import datasets
+import numpy as np
+
+from samora.data.encoding import tokenize_for_training
+from samora.data.sources import Source, load_examples
+from samora.data.tasks import get_task, resolve_tasks
+from samora.data.templates import Template
+
+logger = logging.getLogger(__name__)
+
+STREAM_COLUMNS = ("input_ids", "attention_mask", "labels", "task_ids")
+
+
+def mixture_counts(sizes: list[int], sampling: str = "proportional",
+                   temperature: float | None = None, total: int | None = None) -> list[int]:
+    """How many examples each task contributes (see the module docstring for the rule)."""
+    if sampling not in ("proportional", "temperature"):
+        raise ValueError(f"sampling must be 'proportional' or 'temperature', got {sampling!r}.")
+    if sampling == "temperature" and (temperature is None or temperature <= 0):
+        raise ValueError("sampling='temperature' needs temperature > 0 (e.g. 2.0; 1.0 is "
+                         "proportional, larger is closer to uniform).")
+    if sampling == "proportional" and temperature is not None:
+        raise ValueError("temperature only applies to sampling='temperature'.")
+    if any(size < 1 for size in sizes):
+        raise ValueError(f"Every task needs at least one example; sizes are {sizes}.")
+    total = sum(sizes) if total is None else total
+    if total < 1:
+        raise ValueError(f"num_examples must be positive, got {total}.")
+    power = 1.0 if sampling == "proportional" else 1.0 / temperature
+    weights = np.asarray(sizes, dtype=np.float64) ** power
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(int)
+    remainder = total - counts.sum()
+    counts[np.argsort(-(exact - counts), kind="stable")[:remainder]] += 1
+    return counts.tolist()
+
+
+def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length: int = 256,
+                          per_task_cap: int | Mapping[str, int] | None = None,
+                          sampling: str = "proportional", temperature: float | None = None,
+                          num_examples: int | None = None, seed: int = 41,
+                          template: str | Template | Mapping[str, str] | None = None,
+                          source: str | os.PathLike | Source | Mapping[str, Any] = "auto",
+                          split: str = "train", length_bucketing: int | None = None
+                          ) -> datasets.Dataset:
+    """Tokenised, mixed training examples over several tasks.
+
+    Columns: ``input_ids``, ``attention_mask``, ``labels`` (-100 on prompt tokens; the response
+    ``the correct answer is ...`` and eos are learned) and ``task_ids`` (the index of the
+    example's task in ``tasks`` as given, after :func:`resolve_tasks`). ``per_task_cap`` (one
+    number or a task -> number mapping) keeps a seeded random subset of a task's split.
+    ``template`` and ``source`` may be one value or a task -> value mapping. ``length_bucketing``
+    (a window size in examples, e.g. 64 x batch size) sorts each window of the shuffled stream by
+    length, so batches cut from it waste little padding while the windows stay in random order.
+    The per-task counts are logged and stored as JSON in ``stream.info.description``.
+    """
+    names = resolve_tasks(tasks)
+    rng = np.random.default_rng(seed)
+    pools = []
+    for name in names:
+        examples = load_examples(name, split, source=_pick(source, name, "auto"),
+                                 template=_pick(template, name, None))
+        cap = per_task_cap.get(name) if isinstance(per_task_cap, Mapping) else per_task_cap
+        if cap is not None and cap < 1:
+            raise ValueError(f"per_task_cap for {name} must be positive, got {cap}.")
+        keep = min(len(examples), cap) if cap else len(examples)
+        pools.append((examples, rng.permutation(len(examples))[:keep]))
+    counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature,
+                            num_examples)
+    parts, truncated = [], []
+    for task_id, ((examples, pool), count) in enumerate(zip(pools, counts)):
+        if count == 0:
+            truncated.append(0)
+            continue
+        passes = [rng.permutation(pool) for _ in range(-(-count // len(pool)))]
+        chosen = examples.select(np.concatenate(passes)[:count])
+        part = chosen.map(_tokenize_batch, batched=True,
+                          fn_kwargs={"tokenizer": tokenizer, "max_length": max_length,
+                                     "task_id": task_id},
+                          remove_columns=chosen.column_names)
+        truncated.append(sum(part["prompt_truncated"]))
+        parts.append(part.remove_columns("prompt_truncated"))
+    stream = datasets.concatenate_datasets(parts)
+    stream = stream.select(rng.permutation(len(stream)))
+    if length_bucketing:
+        stream = stream.select(_bucketed_order(stream, length_bucketing))
+    report = {"tasks": names, "available": [len(e) for e, _ in pools],
+              "capped": [len(p) for _, p in pools], "counts": counts, "sampling": sampling,
+              "temperature": temperature, "seed": seed, "prompt_truncated": truncated}
+    logger.info("training stream: %s", ", ".join(f"{n}={c}" for n, c in zip(names, counts)))
+    if any(truncated):
+        logger.warning("prompts cut from the left to fit max_length=%d: %s", max_length,
+                       ", ".join(f"{n}={k}" for n, k in zip(names, truncated) if k))
+    stream.info.description = json.dumps(report)
+    return stream
+
+
+def _pick(value: Any, name: str, default: Any) -> Any:
+    """``value``, or its entry for task ``name`` when it is a mapping keyed by task names."""
+    if not isinstance(value, Mapping):
+        return value
+    return next((v for k, v in value.items() if get_task(k).name == name), default)
+
+
+def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int
+                    ) -> dict[str, list]:
+    columns = tokenize_for_training(tokenizer, batch["prompt"], batch["target"], max_length)
+    columns["task_ids"] = [task_id] * len(batch["prompt"])
+    return columns
+
+
+def _bucketed_order(stream: datasets.Dataset, window: int) -> list[int]:
+    lengths = np.fromiter((len(ids) for ids in stream["input_ids"]), dtype=np.int64,
+                          count=len(stream))
+    order = []
+    for start in range(0, len(stream), window):
+        block = np.arange(start, min(start + window, len(stream)))
+        order.extend(block[np.argsort(-lengths[block], kind="stable")].tolist())
+    return order

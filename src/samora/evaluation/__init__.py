@@ -1,0 +1,44 @@
+"""Evaluation: log-likelihood and generation protocols, metrics, results JSON and tables.
+
+>>> from samora.evaluation import evaluate, format_table, write_results
+>>> results = evaluate(model, tokenizer, "commonsense", protocol="loglik", limit=200)
+>>> print(format_table(results)); write_results(results, "results/commonsense.json")
+"""
+
+from samora.evaluation.metrics import METRICS, accuracy, compute_metrics, f1_score, matthews_corrcoef
+from samora.evaluation.runner import (
+    PROTOCOLS,
+    adapter_identity,
+    evaluate,
+    format_table,
+    model_identity,
+    routed_task_id,
+    routing_tasks,
+    write_results,
+)
+from samora.evaluation.scoring import (
+    UNPARSED,
+    extract_answer,
+    generate_responses,
+    loglik_scores,
+)
+
+__all__ = [
+    "METRICS",
+    "PROTOCOLS",
+    "UNPARSED",
+    "accuracy",
+    "adapter_identity",
+    "compute_metrics",
+    "evaluate",
+    "extract_answer",
+    "f1_score",
+    "format_table",
+    "generate_responses",
+    "loglik_scores",
+    "matthews_corrcoef",
+    "model_identity",
+    "routed_task_id",
+    "routing_tasks",
+    "write_results",
+]

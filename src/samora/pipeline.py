@@ -1,0 +1,202 @@
+"""What ``samora train | eval | analyze`` do, as functions: one run folder per run.
+
+```
+run_dir/
+  config.yaml        the configuration as used (preset + file + overrides, validated)
+  adapter/           the trained adapter (adapter_model.safetensors, adapter_config.json) and checkpoints
+  metrics.json       evaluation before and after training, training summary
+  report.md          a readable summary with the plots
+  plots/             training_loss.png, task_metrics.png
+  analysis/          router usage, expert PCA, task gates (PNG + JSON)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from samora.run_config import ConfigError, RunConfig
+
+SMOLLM2_ALIASES = {"smollm2-135m-instruct", "smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``auto`` is bf16 on a GPU that supports it, else float32."""
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, name)
+
+
+def load_base_model(name: str, dtype: str = "auto"):
+    """``(model, tokenizer)`` for the offline SmolLM2, a local folder, or a hub id (when online)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"dtype": torch_dtype(dtype)}
+    if name in SMOLLM2_ALIASES:
+        from samora.models import load_smollm2
+
+        model, tokenizer = load_smollm2(**kwargs)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+        except (OSError, ValueError) as err:
+            raise ConfigError(
+                f"model.name {name!r} is neither a local model folder nor a reachable hub id ({err}). "
+                "Use model.name=smollm2-135m-instruct for the offline model, or a folder written by save_pretrained"
+            ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return model, tokenizer
+
+
+def save_config(config: RunConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def evaluate_model(model, tokenizer, config: RunConfig, tasks: list[str]) -> dict[str, Any]:
+    from samora.evaluation import evaluate
+
+    section = config.eval
+    return evaluate(model, tokenizer, tasks, protocol=section.protocol, split=section.split, source=config.data.source,
+                    limit=section.limit, seed=config.train.seed, batch_size=section.batch_size,
+                    template=config.data.template, num_beams=section.num_beams,
+                    max_new_tokens=section.max_new_tokens, skip_unavailable=True)
+
+
+def resolve_run_tasks(config: RunConfig) -> list[str]:
+    from samora.data import resolve_tasks
+
+    try:
+        return resolve_tasks(config.data.tasks)
+    except ValueError as err:
+        raise ConfigError(f"data.tasks: {err}") from None
+
+
+def run_train(config: RunConfig) -> dict[str, Any]:
+    """Adapt, (evaluate,) train, save, evaluate, analyse and report; return the metrics."""
+    import samora
+    from samora.data import build_training_stream
+    from samora.evaluation import format_table
+    from samora.report import write_report
+    from samora.training import train
+
+    run_dir = Path(config.output_dir)
+    tasks = resolve_run_tasks(config)
+    adapter_config = config.adapter_config(tasks)  # validated before the model loads
+    save_config(config, run_dir)
+    torch.manual_seed(config.train.seed)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    print(f"[samora] building the {len(tasks)}-task training stream ({config.data.tasks})", flush=True)
+    stream = build_training_stream(tokenizer, tasks, max_length=config.data.max_length,
+                                   per_task_cap=config.data.per_task_cap, sampling=config.data.sampling,
+                                   temperature=config.data.temperature, seed=config.train.seed,
+                                   template=config.data.template, source=config.data.source)
+    metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
+    if config.eval.before:
+        print("[samora] evaluating the base model", flush=True)
+        metrics["before"] = evaluate_model(model, tokenizer, config, tasks)
+        print(format_table(metrics["before"]), flush=True)
+    model = samora.get_model(model, adapter_config)
+    count = samora.trainable_parameters(model)
+    print(f"[samora] {adapter_config.method}: {count}", flush=True)
+    section = config.train
+    result = train(model, tokenizer, stream, output_dir=run_dir / "adapter", max_steps=section.max_steps,
+                   num_epochs=section.epochs, learning_rate=section.learning_rate, batch_size=section.batch_size,
+                   grad_accum=section.grad_accum, warmup_ratio=section.warmup_ratio,
+                   weight_decay=section.weight_decay, lr_scheduler=section.lr_scheduler, seed=section.seed,
+                   gradient_checkpointing=section.gradient_checkpointing, logging_steps=section.logging_steps,
+                   save_steps=section.save_steps)
+    metrics["train"] = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
+                        "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
+                        "examples": len(stream), "trainable_parameters": count.trainable,
+                        "total_parameters": count.total, "method": adapter_config.method}
+    print("[samora] evaluating the adapted model", flush=True)
+    metrics["after"] = evaluate_model(model, tokenizer, config, tasks)
+    print(format_table(metrics["after"]), flush=True)
+    metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
+    _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    report = write_report(run_dir, config, metrics, result.log_history)
+    print(f"[samora] adapter: {run_dir / 'adapter'}\n[samora] report: {report}", flush=True)
+    return metrics
+
+
+def load_adapted(adapter_dir: Path, config: RunConfig):
+    """Load the base model the adapter names (or ``model.name`` when given) and the adapter on it."""
+    import samora
+
+    saved = samora.read_adapter_config(adapter_dir)
+    model, tokenizer = load_base_model(config.model.name or saved["base_model"], config.model.dtype)
+    return samora.load_adapter(model, adapter_dir), tokenizer, saved
+
+
+def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
+    """Evaluate an adapter folder (or, with none, the plain base model) and write results."""
+    from samora.evaluation import format_table, write_results
+
+    tasks = resolve_run_tasks(config)
+    if adapter_dir:
+        model, tokenizer, _ = load_adapted(_adapter_folder(adapter_dir), config)
+    else:
+        model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    results = evaluate_model(model, tokenizer, config, tasks)
+    print(format_table(results))
+    path = write_results(results, Path(config.output_dir) / "eval.json")
+    print(f"[samora] results: {path}")
+    return results
+
+
+def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
+    folder = _adapter_folder(adapter_dir)
+    model, tokenizer, saved = load_adapted(folder, config)
+    output = Path(config.output_dir) / "analysis"
+    return run_analysis_on(model, tokenizer, config, saved["tasks"], output)
+
+
+def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], output: Path) -> dict[str, Any]:
+    """Router usage, expert PCA and task gates on held-out examples of every task."""
+    import samora
+    from samora.analysis import analyze
+
+    adapter = samora.adapter_of(model).config
+    if adapter.merge_kind == "static":
+        return {"skipped": f"method '{adapter.method}' has no router or task gate"}
+    from samora.data import MultiTaskCollator, load_examples
+    from samora.data.encoding import tokenize_for_training
+
+    batches = []
+    collate = MultiTaskCollator(tokenizer)
+    for task_id, task in enumerate(tasks):
+        try:
+            examples = load_examples(task, config.eval.split, source=config.data.source, limit=16, seed=config.train.seed)
+        except FileNotFoundError:
+            continue
+        encoded = tokenize_for_training(tokenizer, list(examples["prompt"]), list(examples["target"]),
+                                        max_length=config.data.max_length)
+        rows = [{**{k: v[i] for k, v in encoded.items()}, "task_ids": task_id} for i in range(len(examples))]
+        batches.extend(collate(rows[i:i + 8]) for i in range(0, len(rows), 8))
+    if not batches:
+        return {"skipped": "no evaluation examples available for analysis"}
+    return analyze(model, batches, output)
+
+
+def _adapter_folder(path: str) -> Path:
+    """Accept a run folder (its adapter/ subfolder) or an adapter folder."""
+    folder = Path(path)
+    return folder / "adapter" if (folder / "adapter" / "adapter_config.json").is_file() else folder
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

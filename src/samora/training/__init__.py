@@ -1,0 +1,22 @@
+"""Training on the Hugging Face Trainer: regularisers counted once per step, task ids, router
+statistics in the logs, adapter-only checkpoints that resume exactly.
+
+``train(model, tokenizer, dataset, output_dir=...)`` is the one-call entry point;
+:class:`SamoraTrainer` is the Trainer subclass it uses, for users who build their own Trainer.
+"""
+
+from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
+from samora.persistence import load_adapter_weights
+from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.run import TrainResult, train
+from samora.training.trainer import SamoraTrainer
+
+__all__ = [
+    "AfterOptimizerStep",
+    "SamoraProgressCallback",
+    "SamoraTrainer",
+    "TrainResult",
+    "last_complete_checkpoint",
+    "load_adapter_weights",
+    "train",
+]

@@ -1,0 +1,203 @@
+"""``SamoraTrainer``: the Hugging Face Trainer with the few hooks a samora adapter needs.
+
+Everything else (data-parallel, FSDP, DeepSpeed, mixed precision, gradient checkpointing,
+accumulation, schedulers, logging integrations) is the Trainer's own machinery. The hooks:
+
+- ``compute_loss`` sets the adapter's ``aux_scale`` so the method's regularisers count exactly once
+  per optimizer step (see :meth:`SamoraTrainer.regularizer_scale`), and, on the steps that end at a
+  logging step, records router weights for the router statistics.
+- ``log`` adds router statistics, the weighted regulariser terms and the token throughput to the
+  training logs, so they reach the console, TensorBoard, W&B... like any metric.
+- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base;
+  ``_load_from_checkpoint`` loads it back into the adapted model, so ``resume_from_checkpoint``
+  restores it (the Trainer restores optimizer, scheduler, scaler, RNG and data position itself).
+- ``train(resume_from_checkpoint=True)`` resumes from the last *complete* checkpoint, skipping a
+  folder left half-written by a crash or a full disk.
+- :class:`~samora.training.callbacks.AfterOptimizerStep` calls the adapter's
+  ``after_optimizer_step()`` once per optimizer step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from transformers import Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_utils import IntervalStrategy
+
+from samora.analysis.usage import RouterUsage
+from samora.inject import adapter_of
+from samora.persistence import adapter_state_dict, save_adapter
+from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
+from samora.persistence import load_adapter_weights
+from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.statistics import router_log_entries
+
+
+class SamoraTrainer(Trainer):
+    """A ``transformers.Trainer`` for a model adapted by :func:`samora.get_model`.
+
+    Takes the Trainer's arguments unchanged. The dataset needs a ``task_ids`` column (or the collator
+    must produce one) for methods that route by task; the adapted model's forward names
+    ``task_ids``, so ``remove_unused_columns`` keeps it.
+    """
+
+    def __init__(self, model=None, *args, **kwargs) -> None:
+        super().__init__(model, *args, **kwargs)
+        self.adapter = adapter_of(self.model)
+        if (self.compute_loss_func is not None or self.label_smoother is not None) and self.adapter.aux_losses():
+            raise ValueError(
+                f"method '{self.adapter.config.method}' adds regularisers to the model's own loss, but "
+                "compute_loss_func / label_smoothing_factor make the Trainer compute the loss without it, so "
+                "the regularisers would silently vanish; leave both unset"
+            )
+        self.add_callback(AfterOptimizerStep())
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(SamoraProgressCallback())
+        self.router_usage = RouterUsage(self.adapter.config.tasks)
+        self._tokens_since_log = torch.zeros((), dtype=torch.float64, device=self.args.device)
+        self._tokens_total = 0.0
+        self._last_log_time: float | None = None
+
+    # -- loss ------------------------------------------------------------------------------------
+    def regularizer_scale(self, num_items_in_batch, training: bool) -> float:
+        """The ``aux_scale`` that makes the regularisers count once per optimizer step.
+
+        The model adds ``aux_scale * R`` (R: the weighted regularisers) to every micro-batch loss.
+        When the task loss is normalised by ``num_items_in_batch`` (the number of label tokens of the
+        whole accumulated step, which the Trainer passes to models that accept loss kwargs, i.e.
+        every transformers causal LM), the Trainer does not divide micro-batch losses by the number
+        of accumulation steps k: it sums them, so R would count k times. With
+        ``average_tokens_across_devices`` it also multiplies each rank's loss by the number of
+        processes P (the task loss is then a per-rank share of a global token mean and DDP averages
+        gradients over ranks), so R would count P times more. Hence ``1 / (k P)``. When the Trainer
+        divides the loss by k itself (a model without loss kwargs), R already counts once: 1.
+        The same factor applies to evaluation losses with k = 1.
+        """
+        scaled_for_accumulation = self.loss_is_scaled_for_ga
+        if scaled_for_accumulation is None:
+            scaled_for_accumulation = (
+                self.model_accepts_loss_kwargs and num_items_in_batch is not None
+            ) or self.compute_loss_func is not None
+        micro_batches = getattr(self, "current_gradient_accumulation_steps", 1) if training else 1
+        micro_batches = micro_batches if scaled_for_accumulation else 1
+        processes = 1
+        if (self.args.average_tokens_across_devices and num_items_in_batch is not None
+                and (self.model_accepts_loss_kwargs or self.compute_loss_func)):
+            processes = self.args.n_gpu if self.args.n_gpu > 1 else self.accelerator.num_processes // self.get_tp_size()
+        return 1.0 / (micro_batches * processes)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        training = model.training
+        self.adapter.aux_scale = self.regularizer_scale(num_items_in_batch, training)
+        sample = training and self._is_sampled_step()
+        state = self.adapter.state
+        state.record_routing = sample
+        try:
+            result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                          num_items_in_batch=num_items_in_batch)
+        finally:
+            state.record_routing = False
+        if sample:
+            self.router_usage.add(state.routing, state.task_ids, inputs.get("attention_mask"))
+            state.routing.clear()
+        if training:
+            mask = inputs.get("attention_mask")
+            count = mask.sum() if mask is not None else inputs["input_ids"].numel()
+            self._tokens_since_log += count
+        return result
+
+    def _is_sampled_step(self) -> bool:
+        """Whether the optimizer step now running ends at a logging step (its batches feed the stats)."""
+        strategy = self.args.logging_strategy
+        if strategy == IntervalStrategy.NO:
+            return False
+        if strategy != IntervalStrategy.STEPS:
+            return True  # epoch logging: accumulate over every step of the epoch
+        step = self.state.global_step + 1
+        return step % self.state.logging_steps == 0 or (self.args.logging_first_step and step == 1)
+
+    # -- logging ---------------------------------------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and "learning_rate" in logs:  # a training log (not eval or the final summary)
+            logs.update(self._training_log_entries())
+        super().log(logs, start_time)
+
+    def _training_log_entries(self) -> dict[str, float]:
+        entries = {f"aux/{name}": float(value) for name, value in self.adapter.last_losses.items() if name != "task"}
+        if self.router_usage:
+            self.router_usage.reduce(lambda t: self.accelerator.reduce(t, reduction="sum"))
+            entries.update(router_log_entries(self.router_usage, self.adapter))
+            self.router_usage.reset()
+        tokens = self._reduced_tokens_since_log()
+        self._tokens_total += tokens
+        now = time.perf_counter()
+        if self._last_log_time is not None and now > self._last_log_time:
+            entries["tokens_per_second"] = round(tokens / (now - self._last_log_time), 1)
+        self._last_log_time = now
+        entries["tokens_seen"] = self._tokens_total
+        return entries
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """Write the adapter (not the frozen base), the tokenizer and the training arguments."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if state_dict is not None:
+            _check_full_tensors(model, state_dict)
+        save_adapter(model, output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        """Load the adapter of a checkpoint written by :meth:`_save` into the adapted model, in place."""
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)  # their own full-model format
+        load_adapter_weights(model if model is not None else self.model, resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            return super()._load_best_model()
+        load_adapter_weights(self.model, self.state.best_model_checkpoint)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs):
+        """The Trainer's ``train``; ``resume_from_checkpoint=True`` picks the last complete checkpoint."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no complete checkpoint")
+        self._last_log_time = time.perf_counter()
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self._tokens_total += self._reduced_tokens_since_log()
+        return output
+
+    @property
+    def tokens_seen(self) -> float:
+        """Non-padding input tokens trained on by this trainer, summed over processes."""
+        return self._tokens_total
+
+    def _reduced_tokens_since_log(self) -> float:
+        tokens = float(self.accelerator.reduce(self._tokens_since_log.clone(), reduction="sum"))
+        self._tokens_since_log.zero_()
+        return tokens
+
+
+def _check_full_tensors(model, state_dict: dict) -> None:
+    """FSDP / DeepSpeed hand ``_save`` a gathered state dict; save_adapter reads the model's own tensors.
+
+    Those agree when the adapter parameters are replicated (DDP, ZeRO-1/2). When they are sharded
+    (FSDP, ZeRO-3) the model's tensors are partial and saving them would write wrong weights.
+    """
+    for key, own in adapter_state_dict(model).items():
+        full = state_dict.get(key)
+        if full is not None and (type(own) is not torch.Tensor or tuple(own.shape) != tuple(full.shape)):
+            raise NotImplementedError(
+                f"adapter parameter {key} is sharded on this rank (FSDP or ZeRO-3), and samora.save_adapter "
+                "cannot yet write a gathered state dict; use data-parallel or ZeRO-1/2 training for now"
+            )

@@ -1,0 +1,57 @@
+"""No fast path builds per-expert outputs (seq, N, d_out), not even for one example.
+
+Every tensor a torch function returns during ``delta`` is recorded; the plain ``delta_reference``
+path must trip the same detector, so the check can fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+import samora
+from samora.methods import get_method
+from samora.routing import RoutingState
+
+# d_out is large next to everything else, so only per-expert outputs reach S * N * D_OUT.
+B, S, D_IN, D_OUT, R, N = 2, 3, 6, 40, 2, 4
+TASKS = ["a", "b"]
+CONFIGS = {
+    "hydralora": samora.HydraLoRAConfig(r=R, num_experts=N),
+    "mtllora": samora.MTLLoRAConfig(r=R, num_experts=N, tasks=TASKS),
+    "moelora": samora.MoELoRAConfig(r=2 * N, num_experts=N, tasks=TASKS),
+    "multilora": samora.MultiLoRAConfig(r=R, num_experts=N),
+    "samora": samora.SAMoRAConfig(r=R, num_experts=N, tasks=TASKS, scale_init="ones"),
+}
+
+
+class LargestTensor(TorchFunctionMode):
+    """Remembers the largest tensor any torch function returned while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            self.largest = max(self.largest, out.numel())
+        return out
+
+
+@pytest.mark.parametrize("method", sorted(CONFIGS))
+def test_fast_path_never_builds_per_expert_outputs(method):
+    config = CONFIGS[method]
+    layer = get_method(method)[1](nn.Linear(D_IN, D_OUT), config, RoutingState())
+    layer.reset_parameters()
+    x, task_ids = torch.randn(B, S, D_IN), torch.tensor([0, 1])
+    with torch.no_grad():
+        with LargestTensor() as fast:
+            layer.delta(x, task_ids)
+        with LargestTensor() as reference:
+            layer.delta_reference(x, task_ids)
+    one_example_per_expert = S * N * D_OUT
+    assert reference.largest >= one_example_per_expert  # the detector sees the plain path's stack
+    assert fast.largest < one_example_per_expert
