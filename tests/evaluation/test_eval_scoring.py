@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from eval_helpers import data_model, data_offline, data_tiny_model, data_tokenizer  # noqa: F401
+from eval_helpers import data_model, data_tiny_model  # noqa: F401
 
 from samora.evaluation import UNPARSED, extract_answer, generate_responses, loglik_scores
 
@@ -25,53 +25,55 @@ def reference_loglik(model, tokenizer, context, continuation):
                for position in range(len(context_ids), ids.shape[1]))
 
 
-def test_batched_loglik_matches_the_reference(data_model, data_tokenizer):
-    scores = loglik_scores(data_model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
+@pytest.mark.parametrize("recording", [True, False])  # without / with logits_to_keep
+def test_batched_loglik_matches_the_reference(smollm2_tokenizer, recording):
+    model = data_tiny_model(smollm2_tokenizer, recording=recording)
+    scores = loglik_scores(model, smollm2_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
                            progress=False)
-    expected = [reference_loglik(data_model, data_tokenizer, c, k)
+    expected = [reference_loglik(model, smollm2_tokenizer, c, k)
                 for c, k in zip(CONTEXTS, CONTINUATIONS)]
     assert scores == pytest.approx(expected, abs=1e-4)
     assert all(score < 0 for score in scores)
 
 
-def test_loglik_truncates_long_contexts_from_the_left(data_tokenizer):
-    model = data_tiny_model(data_tokenizer, max_position_embeddings=16)
+def test_loglik_truncates_long_contexts_from_the_left(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer, max_position_embeddings=16, recording=False)
     context = " ".join(f"w{i}" for i in range(40)) + " end:"
-    [score] = loglik_scores(model, data_tokenizer, [context], [" yes"], progress=False)
-    ids = (data_tokenizer(context)["input_ids"] +
-           data_tokenizer(" yes", add_special_tokens=False)["input_ids"])[-17:]
+    [score] = loglik_scores(model, smollm2_tokenizer, [context], [" yes"], progress=False)
+    ids = (smollm2_tokenizer(context)["input_ids"] +
+           smollm2_tokenizer(" yes", add_special_tokens=False)["input_ids"])[-17:]
     with torch.no_grad():
         logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids[:-1]])).logits[0], -1)
     assert score == pytest.approx(float(logprobs[-1, ids[-1]]), abs=1e-4)
 
 
-def test_loglik_routes_task_ids_only_when_asked(data_tokenizer):
-    model = data_tiny_model(data_tokenizer)
-    loglik_scores(model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=2, progress=False)
+def test_loglik_routes_task_ids_only_when_asked(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer)
+    loglik_scores(model, smollm2_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=2, progress=False)
     assert model.recorded == [None, None, None]
     model.recorded.clear()
-    loglik_scores(model, data_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=2, task_id=3,
+    loglik_scores(model, smollm2_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=2, task_id=3,
                   progress=False)
     assert model.recorded == [[3, 3], [3, 3], [3]]
 
 
-def test_batched_generation_matches_one_by_one(data_model, data_tokenizer):
-    prompts = CONTEXTS[:4]
-    batched = generate_responses(data_model, data_tokenizer, prompts, batch_size=4,
-                                 max_new_tokens=6, progress=False)
-    single = [generate_responses(data_model, data_tokenizer, [p], batch_size=1, max_new_tokens=6,
+def test_batched_generation_matches_one_by_one(data_model, smollm2_tokenizer):
+    prompts = CONTEXTS[:3]
+    batched = generate_responses(data_model, smollm2_tokenizer, prompts, batch_size=3,
+                                 max_new_tokens=4, progress=False)
+    single = [generate_responses(data_model, smollm2_tokenizer, [p], batch_size=1, max_new_tokens=4,
                                  progress=False)[0] for p in prompts]
     assert batched == single
     assert all(isinstance(text, str) for text in batched)
 
 
-def test_generation_passes_task_ids_expanded_for_beams(data_tokenizer):
-    model = data_tiny_model(data_tokenizer)
-    generate_responses(model, data_tokenizer, CONTEXTS[:2], batch_size=2, num_beams=3,
+def test_generation_passes_task_ids_expanded_for_beams(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer)
+    generate_responses(model, smollm2_tokenizer, CONTEXTS[:2], batch_size=2, num_beams=3,
                        max_new_tokens=3, task_id=5, progress=False)
     assert model.recorded and all(ids == [5] * 6 for ids in model.recorded)  # 2 prompts x 3 beams
     model.recorded.clear()
-    generate_responses(model, data_tokenizer, CONTEXTS[:2], max_new_tokens=2, progress=False)
+    generate_responses(model, smollm2_tokenizer, CONTEXTS[:2], max_new_tokens=2, progress=False)
     assert model.recorded and all(ids is None for ids in model.recorded)
 
 

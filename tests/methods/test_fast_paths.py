@@ -24,6 +24,8 @@ CONFIGS = {
     "moelora": samora.MoELoRAConfig(r=2 * N, num_experts=N, tasks=TASKS),
     "multilora": samora.MultiLoRAConfig(r=R, num_experts=N),
     "samora": samora.SAMoRAConfig(r=R, num_experts=N, tasks=TASKS, scale_init="ones"),
+    "smora_dense": samora.SMoRAConfig(r=N, top_k=2, compute="dense"),
+    "smora_sparse": samora.SMoRAConfig(r=N, top_k=2, compute="sparse"),
 }
 
 
@@ -44,7 +46,7 @@ class LargestTensor(TorchFunctionMode):
 @pytest.mark.parametrize("method", sorted(CONFIGS))
 def test_fast_path_never_builds_per_expert_outputs(method):
     config = CONFIGS[method]
-    layer = get_method(method)[1](nn.Linear(D_IN, D_OUT), config, RoutingState())
+    layer = get_method(config.method)[1](nn.Linear(D_IN, D_OUT), config, RoutingState())
     layer.reset_parameters()
     x, task_ids = torch.randn(B, S, D_IN), torch.tensor([0, 1])
     with torch.no_grad():

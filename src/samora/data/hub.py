@@ -12,6 +12,7 @@ import os
 import re
 import socket
 from typing import Any
+from urllib.parse import urlparse
 
 import datasets
 
@@ -21,12 +22,15 @@ _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFF
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:
-    """False when an ``HF_*_OFFLINE`` variable is set; else whether huggingface.co answers."""
+    """False when an ``HF_*_OFFLINE`` variable is set; else whether the hub (``$HF_ENDPOINT``,
+    default huggingface.co) accepts a connection."""
     if any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
            for name in _OFFLINE_VARIABLES):
         return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
     except OSError:
         return False
     return True

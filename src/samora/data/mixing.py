@@ -82,7 +82,7 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
     for name in names:
         examples = load_examples(name, split, source=_pick(source, name, "auto"),
                                  template=_pick(template, name, None))
-        cap = per_task_cap.get(name) if isinstance(per_task_cap, Mapping) else per_task_cap
+        cap = _pick(per_task_cap, name, None)
         if cap is not None and cap < 1:
             raise ValueError(f"per_task_cap for {name} must be positive, got {cap}.")
         keep = min(len(examples), cap) if cap else len(examples)

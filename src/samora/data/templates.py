@@ -32,10 +32,11 @@ evaluation scripts write it (indented by 16 spaces, a space after "request."), t
 trained with their code the way their papers did.
 
 ``harness`` - the zero-shot formats of lm-evaluation-harness, scored by log-likelihood of the answer
-text: ``Question: <q>\\nAnswer:`` + `` <option text>`` (ARC, PIQA, CSQA), ``<passage>\\nQuestion:
-<q>?\\nAnswer:`` + `` yes``/`` no`` (BoolQ), ``Q: <context> <q>\\nA:`` (SIQA), the question stem
-alone (OBQA), ``<activity>: <ctx>`` + `` <ending>`` (HellaSwag), and WinoGrande's partial scoring:
-each option fills the blank in its own prompt and the shared rest of the sentence is scored.
+text: ``Question: <q>\\nAnswer:`` + `` <option text>`` (ARC, PIQA, and CSQA as OLMES scores it;
+the harness scores CSQA's letters), ``<passage>\\nQuestion: <q>?\\nAnswer:`` + `` yes``/`` no``
+(BoolQ), ``Q: <context> <q>\\nA:`` (SIQA), the question stem alone (OBQA), ``<activity>: <ctx>``
++ `` <ending>`` (HellaSwag), and WinoGrande's partial scoring: each option fills the blank in its
+own prompt and the shared rest of the sentence is scored.
 
 ``glue_yes_no`` (default for GLUE) - short yes/no questions ending in "Answer:", e.g. for RTE::
 

@@ -5,7 +5,13 @@
 >>> print(format_table(results)); write_results(results, "results/commonsense.json")
 """
 
-from samora.evaluation.metrics import METRICS, accuracy, compute_metrics, f1_score, matthews_corrcoef
+from samora.evaluation.metrics import (
+    METRICS,
+    accuracy,
+    compute_metrics,
+    f1_score,
+    matthews_corrcoef,
+)
 from samora.evaluation.runner import (
     PROTOCOLS,
     adapter_identity,

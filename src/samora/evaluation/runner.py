@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from samora.data.sources import DataSourceError, load_examples, resolve_source
-from samora.data.tasks import get_task, resolve_split, resolve_tasks
+from samora.data.tasks import BENCHMARKS, get_task, resolve_split, resolve_tasks
 from samora.data.templates import Template, get_template
 from samora.evaluation.metrics import compute_metrics
 from samora.evaluation.scoring import (
@@ -71,6 +71,8 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
         "template": _json_template(template),
         "model": model_identity(model),
         "adapter": adapter_identity(model, routing),
+        "task_order": {bench: BENCHMARKS[bench]  # the fixed ids that "task_id" refers to
+                       for bench in dict.fromkeys(get_task(name).benchmark for name in names)},
         "tasks": {},
     }
     was_training = model.training

@@ -7,7 +7,9 @@
 The prediction is argmax_i score_i (``acc``); ``acc_norm`` uses argmax_i score_i / len(choice_i)
 with the length in characters, as the harness does. Prompt and continuation are tokenised as in
 training (:func:`samora.data.encoding.encode_pairs`); a prompt too long for the model loses tokens
-from its start. Requests are sorted by length and batched with right padding.
+from its start. Requests are sorted by length and batched with right padding; models that take
+``logits_to_keep`` (transformers' causal LMs) compute the vocabulary projection only at the
+positions that are scored, which saves most of the memory of (batch, seq, vocab) logits.
 
 ``generate`` (LLM-Adapters / MTL-LoRA): greedy decoding (``num_beams=1``) or beam search, then the
 first match of any answer label in the generated text is the prediction (LLM-Adapters'
@@ -18,6 +20,7 @@ tasks; here it applies to every numbered label family). No match at all is ``-1`
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -60,9 +63,13 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
     order = sorted(range(len(requests)), key=lambda i: -len(requests[i][0]))
     device = next(model.parameters()).device
     pad = pad_token_id(tokenizer)
+    keeps_logits = "logits_to_keep" in inspect.signature(model.forward).parameters
     scores = [0.0] * len(requests)
     for batch in tqdm(_chunks(order, batch_size), desc=desc, disable=not progress,
                       total=-(-len(order) // batch_size)):
+        # logits at position j predict token j + 1: a request's scored tokens are predicted at
+        # positions [len - 1 - scored, len - 1); only the batch's span of those is computed
+        first = min(len(requests[i][0]) - 1 - requests[i][1] for i in batch) if keeps_logits else 0
         width = max(len(requests[i][0]) for i in batch) - 1
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -70,11 +77,13 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
             inputs = requests[i][0][:-1]
             input_ids[row, :len(inputs)] = torch.tensor(inputs)
             attention_mask[row, :len(inputs)] = 1
+        extra = {"logits_to_keep": torch.arange(first, width, device=device)} if keeps_logits \
+            else {}
         logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
-                       use_cache=False, **_routing(task_id, len(batch), device)).logits
+                       use_cache=False, **extra, **_routing(task_id, len(batch), device)).logits
         for row, i in enumerate(batch):
             sequence, scored = requests[i]
-            end = len(sequence) - 1  # logits at position j predict token j + 1
+            end = len(sequence) - 1 - first
             logprobs = torch.log_softmax(logits[row, end - scored:end].float(), dim=-1)
             targets = torch.tensor(sequence[-scored:], device=logprobs.device)
             scores[i] = float(logprobs.gather(-1, targets[:, None]).sum())

@@ -13,9 +13,11 @@ from samora.methods.base import AdapterLayer, NotMergeableError
 from samora.methods.hydralora import HydraLoRAConfig, HydraLoRALayer
 from samora.methods.lora import LoRAConfig, LoRALayer
 from samora.methods.moelora import MoELoRAConfig, MoELoRALayer
+from samora.methods.moore import MoOREConfig, MoORELayer
 from samora.methods.mtllora import MTLLoRAConfig, MTLLoRALayer
 from samora.methods.multilora import MultiLoRAConfig, MultiLoRALayer
 from samora.methods.samora import SAMoRAConfig, SAMoRALayer
+from samora.methods.smora import SMoRAConfig, SMoRALayer
 
 METHODS: dict[str, tuple[type[AdapterConfig], type[AdapterLayer]]] = {}
 
@@ -50,6 +52,8 @@ for _config, _layer in [
     (MTLLoRAConfig, MTLLoRALayer),
     (MoELoRAConfig, MoELoRALayer),
     (MultiLoRAConfig, MultiLoRALayer),
+    (SMoRAConfig, SMoRALayer),
+    (MoOREConfig, MoORELayer),
 ]:
     register(_config, _layer)
 

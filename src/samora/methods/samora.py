@@ -84,14 +84,18 @@ def top_singular_values(weight: torch.Tensor, k: int, *, niter: int = 6) -> torc
     """The k largest singular values of ``weight`` (d_out, d_in), by randomized low-rank SVD.
 
     Runs on the weight's own device in float32 at O(d_out d_in (k + oversample) niter) cost, with
-    oversample = max(16, k), instead of a full O(d^3) SVD per module. Measured against the exact
+    oversample = max(16, k), instead of a full O(d^3) SVD per module (matrices whose smaller side is
+    at most 4 (k + oversample) get the exact values, which is cheaper there). Measured against the exact
     values: about 1e-4 relative (k = 8) to 5e-4 (k = 16) on SmolLM2's nearly flat attention spectra,
     below 1e-5 on decaying spectra; a few milliseconds per 576 x 576 module on CPU.
     """
     oversample = max(16, k)
     matrix = weight.detach().float()
     q = min(k + oversample, *matrix.shape)
-    _, values, _ = torch.svd_lowrank(matrix, q=q, niter=niter)
+    if min(matrix.shape) <= 4 * q:  # small enough that the exact values cost less than sketching
+        values = torch.linalg.svdvals(matrix)
+    else:
+        _, values, _ = torch.svd_lowrank(matrix, q=q, niter=niter)
     if values.numel() < k:  # a rank deficient shape: pad with zeros
         values = torch.cat([values, values.new_zeros(k - values.numel())])
     return values[:k]

@@ -1,0 +1,174 @@
+"""MoORE: Mixture of Orthogonal Rank-one Experts (arXiv 2506.14436).
+
+The frozen weight is split by SVD into m = min(d_out, d_in) orthogonal rank-one experts,
+``W = U diag(s) V^T = sum_j s_j u_j v_j^T``; a router re-weights them per token and per task, and a
+learned orthogonal map H (a chain of r Householder reflections) turns the right singular vectors:
+
+```
+              ┌─── router: P_up (G x) + P_task e_t ───► d ──► w = relu(s + d) ─┐
+              │                                                                ▼
+  x ──► H ──► z ──► V^T z ──────────────────────────────────────────► w * (V^T z) ──► U ──► + b ──► y
+```
+
+The layer replaces W x: ``y = U (w * V^T H x) + b``. At init H = I (the reflections come in
+identical pairs) and w = s (the P's are zero), so y = U diag(s) V^T x + b = W x + b up to the SVD's
+and the paired reflections' round-off (float32, SmolLM2-135M with q/k/v/o adapted: logits within
+1.5e-4 of the base's, which reach 30).
+
+The same function computed as ``W (H x) + b + U ((w - s) * V^T H x)`` would leave only the
+reflections' round-off at init (7e-5 on the same logits) but costs 1.4-1.6x the layer's CPU time
+(one more d_out x d_in matmul; benchmarks/moore_paths.py), so the direct form is kept, as in the
+released code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samora.config import MethodCard, MixtureConfig, _check
+from samora.methods.base import AdapterLayer, per_example
+
+
+@dataclass
+class MoOREConfig(MixtureConfig):
+    """MoORE; defaults follow the released scripts (128 router experts, d_te = 64, 8 reflections).
+
+    Attributes:
+        r: number of Householder reflections in H (8 in the released scripts). They start in identical
+            pairs so that H = I, hence r must be even. ``H x - x`` has rank at most r.
+        num_experts: E, the width of the router's first layer G (E x d_in); its output is mapped to
+            all m singular directions by P_up (m x E). 128 in the released scripts.
+        task_dim: size d_te of the task embedding e_t (64 in the released scripts).
+        dropout: dropout on the router's input only (the rotated main path never sees it). The
+            released code has none, hence 0.
+    """
+
+    method = "moore"
+    uses_task = True
+    merge_kind = "token"
+    card = MethodCard(
+        title="MoORE (Yuan et al., 2025)",
+        equation="replaces W x by U (relu(s + P_up G x + P_task e_t) * V^T H x), W = U diag(s) V^T",
+        router="token x (G, then P_up onto all m singular directions) plus task embedding e_t",
+        init="Householder vectors of H in identical pairs (H = I), P_up = P_task = 0, G kaiming-uniform, "
+             "e_t ~ N(0, 1)",
+        parameters="d_in E + E m + T d_te + d_te m + r d_in, m = min(d_in, d_out)",
+    )
+    num_experts: int = 128
+    task_dim: int = 64
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        _check(self.r % 2 == 0, f"r (the number of Householder reflections) must be even so that they pair up "
+                                f"into H = I at init, got {self.r}")
+        _check(isinstance(self.task_dim, int) and self.task_dim >= 1, f"task_dim must be a positive int, got {self.task_dim!r}")
+        _check(len(self.tasks) > 0, "MoORE learns one embedding per task: give tasks=[...] (the task names in id order)")
+
+
+def householder_product(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compact WY form of ``H_1 H_2 ... H_r`` with ``H_i = I - 2 y_i y_i^T``, y_i = vectors[i] / norm.
+
+    Returns ``(Y, T)``: Y (r, d) the unit vectors, T (r, r) upper triangular with
+    ``T^{-1} = diag(1/2) + strict_upper(Y Y^T)``, so that ``H_1 ... H_r = I - Y^T T Y``.
+    """
+    unit = F.normalize(vectors, dim=-1)
+    r = unit.shape[0]
+    eye = torch.eye(r, device=unit.device, dtype=unit.dtype)
+    t_inverse = torch.triu(unit @ unit.T, diagonal=1) + 0.5 * eye
+    return unit, torch.linalg.solve_triangular(t_inverse, eye, upper=True)
+
+
+class MoORELayer(AdapterLayer):
+    """``y = U (relu(s + P_up G x + P_task e_t) * V^T H x) + b``, replacing ``W x + b``.
+
+    Trainable (m singular directions, E router experts, T tasks, r reflections):
+        moore_householder: (r, d_in) reflection vectors; kaiming-uniform, in identical pairs (H = I).
+        moore_router: (E, d_in) G, kaiming-uniform; moore_router_up: (m, E) P_up, zero.
+        moore_task_embedding: (T, d_te) e_t, N(0, 1); moore_task_proj: (m, d_te) P_task, zero.
+    Frozen buffers, recomputed from W on construction and not saved: moore_U (d_out, m),
+    moore_S (m,), moore_V (d_in, m), in the adapter dtype (the SVD runs in float32, or float64 for
+    a float64 adapter): m (d_in + d_out) numbers per module, twice a square W's size, the price of
+    routing over all singular directions.
+
+    An unseen task (id -1) or a call without task ids uses the mean task embedding.
+    """
+
+    prefix = "moore_"
+
+    def __init__(self, base_layer, config: MoOREConfig, state, **kwargs) -> None:
+        super().__init__(base_layer, config, state, **kwargs)
+        svd_dtype = torch.float64 if self.adapter_dtype == torch.float64 else torch.float32
+        u, s, vh = torch.linalg.svd(self.base_weight().detach().to(svd_dtype), full_matrices=False)
+        m = s.shape[0]
+        self.register_buffer("moore_U", u.to(self.adapter_dtype), persistent=False)
+        self.register_buffer("moore_S", s.to(self.adapter_dtype), persistent=False)
+        self.register_buffer("moore_V", vh.T.to(self.adapter_dtype), persistent=False)
+        self.moore_householder = self.adapter_parameter(config.r, self.in_features)
+        self.moore_router = self.adapter_parameter(config.num_experts, self.in_features)
+        self.moore_router_up = self.adapter_parameter(m, config.num_experts)
+        self.moore_task_embedding = self.adapter_parameter(self.num_tasks, config.task_dim)
+        self.moore_task_proj = self.adapter_parameter(m, config.task_dim)
+
+    def reset_parameters(self) -> None:
+        half = torch.empty(self.config.r // 2, self.in_features, device=self.device, dtype=self.adapter_dtype)
+        nn.init.kaiming_uniform_(half, a=math.sqrt(5))
+        with torch.no_grad():
+            self.moore_householder.copy_(half.repeat_interleave(2, dim=0))
+        nn.init.kaiming_uniform_(self.moore_router, a=math.sqrt(5))
+        nn.init.zeros_(self.moore_router_up)
+        nn.init.normal_(self.moore_task_embedding)
+        nn.init.zeros_(self.moore_task_proj)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, ..., d_in) -> U (relu(s + d) * V^T H x) + b: (batch, ..., d_out).
+
+        Replaces the base class's ``base(x) + delta(x)``: MoORE replaces the frozen W x itself.
+        The router sees dropout(x); the rotated main path does not.
+        """
+        if self.disabled:
+            return self.base_layer(x)
+        inputs = x.to(self.adapter_dtype)
+        weights = torch.relu(self.moore_S + self.router_shift(self.dropout(inputs), self.state.task_ids_for(x)))
+        self.record_routing(weights)
+        out = ((self.rotate(inputs) @ self.moore_V) * weights) @ self.moore_U.T
+        return self._add_bias(out).to(x.dtype)
+
+    def rotate(self, x: torch.Tensor) -> torch.Tensor:
+        """H x as rows: ``x H_1 ... H_r = x - ((x Y^T) T) Y`` (compact WY form): (..., d_in)."""
+        unit, t = householder_product(self.moore_householder)
+        return x - ((x @ unit.T) @ t) @ unit
+
+    def router_shift(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """d = P_up (G x) + P_task e_t: (batch, ..., m); the routing weights are relu(s + d)."""
+        token = (x @ self.moore_router.T) @ self.moore_router_up.T
+        return token + per_example(self.task_shift(task_ids), token)
+
+    def task_shift(self, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """P_task e_t: (batch, m), or (1, m) for the mean embedding when no task ids are given."""
+        mean = self.moore_task_embedding.mean(0, keepdim=True)
+        if task_ids is None:
+            return mean @ self.moore_task_proj.T
+        table = torch.cat([self.moore_task_embedding, mean])  # row T is the unseen route
+        return table[torch.where(task_ids < 0, self.num_tasks, task_ids)] @ self.moore_task_proj.T
+
+    def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """Plain path for testing: reflections one at a time, then every rank-one expert's output."""
+        rotated = x.to(self.adapter_dtype)
+        for vector in F.normalize(self.moore_householder, dim=-1):
+            rotated = rotated - 2 * (rotated @ vector).unsqueeze(-1) * vector
+        weights = torch.relu(self.moore_S + self.router_shift(x.to(self.adapter_dtype), task_ids))  # (..., m)
+        experts = (rotated @ self.moore_V).unsqueeze(-1) * self.moore_U.T  # (..., m, d_out): (v_j.z) u_j
+        return self._add_bias((weights.unsqueeze(-1) * experts).sum(-2))
+
+    def _add_bias(self, out: torch.Tensor) -> torch.Tensor:
+        bias = getattr(self.base_layer, "bias", None)
+        return out if bias is None else out + bias
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, directions={self.moore_S.shape[0]}, router_experts={self.config.num_experts}"
