@@ -22,8 +22,8 @@ from samora.benchmark.materialisation import is_per_expert_activation, per_exper
 from samora.benchmark.memory import measure_peak_memory
 from samora.benchmark.runner import MeasureOptions
 from samora.benchmark.statistics import check_targets, paired_ratios, summary
-from samora.benchmark.sweeps import run_sweep
-from samora.benchmark.timing import Generation, TrainingStep, interleave
+from samora.benchmark.sweeps import run_sweep, sparse_crossover
+from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
 from samora.methods import METHODS
 from samora.methods.samora import SAMoRALayer
 from samora.routing import RoutingState
@@ -143,6 +143,26 @@ def test_experts_sweep_pairs_each_point_with_its_references(tiny_base):
         assert point["adapter_share_of_step"] == pytest.approx(1 - floor["step"]["median"] / point["step"]["median"])
 
 
+def test_active_ranks_sweep_measures_dense_and_sparse_smora_and_their_crossover(tiny_base):
+    sweep = run_sweep("active_ranks", [1, 4], "smora", TINY, tiny_base, NO_MEMORY, log=lambda _: None, sparse_ranks=16)
+    methods = [p for p in sweep["points"] if p["role"] == METHOD]
+    assert [(p["config"]["top_k"], p["config"]["compute"], p["config"]["r"]) for p in methods] == [
+        (1, "dense", 16), (1, "sparse", 16), (4, "dense", 16), (4, "sparse", 16)]
+    ratios = sweep["crossover"]["ratios"]
+    assert [(p["top_k"], p["share"]) for p in ratios] == [(1, 1 / 16), (4, 4 / 16)]
+    assert ratios[1]["sparse_over_dense"] == summary(paired_ratios(methods[3]["step_s"], methods[2]["step_s"]))
+
+
+def test_crossover_is_the_largest_share_below_the_first_dense_win():
+    def rows(times):  # k -> (sparse step, dense step), one round each
+        return [{"role": METHOD, "value": k, "config": {"compute": mode, "r": 64}, "step_s": [t]}
+                for k, (sparse, dense) in times.items() for mode, t in (("sparse", sparse), ("dense", dense))]
+
+    crossover = sparse_crossover(rows({1: (0.5, 1.0), 2: (0.9, 1.0), 4: (1.2, 1.0), 8: (0.8, 1.0)}))
+    assert crossover["sparse_faster_up_to_share"] == 2 / 64 and crossover["dense_faster_from_share"] == 4 / 64
+    assert sparse_crossover(rows({1: (1.5, 1.0)}))["sparse_faster_up_to_share"] is None
+
+
 def test_targets_are_judged_against_their_limits():
     ratio = lambda median: {"median": median, "min": median, "max": median}
     comparison = {"samora": {"step_ratio_to_peft_lora": ratio(1.05), "memory": {"peak_ratio_to_peft_lora": 1.2},
@@ -151,7 +171,7 @@ def test_targets_are_judged_against_their_limits():
     sweeps = {"experts": {"points": [{"value": 1, "role": METHOD, "step_s": [1.0, 2.0]},
                                      {"value": 16, "role": METHOD, "step_s": [1.5, 2.2]}]}}
     met = {t["target"]: t["met"] for t in check_targets(comparison, sweeps)}
-    assert list(met.values()) == [True, False, False, True, False]
+    assert list(met.values()) == [True, False, False, True, None, False]  # no active_ranks sweep: None
     measured = check_targets(comparison, sweeps)[2]["measured"]
     assert measured == pytest.approx(1.3)  # median of the round ratios 1.5 and 1.1
 
@@ -160,6 +180,8 @@ def test_targets_are_judged_against_their_limits():
     (["--methods", "nope"], "unknown method 'nope'"),
     (["--no-comparison"], "nothing to run"),
     (["--sweep", "experts", "--sweep-method", "lora", "--no-comparison"], "needs a method with num_experts"),
+    (["--sweep", "active_ranks", "--active-ranks-values", "8", "--active-ranks-r", "4", "--no-comparison"],
+     "top_k must be an int in"),
     (["--batch", "0"], "batch must be a positive int"),
     (["--dtype", "float32", "--dropout", "1.5"], "dropout must be in"),
 ])
@@ -168,6 +190,13 @@ def test_bad_arguments_are_clear_errors(argv, message, tmp_path):
         ["--model", "tiny", "--rounds", "1", "--no-memory", "--output", str(tmp_path), *argv])
     with pytest.raises(ValueError, match=message):
         run_bench(args)
+
+
+def test_clock_choice_is_checked():
+    with pytest.raises(ValueError, match="clock must be one of"):
+        clock_for("sundial", "cpu")
+    with pytest.raises(ValueError, match="on CUDA use --clock wall"):
+        clock_for("cpu", "cuda")
 
 
 def test_unknown_contender_kind_and_override_are_rejected():

@@ -21,7 +21,8 @@ from samora.benchmark.contenders import DTYPES, BenchSettings, default_contender
 from samora.benchmark.report import write_results
 from samora.benchmark.runner import MeasureOptions, compare_to_references, measure_group
 from samora.benchmark.statistics import check_targets
-from samora.benchmark.sweeps import DEFAULT_VALUES, SWEEPS, run_sweep
+from samora.benchmark.sweeps import DEFAULT_VALUES, SPARSE_METHOD, SPARSE_METHOD_RANKS, SWEEPS, run_sweep
+from samora.benchmark.timing import CLOCKS
 
 
 def _int_list(text: str) -> list[int]:
@@ -48,7 +49,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                       help="comma-separated registered methods (default: all of samora.METHODS)")
     what.add_argument("--sweep", action="append", choices=[*SWEEPS, "all"], default=[],
                       help="also run a scaling sweep (repeatable): " + ", ".join(SWEEPS))
-    what.add_argument("--sweep-method", default="samora", help="the method the sweeps scale (default: samora)")
+    what.add_argument("--sweep-method", default="samora",
+                      help=f"the method the sweeps scale (default: samora; active_ranks always uses {SPARSE_METHOD})")
+    what.add_argument("--active-ranks-r", type=int, default=SPARSE_METHOD_RANKS,
+                      help=f"r of {SPARSE_METHOD} in the active_ranks sweep (default: {SPARSE_METHOD_RANKS})")
     what.add_argument("--no-comparison", action="store_true", help="only run the sweeps")
     for name, values in DEFAULT_VALUES.items():
         what.add_argument(f"--{name.replace('_', '-')}-values", type=_int_list, default=values,
@@ -76,6 +80,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     how.add_argument("--generation-batch", type=int, default=options.generation_batch)
     how.add_argument("--no-shape-check", action="store_true", help="skip the per-expert activation check")
     how.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    how.add_argument("--clock", choices=sorted(CLOCKS), default=options.clock,
+                     help="wall: elapsed time (default); cpu: this process's CPU time, which other processes "
+                          "on a shared machine do not inflate (use with --threads 1)")
     how.add_argument("--max-load", type=float, default=None,
                      help="wait until the 1-minute load average is below this before measuring")
     how.add_argument("--max-wait", type=float, default=1500.0, help="seconds to wait for --max-load at most")
@@ -143,14 +150,15 @@ def run_bench(args: argparse.Namespace) -> int:
     options = MeasureOptions(rounds=args.rounds, warmup=args.warmup, memory=not args.no_memory,
                              memory_steps=args.memory_steps, generation_tokens=args.generation_tokens,
                              generation_prompt=args.generation_prompt, generation_batch=args.generation_batch,
-                             check_materialisation=not args.no_shape_check, threads=args.threads)
+                             check_materialisation=not args.no_shape_check, threads=args.threads, clock=args.clock)
     sweeps = list(SWEEPS) if "all" in args.sweep else list(dict.fromkeys(args.sweep))
     if args.no_comparison and not sweeps:
         raise ValueError("--no-comparison leaves nothing to run: add --sweep")
     contenders = default_contenders(args.methods)  # validates the method names before any waiting
     run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-           "rounds": options.rounds, "warmup": options.warmup, "memory steps": options.memory_steps,
+           "clock": options.clock, "rounds": options.rounds, "warmup": options.warmup,
+           "memory steps": options.memory_steps,
            "generation": f"batch {options.generation_batch}, prompt {options.generation_prompt}, "
                          f"{options.generation_tokens} new tokens"}
     if args.max_load is not None:
@@ -167,7 +175,9 @@ def run_bench(args: argparse.Namespace) -> int:
     sweep_options = dataclasses.replace(options, check_materialisation=False)
     for sweep in sweeps:
         values = getattr(args, f"{sweep}_values")
-        results["sweeps"][sweep] = run_sweep(sweep, values, args.sweep_method, settings, base, sweep_options, log)
+        method = SPARSE_METHOD if sweep == "active_ranks" else args.sweep_method
+        results["sweeps"][sweep] = run_sweep(sweep, values, method, settings, base, sweep_options, log,
+                                             sparse_ranks=args.active_ranks_r)
         run[f"load average after {sweep} sweep"] = [round(v, 2) for v in os.getloadavg()]
     run["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     results["targets"] = check_targets(results["comparison"], results["sweeps"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA
 
-ROLE_STYLE = {METHOD: ("tab:blue", "o"), PEFT_LORA: ("tab:orange", "s"), FLOOR: ("tab:gray", "^")}
+ROLE_STYLE = {METHOD: ("tab:blue", "o"), PEFT_LORA: ("tab:orange", "s"), FLOOR: ("tab:gray", "^")}  # color, marker
 
 
 def _num(value, digits: int = 3) -> str:
@@ -47,6 +47,14 @@ def comparison_table(comparison: dict) -> list[str]:
     return lines
 
 
+def crossover_table(crossover: dict) -> list[str]:
+    lines = ["Sparse / dense step time (paired medians [min-max] over rounds): sparse is faster up to "
+             f"k/r = {_num(crossover['sparse_faster_up_to_share'])}, dense from k/r = "
+             f"{_num(crossover['dense_faster_from_share'])}.", "", "| k | k/r | sparse / dense |", "|---|---|---|"]
+    lines += [f"| {p['top_k']} | {_num(p['share'])} | {_spread(p['sparse_over_dense'])} |" for p in crossover["ratios"]]
+    return lines + [""]
+
+
 def sweep_table(name: str, sweep: dict) -> list[str]:
     lines = [f"### {name}: {sweep['method']} over {sweep['parameter']} = {sweep['values']}", "",
              "| point | step s | step / PEFT LoRA | adapter share of step | peak MB | step MB |",
@@ -56,7 +64,8 @@ def sweep_table(name: str, sweep: dict) -> list[str]:
         lines.append(f"| {p['name']} | {_spread(p['step'])} | {_spread(p.get('step_ratio_to_peft_lora'))} "
                      f"| {_percent(p.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
                      f"| {_num(memory.get('step_mb'), 4)} |")
-    return lines + [""]
+    lines.append("")
+    return lines + (crossover_table(sweep["crossover"]) if "crossover" in sweep else [])
 
 
 def markdown(results: dict) -> str:
@@ -127,40 +136,54 @@ def plot_comparison(comparison: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def _series(sweep: dict) -> dict[str, list[dict]]:
+    """Points grouped into the figure's lines, in order of appearance (``series`` names the line)."""
+    lines: dict[str, list[dict]] = {}
+    for point in sweep["points"]:
+        lines.setdefault(point.get("series", point["role"]), []).append(point)
+    return lines
+
+
 def plot_scaling(sweeps: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("step", "step time (s)"), ("memory", "peak memory (MB)"), ("adapter_share_of_step", "adapter share of step")]
-    figure, axes = plt.subplots(len(rows), len(sweeps), figsize=(4.2 * len(sweeps), 9), squeeze=False)
+    rows = [("step", "step time (s)"), ("memory", "peak memory (MB)"), ("adapter_share_of_step", "adapter share of step (%)")]
+    if not any("memory" in p for sweep in sweeps.values() for p in sweep["points"]):
+        rows.pop(1)
+    figure, axes = plt.subplots(len(rows), len(sweeps), figsize=(4.2 * len(sweeps), 3 * len(rows)), squeeze=False)
+    method_colors = iter(["tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown"])
+    colors: dict[str, str] = {}
     for column, (name, sweep) in enumerate(sweeps.items()):
-        values = sweep["values"]
         for row, (key, label) in enumerate(rows):
             axis = axes[row][column]
-            for role, (color, marker) in ROLE_STYLE.items():
-                points = [p for p in sweep["points"] if p["role"] == role]
-                if not points:
-                    continue
-                xs = values if len(points) == 1 and points[0]["value"] is None else [p["value"] for p in points]
-                points = points * len(xs) if len(points) == 1 else points
-                label_text = sweep["method"] if role == METHOD else role
+            for series, points in _series(sweep).items():
+                role = points[0]["role"]
+                if series not in colors:
+                    colors[series] = ROLE_STYLE[role][0] if role != METHOD else next(method_colors, "tab:olive")
+                style = {"color": colors[series], "marker": ROLE_STYLE[role][1], "label": series}
+                if len(points) == 1 and points[0]["value"] is None:  # a reference that does not vary
+                    xs, points = sweep["values"], points * len(sweep["values"])
+                else:
+                    xs = [p["value"] for p in points]
                 if key == "step":
                     medians = [p["step"]["median"] for p in points]
                     errors = [[p["step"]["median"] - p["step"]["min"] for p in points],
                               [p["step"]["max"] - p["step"]["median"] for p in points]]
-                    axis.errorbar(xs, medians, yerr=errors, color=color, marker=marker, label=label_text, capsize=3)
+                    axis.errorbar(xs, medians, yerr=errors, capsize=3, **style)
                 elif key == "memory" and all("memory" in p for p in points):
-                    axis.plot(xs, [p["memory"]["peak_mb"] for p in points], color=color, marker=marker, label=label_text)
+                    axis.plot(xs, [p["memory"]["peak_mb"] for p in points], **style)
                 elif key == "adapter_share_of_step" and role != FLOOR:
-                    axis.plot(xs, [100 * p[key] for p in points], color=color, marker=marker, label=label_text)
+                    axis.plot(xs, [100 * p[key] for p in points], **style)
             axis.set_xscale("log", base=2)
             axis.set_xlabel(sweep["parameter"])
-            axis.set_ylabel(label + (" (%)" if key == "adapter_share_of_step" else ""))
+            axis.set_ylabel(label)
             if row == 0:
                 axis.set_title(f"{name}: {sweep['method']}")
-            axis.legend(fontsize=8)
+            if axis.get_legend_handles_labels()[0]:
+                axis.legend(fontsize=7)
             axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

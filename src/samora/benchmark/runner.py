@@ -10,7 +10,7 @@ from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA, BenchSettings,
 from samora.benchmark.materialisation import per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
 from samora.benchmark.statistics import paired_ratios, summary
-from samora.benchmark.timing import Generation, TrainingStep, interleave
+from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
 from samora.inject import trainable_parameters
 
 Entries = dict[str, tuple[Contender, BenchSettings]]
@@ -28,6 +28,8 @@ class MeasureOptions:
             ``generation_prompt`` prompt tokens and ``generation_batch`` sequences per call.
         check_materialisation: run one extra (untimed) step per method under the shape recorder.
         threads: ``torch.set_num_threads`` for the memory subprocesses (the caller sets its own).
+        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (this process's CPU time, for a shared
+            machine with one torch thread; see :func:`samora.benchmark.timing.clock_for`).
     """
 
     rounds: int = 5
@@ -39,6 +41,7 @@ class MeasureOptions:
     generation_batch: int = 1
     check_materialisation: bool = True
     threads: int | None = None
+    clock: str = "wall"
 
     def __post_init__(self) -> None:
         for name in ("rounds", "memory_steps", "generation_prompt", "generation_batch"):
@@ -53,8 +56,9 @@ def measure_group(entries: Entries, base, options: MeasureOptions, *, generation
     """Build every contender on ``base``, time them interleaved, then measure the rest one by one."""
     results, steps = {}, {}
     for name, (contender, settings) in entries.items():
+        clock = clock_for(options.clock, settings.device)
         model = contender.build(base, settings)
-        steps[name] = TrainingStep(model, contender, settings)
+        steps[name] = TrainingStep(model, contender, settings, clock=clock)
         results[name] = {"kind": contender.kind, "method": contender.method, "config": contender.describe(settings),
                          "batch": settings.batch, "seq_len": settings.seq_len,
                          "trainable_parameters": trainable_parameters(model).trainable}
@@ -74,7 +78,8 @@ def measure_group(entries: Entries, base, options: MeasureOptions, *, generation
     if generation and options.generation_tokens:
         log(f"timing generation ({options.generation_tokens} new tokens), {options.rounds} interleaved rounds")
         runs = {name: Generation(steps[name].model, contender, settings, batch=options.generation_batch,
-                                 prompt_len=options.generation_prompt, new_tokens=options.generation_tokens)
+                                 prompt_len=options.generation_prompt, new_tokens=options.generation_tokens,
+                                 clock=steps[name].clock)
                 for name, (contender, settings) in entries.items()}
         for name, times in interleave(runs, rounds=options.rounds, warmup=1, progress=log).items():
             results[name]["generation_s_per_token"] = times

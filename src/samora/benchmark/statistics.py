@@ -57,6 +57,11 @@ def check_targets(comparison: dict, sweeps: dict, method: str = "samora") -> lis
     ]
     targets = [{"target": name, "measured": value, "limit": limit,
                 "met": None if value is None else bool(value <= limit)} for name, value, limit in rows]
+    crossover = sweeps.get("active_ranks", {}).get("crossover")
+    share = crossover and crossover["sparse_faster_up_to_share"]
+    targets.append({"target": "SMoRA sparse path cheaper than dense below some k/r (largest such k/r)",
+                    "measured": share, "limit": "exists",
+                    "met": None if crossover is None else share is not None})
     checked = {name: e["per_expert_activations"] for name, e in comparison.items() if "per_expert_activations" in e}
     offenders = sorted(name for name, shapes in checked.items() if shapes)
     targets.append({"target": "no per-expert activation (batch x seq x N x d_out) in a training step",

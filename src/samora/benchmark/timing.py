@@ -17,9 +17,22 @@ from torch import nn
 from samora.benchmark.contenders import FLOOR, BenchSettings, Contender
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def synchronize(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def clock_for(name: str, device: str) -> Callable[[], float]:
+    """``wall``: elapsed time. ``cpu``: CPU time of this process (all its threads), which time-slicing
+    by other processes on a shared machine does not inflate; meaningful with one thread, on CPU."""
+    if name not in CLOCKS:
+        raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {name!r}")
+    if name == "cpu" and device.startswith("cuda"):
+        raise ValueError("--clock cpu measures CPU work only; on CUDA use --clock wall")
+    return CLOCKS[name]
 
 
 class TrainingStep:
@@ -29,9 +42,11 @@ class TrainingStep:
     once-per-step hook (e.g. SMoRA's load-balancing update) is part of the step.
     """
 
-    def __init__(self, model: nn.Module, contender: Contender, settings: BenchSettings) -> None:
+    def __init__(self, model: nn.Module, contender: Contender, settings: BenchSettings, *,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.model = model.train()
         self.device = settings.device
+        self.clock = clock
         inputs = settings.batch_inputs(model.config.vocab_size)
         if not contender.uses_task:
             inputs.pop("task_ids")
@@ -53,19 +68,20 @@ class TrainingStep:
     def __call__(self) -> float:
         """Seconds for one step."""
         synchronize(self.device)
-        start = time.perf_counter()
+        start = self.clock()
         self.run()
         synchronize(self.device)
-        return time.perf_counter() - start
+        return self.clock() - start
 
 
 class Generation:
     """Greedy generation of exactly ``new_tokens`` tokens with the KV cache, timed per new token."""
 
     def __init__(self, model: nn.Module, contender: Contender, settings: BenchSettings, *, batch: int,
-                 prompt_len: int, new_tokens: int) -> None:
+                 prompt_len: int, new_tokens: int, clock: Callable[[], float] = time.perf_counter) -> None:
         self.model = model.eval()
         self.device = settings.device
+        self.clock = clock
         self.new_tokens = new_tokens
         generator = torch.Generator().manual_seed(settings.seed + 1)
         vocab = model.config.vocab_size
@@ -79,11 +95,11 @@ class Generation:
     def __call__(self) -> float:
         """Seconds per generated token (prefill of the prompt included, spread over the tokens)."""
         synchronize(self.device)
-        start = time.perf_counter()
+        start = self.clock()
         with torch.no_grad():
             output = self.model.generate(**self.kwargs)
         synchronize(self.device)
-        elapsed = time.perf_counter() - start
+        elapsed = self.clock() - start
         generated = output.shape[1] - self.kwargs["input_ids"].shape[1]
         if generated != self.new_tokens:
             raise RuntimeError(f"generate produced {generated} tokens, expected {self.new_tokens}")
