@@ -20,7 +20,7 @@ from samora.benchmark.contenders import (FLOOR, METHOD, PEFT_LORA, BenchSettings
                                         load_base_model)
 from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
-from samora.benchmark.runner import MeasureOptions
+from samora.benchmark.runner import MeasureOptions, median_memory
 from samora.benchmark.statistics import check_targets, paired_ratios, summary
 from samora.benchmark.sweeps import run_sweep, sparse_crossover
 from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
@@ -102,6 +102,15 @@ def test_peak_memory_runs_in_a_fresh_process():
     assert figures["peak_mb"] >= figures["before_steps_mb"] > 0
     assert figures["step_mb"] == pytest.approx(figures["peak_mb"] - figures["before_steps_mb"])
     assert figures["measure"] in ("peak_rss_during_steps", "lifetime_peak_rss")
+    assert figures["tensor_peak_mb"] > 0
+
+
+def test_memory_repeats_report_medians_and_keep_every_repeat():
+    repeats = [{"peak_mb": 10.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
+               {"peak_mb": 12.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
+               {"peak_mb": 30.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"}]
+    assert median_memory(repeats) == {"peak_mb": 12.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps",
+                                      "repeats": repeats}
 
 
 def test_bench_end_to_end_writes_results_with_ratios_from_its_own_timings(tmp_path):
@@ -126,7 +135,7 @@ def test_bench_end_to_end_writes_results_with_ratios_from_its_own_timings(tmp_pa
     assert results["settings"]["batch"] == 2 and results["machine"]["device"] == "cpu"
     targets = {t["target"]: t for t in results["targets"]}
     assert targets["samora training step / PEFT LoRA"]["measured"] == comparison["samora"]["step_ratio_to_peft_lora"]["median"]
-    assert targets["samora peak memory / PEFT LoRA"]["met"] is None  # not measured in this run
+    assert targets["samora peak memory (RSS) / PEFT LoRA"]["met"] is None  # not measured in this run
     text = (tmp_path / "bench.md").read_text()
     assert "| contender |" in text and "| samora |" in text and "## Targets" in text
     assert (tmp_path / "comparison.png").stat().st_size > 0
@@ -165,14 +174,15 @@ def test_crossover_is_the_largest_share_below_the_first_dense_win():
 
 def test_targets_are_judged_against_their_limits():
     ratio = lambda median: {"median": median, "min": median, "max": median}
-    comparison = {"samora": {"step_ratio_to_peft_lora": ratio(1.05), "memory": {"peak_ratio_to_peft_lora": 1.2},
+    comparison = {"samora": {"step_ratio_to_peft_lora": ratio(1.05),
+                             "memory": {"peak_ratio_to_peft_lora": 1.2, "tensor_peak_ratio_to_peft_lora": 1.01},
                              "generation_ratio_to_peft_lora": ratio(1.0), "per_expert_activations": []},
                   "other": {"per_expert_activations": [(2, 8, 5, 64)]}}
     sweeps = {"experts": {"points": [{"value": 1, "role": METHOD, "step_s": [1.0, 2.0]},
                                      {"value": 16, "role": METHOD, "step_s": [1.5, 2.2]}]}}
     met = {t["target"]: t["met"] for t in check_targets(comparison, sweeps)}
-    assert list(met.values()) == [True, False, False, True, None, False]  # no active_ranks sweep: None
-    measured = check_targets(comparison, sweeps)[2]["measured"]
+    assert list(met.values()) == [True, False, True, False, True, None, False]  # no active_ranks sweep: None
+    measured = check_targets(comparison, sweeps)[3]["measured"]
     assert measured == pytest.approx(1.3)  # median of the round ratios 1.5 and 1.1
 
 

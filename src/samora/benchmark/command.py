@@ -75,6 +75,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     how.add_argument("--warmup", type=int, default=options.warmup, help="untimed steps per contender first")
     how.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     how.add_argument("--memory-steps", type=int, default=options.memory_steps)
+    how.add_argument("--memory-repeats", type=int, default=3, help="fresh processes per contender (medians)")
+    how.add_argument("--sweep-rounds", type=int, default=3, help="interleaved rounds in each sweep")
+    how.add_argument("--sweep-memory-repeats", type=int, default=1, help="memory repeats in each sweep")
     how.add_argument("--generation-tokens", type=int, default=options.generation_tokens, help="0 skips generation")
     how.add_argument("--generation-prompt", type=int, default=options.generation_prompt)
     how.add_argument("--generation-batch", type=int, default=options.generation_batch)
@@ -148,7 +151,8 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     options = MeasureOptions(rounds=args.rounds, warmup=args.warmup, memory=not args.no_memory,
-                             memory_steps=args.memory_steps, generation_tokens=args.generation_tokens,
+                             memory_steps=args.memory_steps, memory_repeats=args.memory_repeats,
+                             generation_tokens=args.generation_tokens,
                              generation_prompt=args.generation_prompt, generation_batch=args.generation_batch,
                              check_materialisation=not args.no_shape_check, threads=args.threads, clock=args.clock)
     sweeps = list(SWEEPS) if "all" in args.sweep else list(dict.fromkeys(args.sweep))
@@ -158,7 +162,8 @@ def run_bench(args: argparse.Namespace) -> int:
     run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
            "clock": options.clock, "rounds": options.rounds, "warmup": options.warmup,
-           "memory steps": options.memory_steps,
+           "memory steps": options.memory_steps, "memory repeats": options.memory_repeats,
+           "sweep rounds": args.sweep_rounds, "sweep memory repeats": args.sweep_memory_repeats,
            "generation": f"batch {options.generation_batch}, prompt {options.generation_prompt}, "
                          f"{options.generation_tokens} new tokens"}
     if args.max_load is not None:
@@ -172,7 +177,8 @@ def run_bench(args: argparse.Namespace) -> int:
         results["comparison"] = measure_group(entries, base, options, generation=True, log=log)
         compare_to_references(results["comparison"])
         run["load average after comparison"] = [round(v, 2) for v in os.getloadavg()]
-    sweep_options = dataclasses.replace(options, check_materialisation=False)
+    sweep_options = dataclasses.replace(options, rounds=args.sweep_rounds, memory_repeats=args.sweep_memory_repeats,
+                                        check_materialisation=False)
     for sweep in sweeps:
         values = getattr(args, f"{sweep}_values")
         method = SPARSE_METHOD if sweep == "active_ranks" else args.sweep_method

@@ -1,20 +1,25 @@
-"""Peak memory of one contender's training steps, each in a fresh process.
+"""Peak memory of one contender's training steps, each measurement in a fresh process.
 
 On CPU there is no allocator high-water mark, and a process that has already run other models
 keeps freed memory mapped. So every measurement runs in its own subprocess
-(``python -m samora.benchmark.probe``) that loads the base model, builds one contender and runs a
+(``python -m samora.benchmark.probe``) that loads the base model, builds one contender, reads every
+weight once (loaders may memory-map weights, which become resident only when touched) and runs a
 few training steps. Just before the first step it resets the kernel's peak resident size of the
-process (``/proc/self/clear_refs``), so the import and loading transients do not count. It reports:
+process (``/proc/self/clear_refs``), so import and loading transients do not count. It reports:
 
 - ``peak_mb``: the peak resident set size during the training steps (``VmHWM``): base model,
-  adapter, optimizer state, activations and the Python/torch runtime. The memory a user needs.
-- ``before_steps_mb``: resident size once the model is built, before the first step.
-- ``step_mb``: ``peak_mb - before_steps_mb``, the memory the training step itself adds (saved
-  activations, gradients, optimizer state).
+  adapter, optimizer state, activations, allocator slack and the Python/torch runtime: the memory
+  a user needs. It varies by a few percent from process to process (allocator behaviour), hence
+  the repeats.
+- ``before_steps_mb``: the resident size before the first step; ``step_mb = peak_mb - before_steps_mb``.
+- ``tensor_peak_mb``: one more step under ``torch.profiler`` (``profile_memory``): the peak of the
+  tensor bytes allocated during the step above those alive before it (activations saved for the
+  backward, gradients, optimizer updates). Deterministic: the CPU analogue of CUDA's
+  ``max_memory_allocated() - memory_allocated()``.
 
 Where the peak cannot be reset (not Linux), ``peak_mb`` is the lifetime peak (``ru_maxrss``) and
-``measure`` says so. On CUDA the same process reports ``torch.cuda.max_memory_allocated`` (tensors
-only) instead.
+``measure`` says so. On CUDA the process reports ``torch.cuda.max_memory_allocated`` as ``peak_mb``
+and the step's share of it as ``tensor_peak_mb``.
 """
 
 from __future__ import annotations
@@ -70,6 +75,9 @@ def measure_in_this_process(request: dict) -> dict:
     if request.get("threads"):
         torch.set_num_threads(request["threads"])
     step = TrainingStep(contender.build(load_base_model(settings), settings), contender, settings)
+    with torch.no_grad():  # read every weight once, so that memory-mapped weights are resident already
+        for tensor in [*step.model.parameters(), *step.model.buffers()]:
+            tensor.sum()
     on_cuda = settings.device.startswith("cuda")
     if on_cuda:
         torch.cuda.synchronize()
@@ -83,10 +91,26 @@ def measure_in_this_process(request: dict) -> dict:
     if on_cuda:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated()
+        tensor_peak = peak - before
     else:
         peak = (_status_bytes("VmHWM") if measure == "peak_rss_during_steps" else None) or lifetime_peak_rss_bytes()
-    return {"peak_mb": peak / MEBIBYTE, "before_steps_mb": before / MEBIBYTE,
-            "step_mb": (peak - before) / MEBIBYTE, "measure": measure}
+        tensor_peak = profiled_tensor_peak_bytes(step.run)
+    return {"peak_mb": peak / MEBIBYTE, "before_steps_mb": before / MEBIBYTE, "step_mb": (peak - before) / MEBIBYTE,
+            "tensor_peak_mb": tensor_peak / MEBIBYTE, "measure": measure}
+
+
+def profiled_tensor_peak_bytes(step) -> int:
+    """Run ``step`` under the CPU memory profiler; the peak of the bytes it allocated and still held."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    allocations = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
+    held = peak = 0
+    for event in sorted(allocations, key=lambda e: e.start_ns()):
+        held += event.nbytes()  # negative for a free
+        peak = max(peak, held)
+    return peak
 
 
 def measure_peak_memory(contender, settings, *, steps: int = 2, threads: int | None = None) -> dict:

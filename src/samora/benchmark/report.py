@@ -29,8 +29,8 @@ def _percent(value) -> str:
 
 def comparison_table(comparison: dict) -> list[str]:
     lines = ["| contender | trainable params | step s | step / PEFT LoRA | tokens/s | adapter share of step "
-             "| peak MB | peak / PEFT LoRA | step MB | step MB / PEFT LoRA | generation ms/token "
-             "| generation / PEFT LoRA | per-expert tensors |",
+             "| peak RSS MB | peak / PEFT LoRA | step tensor peak MB | tensor peak / PEFT LoRA "
+             "| generation ms/token | generation / PEFT LoRA | per-expert tensors |",
              "|" + "---|" * 13]
     for name, e in comparison.items():
         memory = e.get("memory", {})
@@ -40,8 +40,8 @@ def comparison_table(comparison: dict) -> list[str]:
         lines.append(
             f"| {name} | {e['trainable_parameters']:,} | {_spread(e['step'])} | {_spread(e.get('step_ratio_to_peft_lora'))} "
             f"| {e['tokens_per_s']:.0f} | {_percent(e.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
-            f"| {_num(memory.get('peak_ratio_to_peft_lora'))} | {_num(memory.get('step_mb'), 4)} "
-            f"| {_num(memory.get('step_ratio_to_peft_lora'))} | {_spread(gen_ms)} "
+            f"| {_num(memory.get('peak_ratio_to_peft_lora'))} | {_num(memory.get('tensor_peak_mb'), 5)} "
+            f"| {_num(memory.get('tensor_peak_ratio_to_peft_lora'))} | {_spread(gen_ms)} "
             f"| {_spread(e.get('generation_ratio_to_peft_lora'))} "
             f"| {'-' if shapes is None else ('none' if not shapes else ', '.join(map(str, shapes)))} |")
     return lines
@@ -57,13 +57,13 @@ def crossover_table(crossover: dict) -> list[str]:
 
 def sweep_table(name: str, sweep: dict) -> list[str]:
     lines = [f"### {name}: {sweep['method']} over {sweep['parameter']} = {sweep['values']}", "",
-             "| point | step s | step / PEFT LoRA | adapter share of step | peak MB | step MB |",
+             "| point | step s | step / PEFT LoRA | adapter share of step | peak RSS MB | step tensor peak MB |",
              "|---|---|---|---|---|---|"]
     for p in sweep["points"]:
         memory = p.get("memory", {})
         lines.append(f"| {p['name']} | {_spread(p['step'])} | {_spread(p.get('step_ratio_to_peft_lora'))} "
                      f"| {_percent(p.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
-                     f"| {_num(memory.get('step_mb'), 4)} |")
+                     f"| {_num(memory.get('tensor_peak_mb'), 5)} |")
     lines.append("")
     return lines + (crossover_table(sweep["crossover"]) if "crossover" in sweep else [])
 
@@ -82,10 +82,10 @@ def markdown(results: dict) -> str:
               "- Contenders run interleaved, one step each per round in a rotating order; ratios are "
               "medians of round-by-round ratios, shown as `median [min-max]` over the rounds.",
               "- *adapter share of step*: (step - floor step) / step, medians.",
-              "- *peak MB*: peak resident memory (CPU: `ru_maxrss`) of a fresh process that loaded the "
-              "model, built this contender and ran the memory steps; *step MB*: peak minus the resident "
-              "size before the first step (activations, gradients, optimizer state). On CUDA: "
-              "`torch.cuda.max_memory_allocated`.",
+              "- *peak RSS MB*: peak resident memory during the training steps of a fresh process that "
+              "loaded the model and built only this contender (median over fresh processes); *step tensor "
+              "peak MB*: the most tensor memory one step allocated on top of what was alive before it "
+              "(torch.profiler, deterministic). On CUDA: `torch.cuda.max_memory_allocated` and its step share.",
               "- *generation*: greedy generation with the KV cache, adapters unmerged, time per new token "
               "(prefill included).",
               "- *per-expert tensors*: shapes of any (batch, seq, N, d_out)-sized tensor created during a "
@@ -113,16 +113,16 @@ def plot_comparison(comparison: dict, path: Path) -> None:
 
     panels = [("step_ratio_to_peft_lora", "training step / PEFT LoRA"),
               ("generation_ratio_to_peft_lora", "generation time per token / PEFT LoRA"),
-              ("memory", "peak memory / PEFT LoRA")]
+              ("memory", "peak RSS (bar) and step tensor peak (dot) / PEFT LoRA")]
     names = list(comparison)
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.45 * len(names) + 1.5), sharey=True)
     for axis, (key, title) in zip(axes, panels):
         for row, name in enumerate(names):
             value = comparison[name].get(key)
             if key == "memory":
-                value = value and value.get("peak_ratio_to_peft_lora")
-                if value is not None:
-                    axis.barh(row, value, color="tab:blue")
+                if value and "peak_ratio_to_peft_lora" in value:
+                    axis.barh(row, value["peak_ratio_to_peft_lora"], color="tab:blue")
+                    axis.plot(value["tensor_peak_ratio_to_peft_lora"], row, "o", color="black")
             elif value:
                 error = [[value["median"] - value["min"]], [value["max"] - value["median"]]]
                 axis.barh(row, value["median"], xerr=error, color="tab:blue", capsize=3)
@@ -150,7 +150,7 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("step", "step time (s)"), ("memory", "peak memory (MB)"), ("adapter_share_of_step", "adapter share of step (%)")]
+    rows = [("step", "step time (s)"), ("memory", "step tensor peak (MB)"), ("adapter_share_of_step", "adapter share of step (%)")]
     if not any("memory" in p for sweep in sweeps.values() for p in sweep["points"]):
         rows.pop(1)
     figure, axes = plt.subplots(len(rows), len(sweeps), figsize=(4.2 * len(sweeps), 3 * len(rows)), squeeze=False)
@@ -174,7 +174,7 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
                               [p["step"]["max"] - p["step"]["median"] for p in points]]
                     axis.errorbar(xs, medians, yerr=errors, capsize=3, **style)
                 elif key == "memory" and all("memory" in p for p in points):
-                    axis.plot(xs, [p["memory"]["peak_mb"] for p in points], **style)
+                    axis.plot(xs, [p["memory"]["tensor_peak_mb"] for p in points], **style)
                 elif key == "adapter_share_of_step" and role != FLOOR:
                     axis.plot(xs, [100 * p[key] for p in points], **style)
             axis.set_xscale("log", base=2)

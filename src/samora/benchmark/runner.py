@@ -23,7 +23,8 @@ class MeasureOptions:
     Attributes:
         rounds: timed training steps per contender, one per interleaved round.
         warmup: untimed steps per contender first (allocator, optimizer state, lazy init).
-        memory: measure peak memory (one fresh subprocess per contender) with ``memory_steps`` steps.
+        memory: measure peak memory (a fresh subprocess per contender and repeat) over ``memory_steps``
+            steps, ``memory_repeats`` times (medians reported, each repeat kept).
         generation_tokens: new tokens per timed generation (0: no generation timing);
             ``generation_prompt`` prompt tokens and ``generation_batch`` sequences per call.
         check_materialisation: run one extra (untimed) step per method under the shape recorder.
@@ -36,6 +37,7 @@ class MeasureOptions:
     warmup: int = 1
     memory: bool = True
     memory_steps: int = 2
+    memory_repeats: int = 1
     generation_tokens: int = 32
     generation_prompt: int = 32
     generation_batch: int = 1
@@ -44,7 +46,7 @@ class MeasureOptions:
     clock: str = "wall"
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "memory_steps", "generation_prompt", "generation_batch"):
+        for name in ("rounds", "memory_steps", "memory_repeats", "generation_prompt", "generation_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup < 0 or self.generation_tokens < 0:
@@ -87,11 +89,23 @@ def measure_group(entries: Entries, base, options: MeasureOptions, *, generation
     del steps
     gc.collect()
     if options.memory:
-        for name, (contender, settings) in entries.items():
-            log(f"peak memory of {name} (fresh process, {options.memory_steps} steps)")
-            results[name]["memory"] = measure_peak_memory(contender, settings, steps=options.memory_steps,
-                                                          threads=options.threads)
+        repeats: dict[str, list[dict]] = {name: [] for name in entries}
+        for repeat in range(options.memory_repeats):
+            for name, (contender, settings) in entries.items():
+                log(f"peak memory of {name} (fresh process, {options.memory_steps} steps, "
+                    f"repeat {repeat + 1}/{options.memory_repeats})")
+                repeats[name].append(measure_peak_memory(contender, settings, steps=options.memory_steps,
+                                                         threads=options.threads))
+        for name, measured in repeats.items():
+            results[name]["memory"] = median_memory(measured)
     return results
+
+
+def median_memory(measured: list[dict]) -> dict:
+    """The median of each memory figure over fresh-process repeats, with every repeat kept."""
+    numbers = [key for key, value in measured[0].items() if isinstance(value, float)]
+    return {**{key: summary([m[key] for m in measured])["median"] for key in numbers},
+            "measure": measured[0]["measure"], "repeats": measured}
 
 
 def compare_to_references(results: dict[str, dict], *, reference: str = PEFT_LORA, floor: str = FLOOR) -> None:
@@ -100,7 +114,7 @@ def compare_to_references(results: dict[str, dict], *, reference: str = PEFT_LOR
     - ``step_ratio_to_peft_lora``: round-by-round step-time ratios (summary);
     - ``adapter_share_of_step``: (step - floor step) / step, medians: the part of the step that the
       adapter (and its optimizer) costs above the frozen model's own forward + backward;
-    - ``memory.peak_ratio_to_peft_lora`` / ``memory.step_ratio_to_peft_lora``;
+    - ``memory.peak_ratio_to_peft_lora``, ``.step_ratio_to_peft_lora``, ``.tensor_peak_ratio_to_peft_lora``;
     - ``generation_ratio_to_peft_lora``: round-by-round time-per-token ratios (summary).
     """
     ref, base = results[reference], results.get(floor)
@@ -113,6 +127,8 @@ def compare_to_references(results: dict[str, dict], *, reference: str = PEFT_LOR
         if "memory" in entry and "memory" in ref:
             entry["memory"]["peak_ratio_to_peft_lora"] = entry["memory"]["peak_mb"] / ref["memory"]["peak_mb"]
             entry["memory"]["step_ratio_to_peft_lora"] = entry["memory"]["step_mb"] / ref["memory"]["step_mb"]
+            entry["memory"]["tensor_peak_ratio_to_peft_lora"] = (entry["memory"]["tensor_peak_mb"]
+                                                                 / ref["memory"]["tensor_peak_mb"])
         if "generation_s_per_token" in entry and "generation_s_per_token" in ref:
             entry["generation_ratio_to_peft_lora"] = summary(
                 paired_ratios(entry["generation_s_per_token"], ref["generation_s_per_token"]))

@@ -50,7 +50,9 @@ def check_targets(comparison: dict, sweeps: dict, method: str = "samora") -> lis
             growth = summary(paired_ratios(by_value[16]["step_s"], by_value[1]["step_s"]))["median"]
     rows = [
         (f"{method} training step / PEFT LoRA", median_of("step_ratio_to_peft_lora", "median"), STEP_RATIO_LIMIT),
-        (f"{method} peak memory / PEFT LoRA", median_of("memory", "peak_ratio_to_peft_lora"), MEMORY_RATIO_LIMIT),
+        (f"{method} peak memory (RSS) / PEFT LoRA", median_of("memory", "peak_ratio_to_peft_lora"), MEMORY_RATIO_LIMIT),
+        (f"{method} step tensor peak / PEFT LoRA", median_of("memory", "tensor_peak_ratio_to_peft_lora"),
+         MEMORY_RATIO_LIMIT),
         (f"{method} step time N=16 / N=1", growth, EXPERT_GROWTH_LIMIT),
         (f"{method} generation time per token / PEFT LoRA (unmerged)",
          median_of("generation_ratio_to_peft_lora", "median"), GENERATION_RATIO_LIMIT),
