@@ -43,8 +43,8 @@ def plot_training_loss(log_history: list[dict], path: Path) -> Path | None:
     axis.plot(*zip(*points), marker="o", markersize=3, label="loss (task + regularisers)")
     for key in sorted({k for entry in log_history for k in entry if k.startswith("loss/") or k.startswith("aux/")}):
         series = [(entry["step"], entry[key]) for entry in log_history if key in entry]
-        if series and key.split("/")[-1] not in ("total",):
-            axis.plot(*zip(*series), linewidth=1, label=key)
+        if series:
+            axis.plot(*zip(*series), linewidth=1, marker=".", label=key)
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("loss")
     axis.set_yscale("log")
