@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 
 import pytest
 import torch
@@ -207,6 +208,15 @@ def test_clock_choice_is_checked():
         clock_for("sundial", "cpu")
     with pytest.raises(ValueError, match="on CUDA use --clock wall"):
         clock_for("cpu", "cuda")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(ValueError, match="add --threads 1"):
+            clock_for("cpu", "cpu")
+        torch.set_num_threads(1)
+        assert clock_for("cpu", "cpu") is time.thread_time
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_unknown_contender_kind_and_override_are_rejected():

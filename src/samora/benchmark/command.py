@@ -84,8 +84,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     how.add_argument("--no-shape-check", action="store_true", help="skip the per-expert activation check")
     how.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     how.add_argument("--clock", choices=sorted(CLOCKS), default=options.clock,
-                     help="wall: elapsed time (default); cpu: this process's CPU time, which other processes "
-                          "on a shared machine do not inflate (use with --threads 1)")
+                     help="wall: elapsed time (default); cpu: CPU time of the calling thread, which other "
+                          "processes on a shared machine do not inflate (needs --threads 1)")
     how.add_argument("--max-load", type=float, default=None,
                      help="wait until the 1-minute load average is below this before measuring")
     how.add_argument("--max-wait", type=float, default=1500.0, help="seconds to wait for --max-load at most")

@@ -29,7 +29,7 @@ class MeasureOptions:
             ``generation_prompt`` prompt tokens and ``generation_batch`` sequences per call.
         check_materialisation: run one extra (untimed) step per method under the shape recorder.
         threads: ``torch.set_num_threads`` for the memory subprocesses (the caller sets its own).
-        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (this process's CPU time, for a shared
+        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (the calling thread's CPU time, for a shared
             machine with one torch thread; see :func:`samora.benchmark.timing.clock_for`).
     """
 

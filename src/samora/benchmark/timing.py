@@ -17,7 +17,7 @@ from torch import nn
 from samora.benchmark.contenders import FLOOR, BenchSettings, Contender
 
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
 def synchronize(device: str) -> None:
@@ -26,12 +26,17 @@ def synchronize(device: str) -> None:
 
 
 def clock_for(name: str, device: str) -> Callable[[], float]:
-    """``wall``: elapsed time. ``cpu``: CPU time of this process (all its threads), which time-slicing
-    by other processes on a shared machine does not inflate; meaningful with one thread, on CPU."""
+    """``wall``: elapsed time. ``cpu``: CPU time of the calling thread, which time-slicing by other
+    processes on a shared machine does not inflate. With one torch thread every operation, the
+    backward pass included, runs on the calling thread, so ``cpu`` needs ``torch.get_num_threads() == 1``.
+    """
     if name not in CLOCKS:
         raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {name!r}")
     if name == "cpu" and device.startswith("cuda"):
         raise ValueError("--clock cpu measures CPU work only; on CUDA use --clock wall")
+    if name == "cpu" and torch.get_num_threads() != 1:
+        raise ValueError(f"--clock cpu times the calling thread only: add --threads 1 "
+                         f"(torch uses {torch.get_num_threads()} threads)")
     return CLOCKS[name]
 
 
