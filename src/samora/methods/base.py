@@ -98,8 +98,14 @@ class AdapterLayer(nn.Module):
         if self.disabled:
             return result
         task_ids = self.state.task_ids_for(x) if self.config.uses_task else None
-        delta = self.delta(self.dropout(x.to(self.adapter_dtype)), task_ids)
-        return result + delta.to(result.dtype)
+        # Skip the no-op calls (same-dtype casts, dropout in eval mode): per generated token they
+        # add up over every adapted module.
+        if x.dtype != self.adapter_dtype:
+            x = x.to(self.adapter_dtype)
+        if self.dropout.training:
+            x = self.dropout(x)
+        delta = self.delta(x, task_ids)
+        return result + (delta if delta.dtype == result.dtype else delta.to(result.dtype))
 
     def delta(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """The update added to the frozen output. x: (batch, ..., in) -> (batch, ..., out)."""

@@ -24,6 +24,8 @@ from torch import nn
 from samora.config import MethodCard, MixtureConfig, _check
 from samora.methods.base import AdapterLayer, per_example, reduce_aux_losses
 
+NORM_EPS = 1e-12  # F.normalize's default: x / max(|x|, eps)
+
 
 @dataclass
 class SAMoRAConfig(MixtureConfig):
@@ -164,12 +166,13 @@ class SAMoRALayer(AdapterLayer):
         """
         if not self.config.scaling:
             return None
-        logits = self.samora_task_embedding @ self.samora_gate_weight + self.samora_gate_bias  # (T,)
-        unseen = logits.mean() if self.num_tasks else self.samora_gate_bias[0]
+        embeddings = self.samora_task_embedding  # (T, d_g)
+        # The gate logit is affine in e_t, so the mean logit is the logit of the mean embedding.
+        unseen = embeddings.mean(0, keepdim=True) if self.num_tasks else embeddings.new_zeros(1, embeddings.shape[1])
         if task_ids is None:
-            return torch.sigmoid(unseen)
-        table = torch.cat([logits, unseen.reshape(1)])  # index T is the unseen route
-        return torch.sigmoid(table[torch.where(task_ids < 0, self.num_tasks, task_ids)])
+            return torch.sigmoid(torch.addmv(self.samora_gate_bias, unseen, self.samora_gate_weight))[0]
+        table = torch.cat([embeddings, unseen])  # the last row is the unseen route: id -1 picks it
+        return torch.sigmoid(torch.addmv(self.samora_gate_bias, table[task_ids], self.samora_gate_weight))
 
     def _latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x @ self.samora_A.T  # (batch, ..., r), eq. (3)
@@ -187,15 +190,35 @@ class SAMoRALayer(AdapterLayer):
     def delta(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """g_task * sum_i g_i B_i (S A x), eq. (7); x: (batch, ..., d_in) -> (batch, ..., d_out).
 
-        Semantics: ``sum_i g[..., i, None] * (z @ B_i.T)`` with z = S A x (see
-        :meth:`delta_reference`). Computed as one matmul over the stacked experts: the gated latents
-        u = (g_i z)_i of size N r are multiplied by [B_1 ... B_N] (d_out, N r), so no
-        (batch, seq, N, d_out) tensor is ever built; the extra cost over LoRA is N r d_out per token.
+        Semantics: :meth:`delta_reference`, ``g_task * sum_i g[..., i, None] * (z @ B_i.T)`` with
+        z = S A x. Computed in the r-dim latent space: g_task (one scalar per example) and S fold into
+        one scale of h = A x, and the gated latents u = (g_i g_task S h)_i, N r per token, meet the
+        stacked experts [B_1 ... B_N] (d_out, N r) in one matmul. No (batch, seq, N, d_out) tensor is
+        built, and that matmul is the only d_out-sized work besides LoRA's: N r d_out per token.
         """
-        gates, z = self._latent(x)
+        h = F.linear(x, self.samora_A)  # (batch, ..., r), eq. (3)
+        gates = self._fast_router_weights(x, h)
+        self.record_routing(gates)
+        z = h * self._latent_scale(task_ids, h) if self.config.scaling else h  # g_task S A x
         gated = (gates.unsqueeze(-1) * z.unsqueeze(-2)).flatten(-2)  # (batch, ..., N r)
-        stacked = self.samora_B.permute(0, 2, 1).reshape(-1, self.out_features)  # (N r, d_out)
-        return self._apply_task_gate(gated @ stacked, task_ids)
+        return F.linear(gated, self.stacked_experts())
+
+    def _fast_router_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`router_weights` in fewer operations: cos(h, k_i) / tau = (h . k_i / (|k_i| tau)) / |h|."""
+        if self.config.router != "semantic":
+            return torch.softmax(F.linear(x, self.samora_router), dim=-1)
+        keys = self.samora_keys
+        keys = keys / (keys.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS) * self.config.temperature)
+        return torch.softmax(F.linear(h, keys) / h.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS), dim=-1)
+
+    def _latent_scale(self, task_ids: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
+        """S g_task: (r,) when one gate serves the whole batch, else (batch, 1, ..., r) against h."""
+        gate = self.task_gate(task_ids)
+        return self.samora_S * gate if gate.dim() == 0 else per_example(gate, h) * self.samora_S
+
+    def stacked_experts(self) -> torch.Tensor:
+        """[B_1 ... B_N]: (d_out, N r), so that [B_1 ... B_N] (u_1, ..., u_N) = sum_i B_i u_i."""
+        return torch.cat(self.samora_B.unbind(0), dim=1)  # half the time of permute + reshape
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every expert's full output, then the weighted sum."""

@@ -1,0 +1,134 @@
+"""Measure a group of contenders together: interleaved step times, then memory, generation, shapes."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA, BenchSettings, Contender, expert_count
+from samora.benchmark.materialisation import per_expert_activations
+from samora.benchmark.memory import measure_peak_memory
+from samora.benchmark.statistics import paired_ratios, summary
+from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
+from samora.inject import trainable_parameters
+
+Entries = dict[str, tuple[Contender, BenchSettings]]
+
+
+@dataclass
+class MeasureOptions:
+    """How much to measure.
+
+    Attributes:
+        rounds: timed training steps per contender, one per interleaved round.
+        warmup: untimed steps per contender first (allocator, optimizer state, lazy init).
+        memory: measure peak memory (a fresh subprocess per contender and repeat) over ``memory_steps``
+            steps, ``memory_repeats`` times (medians reported, each repeat kept).
+        generation_tokens: new tokens per timed generation (0: no generation timing);
+            ``generation_prompt`` prompt tokens and ``generation_batch`` sequences per call.
+        check_materialisation: run one extra (untimed) step per method under the shape recorder.
+        threads: ``torch.set_num_threads`` for the memory subprocesses (the caller sets its own).
+        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (the calling thread's CPU time, for a shared
+            machine with one torch thread; see :func:`samora.benchmark.timing.clock_for`).
+    """
+
+    rounds: int = 5
+    warmup: int = 1
+    memory: bool = True
+    memory_steps: int = 2
+    memory_repeats: int = 1
+    generation_tokens: int = 32
+    generation_prompt: int = 32
+    generation_batch: int = 1
+    check_materialisation: bool = True
+    threads: int | None = None
+    clock: str = "wall"
+
+    def __post_init__(self) -> None:
+        for name in ("rounds", "memory_steps", "memory_repeats", "generation_prompt", "generation_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup < 0 or self.generation_tokens < 0:
+            raise ValueError("warmup and generation_tokens must be >= 0")
+
+
+def measure_group(entries: Entries, base, options: MeasureOptions, *, generation: bool,
+                  log: Callable[[str], None]) -> dict[str, dict]:
+    """Build every contender on ``base``, time them interleaved, then measure the rest one by one."""
+    results, steps = {}, {}
+    for name, (contender, settings) in entries.items():
+        clock = clock_for(options.clock, settings.device)
+        model = contender.build(base, settings)
+        steps[name] = TrainingStep(model, contender, settings, clock=clock)
+        results[name] = {"kind": contender.kind, "method": contender.method, "config": contender.describe(settings),
+                         "batch": settings.batch, "seq_len": settings.seq_len,
+                         "trainable_parameters": trainable_parameters(model).trainable}
+    log(f"timing training steps of {len(entries)} contenders, {options.rounds} interleaved rounds")
+    for name, times in interleave(steps, rounds=options.rounds, warmup=options.warmup, progress=log).items():
+        settings = entries[name][1]
+        results[name]["step_s"] = times
+        results[name]["step"] = summary(times)
+        results[name]["tokens_per_s"] = settings.batch * settings.seq_len / results[name]["step"]["median"]
+    if options.check_materialisation:
+        for name, (contender, settings) in entries.items():
+            if contender.kind == METHOD:
+                adapter = steps[name].model.samora_adapter
+                results[name]["per_expert_activations"] = per_expert_activations(
+                    steps[name].run, tokens=settings.batch * settings.seq_len,
+                    experts=expert_count(adapter.config), d_outs=[l.out_features for l in adapter.layers.values()])
+    if generation and options.generation_tokens:
+        log(f"timing generation ({options.generation_tokens} new tokens), {options.rounds} interleaved rounds")
+        runs = {name: Generation(steps[name].model, contender, settings, batch=options.generation_batch,
+                                 prompt_len=options.generation_prompt, new_tokens=options.generation_tokens,
+                                 clock=steps[name].clock)
+                for name, (contender, settings) in entries.items()}
+        for name, times in interleave(runs, rounds=options.rounds, warmup=1, progress=log).items():
+            results[name]["generation_s_per_token"] = times
+            results[name]["generation"] = summary(times)
+    del steps
+    gc.collect()
+    if options.memory:
+        repeats: dict[str, list[dict]] = {name: [] for name in entries}
+        for repeat in range(options.memory_repeats):
+            for name, (contender, settings) in entries.items():
+                log(f"peak memory of {name} (fresh process, {options.memory_steps} steps, "
+                    f"repeat {repeat + 1}/{options.memory_repeats})")
+                repeats[name].append(measure_peak_memory(contender, settings, steps=options.memory_steps,
+                                                         threads=options.threads))
+        for name, measured in repeats.items():
+            results[name]["memory"] = median_memory(measured)
+    return results
+
+
+def median_memory(measured: list[dict]) -> dict:
+    """The median of each memory figure over fresh-process repeats, with every repeat kept."""
+    numbers = [key for key, value in measured[0].items() if isinstance(value, float)]
+    return {**{key: summary([m[key] for m in measured])["median"] for key in numbers},
+            "measure": measured[0]["measure"], "repeats": measured}
+
+
+def compare_to_references(results: dict[str, dict], *, reference: str = PEFT_LORA, floor: str = FLOOR) -> None:
+    """Add, in place, each contender's paired ratios to ``reference`` and its distance from ``floor``.
+
+    - ``step_ratio_to_peft_lora``: round-by-round step-time ratios (summary);
+    - ``adapter_share_of_step``: (step - floor step) / step, medians: the part of the step that the
+      adapter (and its optimizer) costs above the frozen model's own forward + backward;
+    - ``memory.peak_ratio_to_peft_lora``, ``.step_ratio_to_peft_lora``, ``.tensor_peak_ratio_to_peft_lora``;
+    - ``generation_ratio_to_peft_lora``: round-by-round time-per-token ratios (summary).
+    """
+    ref, base = results[reference], results.get(floor)
+    for name, entry in results.items():
+        entry["step_ratio_to_peft_lora"] = summary(paired_ratios(entry["step_s"], ref["step_s"]))
+        if base is not None and name != floor:
+            floor_median = base["step"]["median"]
+            entry["adapter_share_of_step"] = 1 - floor_median / entry["step"]["median"]
+            entry["step_over_floor"] = summary(paired_ratios(entry["step_s"], base["step_s"]))
+        if "memory" in entry and "memory" in ref:
+            entry["memory"]["peak_ratio_to_peft_lora"] = entry["memory"]["peak_mb"] / ref["memory"]["peak_mb"]
+            entry["memory"]["step_ratio_to_peft_lora"] = entry["memory"]["step_mb"] / ref["memory"]["step_mb"]
+            entry["memory"]["tensor_peak_ratio_to_peft_lora"] = (entry["memory"]["tensor_peak_mb"]
+                                                                 / ref["memory"]["tensor_peak_mb"])
+        if "generation_s_per_token" in entry and "generation_s_per_token" in ref:
+            entry["generation_ratio_to_peft_lora"] = summary(
+                paired_ratios(entry["generation_s_per_token"], ref["generation_s_per_token"]))
