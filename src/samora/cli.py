@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("adapter", help="an adapter folder or a run folder")
     _add_config_arguments(analyze)
     analyze.set_defaults(run=command_analyze)
+    from samora.benchmark.command import add_bench_arguments, run_bench
+
+    bench = commands.add_parser("bench", help="step time, memory and generation latency vs PEFT LoRA")
+    add_bench_arguments(bench)
+    bench.set_defaults(run=run_bench)
     return parser
 
 
