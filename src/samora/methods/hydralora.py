@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
-from samora.methods.base import AdapterLayer
+from samora.methods.base import AdapterLayer, mix_experts
 
 
 @dataclass
@@ -109,9 +109,7 @@ class HydraLoRALayer(AdapterLayer):
         times the stacked heads [B_1 ... B_N] (d_out, N r); no (batch, seq, N, d_out) tensor.
         """
         gates, h = self._latent(x)
-        gated = (gates.unsqueeze(-1) * h.unsqueeze(-2)).flatten(-2)  # (batch, ..., N r)
-        stacked = self.hydralora_B.permute(0, 2, 1).reshape(-1, self.out_features)  # (N r, d_out)
-        return (gated @ stacked) * self.scaling
+        return mix_experts(gates, h, self.hydralora_B) * self.scaling
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every head's full output, then the weighted sum."""

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
-from samora.methods.base import AdapterLayer, per_example, reduce_aux_losses
+from samora.methods.base import AdapterLayer, mix_experts, per_example, reduce_aux_losses
 
 NORM_EPS = 1e-12  # F.normalize's default: x / max(|x|, eps)
 
@@ -200,8 +200,7 @@ class SAMoRALayer(AdapterLayer):
         gates = self._fast_router_weights(x, h)
         self.record_routing(gates)
         z = h * self._latent_scale(task_ids, h) if self.config.scaling else h  # g_task S A x
-        gated = (gates.unsqueeze(-1) * z.unsqueeze(-2)).flatten(-2)  # (batch, ..., N r)
-        return F.linear(gated, self.stacked_experts())
+        return mix_experts(gates, z, self.samora_B)
 
     def _fast_router_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """:meth:`router_weights` in fewer operations: cos(h, k_i) / tau = (h . k_i / (|k_i| tau)) / |h|."""
@@ -215,10 +214,6 @@ class SAMoRALayer(AdapterLayer):
         """S g_task: (r,) when one gate serves the whole batch, else (batch, 1, ..., r) against h."""
         gate = self.task_gate(task_ids)
         return self.samora_S * gate if gate.dim() == 0 else per_example(gate, h) * self.samora_S
-
-    def stacked_experts(self) -> torch.Tensor:
-        """[B_1 ... B_N]: (d_out, N r), so that [B_1 ... B_N] (u_1, ..., u_N) = sum_i B_i u_i."""
-        return torch.cat(self.samora_B.unbind(0), dim=1)  # half the time of permute + reshape
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every expert's full output, then the weighted sum."""
