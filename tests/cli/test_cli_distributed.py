@@ -1,4 +1,5 @@
-"""``samora train`` runs unchanged under ``torchrun`` with two CPU processes (gloo data parallel)."""
+"""``samora train`` runs unchanged under ``torchrun`` and ``accelerate launch`` with two CPU processes
+(gloo data parallel)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
+LAUNCHERS = {
+    "torchrun": ["torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # on a machine without GPUs, accelerate starts its torch.distributed launcher only with --multi_gpu
+    "accelerate": ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+}
 
 
-def test_samora_train_under_torchrun_with_two_processes(tiny_model_dir, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_dir, tmp_path):  # noqa: F811
     run_dir = tmp_path / "run"
     environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+    command = [sys.executable, "-m", *LAUNCHERS[launcher],
                "-m", "samora.cli", "train", "--preset", "demo", *run_overrides(tiny_model_dir, run_dir)]
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
