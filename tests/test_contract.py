@@ -8,6 +8,7 @@ regularisers' included; generate works with beams and task ids; a bf16 base stay
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -117,6 +118,30 @@ def test_generate_with_beams_and_task_ids(case, arch, input_ids):
         assert torch.equal(alone, batched[2 * row:2 * row + 2]), task
     greedy = model.generate(input_ids, task_ids=[0, 1, 2], max_new_tokens=3, do_sample=False, pad_token_id=0)
     assert greedy.shape == (3, input_ids.shape[1] + 3)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_generate_keeps_parameter_only_values_for_one_call_only(case, input_ids):
+    """Inside generate, layers reuse values of their parameters alone (keys, stacked experts, gates):
+    the scores equal the class's own generate, which recomputes them per token, and a parameter
+    changed between calls (even through .data, which no version counter sees) is picked up."""
+    model = adapted(case)
+    perturb(model)
+    options = dict(max_new_tokens=4, do_sample=False, pad_token_id=0, output_scores=True, return_dict_in_generate=True,
+                   task_ids=[0, 1, 2])
+
+    def scores(generate):
+        return torch.stack(generate(input_ids, **options).scores)
+
+    torch.testing.assert_close(scores(model.generate), scores(type(model).generate.__get__(model)), rtol=1e-6, atol=1e-6)
+    assert model.samora_adapter.state.constants is None  # nothing kept after the call
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.data.mul_(1.5)
+    torch.testing.assert_close(scores(model.generate), scores(type(model).generate.__get__(model)), rtol=1e-6, atol=1e-6)
+    assert inspect.signature(model.generate) == inspect.signature(type(model).generate.__get__(model))
+    assert "generate" not in samora.unload(model).__dict__
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)

@@ -113,3 +113,31 @@ def test_base_with_other_shapes_is_refused_and_untouched(tmp_path, input_ids):
         samora.load_adapter(other, tmp_path)
     assert not hasattr(other, "samora_adapter")
     assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())
+
+
+def test_gathered_state_dict_is_saved_when_the_models_own_tensors_are_shards(tmp_path, input_ids):
+    """FSDP / ZeRO-3: each rank holds a flat piece of every parameter; the Trainer gathers the full
+    state dict and hands it to save_adapter, which must write that and not the pieces."""
+    model = trained()
+    expected = model(input_ids, task_ids="b").logits
+    gathered = {key: value.clone() for key, value in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.flatten()[: max(p.numel() // 2, 1)].clone()  # this rank's shard
+    samora.save_adapter(model, tmp_path, state_dict=gathered)
+    reloaded = samora.load_adapter(tiny_model(), tmp_path)
+    torch.testing.assert_close(reloaded(input_ids, task_ids="b").logits, expected, rtol=0, atol=0)
+    saved = json.loads((tmp_path / CONFIG_NAME).read_text())
+    assert saved["modules"]["model.layers.0.self_attn.q_proj"] == [32, 32]  # full shapes, not the shards'
+
+
+def test_a_state_dict_with_shards_or_gaps_is_refused_before_anything_is_written(tmp_path):
+    model = trained()
+    full = model.state_dict()
+    key = next(k for k in full if k.endswith("samora_A"))
+    with pytest.raises(ValueError, match="samora_A .* is a shard"):
+        samora.save_adapter(model, tmp_path / "shard", state_dict={**full, key: full[key].flatten()[:3]})
+    with pytest.raises(ValueError, match="lacks 1 adapter tensors"):
+        samora.save_adapter(model, tmp_path / "gap", state_dict={k: v for k, v in full.items() if k != key})
+    assert not (tmp_path / "shard").exists() and not (tmp_path / "gap").exists()

@@ -11,10 +11,15 @@ arguments against that signature, and the Trainer keeps only dataset columns it 
 - adds the weighted regularisers to the returned loss when there is one. They are computed from
   parameters once per forward, outside any gradient-checkpointed layer, so they train under
   checkpointing too (inside a reentrant checkpoint they would get no gradient).
+
+It binds ``generate`` the same way, to the class's generate inside a scope where the layers keep
+the values they compute from parameters alone (normalised keys, stacked experts, task gates): the
+parameters cannot change during one call, and every generated token would recompute them.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import types
@@ -52,6 +57,9 @@ class AdapterHandle:
         self.aux_scale = 1.0
         self.last_losses: dict[str, torch.Tensor] = {}
         self.enabled_input_grads = False
+        # full shapes, recorded before any FSDP / ZeRO-3 sharding: what a saved adapter must hold
+        self.tensor_shapes = {f"{name}.{key}": tuple(value.shape) for name, layer in layers.items()
+                              for key, value in layer.state_dict().items() if not key.startswith("base_layer.")}
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
         """The method's weighted regulariser terms (e.g. ``orth``, ``match``), with gradients.
@@ -121,6 +129,26 @@ def _bind_forward(model: nn.Module) -> None:
     function.__doc__ = _adapted_forward.__doc__
     function.__kwdefaults__ = dict(_adapted_forward.__kwdefaults__)
     model.forward = types.MethodType(function, model)
+
+
+def _adapted_generate(self, *args, **kwargs):
+    state = getattr(self, ATTRIBUTE).state
+    outer = state.constants
+    state.constants = {} if outer is None else outer
+    try:
+        return type(self).generate(self, *args, **kwargs)
+    finally:
+        state.constants = outer
+
+
+def _bind_generate(model: nn.Module) -> None:
+    """Bind :func:`_adapted_generate` to ``model`` (when its class generates), with generate's signature and doc."""
+    generate = getattr(type(model), "generate", None)
+    if generate is None:
+        return
+    function = types.FunctionType(_adapted_generate.__code__, _adapted_generate.__globals__, "generate")
+    functools.update_wrapper(function, generate)
+    model.generate = types.MethodType(function, model)
 
 
 def _matches(name: str, target: list[str] | str) -> str | None:
@@ -209,14 +237,16 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
     handle.enabled_input_grads = enable_input_grads
     setattr(model, ATTRIBUTE, handle)
     _bind_forward(model)
+    _bind_generate(model)
     return model
 
 
 def unload(model: nn.Module) -> nn.Module:
     """Remove the adapter: restore the original layers, forward and ``requires_grad`` flags."""
     handle = adapter_of(model)
-    if "forward" in model.__dict__:
-        del model.forward
+    for bound in ("forward", "generate"):
+        if bound in model.__dict__:
+            delattr(model, bound)
     for name, layer in handle.layers.items():
         _set_submodule(model, name, layer.base_layer)
     if handle.enabled_input_grads:

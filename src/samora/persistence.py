@@ -40,14 +40,23 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def save_adapter(model: nn.Module, directory: str | os.PathLike) -> Path:
-    """Write the adapter of ``model`` to ``directory`` (created if needed); return the folder."""
+def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
+    """Write the adapter of ``model`` to ``directory`` (created if needed); return the folder.
+
+    ``state_dict``: a full state dict of ``model`` (keys as in ``model.state_dict()``) to take the
+    adapter's tensors from instead of the model's own, as with PEFT's ``save_pretrained``. Under
+    FSDP or DeepSpeed ZeRO-3 the model's own tensors are this rank's shards; the Trainer gathers the
+    full state dict and passes it here.
+    """
     from samora import __version__
 
     handle = adapter_of(model)
     directory = Path(directory)
+    tensors = adapter_state_dict(model)
+    if state_dict is not None:
+        tensors = _gathered_adapter_tensors(handle, tensors, state_dict)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.to("cpu").contiguous() for k, v in adapter_state_dict(model).items()}
     dtypes = {str(v.dtype).removeprefix("torch.") for v in tensors.values()}
     weights_tmp = _temporary(directory, WEIGHTS_NAME)
     try:
@@ -63,7 +72,7 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike) -> Path:
             "target_modules": handle.config.target_modules,
             "config": handle.config.to_dict(),
             "adapter_dtype": sorted(dtypes)[0] if len(dtypes) == 1 else "float32",
-            "modules": {n: list(linear_shape(l.base_layer)[:2]) for n, l in handle.layers.items()},
+            "modules": {n: [l.in_features, l.out_features] for n, l in handle.layers.items()},
             "weights_sha256": _sha256(weights_tmp),
         }
         config_tmp = _temporary(directory, CONFIG_NAME)
@@ -77,6 +86,21 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike) -> Path:
     finally:
         weights_tmp.unlink(missing_ok=True)
     return directory
+
+
+def _gathered_adapter_tensors(handle, own: dict[str, torch.Tensor], state_dict: dict) -> dict[str, torch.Tensor]:
+    """The adapter's entries of a gathered ``state_dict``, checked complete and full-sized."""
+    missing = sorted(set(own) - set(state_dict))
+    if missing:
+        raise ValueError(f"the state dict passed to save_adapter lacks {len(missing)} adapter tensors "
+                         f"(first: {missing[0]}); pass the model's full state dict (model.state_dict(), or "
+                         "accelerator.get_state_dict(model) under FSDP / DeepSpeed)")
+    for key in own:
+        got, expected = tuple(state_dict[key].shape), handle.tensor_shapes[key]
+        if got != expected:
+            raise ValueError(f"{key} in the state dict passed to save_adapter has shape {got}, expected "
+                             f"{expected}: it is a shard, not the gathered tensor")
+    return {key: state_dict[key] for key in own}
 
 
 def read_adapter_config(directory: str | os.PathLike) -> dict:

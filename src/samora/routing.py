@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -31,12 +32,16 @@ class RoutingState:
             being recomputed by gradient checkpointing (SMoRA uses this to count its load once).
         record_routing: when True, routed layers store their router weights in ``routing``.
         routing: layer name -> detached router weights of the last forward (batch, seq, experts).
+        constants: while the parameters cannot change (inside ``generate``), a dict that keeps
+            values the layers compute from their parameters alone, ``(layer name, what) -> tensor``,
+            so each is computed once per call instead of once per generated token; else ``None``.
     """
 
     task_ids: torch.Tensor | None = None
     forward_count: int = 0
     record_routing: bool = False
     routing: dict[str, torch.Tensor] = field(default_factory=dict)
+    constants: dict[tuple[str, str], Any] | None = None
 
     def task_ids_for(self, x: torch.Tensor) -> torch.Tensor | None:
         """The task ids on ``x``'s device, checked against its leading (batch) dimension."""

@@ -106,3 +106,26 @@ def test_load_adapter_weights_refuses_another_config(tmp_path):
     (tmp_path / "adapter_model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="checksum"):
         load_adapter_weights(adapted_model(), tmp_path)
+
+
+def test_trainer_saves_the_gathered_state_dict_that_fsdp_and_zero3_hand_it(tmp_path):
+    """Under FSDP / ZeRO-3, Trainer.save_model gathers the full state dict and passes it to _save;
+    this rank's own adapter tensors are shards. (accelerate enables FSDP only on GPUs, so the sharding
+    is simulated: each adapter parameter keeps a flat piece, as ZeRO-3 leaves it.)"""
+    from transformers import TrainingArguments
+
+    from samora.training import SamoraTrainer
+
+    model = adapted_model(perturb=0.1)
+    gathered = {key: value.clone() for key, value in model.state_dict().items()}
+    expected = adapter_tensors(model)
+    trainer = SamoraTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to="none"))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.flatten()[:1].clone()
+    trainer._save(str(tmp_path / "gathered"), state_dict=gathered)
+    saved = adapter_tensors(samora.load_adapter(_fresh_base(), tmp_path / "gathered"))
+    assert saved.keys() == expected.keys() and all(torch.equal(saved[k], expected[k]) for k in expected)
+    with pytest.raises(ValueError, match="stage3_gather_16bit_weights_on_model_save"):
+        trainer._save(str(tmp_path / "dummy"), state_dict={})  # what the Trainer passes when ZeRO-3 cannot gather

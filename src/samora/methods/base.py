@@ -16,7 +16,8 @@ itself.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,8 @@ from torch import nn
 
 from samora.config import AdapterConfig
 from samora.routing import RoutingState
+
+T = TypeVar("T")
 
 
 class NotMergeableError(TypeError):
@@ -131,6 +134,22 @@ class AdapterLayer(nn.Module):
     def after_optimizer_step(self) -> None:
         """Update non-gradient state once per optimizer step (default: nothing)."""
 
+    def constant(self, what: str, compute: Callable[[], T]) -> T:
+        """``compute()``, a value of this layer's parameters alone (no input), e.g. normalised keys.
+
+        Inside ``generate`` the parameters are fixed and every generated token calls every adapted
+        layer, so the value is computed once per call and kept in the routing state; elsewhere
+        (training, a plain forward) it is computed each time, with its autograd graph.
+        """
+        constants = self.state.constants
+        if constants is None or torch.is_grad_enabled():
+            return compute()
+        key = (self.name, what)
+        value = constants.get(key)
+        if value is None:
+            value = constants[key] = compute()
+        return value
+
     def record_routing(self, weights: torch.Tensor) -> None:
         """Keep this forward's router weights (batch, ..., experts) when the model asks for them."""
         if self.state.record_routing:
@@ -169,12 +188,18 @@ def reduce_aux_losses(layers: list[AdapterLayer], weights: dict[str, float], red
     return totals
 
 
-def mix_experts(gates: torch.Tensor, latent: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+def stack_experts(experts: torch.Tensor) -> torch.Tensor:
+    """[B_1 ... B_N]: experts (N, d_out, r) -> (d_out, N r), the right operand of :func:`mix_experts`."""
+    return torch.cat(experts.unbind(0), dim=1)  # cat: half the time of permute + reshape
+
+
+def mix_experts(gates: torch.Tensor, latent: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
     """``sum_i gates[..., i] * (latent @ experts[i].T)`` as one matmul.
 
-    gates: (batch, ..., N); latent: (batch, ..., r); experts: (N, d_out, r) -> (batch, ..., d_out).
-    The gated latents (g_i h)_i, N r per token, meet the stacked experts [B_1 ... B_N] (d_out, N r):
-    no (batch, ..., N, d_out) tensor is built, and the d_out-sized work is N r d_out per token.
+    gates: (batch, ..., N); latent: (batch, ..., r); stacked: :func:`stack_experts` of experts
+    (N, d_out, r), i.e. (d_out, N r) -> (batch, ..., d_out). The gated latents (g_i h)_i, N r per
+    token, meet [B_1 ... B_N] in one matmul: no (batch, ..., N, d_out) tensor is built, and the
+    d_out-sized work is N r d_out per token.
     """
     gated = (gates.unsqueeze(-1) * latent.unsqueeze(-2)).flatten(-2)  # (batch, ..., N r)
-    return F.linear(gated, torch.cat(experts.unbind(0), dim=1))  # cat: half the time of permute + reshape
+    return F.linear(gated, stacked)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
-from samora.methods.base import AdapterLayer, mix_experts
+from samora.methods.base import AdapterLayer, mix_experts, stack_experts
 
 
 @dataclass
@@ -109,7 +109,8 @@ class HydraLoRALayer(AdapterLayer):
         times the stacked heads [B_1 ... B_N] (d_out, N r); no (batch, seq, N, d_out) tensor.
         """
         gates, h = self._latent(x)
-        return mix_experts(gates, h, self.hydralora_B) * self.scaling
+        stacked = self.constant("stacked_B", lambda: stack_experts(self.hydralora_B))
+        return mix_experts(gates, h, stacked) * self.scaling
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every head's full output, then the weighted sum."""

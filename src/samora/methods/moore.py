@@ -141,7 +141,7 @@ class MoORELayer(AdapterLayer):
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         """H x as rows: ``x H_1 ... H_r = x - ((x Y^T) T) Y`` (compact WY form): (..., d_in)."""
-        unit, t = householder_product(self.moore_householder)
+        unit, t = self.constant("householder", lambda: householder_product(self.moore_householder))
         return x - ((x @ unit.T) @ t) @ unit
 
     def router_shift(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
@@ -151,11 +151,13 @@ class MoORELayer(AdapterLayer):
 
     def task_shift(self, task_ids: torch.Tensor | None) -> torch.Tensor:
         """P_task e_t: (batch, m), or (1, m) for the mean embedding when no task ids are given."""
-        mean = self.moore_task_embedding.mean(0, keepdim=True)
-        if task_ids is None:
-            return mean @ self.moore_task_proj.T
-        table = torch.cat([self.moore_task_embedding, mean])  # row T is the unseen route
-        return table[torch.where(task_ids < 0, self.num_tasks, task_ids)] @ self.moore_task_proj.T
+        shifts = self.constant("task_shifts", self._task_shift_table)
+        return shifts[-1:] if task_ids is None else shifts[task_ids]  # id -1 picks the last row
+
+    def _task_shift_table(self) -> torch.Tensor:
+        """(T + 1, m): P_task e_t for each known task, then for the mean embedding (unseen tasks)."""
+        embeddings = self.moore_task_embedding
+        return torch.cat([embeddings, embeddings.mean(0, keepdim=True)]) @ self.moore_task_proj.T
 
     def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: reflections one at a time, then every rank-one expert's output."""

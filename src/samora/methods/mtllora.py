@@ -128,7 +128,7 @@ class MTLLoRALayer(AdapterLayer):
         task_ids = require_task_ids(task_ids, self.config.method)
         self._record(task_ids, x)
         h = x @ self.mtllora_A.T  # (batch, ..., r)
-        matrices = self.task_matrices()[task_ids]  # (batch, d_out, r)
+        matrices = self.constant("task_matrices", self.task_matrices)[task_ids]  # (batch, d_out, r)
         flat = h.reshape(h.shape[0], -1, h.shape[-1])  # (batch, tokens, r)
         out = torch.bmm(flat, matrices.transpose(1, 2))  # (batch, tokens, d_out)
         return out.reshape(*h.shape[:-1], self.out_features) * self.scaling

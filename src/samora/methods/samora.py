@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
-from samora.methods.base import AdapterLayer, mix_experts, per_example, reduce_aux_losses
+from samora.methods.base import AdapterLayer, mix_experts, per_example, reduce_aux_losses, stack_experts
 
 NORM_EPS = 1e-12  # F.normalize's default: x / max(|x|, eps)
 
@@ -166,13 +166,18 @@ class SAMoRALayer(AdapterLayer):
         """
         if not self.config.scaling:
             return None
+        gates = self.task_gate_table()
+        return gates[-1] if task_ids is None else gates[task_ids]
+
+    def task_gate_table(self) -> torch.Tensor:
+        """(T + 1,): g_task of each known task, then of an unseen task (the last row: id -1 picks it).
+
+        An unseen task's gate logit is the mean logit over the known tasks; the logit is affine in
+        e_t, so that is the logit of the mean embedding.
+        """
         embeddings = self.samora_task_embedding  # (T, d_g)
-        # The gate logit is affine in e_t, so the mean logit is the logit of the mean embedding.
         unseen = embeddings.mean(0, keepdim=True) if self.num_tasks else embeddings.new_zeros(1, embeddings.shape[1])
-        if task_ids is None:
-            return torch.sigmoid(torch.addmv(self.samora_gate_bias, unseen, self.samora_gate_weight))[0]
-        table = torch.cat([embeddings, unseen])  # the last row is the unseen route: id -1 picks it
-        return torch.sigmoid(torch.addmv(self.samora_gate_bias, table[task_ids], self.samora_gate_weight))
+        return torch.sigmoid(torch.addmv(self.samora_gate_bias, torch.cat([embeddings, unseen]), self.samora_gate_weight))
 
     def _latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x @ self.samora_A.T  # (batch, ..., r), eq. (3)
@@ -200,20 +205,24 @@ class SAMoRALayer(AdapterLayer):
         gates = self._fast_router_weights(x, h)
         self.record_routing(gates)
         z = h * self._latent_scale(task_ids, h) if self.config.scaling else h  # g_task S A x
-        return mix_experts(gates, z, self.samora_B)
+        return mix_experts(gates, z, self.constant("stacked_B", lambda: stack_experts(self.samora_B)))
 
     def _fast_router_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """:meth:`router_weights` in fewer operations: cos(h, k_i) / tau = (h . k_i / (|k_i| tau)) / |h|."""
         if self.config.router != "semantic":
             return torch.softmax(F.linear(x, self.samora_router), dim=-1)
-        keys = self.samora_keys
-        keys = keys / (keys.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS) * self.config.temperature)
+        keys = self.constant("scaled_keys", self._scaled_keys)
         return torch.softmax(F.linear(h, keys) / h.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS), dim=-1)
+
+    def _scaled_keys(self) -> torch.Tensor:
+        """k_i / (|k_i| tau): (N, r)."""
+        keys = self.samora_keys
+        return keys / (keys.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS) * self.config.temperature)
 
     def _latent_scale(self, task_ids: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
         """S g_task: (r,) when one gate serves the whole batch, else (batch, 1, ..., r) against h."""
-        gate = self.task_gate(task_ids)
-        return self.samora_S * gate if gate.dim() == 0 else per_example(gate, h) * self.samora_S
+        scales = self.constant("task_scales", lambda: self.task_gate_table()[:, None] * self.samora_S)  # (T + 1, r)
+        return scales[-1] if task_ids is None else per_example(scales[task_ids], h)
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every expert's full output, then the weighted sum."""

@@ -8,9 +8,11 @@ accumulation, schedulers, logging integrations) is the Trainer's own machinery. 
   logging step, records router weights for the router statistics.
 - ``log`` adds router statistics, the weighted regulariser terms and the token throughput to the
   training logs, so they reach the console, TensorBoard, W&B... like any metric.
-- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base;
-  ``_load_from_checkpoint`` loads it back into the adapted model, so ``resume_from_checkpoint``
-  restores it (the Trainer restores optimizer, scheduler, scaler, RNG and data position itself).
+- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base; under FSDP
+  (full state dict) or ZeRO-3 it takes the adapter from the gathered state dict the Trainer hands
+  it, as PEFT does. ``_load_from_checkpoint`` loads it back into the adapted model, so
+  ``resume_from_checkpoint`` restores it (the Trainer restores optimizer, scheduler, scaler, RNG and
+  data position itself; FSDP and DeepSpeed resume from their own checkpoint files).
 - ``train(resume_from_checkpoint=True)`` resumes from the last *complete* checkpoint, skipping a
   folder left half-written by a crash or a full disk.
 - :class:`~samora.training.callbacks.AfterOptimizerStep` calls the adapter's
@@ -30,9 +32,8 @@ from transformers.trainer_utils import IntervalStrategy
 
 from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
-from samora.persistence import adapter_state_dict, save_adapter
+from samora.persistence import load_adapter_weights, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
-from samora.persistence import load_adapter_weights
 from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.statistics import router_log_entries
 
@@ -148,9 +149,11 @@ class SamoraTrainer(Trainer):
         if not self.args.should_save:
             return
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-        if state_dict is not None:
-            _check_full_tensors(model, state_dict)
-        save_adapter(model, output_dir)
+        if state_dict is not None and not state_dict:
+            raise ValueError("DeepSpeed ZeRO-3 handed the Trainer no gathered weights, so the adapter cannot be "
+                             "saved; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
+        # FSDP / ZeRO-3: the gathered full state dict (this rank's own tensors are shards)
+        save_adapter(model, output_dir, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
@@ -187,17 +190,3 @@ class SamoraTrainer(Trainer):
         self._tokens_since_log.zero_()
         return tokens
 
-
-def _check_full_tensors(model, state_dict: dict) -> None:
-    """FSDP / DeepSpeed hand ``_save`` a gathered state dict; save_adapter reads the model's own tensors.
-
-    Those agree when the adapter parameters are replicated (DDP, ZeRO-1/2). When they are sharded
-    (FSDP, ZeRO-3) the model's tensors are partial and saving them would write wrong weights.
-    """
-    for key, own in adapter_state_dict(model).items():
-        full = state_dict.get(key)
-        if full is not None and (type(own) is not torch.Tensor or tuple(own.shape) != tuple(full.shape)):
-            raise NotImplementedError(
-                f"adapter parameter {key} is sharded on this rank (FSDP or ZeRO-3), and samora.save_adapter "
-                "cannot yet write a gathered state dict; use data-parallel or ZeRO-1/2 training for now"
-            )
