@@ -189,4 +189,3 @@ class SamoraTrainer(Trainer):
         tokens = float(self.accelerator.reduce(self._tokens_since_log.clone(), reduction="sum"))
         self._tokens_since_log.zero_()
         return tokens
-
