@@ -59,7 +59,7 @@ class AdapterHandle:
         self.enabled_input_grads = False
         # full shapes, recorded before any FSDP / ZeRO-3 sharding: what a saved adapter must hold
         self.tensor_shapes = {f"{name}.{key}": tuple(value.shape) for name, layer in layers.items()
-                              for key, value in layer.state_dict().items() if not key.startswith("base_layer.")}
+                              for key, value in layer.adapter_state().items()}
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
         """The method's weighted regulariser terms (e.g. ``orth``, ``match``), with gradients.

@@ -32,12 +32,8 @@ FORMAT_VERSION = 1
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``"<module name>.<parameter>" -> tensor`` for every adapter parameter and buffer."""
-    tensors = {}
-    for name, layer in adapter_of(model).layers.items():
-        for key, value in layer.state_dict().items():
-            if not key.startswith("base_layer."):
-                tensors[f"{name}.{key}"] = value.detach()
-    return tensors
+    return {f"{name}.{key}": value.detach() for name, layer in adapter_of(model).layers.items()
+            for key, value in layer.adapter_state().items()}
 
 
 def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: dict | None = None) -> Path:

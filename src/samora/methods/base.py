@@ -134,6 +134,10 @@ class AdapterLayer(nn.Module):
     def after_optimizer_step(self) -> None:
         """Update non-gradient state once per optimizer step (default: nothing)."""
 
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """This layer's own tensors (parameters and persistent buffers) by name, the base layer's left out."""
+        return {key: value for key, value in self.state_dict().items() if not key.startswith("base_layer.")}
+
     def constant(self, what: str, compute: Callable[[], T]) -> T:
         """``compute()``, a value of this layer's parameters alone (no input), e.g. normalised keys.
 
