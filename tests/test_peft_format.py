@@ -105,6 +105,17 @@ def test_one_task_goes_into_the_folder_itself(tmp_path, input_ids):
         export_peft(model, tmp_path / "x", task="mnli")
 
 
+def test_export_never_overwrites_a_samora_adapter(tmp_path):
+    model = adapted("lora")
+    samora.save_adapter(model, tmp_path / "adapter")
+    before = (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="overwrite"):
+        export_peft(tmp_path / "adapter", tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").read_bytes() == before
+    export_peft(model, tmp_path / "peft")
+    export_peft(model, tmp_path / "peft")  # re-exporting over an earlier export is fine
+
+
 @pytest.mark.parametrize("case", TOKEN_ROUTED)
 def test_token_routed_methods_refuse_with_the_reason(case, tmp_path):
     model = adapted(case)

@@ -121,6 +121,10 @@ def peft_lora(layers: dict[str, AdapterLayer], config: AdapterConfig, task_id: i
 def write_peft_lora(peft_config: dict, tensors: dict[str, torch.Tensor], output: str | os.PathLike) -> Path:
     """Write a PEFT LoRA folder (config + safetensors weights) and return it."""
     output = Path(output)
+    existing = output / CONFIG_NAME
+    if existing.is_file() and not is_peft_folder(output):
+        raise ValueError(f"{output} holds a samora adapter (or another adapter_config.json); exporting there would "
+                         "overwrite it: choose another output folder")
     output.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(output / WEIGHTS_NAME), metadata={"format": "pt"})
     (output / CONFIG_NAME).write_text(json.dumps(peft_config, indent=2) + "\n")
