@@ -175,3 +175,21 @@ def test_peft_and_transformers_pointed_at_a_samora_folder_name_samora(tmp_path):
     with pytest.raises(KeyError, match=r"samora\.load_adapter"):
         AutoModelForCausalLM.from_pretrained(tmp_path / "adapter")
     assert samora.read_adapter_config(tmp_path / "adapter")["base_model_name_or_path"] == str(tmp_path / "base")
+
+
+def test_gpt2_conv1d_layers_export_too(tmp_path, input_ids):
+    """GPT-2 stores its projections as Conv1D (d_in, d_out); PEFT's LoRA factors have the same shapes."""
+    model = samora.get_model(tiny_model("gpt2"), samora.MultiLoRAConfig(r=2, num_experts=2,
+                                                                         target_modules=["c_attn", "c_proj"]))
+    with torch.no_grad():
+        for layer in samora.adapter_of(model).layers.values():
+            for name, parameter in layer.named_parameters():
+                if not name.startswith("base_layer."):
+                    parameter.normal_(0.0, 0.3)
+    samora.save_adapter(model, tmp_path / "adapter")
+    export_peft(tmp_path / "adapter", tmp_path / "peft")
+    loaded = peft.PeftModel.from_pretrained(tiny_model("gpt2"), str(tmp_path / "peft")).eval()
+    with torch.no_grad():
+        expected = model(input_ids=input_ids).logits
+        assert (loaded(input_ids=input_ids).logits - expected).abs().max() < TOLERANCE
+        assert (tiny_model("gpt2")(input_ids=input_ids).logits - expected).abs().max() > 1e-2
