@@ -26,6 +26,7 @@ from samora.methods.mtllora import MTLLoRAConfig
 from samora.methods.multilora import MultiLoRAConfig
 from samora.methods.samora import SAMoRAConfig
 from samora.methods.smora import SMoRAConfig
+from samora.peft_format import export_peft, load_peft_lora
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
 from samora.routing import UNSEEN_TASK
 
@@ -47,9 +48,11 @@ __all__ = [
     "__version__",
     "adapter_of",
     "adapter_parameter_count",
+    "export_peft",
     "get_method",
     "get_model",
     "load_adapter",
+    "load_peft_lora",
     "match_parameter_budget",
     "merge",
     "merge_for_task",

@@ -63,6 +63,21 @@ def command_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export(args: argparse.Namespace) -> int:
+    """Write an adapter as PEFT LoRA folder(s): one, or one per task for task-routed methods."""
+    from samora.methods.base import NotMergeableError
+    from samora.peft_format import export_peft
+
+    try:
+        folders = export_peft(args.adapter, args.output, task=args.task)
+    except NotMergeableError as err:
+        print(f"samora: error: {err}", file=sys.stderr)
+        return 1
+    for folder in folders:
+        print(f"[samora] PEFT LoRA: {folder}")
+    return 0
+
+
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML run configuration (sections model, adapter, data, train, eval)")
     parser.add_argument("--preset", help="start from a bundled preset (see `samora presets`)")
@@ -95,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("adapter", help="an adapter folder or a run folder")
     _add_config_arguments(analyze)
     analyze.set_defaults(run=command_analyze)
+    export = commands.add_parser("export", help="write an adapter as a PEFT LoRA (per task for MoELoRA / MTL-LoRA)")
+    export.add_argument("adapter", help="an adapter folder or a run folder")
+    export.add_argument("--to", choices=["peft"], required=True, help="the format to write (PEFT LoRA, which vLLM serves)")
+    export.add_argument("output", help="the folder to write (per-task methods: one subfolder per task)")
+    export.add_argument("--task", help="export only this task's LoRA, into OUTPUT itself (task-routed methods)")
+    export.set_defaults(run=command_export)
     from samora.benchmark.command import add_bench_arguments, run_bench
 
     bench = commands.add_parser("bench", help="step time, memory and generation latency vs PEFT LoRA")

@@ -23,6 +23,7 @@ from torch import nn
 from samora.inject import adapter_of, find_targets, get_model, unload
 from samora.methods import config_from_dict
 from samora.methods.base import linear_shape
+from samora.peft_format import NOT_PEFT_TYPE, is_peft_folder, load_peft_lora
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -61,6 +62,8 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "peft_type": NOT_PEFT_TYPE,  # what PEFT and transformers read: they fail naming samora
+            "base_model_name_or_path": handle.config.base_model,
             "samora_version": __version__,
             "method": handle.config.method,
             "base_model": handle.config.base_model,
@@ -139,8 +142,10 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
 
     As in PEFT, the loaded adapter is frozen unless ``is_trainable=True`` (to continue training).
     Any error (missing or corrupted file, unknown method, a base whose layer shapes differ) leaves
-    ``base_model`` unchanged.
+    ``base_model`` unchanged. A PEFT LoRA folder loads as a samora LoRA (:func:`samora.peft_format.load_peft_lora`).
     """
+    if is_peft_folder(directory):
+        return load_peft_lora(base_model, directory, is_trainable=is_trainable)
     metadata, tensors = read_adapter_tensors(directory)
     config = config_from_dict(metadata["config"])
     _check_shapes(base_model, config.target_modules, metadata.get("modules", {}), metadata.get("base_model"))
