@@ -58,6 +58,7 @@ class SAMoRAConfig(MixtureConfig):
         variant: ``"paper"`` (default) or ``"released"``: the defaults of the six switches below, the
             paper's equations or what the authors' released code ran. With ``"released"`` the forward
             and both losses equal that code's on the same weights. A switch given explicitly wins.
+            Neither scales the update by alpha / r: eq. (7) has no such factor, nor has that code.
 
     The switches (``None``: take the variant's value; one line each, paper / released code):
         orth_form: L_orth, eq. (9): paper ``"frobenius"`` ||A A^T - I||_F^2 + sum_i ||B_i^T B_i - I||_F^2;
