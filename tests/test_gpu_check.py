@@ -8,6 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,22 @@ def test_eight_b_like_model_has_the_asked_layer_shapes(tmp_path):
     assert attention.q_proj.weight.shape == (64, 64) and attention.k_proj.weight.shape == (32, 64)
     assert model.model.layers[0].mlp.up_proj.weight.shape == (96, 64) and len(model.model.layers) == 1
     assert model(torch.tensor([[3, 4, 5]])).logits.shape == (1, 3, 100)
+
+
+def test_contract_suite_precision_comes_from_the_environment(monkeypatch):
+    from conftest import _test_precision
+
+    monkeypatch.setenv("SAMORA_TEST_DEVICE", "cpu")
+    monkeypatch.setenv("SAMORA_TEST_DTYPE", "bfloat16")
+    assert _test_precision() == (torch.device("cpu"), torch.bfloat16)
+    monkeypatch.delenv("SAMORA_TEST_DEVICE")
+    monkeypatch.delenv("SAMORA_TEST_DTYPE")
+    assert _test_precision() == (torch.device("cpu"), torch.float32)  # the default: as before
+    monkeypatch.setenv("SAMORA_TEST_DTYPE", "int8")
+    with pytest.raises(ValueError, match="SAMORA_TEST_DTYPE must be"):
+        _test_precision()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("SAMORA_TEST_DTYPE", "float32")
+        monkeypatch.setenv("SAMORA_TEST_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            _test_precision()
