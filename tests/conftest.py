@@ -14,6 +14,21 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 VOCAB = 64
 
 
+def _test_precision() -> tuple[torch.device, torch.dtype]:
+    """Where the contract suite runs: ``SAMORA_TEST_DEVICE`` (default cpu) and ``SAMORA_TEST_DTYPE``
+    (default float32), e.g. ``SAMORA_TEST_DEVICE=cuda SAMORA_TEST_DTYPE=bfloat16`` (scripts/gpu_check.sh)."""
+    device = torch.device(os.environ.get("SAMORA_TEST_DEVICE", "cpu"))
+    name = os.environ.get("SAMORA_TEST_DTYPE", "float32")
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"SAMORA_TEST_DTYPE must be float32, bfloat16 or float16, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("SAMORA_TEST_DEVICE=cuda but torch sees no CUDA device (torch.cuda.is_available() is False)")
+    return device, getattr(torch, name)
+
+
+TEST_DEVICE, TEST_DTYPE = _test_precision()
+
+
 def tiny_model(arch: str = "llama", seed: int = 0):
     """A 2-layer model of the given architecture with hidden size 32 and a 64-token vocabulary."""
     from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,

@@ -17,6 +17,7 @@ CASES: dict[str, Callable[[list[str]], AdapterConfig]] = {
     "samora": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks),
     "samora_linear_router": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, router="linear"),
     "samora_no_scaling": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, scaling=False),
+    "samora_released": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, variant="released"),
     "hydralora": lambda tasks: HydraLoRAConfig(r=4, num_experts=3, tasks=tasks),
     "hydralora_mlp_router": lambda tasks: HydraLoRAConfig(r=4, num_experts=3, tasks=tasks, router="mlp", router_hidden=8),
     "mtllora": lambda tasks: MTLLoRAConfig(r=4, num_experts=3, tasks=tasks),

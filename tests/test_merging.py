@@ -125,3 +125,47 @@ def test_tied_weight_is_refused(input_ids):
     with pytest.raises(samora.NotMergeableError, match="shared by"):
         samora.merge(model)
     assert hasattr(model, "samora_adapter")
+
+
+def _float64_lora(adapter_dtype):
+    """A float64 tiny Llama with a LoRA (r = 4, alpha = 16) moved off its init, and its (A, B) per module."""
+    model = samora.get_model(tiny_model().double(), samora.LoRAConfig(r=4, alpha=16.0), adapter_dtype=adapter_dtype)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
+    return model.eval(), {name: (layer.lora_A.detach().double().clone(), layer.lora_B.detach().double().clone())
+                          for name, layer in model.samora_adapter.layers.items()}
+
+
+def test_float64_merge_equals_peft_merge_at_the_same_weights(input_ids):
+    peft = pytest.importorskip("peft")
+    model, factors = _float64_lora(torch.float64)
+    expected = model(input_ids).logits
+    merged = dict(samora.merge(model).named_parameters())
+    assert (model(input_ids).logits - expected).abs().max() < 1e-12  # float32 rounding would give ~1e-7
+    reference = peft.get_peft_model(tiny_model().double(), peft.LoraConfig(
+        r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    with torch.no_grad():
+        for name, module in reference.base_model.model.named_modules():
+            if name in factors:
+                module.lora_A["default"].weight.copy_(factors[name][0])
+                module.lora_B["default"].weight.copy_(factors[name][1])
+    peft_merged = dict(reference.merge_and_unload().named_parameters())
+    assert set(merged) == set(peft_merged)
+    for name in factors:
+        weight = f"{name}.weight"
+        assert merged[weight].dtype == torch.float64
+        assert (merged[weight] - peft_merged[weight]).abs().max() <= 1e-15, name
+
+
+def test_float32_adapter_on_a_float64_model_merges_in_float64():
+    """A float32 adapter on a float64 model: W + delta_W is added in float64, not rounded through float32."""
+    model, factors = _float64_lora(torch.float32)
+    base = dict(tiny_model().double().named_parameters())
+    merged = dict(samora.merge(model).named_parameters())
+    for name, (a, b) in factors.items():
+        exact = base[f"{name}.weight"] + (b.float() @ a.float() * 4.0).double()  # the float32 adapter's delta_W
+        assert merged[f"{name}.weight"].dtype == torch.float64
+        assert (merged[f"{name}.weight"] - exact).abs().max() <= 1e-14, name

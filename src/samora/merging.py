@@ -9,7 +9,8 @@ What can be folded depends on how the update is routed (the config's ``merge_kin
 - ``"token"`` (SAMoRA, HydraLoRA, SMoRA, MoORE): the mixture weights depend on every input token,
   so no fixed weight reproduces the adapted model; both functions raise :class:`NotMergeableError`.
 
-The merged model computes ``(W + delta_W) x`` with ``W + delta_W`` rounded once to the base dtype,
+The merged model computes ``(W + delta_W) x`` with ``W + delta_W`` added in the wider of the two
+dtypes (float32 at least) and rounded once to the base dtype,
 where the adapted model adds the update to ``W x``: the two agree in eval mode (no dropout) up to
 floating-point rounding (the tests bound the difference).
 """
@@ -69,8 +70,18 @@ def _fold(model: nn.Module, task_id: int | None) -> nn.Module:
             layer = handle.layers[name]
             weight = layer.base_layer.weight
             update = update.T if layer.fan_in_fan_out else update  # Conv1D stores (d_in, d_out)
-            weight.copy_((weight.float() + update.to(weight.device, torch.float32)).to(weight.dtype))
+            weight.copy_(_merged_weight(weight, update))
     return unload(model)
+
+
+def _merged_weight(weight: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+    """``W + delta_W`` rounded once to W's dtype, added in the wider of the two dtypes (float32 at least).
+
+    A float64 model gets the exact float64 sum (as PEFT's merge), a bf16 one a float32 sum rounded
+    once to bf16.
+    """
+    dtype = torch.promote_types(torch.promote_types(weight.dtype, update.dtype), torch.float32)
+    return (weight.to(dtype) + update.to(weight.device, dtype)).to(weight.dtype)
 
 
 def _refuse_tied_weights(model: nn.Module, layers: dict) -> None:

@@ -110,3 +110,27 @@ def test_invalid_router_options_name_the_field():
         HydraLoRAConfig(router="cosine")
     with pytest.raises(ValueError, match="router_hidden must be a positive int"):
         HydraLoRAConfig(router="mlp", router_hidden=0)
+
+
+@pytest.mark.parametrize("router_input", ["dropout", "input"])
+def test_router_input_switch_routes_on_x_or_on_dropout_x(router_input):
+    """Training mode, dropout 0.5: A always sees dropout(x); the router sees x only with "input"."""
+    layer = make_layer(router_input=router_input, dropout=0.5).train()
+    assert HydraLoRAConfig().router_input == "dropout"  # the stated default
+    x = torch.randn(2, 3, D_IN, dtype=torch.float64)
+    torch.manual_seed(7)
+    got = layer(x)
+    torch.manual_seed(7)
+    dropped = nn.functional.dropout(x, 0.5, training=True)  # the same mask as the layer's
+    routed = x if router_input == "input" else dropped
+    p = {k: v.detach() for k, v in layer.named_parameters()}
+    gates = torch.softmax(routed @ p["hydralora_router"].T, dim=-1)
+    heads = torch.stack([(dropped @ p["hydralora_A"].T) @ b.T for b in p["hydralora_B"]], dim=-2)
+    expected = layer.base_layer(x) + 2.0 * (gates.unsqueeze(-1) * heads).sum(-2)
+    assert torch.allclose(got, expected, atol=1e-12, rtol=0)
+    assert not torch.allclose(got, layer.eval()(x))  # dropout really acted
+
+
+def test_router_input_must_be_known():
+    with pytest.raises(ValueError, match="router_input"):
+        HydraLoRAConfig(router_input="clean")

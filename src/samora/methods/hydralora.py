@@ -1,10 +1,13 @@
 """HydraLoRA (Tian et al., NeurIPS 2024): one shared A, several B heads, a router on the input.
 
 ```
-  x ──► router R (linear or MLP) ──► softmax ──► g_1..g_N (per token)
-  │                                                  │
+  x ──► [dropout] ──► router R (linear or MLP) ──► softmax ──► g_1..g_N (per token)
+  │                                                                │
   └──► dropout ──► A (r x d_in) ──► h ──► sum_i g_i B_i h ──► * alpha/r ──► + W x
 ```
+
+The router sees dropout(x) by default (``router_input="dropout"``), or the clean x as the released
+HydraLoRA code does (``router_input="input"``).
 
 An asymmetric mixture: the down-projection A is shared, only the up-projections B_i are experts.
 The router sees each token, so the mixture changes per token and the adapter can never be folded
@@ -35,6 +38,9 @@ class HydraLoRAConfig(MixtureConfig):
             units (router_hidden (d_in + N) parameters), for a router that can separate inputs a
             linear map cannot.
         router_hidden: hidden width of the MLP router; ignored by the linear router.
+        router_input: what the router sees. ``"dropout"`` (default; the paper is silent on dropout):
+            the same dropout(x) as A, as every other router here; ``"input"``: the clean x, as the
+            released HydraLoRA code does (dropout then only reaches A x). The two agree in eval mode.
     """
 
     method = "hydralora"
@@ -49,9 +55,12 @@ class HydraLoRAConfig(MixtureConfig):
     alpha: float = 16.0
     router: str = "linear"
     router_hidden: int = 32
+    router_input: str = "dropout"
 
     def validate(self) -> None:
         super().validate()
+        _check(self.router_input in ("dropout", "input"),
+               f"router_input must be 'dropout' (route on dropout(x)) or 'input' (on x), got {self.router_input!r}")
         _check(self.router in ("linear", "mlp"), f"router must be 'linear' or 'mlp', got {self.router!r}")
         _check(
             isinstance(self.router_hidden, int) and self.router_hidden >= 1,
@@ -82,6 +91,10 @@ class HydraLoRALayer(AdapterLayer):
         else:
             self.hydralora_router = self.adapter_parameter(n, self.in_features)
         self.scaling = config.alpha / config.r
+        # router_input="input": the base forward passes the clean x and only A's input is dropped out.
+        self.latent_dropout = nn.Identity()
+        if config.router_input == "input":
+            self.latent_dropout, self.dropout = self.dropout, nn.Identity()
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.hydralora_A, a=math.sqrt(5))
@@ -99,7 +112,7 @@ class HydraLoRALayer(AdapterLayer):
     def _latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gates = self.router_weights(x)  # (batch, ..., N)
         self.record_routing(gates)
-        return gates, x @ self.hydralora_A.T  # h: (batch, ..., r)
+        return gates, self.latent_dropout(x) @ self.hydralora_A.T  # h: (batch, ..., r)
 
     def delta(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """(alpha/r) sum_i g_i B_i A x; x: (batch, ..., d_in) -> (batch, ..., d_out).

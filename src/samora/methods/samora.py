@@ -23,8 +23,21 @@ from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
 from samora.methods.base import AdapterLayer, mix_experts, per_example, reduce_aux_losses, stack_experts
+from samora.methods.singular_values import top_singular_values
 
 NORM_EPS = 1e-12  # F.normalize's default: x / max(|x|, eps)
+
+
+# The authors' released code, where it differs from the paper (or where the paper is silent).
+RELEASED = {
+    "orth_form": "mse", "match_normalize": True, "aux_reduction": "sum",
+    "gate_bias": False, "gate_init": "unit", "scale_init": "ones",
+}
+PAPER = {
+    "orth_form": "frobenius", "match_normalize": False, "aux_reduction": "mean",
+    "gate_bias": True, "gate_init": "fan_in", "scale_init": "svd",
+}
+VARIANTS = {"paper": PAPER, "released": RELEASED}
 
 
 @dataclass
@@ -36,19 +49,29 @@ class SAMoRAConfig(MixtureConfig):
             few experts, 1.0 routes too uniformly.
         lambda_orth: weight of L_orth, eq. (9). 1e-3 in the paper; 1e-2 hurts badly.
         lambda_match: weight of L_match, eq. (11) (the paper's lambda_KL). 1e-2 in the paper.
-        aux_reduction: how the per-module regulariser terms combine across adapted modules.
-            ``"mean"`` (default) averages them, so lambda means the same on a 2-layer toy and an
-            80-layer model; ``"sum"`` adds them, as the authors' released code does (their lambdas
-            were tuned that way, but under their gradient checkpointing the terms got no gradient).
         router: ``"semantic"``: cosine between the latent h = A x and learnable expert keys, eq. (4);
             ``"linear"``: softmax of a linear map of x (the paper's "w/o Router" ablation).
         scaling: the diagonal scale S (eq. 5) and the task gate (eq. 6). False gives the paper's
             "w/o Scaling" ablation: S = 1 and g_task = 1, fixed (a plain asymmetric MoE-LoRA).
-        scale_init: ``"svd"`` starts S at the top-r singular values of the frozen W (eq. 5), computed
-            with a randomized low-rank SVD on the weight's own device; ``"ones"`` starts at 1 (the
-            released code's default).
         task_dim: size d_g of the task embedding e_t, eq. (6). Compact is best (the paper's d_g = 64
             drops sharply); 8 as in the released code.
+        variant: ``"paper"`` (default) or ``"released"``: the defaults of the six switches below, the
+            paper's equations or what the authors' released code ran. With ``"released"`` the forward
+            and both losses equal that code's on the same weights. A switch given explicitly wins.
+            Neither scales the update by alpha / r: eq. (7) has no such factor, nor has that code.
+
+    The switches (``None``: take the variant's value; one line each, paper / released code):
+        orth_form: L_orth, eq. (9): paper ``"frobenius"`` ||A A^T - I||_F^2 + sum_i ||B_i^T B_i - I||_F^2;
+            code ``"mse"``: each squared error divided by r^2, the B_i term averaged over experts.
+        match_normalize: L_match, eq. (11): paper ``False`` softmax(b_i), softmax(k_i); code ``True``
+            L2-normalises b_i and k_i before the softmax.
+        aux_reduction: across modules: paper silent, ours ``"mean"`` (lambda means the same on 2 or 80
+            layers); code ``"sum"`` (its lambdas were tuned so, but got no gradient, see REFERENCE).
+        gate_bias: eq. (6): paper ``True`` sigmoid(w_gate . e_t + b_gate); code ``False``, no b_gate.
+        gate_init: w_gate: paper silent, ours ``"fan_in"`` U(+-1/sqrt d_g); code ``"unit"`` U(+-1)
+            (kaiming-uniform on a (d_g, 1) weight, whose fan-in is 1).
+        scale_init: S, eq. (5): paper ``"svd"`` top-r singular values of the frozen W (see
+            :func:`top_singular_values`); code ``"ones"``.
     """
 
     method = "samora"
@@ -59,16 +82,28 @@ class SAMoRAConfig(MixtureConfig):
         equation="g_task(t) sum_i softmax_i(cos(A x, k_i) / tau) B_i S A x",
         router="latent h = A x vs expert keys k_i (per token); task embedding e_t for the gate",
         init="A kaiming-uniform, B_i = 0, keys U(+-1/sqrt r), S = top-r singular values of W, e_t ~ N(0, 1)",
-        parameters="r d_in + N r d_out + N r + r + T d_g + d_g + 1",
+        parameters="r d_in + N r d_out + N r + r + T d_g + d_g + 1 (no + 1 with variant='released')",
     )
     temperature: float = 0.8
     lambda_orth: float = 1e-3
     lambda_match: float = 1e-2
-    aux_reduction: str = "mean"
     router: str = "semantic"
     scaling: bool = True
-    scale_init: str = "svd"
     task_dim: int = 8
+    variant: str = "paper"
+    orth_form: str | None = None
+    match_normalize: bool | None = None
+    aux_reduction: str | None = None
+    gate_bias: bool | None = None
+    gate_init: str | None = None
+    scale_init: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.variant in VARIANTS, f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        for name, value in VARIANTS[self.variant].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        super().__post_init__()
 
     def validate(self) -> None:
         super().validate()
@@ -78,27 +113,10 @@ class SAMoRAConfig(MixtureConfig):
         _check(self.router in ("semantic", "linear"), f"router must be 'semantic' or 'linear', got {self.router!r}")
         _check(self.scale_init in ("svd", "ones"), f"scale_init must be 'svd' or 'ones', got {self.scale_init!r}")
         _check(isinstance(self.task_dim, int) and self.task_dim >= 1, f"task_dim must be a positive int, got {self.task_dim!r}")
-
-
-def top_singular_values(weight: torch.Tensor, k: int, *, niter: int = 6) -> torch.Tensor:
-    """The k largest singular values of ``weight`` (d_out, d_in), by randomized low-rank SVD.
-
-    Runs on the weight's own device in float32 at O(d_out d_in (k + oversample) niter) cost, with
-    oversample = max(16, k), instead of a full O(d^3) SVD per module (matrices whose smaller side is
-    at most 4 (k + oversample) get the exact values, which is cheaper there). Measured against the exact
-    values: about 1e-4 relative (k = 8) to 5e-4 (k = 16) on SmolLM2's nearly flat attention spectra,
-    below 1e-5 on decaying spectra; a few milliseconds per 576 x 576 module on CPU.
-    """
-    oversample = max(16, k)
-    matrix = weight.detach().float()
-    q = min(k + oversample, *matrix.shape)
-    if min(matrix.shape) <= 4 * q:  # small enough that the exact values cost less than sketching
-        values = torch.linalg.svdvals(matrix)
-    else:
-        _, values, _ = torch.svd_lowrank(matrix, q=q, niter=niter)
-    if values.numel() < k:  # a rank deficient shape: pad with zeros
-        values = torch.cat([values, values.new_zeros(k - values.numel())])
-    return values[:k]
+        _check(self.orth_form in ("frobenius", "mse"), f"orth_form must be 'frobenius' or 'mse', got {self.orth_form!r}")
+        _check(self.gate_init in ("fan_in", "unit"), f"gate_init must be 'fan_in' or 'unit', got {self.gate_init!r}")
+        for name in ("match_normalize", "gate_bias"):
+            _check(isinstance(getattr(self, name), bool), f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 class SAMoRALayer(AdapterLayer):
@@ -111,7 +129,8 @@ class SAMoRALayer(AdapterLayer):
         samora_router: (N, d_in) linear router, only with ``router="linear"``.
         samora_S: (r,) diagonal scale s, eq. (5); only with ``scaling``.
         samora_task_embedding: (T, d_g) e_t, N(0, 1); samora_gate_weight: (d_g,) w_gate,
-            U(-1/sqrt d_g, 1/sqrt d_g); samora_gate_bias: (1,) b_gate, zero. Only with ``scaling``.
+            U(-1/sqrt d_g, 1/sqrt d_g) (``gate_init="unit"``: U(-1, 1)); samora_gate_bias: (1,)
+            b_gate, zero, only with ``gate_bias``. Only with ``scaling``.
     """
 
     prefix = "samora_"
@@ -129,7 +148,8 @@ class SAMoRALayer(AdapterLayer):
             self.samora_S = self.adapter_parameter(r)
             self.samora_task_embedding = self.adapter_parameter(self.num_tasks, config.task_dim)
             self.samora_gate_weight = self.adapter_parameter(config.task_dim)
-            self.samora_gate_bias = self.adapter_parameter(1)
+            if config.gate_bias:
+                self.samora_gate_bias = self.adapter_parameter(1)
 
     def reset_parameters(self) -> None:
         config = self.config
@@ -146,9 +166,10 @@ class SAMoRALayer(AdapterLayer):
                 else:
                     self.samora_S.fill_(1.0)
             nn.init.normal_(self.samora_task_embedding)
-            bound = 1 / math.sqrt(config.task_dim)
+            bound = 1 / math.sqrt(config.task_dim) if config.gate_init == "fan_in" else 1.0
             nn.init.uniform_(self.samora_gate_weight, -bound, bound)
-            nn.init.zeros_(self.samora_gate_bias)
+            if config.gate_bias:
+                nn.init.zeros_(self.samora_gate_bias)
 
     # -- routing ---------------------------------------------------------------------------------
     def router_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -159,7 +180,8 @@ class SAMoRALayer(AdapterLayer):
         return torch.softmax(x @ self.samora_router.T, dim=-1)
 
     def task_gate(self, task_ids: torch.Tensor | None) -> torch.Tensor | None:
-        """g_task = sigmoid(w_gate . e_t + b_gate), eq. (6): (batch,), or a scalar for no task ids.
+        """g_task = sigmoid(w_gate . e_t + b_gate), eq. (6) (b_gate = 0 without ``gate_bias``): (batch,),
+        or a scalar for no task ids.
 
         An unseen task (id -1, or no task ids at all) uses the mean gate logit over the known tasks.
         Returns None when scaling is off (g_task = 1).
@@ -177,7 +199,8 @@ class SAMoRALayer(AdapterLayer):
         """
         embeddings = self.samora_task_embedding  # (T, d_g)
         unseen = embeddings.mean(0, keepdim=True) if self.num_tasks else embeddings.new_zeros(1, embeddings.shape[1])
-        return torch.sigmoid(torch.addmv(self.samora_gate_bias, torch.cat([embeddings, unseen]), self.samora_gate_weight))
+        logits = torch.cat([embeddings, unseen]) @ self.samora_gate_weight  # (T + 1,)
+        return torch.sigmoid(logits + self.samora_gate_bias if self.config.gate_bias else logits)
 
     def _latent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = x @ self.samora_A.T  # (batch, ..., r), eq. (3)
@@ -234,19 +257,29 @@ class SAMoRALayer(AdapterLayer):
     def aux_losses(self) -> dict[str, torch.Tensor]:
         """Unweighted L_orth, eq. (9), and L_match, eq. (11), of this module.
 
-        L_orth = ||A A^T - I_r||_F^2 + sum_i ||B_i^T B_i - I_r||_F^2
-        L_match = (1/N) sum_i KL(softmax(b_i) || softmax(k_i)), b_i = mean over the d_out rows of B_i
-        (eq. 10). L_match needs the semantic router's keys; with ``router="linear"`` it is absent.
+        Paper form (``orth_form="frobenius"``, ``match_normalize=False``), A: (r, d_in), B: (N, d_out, r):
+            L_orth = ||A A^T - I_r||_F^2 + sum_i ||B_i^T B_i - I_r||_F^2
+            L_match = (1/N) sum_i KL(softmax(b_i) || softmax(k_i)), b_i = mean over the d_out rows of B_i
+            (eq. 10).
+        Released code's form (``orth_form="mse"``, ``match_normalize=True``):
+            L_orth = ||A A^T - I_r||_F^2 / r^2 + (1/N) sum_i ||B_i^T B_i - I_r||_F^2 / r^2
+            L_match = (1/N) sum_i KL(softmax(b_i / |b_i|) || softmax(k_i / |k_i|)).
+        L_match needs the semantic router's keys; with ``router="linear"`` it is absent.
         """
-        losses = {}
-        eye = torch.eye(self.config.r, device=self.samora_A.device, dtype=self.samora_A.dtype)
-        if self.config.lambda_orth:
-            gram_a = self.samora_A @ self.samora_A.T
-            gram_b = self.samora_B.transpose(1, 2) @ self.samora_B  # (N, r, r)
-            losses["orth"] = (gram_a - eye).square().sum() + (gram_b - eye).square().sum()
-        if self.config.lambda_match and self.config.router == "semantic":
-            log_p = torch.log_softmax(self.samora_B.mean(dim=1), dim=-1)  # softmax(b_i): (N, r)
-            log_q = torch.log_softmax(self.samora_keys, dim=-1)
+        config, losses = self.config, {}
+        eye = torch.eye(config.r, device=self.samora_A.device, dtype=self.samora_A.dtype)
+        if config.lambda_orth:
+            error_a = (self.samora_A @ self.samora_A.T - eye).square()  # (r, r)
+            error_b = (self.samora_B.transpose(1, 2) @ self.samora_B - eye).square()  # (N, r, r)
+            if config.orth_form == "mse":
+                losses["orth"] = error_a.mean() + error_b.mean()
+            else:
+                losses["orth"] = error_a.sum() + error_b.sum()
+        if config.lambda_match and config.router == "semantic":
+            centroids, keys = self.samora_B.mean(dim=1), self.samora_keys  # b_i, k_i: (N, r)
+            if config.match_normalize:
+                centroids, keys = F.normalize(centroids, dim=-1, eps=NORM_EPS), F.normalize(keys, dim=-1, eps=NORM_EPS)
+            log_p, log_q = torch.log_softmax(centroids, dim=-1), torch.log_softmax(keys, dim=-1)
             losses["match"] = F.kl_div(log_q, log_p, log_target=True, reduction="none").sum(-1).mean()
         return losses
 

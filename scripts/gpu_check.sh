@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# GPU readiness check, offline, in under 8 minutes on one CUDA GPU:
+#   1. a venv from a folder of wheels (no network),   2. `samora env`,
+#   3. the contract suite (tests/test_contract.py) on CUDA in bf16,
+#   4. `samora bench` (every method vs PEFT LoRA) on a 2-layer random Llama with Llama-3-8B layer
+#      shapes (benchmarks/eight_b_like.py), bf16,   5. benchmarks/svd_init.py at 8B shapes.
+# Results (logs, junit XML, bench.md/json) go to $GPU_CHECK_OUT; the exit status is 1 if a step failed.
+#
+#   bash scripts/gpu_check.sh            on the CUDA machine
+#   bash scripts/gpu_check.sh --dry-run  print the steps and their time limits, run nothing
+#   bash scripts/gpu_check.sh --cpu      the same steps on CPU, smoke-sized (a subset of the contract
+#                                        suite, tiny model and shapes): checks the script itself
+#
+# Environment:
+#   SAMORA_WHEELS     folder of wheels (default: wheels/, git-ignored), filled on a machine with
+#                     internet as requirements/gpu.txt says (pip download ... -r requirements/gpu.txt)
+#   GPU_CHECK_PYTHON  an interpreter that already has those packages: skip the venv step
+#   GPU_CHECK_OUT     results folder (default: gpu_check_results/)
+# The venv (.venv-gpu) sees the system's site-packages, so a CUDA torch already on the machine is
+# used and only what is missing comes from the wheels. samora itself runs from src/ (PYTHONPATH).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=cuda
+case "${1:-}" in
+  "") ;;
+  --dry-run) MODE=dry ;;
+  --cpu) MODE=cpu ;;
+  *) echo "usage: bash scripts/gpu_check.sh [--dry-run|--cpu]" >&2; exit 2 ;;
+esac
+WHEELS=${SAMORA_WHEELS:-wheels}
+OUT=${GPU_CHECK_OUT:-gpu_check_results}
+TOTAL_S=470  # the whole check stays under 8 minutes
+START=$SECONDS
+FAILED=()
+
+if [ "$MODE" = cpu ]; then
+  DEVICE=cpu DTYPE=float32 CONTRACT_ARGS=(-k "lora and llama")
+  MODEL_ARGS=(--layers 1 --hidden 64 --intermediate 128 --heads 4 --kv-heads 2 --vocab 128)
+  BENCH_ARGS=(--methods lora,samora --batch 2 --seq-len 16 --rounds 1 --generation-tokens 2 --no-memory)
+  SVD_ARGS=(--shapes 64x64,32x64 --repeats 1)
+else
+  DEVICE=cuda DTYPE=bfloat16 CONTRACT_ARGS=()
+  MODEL_ARGS=()
+  BENCH_ARGS=(--batch 8 --seq-len 256 --rounds 3 --memory-repeats 1)
+  SVD_ARGS=(--shapes 4096x4096,1024x4096 --repeats 3)
+fi
+
+# step NAME LIMIT_S COMMAND...: run with a time limit (never past the total), log to $OUT/NAME.log
+step() {
+  local name=$1 limit=$2; shift 2
+  local left=$((TOTAL_S - (SECONDS - START)))
+  [ "$limit" -gt "$left" ] && limit=$left
+  if [ "$MODE" = dry ]; then
+    printf '[%s] <= %ss: %s\n' "$name" "$limit" "$*"
+    return 0
+  fi
+  if [ "$limit" -le 0 ]; then
+    echo "[$name] skipped: the ${TOTAL_S}s budget is spent"; FAILED+=("$name"); return 0
+  fi
+  echo "[$name] (limit ${limit}s) $*"
+  local begin=$SECONDS
+  if timeout "$limit" "$@" >"$OUT/$name.log" 2>&1; then
+    echo "[$name] ok in $((SECONDS - begin))s"
+  else
+    echo "[$name] FAILED (status $?, $((SECONDS - begin))s); last lines of $OUT/$name.log:"
+    tail -n 15 "$OUT/$name.log"; FAILED+=("$name")
+  fi
+}
+
+if [ -z "${GPU_CHECK_PYTHON:-}" ] && [ "$MODE" != dry ] && [ ! -d "$WHEELS" ]; then
+  echo "no wheel folder '$WHEELS': fill it as requirements/gpu.txt says (pip download ...)," \
+       "set SAMORA_WHEELS to it, or set GPU_CHECK_PYTHON to an interpreter that has the packages" >&2
+  exit 2
+fi
+[ "$MODE" = dry ] || mkdir -p "$OUT"
+if [ -n "${GPU_CHECK_PYTHON:-}" ]; then
+  PY=$GPU_CHECK_PYTHON
+else
+  PY=.venv-gpu/bin/python
+  step venv 30 python3 -m venv --system-site-packages .venv-gpu
+  step install 90 "$PY" -m pip install --quiet --no-index --find-links "$WHEELS" -r requirements/gpu.txt
+fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+if [ "$MODE" != cpu ] && [ "${#FAILED[@]}" -eq 0 ]; then
+  step cuda-visible 30 "$PY" -c "import torch; assert torch.cuda.is_available(), 'torch sees no CUDA device'; print(torch.cuda.get_device_name())"
+fi
+[ "${#FAILED[@]}" -eq 0 ] || { echo "set-up failed: ${FAILED[*]}"; exit 1; }
+
+step env 45 "$PY" -m samora.cli env
+step contract 240 env SAMORA_TEST_DEVICE=$DEVICE SAMORA_TEST_DTYPE=$DTYPE \
+  "$PY" -m pytest -q -p no:cacheprovider tests/test_contract.py --junitxml "$OUT/contract.xml" "${CONTRACT_ARGS[@]}"
+step model 45 "$PY" benchmarks/eight_b_like.py "$OUT/llama-8b-like" --dtype $DTYPE "${MODEL_ARGS[@]}"
+step bench 150 "$PY" -m samora.cli bench --model "$OUT/llama-8b-like" --device $DEVICE --dtype $DTYPE \
+  --output "$OUT/bench-8b-like" "${BENCH_ARGS[@]}"
+step svd-init 60 "$PY" benchmarks/svd_init.py --device $DEVICE "${SVD_ARGS[@]}"
+
+[ "$MODE" = dry ] && exit 0
+rm -rf "$OUT/llama-8b-like"  # the random weights are not a result
+echo "done in $((SECONDS - START))s; results in $OUT/"
+if [ "${#FAILED[@]}" -gt 0 ]; then echo "failed: ${FAILED[*]}"; exit 1; fi

@@ -1,0 +1,80 @@
+"""scripts/gpu_check.sh without a GPU: its plan, its refusal without wheels, and its model maker."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "gpu_check.sh"
+
+
+def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("GPU_CHECK_PYTHON", "SAMORA_WHEELS")}
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
+                          env=environment | env, cwd=ROOT)
+
+
+def test_dry_run_plans_every_step_on_cuda_in_bf16_within_eight_minutes():
+    result = run_script("--dry-run")
+    assert result.returncode == 0, result.stderr
+    steps = re.findall(r"^\[([\w-]+)\] <= (\d+)s: (.*)$", result.stdout, flags=re.M)
+    names = [name for name, _, _ in steps]
+    assert names == ["venv", "install", "cuda-visible", "env", "contract", "model", "bench", "svd-init"]
+    commands = {name: command for name, _, command in steps}
+    assert "--no-index --find-links wheels -r requirements/gpu.txt" in commands["install"]
+    assert "SAMORA_TEST_DEVICE=cuda SAMORA_TEST_DTYPE=bfloat16" in commands["contract"]
+    assert "tests/test_contract.py" in commands["contract"]
+    assert "--device cuda --dtype bfloat16" in commands["bench"]
+    assert "4096x4096,1024x4096" in commands["svd-init"]
+    total = int(re.search(r"^TOTAL_S=(\d+)", SCRIPT.read_text(), flags=re.M).group(1))
+    assert total < 8 * 60  # every step's limit is capped by what is left of this total
+    for path in ("requirements/gpu.txt", "benchmarks/eight_b_like.py", "benchmarks/svd_init.py", "tests/test_contract.py"):
+        assert (ROOT / path).is_file(), path
+
+
+def test_without_wheels_it_stops_and_says_how_to_get_them(tmp_path):
+    result = run_script(SAMORA_WHEELS=str(tmp_path / "missing"), GPU_CHECK_OUT=str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "requirements/gpu.txt" in result.stderr and "GPU_CHECK_PYTHON" in result.stderr
+    assert not (tmp_path / "out").exists()  # it stopped before doing anything
+
+
+def test_eight_b_like_model_has_the_asked_layer_shapes(tmp_path):
+    spec = importlib.util.spec_from_file_location("eight_b_like", ROOT / "benchmarks" / "eight_b_like.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(tmp_path), "--layers", "1", "--hidden", "64", "--intermediate", "96", "--heads", "4",
+                 "--kv-heads", "2", "--vocab", "100", "--dtype", "float32"])
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tmp_path)
+    attention = model.model.layers[0].self_attn
+    assert attention.q_proj.weight.shape == (64, 64) and attention.k_proj.weight.shape == (32, 64)
+    assert model.model.layers[0].mlp.up_proj.weight.shape == (96, 64) and len(model.model.layers) == 1
+    assert model(torch.tensor([[3, 4, 5]])).logits.shape == (1, 3, 100)
+
+
+def test_contract_suite_precision_comes_from_the_environment(monkeypatch):
+    from conftest import _test_precision
+
+    monkeypatch.setenv("SAMORA_TEST_DEVICE", "cpu")
+    monkeypatch.setenv("SAMORA_TEST_DTYPE", "bfloat16")
+    assert _test_precision() == (torch.device("cpu"), torch.bfloat16)
+    monkeypatch.delenv("SAMORA_TEST_DEVICE")
+    monkeypatch.delenv("SAMORA_TEST_DTYPE")
+    assert _test_precision() == (torch.device("cpu"), torch.float32)  # the default: as before
+    monkeypatch.setenv("SAMORA_TEST_DTYPE", "int8")
+    with pytest.raises(ValueError, match="SAMORA_TEST_DTYPE must be"):
+        _test_precision()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("SAMORA_TEST_DTYPE", "float32")
+        monkeypatch.setenv("SAMORA_TEST_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            _test_precision()
