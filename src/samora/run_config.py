@@ -137,8 +137,7 @@ def load_run_config(path: str | None = None, overrides: list[str] = (), preset: 
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
         _merge_layer(values, _nest(key.strip().split("."), yaml.safe_load(raw)))
-    config = _build(RunConfig, values, "")
-    config.adapter = _coerce_adapter(config.adapter)
+    config = config_from_dict(values)
     _check_values(config)
     _check_data(config)
     _check_output_dir(config.output_dir)
@@ -237,8 +236,25 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
     config_cls = METHODS[method][0]
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls)}
-    return {key: _coerce(value, hints[key], f"adapter.{key}") if key in fields else value
-            for key, value in values.items()}  # unknown keys: the method's from_dict names the valid ones
+    coerced = {key: _coerce(value, hints[key], f"adapter.{key}") if key in fields else value
+               for key, value in values.items()}  # unknown keys: the method's from_dict names the valid ones
+    return {"method": method, **coerced}  # the saved config.yaml always names its method
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
+    config = _build(RunConfig, values, "")
+    config.adapter = _coerce_adapter(config.adapter)
+    return config
+
+
+def effective_values(config: RunConfig) -> dict[str, Any]:
+    """``config.to_dict()`` with the adapter section as the method's full config (defaults included),
+    so two configurations that train the same adapter compare equal."""
+    values = config.to_dict()
+    adapter = config.adapter_config(["_validation_task"]).to_dict()
+    values["adapter"] = {k: v for k, v in adapter.items() if k not in ("tasks", "base_model")}
+    return values
 
 
 def _check_values(config: RunConfig) -> None:

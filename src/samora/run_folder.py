@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from samora.run_config import ConfigError, RunConfig
+from samora.run_config import ConfigError, RunConfig, config_from_dict, effective_values
 
 CONFIG_FILE = "config.yaml"
 FINISHED_MARKER = "metrics.json"
@@ -63,7 +63,7 @@ def plan_run_folder(run_dir: str | os.PathLike, config: RunConfig, *, overwrite:
     from samora.training import last_complete_checkpoint
 
     run_dir = Path(run_dir)
-    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
+    if not run_dir.exists() or not any(not _is_temporary(p) for p in run_dir.iterdir()):
         return RunPlan("new")
     if not (run_dir / CONFIG_FILE).is_file():
         raise ConfigError(f"output_dir {str(run_dir)!r} exists and is not a samora run folder (no {CONFIG_FILE}); "
@@ -75,7 +75,7 @@ def plan_run_folder(run_dir: str | os.PathLike, config: RunConfig, *, overwrite:
                           "to replace it, or choose another output_dir")
     if not config.train.resume:
         return RunPlan("replace")
-    differences = config_differences(_read_saved_config(run_dir), config.to_dict())
+    differences = config_differences(_read_saved_config(run_dir), effective_values(config))
     if differences:
         raise ConfigError(f"output_dir {str(run_dir)!r} holds an unfinished run with another configuration "
                           f"({'; '.join(differences[:5])}). Rerun with its configuration to resume it, pass "
@@ -91,6 +91,11 @@ def prepare_run_folder(run_dir: str | os.PathLike, plan: RunPlan) -> None:
         os.replace(run_dir, discarded)  # atomic: the folder is the old run or absent, never half of it
         shutil.rmtree(discarded, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _is_temporary(path: Path) -> bool:
+    """A file being written (``.config.yaml.tmp``): another process may be creating this run right now."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def config_differences(saved: dict, current: dict, prefix: tuple[str, ...] = ()) -> list[str]:
@@ -114,7 +119,8 @@ def _read_saved_config(run_dir: Path) -> dict:
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{run_dir / CONFIG_FILE} cannot be read ({err}); pass --overwrite to discard the "
                           "folder's run, or choose another output_dir") from None
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{run_dir / CONFIG_FILE} is not a run configuration; pass --overwrite to discard the "
-                          "folder's run, or choose another output_dir")
-    return saved
+    try:
+        return effective_values(config_from_dict(saved))
+    except ConfigError as err:
+        raise ConfigError(f"{run_dir / CONFIG_FILE} is not a valid run configuration ({err}); pass --overwrite "
+                          "to discard the folder's run, or choose another output_dir") from None

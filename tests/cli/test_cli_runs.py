@@ -151,3 +151,10 @@ def test_a_folder_that_is_not_a_run_is_refused(tiny_model_dir, tmp_path, capsys)
         assert main(["train", *flags, *run_overrides(tiny_model_dir, run_dir), *QUICK]) == 2
         assert "is not a samora run folder (no config.yaml)" in capsys.readouterr().err
     assert (run_dir / "chapter1.tex").read_text() == "precious"
+
+
+def test_a_nan_alpha_is_refused_before_anything_loads(tiny_model_dir, tmp_path, capsys):  # noqa: F811
+    code = main(["train", *run_overrides(tiny_model_dir, tmp_path / "run"), "adapter.method=lora",
+                 "adapter.alpha=.nan"])
+    assert code == 2 and "adapter.alpha must be a finite number, got nan" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
