@@ -106,18 +106,13 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
     from samora.data import build_training_stream
     from samora.evaluation import format_table
     from samora.report import write_report
-    from samora.run_folder import plan_run_folder, prepare_run_folder
     from samora.training import train
 
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     adapter_config = config.adapter_config(tasks)  # validated before the model loads
-    plan = plan_run_folder(run_dir, config, overwrite=overwrite)  # every process: read-only
     main = is_main_process()
-    if main:
-        prepare_run_folder(run_dir, plan)
-        save_config(config, run_dir)
-    _say(main, plan.describe(run_dir))
+    plan = _start_run_folder(run_dir, config, overwrite, main)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     _say(main, f"building the {len(tasks)}-task training stream ({config.data.tasks})")
@@ -156,6 +151,18 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
     _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))  # last: the run is finished
     _say(main, f"adapter: {run_dir / 'adapter'}\n[samora] report: {report}")
     return metrics
+
+
+def _start_run_folder(run_dir: Path, config: RunConfig, overwrite: bool, main: bool):
+    """Decide on every process (read-only) what to do with ``run_dir``; the main process then does it."""
+    from samora.run_folder import plan_run_folder, prepare_run_folder
+
+    plan = plan_run_folder(run_dir, config, overwrite=overwrite)
+    if main:
+        prepare_run_folder(run_dir, plan)
+        save_config(config, run_dir)
+    _say(main, plan.describe(run_dir))
+    return plan
 
 
 def load_adapted(adapter_dir: Path, config: RunConfig):
