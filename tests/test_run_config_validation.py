@@ -40,6 +40,7 @@ BAD_VALUES = [
     (["data.max_length=0"], "data.max_length must be > 0"),
     (["data.temperature=0", "data.sampling=temperature"], "data.temperature must be > 0 or null"),
     (["data.sampling=temperature"], "data.temperature must be set"),
+    (["data.temperature=2"], "data.temperature must be null unless data.sampling is temperature"),
     (["data.temperature=.nan"], "data.temperature must be a finite number"),
     # names checked against their registries
     (["eval.split=bogus"], "eval.split: Task 'boolq' has no labelled split 'bogus'"),

@@ -273,6 +273,8 @@ def _check_values(config: RunConfig) -> None:
         (data.temperature is None or data.temperature > 0, "data.temperature", "> 0 or null"),
         (data.sampling != "temperature" or data.temperature is not None, "data.temperature",
          "set (e.g. 2.0) when data.sampling is temperature"),
+        (data.sampling == "temperature" or data.temperature is None, "data.temperature",
+         "null unless data.sampling is temperature"),
         (train.max_steps is None or train.max_steps > 0, "train.max_steps", "> 0 or null"),
         (train.epochs > 0, "train.epochs", "> 0"),
         (train.learning_rate > 0, "train.learning_rate", "> 0"),
