@@ -40,8 +40,15 @@ def _config(args: argparse.Namespace):
 def command_train(args: argparse.Namespace) -> int:
     """Fine-tune an adapter, evaluate before and after, analyse, and write the run folder."""
     from samora.pipeline import run_train
+    from samora.training import TrainingDiverged
 
-    run_train(_config(args))
+    if args.no_resume:
+        args.overrides = [*args.overrides, "train.resume=false"]
+    try:
+        run_train(_config(args), overwrite=args.overwrite)
+    except TrainingDiverged as err:
+        print(f"samora: training failed: {err}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -101,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("presets", help="list the bundled run presets").set_defaults(run=command_presets)
     train = commands.add_parser("train", help="fine-tune, evaluate before/after, analyse, report")
     _add_config_arguments(train)
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run already in output_dir (finished or not) instead of refusing")
+    train.add_argument("--no-resume", action="store_true",
+                       help="discard an unfinished run in output_dir and start over (same as train.resume=false)")
     train.set_defaults(run=command_train)
     evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
     evaluate.add_argument("--adapter", help="an adapter folder or a run folder (omit for the plain base model)")
@@ -133,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"samora: configuration error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as err:  # bad input found while running: no traceback
+    except (ValueError, OSError) as err:  # bad input or a file-system error while running: no traceback
         print(f"samora: error: {err}", file=sys.stderr)
         return 1
 

@@ -14,6 +14,7 @@ how it uses the task id through three class attributes (not saved, they describe
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -74,11 +75,20 @@ class AdapterConfig:
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, tuple):
             self.target_modules = list(self.target_modules)
+        _check(not isinstance(self.tasks, str),
+               f"tasks must be a list of task names, got the string {self.tasks!r}; write tasks=[{self.tasks!r}]")
         self.tasks = list(self.tasks)
         self.validate()
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field to change when a value is out of range."""
+        for item in dataclasses.fields(self):  # alpha, dropout, temperatures, loss weights of every method
+            value = getattr(self, item.name)
+            _check(not isinstance(value, float) or math.isfinite(value),
+                   f"{item.name} must be a finite number, got {value!r}")
+        alpha = getattr(self, "alpha", None)
+        _check(alpha is None or (isinstance(alpha, (int, float)) and alpha > 0),
+               f"alpha (the update's scale numerator, alpha / r) must be > 0, got {alpha!r}")
         _check(isinstance(self.r, int) and self.r >= 1, f"r must be a positive int, got {self.r!r}")
         _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout!r}")
         if isinstance(self.target_modules, str):

@@ -9,6 +9,9 @@ run_dir/
   plots/             training_loss.png, task_metrics.png
   analysis/          router usage, expert PCA, task gates (PNG + JSON)
 ```
+
+``metrics.json`` is written last: a folder without it holds an unfinished run, which rerunning the
+same command resumes (see :mod:`samora.run_folder` for what ``train`` does with an existing folder).
 """
 
 from __future__ import annotations
@@ -93,8 +96,12 @@ def resolve_run_tasks(config: RunConfig) -> list[str]:
         raise ConfigError(f"data.tasks: {err}") from None
 
 
-def run_train(config: RunConfig) -> dict[str, Any]:
-    """Adapt, (evaluate,) train, save, evaluate, analyse and report; return the metrics."""
+def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """Adapt, (evaluate,) train, save, evaluate, analyse and report; return the metrics.
+
+    An unfinished run of the same configuration in ``output_dir`` is resumed from its last valid
+    checkpoint (unless ``train.resume`` is false); a finished one is replaced only with ``overwrite``.
+    """
     import samora
     from samora.data import build_training_stream
     from samora.evaluation import format_table
@@ -105,8 +112,7 @@ def run_train(config: RunConfig) -> dict[str, Any]:
     tasks = resolve_run_tasks(config)
     adapter_config = config.adapter_config(tasks)  # validated before the model loads
     main = is_main_process()
-    if main:
-        save_config(config, run_dir)
+    plan = _start_run_folder(run_dir, config, overwrite, main)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     _say(main, f"building the {len(tasks)}-task training stream ({config.data.tasks})")
@@ -128,7 +134,8 @@ def run_train(config: RunConfig) -> dict[str, Any]:
                    grad_accum=section.grad_accum, warmup_ratio=section.warmup_ratio,
                    weight_decay=section.weight_decay, lr_scheduler=section.lr_scheduler, seed=section.seed,
                    gradient_checkpointing=section.gradient_checkpointing, logging_steps=section.logging_steps,
-                   save_steps=section.save_steps)
+                   save_steps=section.save_steps, resume=plan.resume_from or False,
+                   on_nonfinite=section.on_nonfinite)
     metrics["train"] = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
                         "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
                         "examples": len(stream), "trainable_parameters": count.trainable,
@@ -140,10 +147,22 @@ def run_train(config: RunConfig) -> dict[str, Any]:
     metrics["after"] = evaluate_model(model, tokenizer, config, tasks)
     _say(main, format_table(metrics["after"]))
     metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
-    _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     report = write_report(run_dir, config, metrics, result.log_history)
+    _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))  # last: the run is finished
     _say(main, f"adapter: {run_dir / 'adapter'}\n[samora] report: {report}")
     return metrics
+
+
+def _start_run_folder(run_dir: Path, config: RunConfig, overwrite: bool, main: bool):
+    """Decide on every process (read-only) what to do with ``run_dir``; the main process then does it."""
+    from samora.run_folder import plan_run_folder, prepare_run_folder
+
+    plan = plan_run_folder(run_dir, config, overwrite=overwrite)
+    if main:
+        prepare_run_folder(run_dir, plan)
+        save_config(config, run_dir)
+    _say(main, plan.describe(run_dir))
+    return plan
 
 
 def load_adapted(adapter_dir: Path, config: RunConfig):

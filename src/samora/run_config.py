@@ -18,6 +18,8 @@ and lists the valid ones.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -75,6 +77,8 @@ class TrainSection:
     gradient_checkpointing: bool = False
     logging_steps: int = 5
     save_steps: int | None = None
+    on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
+    resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
 
 
 @dataclass
@@ -133,8 +137,10 @@ def load_run_config(path: str | None = None, overrides: list[str] = (), preset: 
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
         _merge_layer(values, _nest(key.strip().split("."), yaml.safe_load(raw)))
-    config = _build(RunConfig, values, "")
+    config = config_from_dict(values)
     _check_values(config)
+    _check_data(config)
+    _check_output_dir(config.output_dir)
     return config
 
 
@@ -198,10 +204,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return None
         origin = typing.get_origin(option) or option
         if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            return _finite(float(value), key)
         if origin is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
             try:
-                return float(value)
+                return _finite(float(value), key)
             except ValueError:
                 pass
         if origin is int and isinstance(value, int) and not isinstance(value, bool):
@@ -212,25 +218,112 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"{key} must be {expected}, got {value!r}")
 
 
-def _check_values(config: RunConfig) -> None:
-    """Range and choice checks that types cannot express; each names its key."""
+def _finite(value: float, key: str) -> float:
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    return value
+
+
+def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
+    """The ``adapter`` section coerced like every other one, against the method's config fields."""
     from samora.methods import METHODS
 
+    method = values.get("method", "samora")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ConfigError(f"adapter.method must be one of {sorted(METHODS)}, got {method!r}")
+    if "tasks" in values:
+        raise ConfigError("adapter.tasks is set from data.tasks (the task names in id order); set data.tasks instead")
+    config_cls = METHODS[method][0]
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    coerced = {key: _coerce(value, hints[key], f"adapter.{key}") if key in fields else value
+               for key, value in values.items()}  # unknown keys: the method's from_dict names the valid ones
+    return {"method": method, **coerced}  # the saved config.yaml always names its method
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
+    config = _build(RunConfig, values, "")
+    config.adapter = _coerce_adapter(config.adapter)
+    return config
+
+
+def effective_values(config: RunConfig) -> dict[str, Any]:
+    """``config.to_dict()`` with the adapter section as the method's full config (defaults included),
+    so two configurations that train the same adapter compare equal."""
+    values = config.to_dict()
+    adapter = config.adapter_config(["_validation_task"]).to_dict()
+    values["adapter"] = {k: v for k, v in adapter.items() if k not in ("tasks", "base_model")}
+    return values
+
+
+def _check_values(config: RunConfig) -> None:
+    """Range and choice checks that types cannot express; each names its key."""
+    from transformers.trainer_utils import SchedulerType
+
+    from samora.training import NONFINITE_ACTIONS
+
+    data, train, evaluation = config.data, config.train, config.eval
+    schedulers = sorted(s.value for s in SchedulerType)
     checks = [
         (config.model.dtype in ("auto", "float32", "bfloat16", "float16"), "model.dtype", "auto, float32, bfloat16 or float16"),
-        (config.adapter.get("method", "samora") in METHODS, "adapter.method", f"one of {sorted(METHODS)}"),
-        (config.data.sampling in ("proportional", "temperature"), "data.sampling", "proportional or temperature"),
-        (config.data.max_length > 0, "data.max_length", "> 0"),
-        (config.data.per_task_cap is None or config.data.per_task_cap > 0, "data.per_task_cap", "> 0 or null"),
-        (config.train.max_steps is None or config.train.max_steps > 0, "train.max_steps", "> 0 or null"),
-        (config.train.epochs > 0, "train.epochs", "> 0"),
-        (config.train.learning_rate > 0, "train.learning_rate", "> 0"),
-        (config.train.batch_size > 0 and config.train.grad_accum > 0, "train.batch_size/grad_accum", "> 0"),
-        (0 <= config.train.warmup_ratio < 1, "train.warmup_ratio", "in [0, 1)"),
-        (config.eval.protocol in ("loglik", "generate"), "eval.protocol", "loglik or generate"),
-        (config.eval.limit is None or config.eval.limit > 0, "eval.limit", "> 0 or null"),
+        (data.sampling in ("proportional", "temperature"), "data.sampling", "proportional or temperature"),
+        (data.max_length > 0, "data.max_length", "> 0"),
+        (data.per_task_cap is None or data.per_task_cap > 0, "data.per_task_cap", "> 0 or null"),
+        (data.temperature is None or data.temperature > 0, "data.temperature", "> 0 or null"),
+        (data.sampling != "temperature" or data.temperature is not None, "data.temperature",
+         "set (e.g. 2.0) when data.sampling is temperature"),
+        (data.sampling == "temperature" or data.temperature is None, "data.temperature",
+         "null unless data.sampling is temperature"),
+        (train.max_steps is None or train.max_steps > 0, "train.max_steps", "> 0 or null"),
+        (train.epochs > 0, "train.epochs", "> 0"),
+        (train.learning_rate > 0, "train.learning_rate", "> 0"),
+        (train.batch_size > 0 and train.grad_accum > 0, "train.batch_size/grad_accum", "> 0"),
+        (0 <= train.warmup_ratio < 1, "train.warmup_ratio", "in [0, 1)"),
+        (train.weight_decay >= 0, "train.weight_decay", ">= 0"),
+        (train.lr_scheduler in schedulers, "train.lr_scheduler", f"one of {schedulers}"),
+        (0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)"),
+        (train.logging_steps > 0, "train.logging_steps", "> 0"),
+        (train.save_steps is None or train.save_steps > 0, "train.save_steps", "> 0 or null"),
+        (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
+        (evaluation.protocol in ("loglik", "generate"), "eval.protocol", "loglik or generate"),
+        (evaluation.limit is None or evaluation.limit > 0, "eval.limit", "> 0 or null"),
+        (evaluation.batch_size > 0, "eval.batch_size", "> 0"),
+        (evaluation.num_beams >= 1, "eval.num_beams", ">= 1"),
+        (evaluation.max_new_tokens > 0, "eval.max_new_tokens", "> 0"),
     ]
     for ok, key, expected in checks:
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
     config.adapter_config(["_validation_task"])  # the method's own field checks, with their messages
+
+
+def _check_data(config: RunConfig) -> None:
+    """Tasks, the evaluation split and the template, against their registries."""
+    from samora.data import get_template, resolve_tasks
+    from samora.data.tasks import resolve_split
+
+    try:
+        tasks = resolve_tasks(config.data.tasks)
+    except ValueError as err:
+        raise ConfigError(f"data.tasks: {err}") from None
+    for key, check in (("eval.split", lambda task: resolve_split(task, config.eval.split)),
+                       ("data.template", lambda task: get_template(config.data.template, task))):
+        for task in tasks:
+            try:
+                check(task)
+            except ValueError as err:
+                raise ConfigError(f"{key}: {err}") from None
+
+
+def _check_output_dir(output_dir: str) -> None:
+    """An ``output_dir`` that is a file, or under a folder this user cannot write, is refused up front."""
+    path = Path(output_dir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"output_dir {output_dir!r} is a file, not a folder; choose another output_dir")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"output_dir {output_dir!r} cannot be created: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir {output_dir!r} is not writable ({str(existing)!r} does not allow this "
+                          "user to write); choose another output_dir or fix its permissions")

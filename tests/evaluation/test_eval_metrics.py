@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,12 @@ def test_compute_metrics_and_errors():
         compute_metrics(["bleu"], [1], [1])
     with pytest.raises(ValueError, match="equally long, non-empty"):
         accuracy([1, 0], [1])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_scores_are_refused_before_an_argmax(bad):
+    from samora.evaluation.metrics import NonFiniteScores, require_finite_scores
+
+    require_finite_scores([-1.5, -0.2, -3.0])  # finite: accepted
+    with pytest.raises(NonFiniteScores, match=r"1 of 3 boolq log-likelihoods are NaN or infinite"):
+        require_finite_scores([-1.5, bad, -3.0], "boolq log-likelihoods")

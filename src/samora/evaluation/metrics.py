@@ -12,6 +12,27 @@ from collections.abc import Sequence
 import numpy as np
 
 
+class NonFiniteScores(ValueError):
+    """A model's choice scores hold NaN or infinity: any argmax over them would be meaningless."""
+
+
+def require_finite_scores(scores: Sequence[float], what: str = "scores") -> None:
+    """Refuse NaN/inf choice scores (log-likelihoods) before they become predictions.
+
+    ``argmax`` over NaN picks the first choice, so a diverged adapter would score, e.g., BoolQ
+    accuracy 1.00 when the first choice is usually right. ``what`` names the scores in the message
+    (``"boolq log-likelihoods"``).
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    bad = int(np.sum(~np.isfinite(values)))
+    if bad:
+        raise NonFiniteScores(
+            f"{bad} of {values.size} {what} are NaN or infinite: the model's outputs are not finite (a diverged "
+            "or damaged adapter, or an overflow in this dtype); no metric can be computed from them. Check the "
+            "adapter (retrain with a lower learning rate) or evaluate in float32"
+        )
+
+
 def accuracy(golds: Sequence[int], preds: Sequence[int]) -> float:
     """Fraction of predictions equal to the gold index."""
     golds, preds = _arrays(golds, preds)

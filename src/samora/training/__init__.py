@@ -8,14 +8,18 @@ statistics in the logs, adapter-only checkpoints that resume exactly.
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
 from samora.persistence import load_adapter_weights
 from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.divergence import NONFINITE_ACTIONS, NonFiniteGuard, TrainingDiverged
 from samora.training.run import TrainResult, train
 from samora.training.trainer import SamoraTrainer
 
 __all__ = [
     "AfterOptimizerStep",
+    "NONFINITE_ACTIONS",
+    "NonFiniteGuard",
     "SamoraProgressCallback",
     "SamoraTrainer",
     "TrainResult",
+    "TrainingDiverged",
     "last_complete_checkpoint",
     "load_adapter_weights",
     "train",

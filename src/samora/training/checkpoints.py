@@ -1,22 +1,29 @@
-"""Adapter-only checkpoints for the Trainer: find the last complete one (loading: persistence)."""
+"""Adapter-only checkpoints for the Trainer: find the last valid one (loading: persistence)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import zipfile
 from pathlib import Path
 
+logger = logging.getLogger(__name__)
 
 TRAINER_STATE = "trainer_state.json"
+TORCH_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state.pth")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The highest-numbered ``checkpoint-N`` folder whose ``trainer_state.json`` (written last) parses.
+    """The highest-numbered ``checkpoint-N`` folder that is complete and intact.
 
-    The Trainer's own ``get_last_checkpoint`` takes the highest number even when that folder was left
-    half-written by a crash or a full disk; resuming from it would then fail.
+    The Trainer writes ``trainer_state.json`` last, so a folder without a parsable one was left
+    half-written (a crash, a kill, a full disk). A folder with one can still be damaged later: its
+    adapter must match the checksum in its config and its torch files (optimizer, scheduler, RNG)
+    must be intact zip archives. A damaged folder is skipped with a warning and the previous one is
+    used. (The Trainer's own ``get_last_checkpoint`` takes the highest number whatever its state.)
     """
     folder = Path(output_dir)
     if not folder.is_dir():
@@ -24,9 +31,38 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     found = sorted(((int(m.group(1)), p) for p in folder.iterdir()
                     if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
     for _, path in found:
-        try:
-            json.loads((path / TRAINER_STATE).read_text())
-        except (OSError, ValueError):
-            continue
-        return str(path)
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        logger.warning("skipping checkpoint %s: %s; trying the previous one", path, problem)
     return None
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """Why the checkpoint folder ``path`` cannot be resumed from, or None when it can."""
+    from samora.persistence import CONFIG_NAME, read_adapter_tensors
+
+    path = Path(path)
+    try:
+        json.loads((path / TRAINER_STATE).read_text())
+    except (OSError, ValueError) as err:
+        return f"{TRAINER_STATE} is missing or unreadable ({err}): the checkpoint was not finished"
+    if (path / CONFIG_NAME).exists():  # an adapter-only checkpoint (FSDP / DeepSpeed write their own files)
+        try:
+            read_adapter_tensors(path)
+        except (OSError, ValueError) as err:
+            return f"its adapter is damaged ({err})"
+    for name in TORCH_FILES:
+        file = path / name
+        if file.exists() and not _intact_zip(file):
+            return f"{name} is damaged (not an intact torch archive)"
+    return None
+
+
+def _intact_zip(path: Path) -> bool:
+    """``torch.save`` writes a zip archive; a truncated or altered one fails its CRC check."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile):
+        return False

@@ -70,6 +70,7 @@ def train(
     data_collator: Callable | None = None,
     callbacks: Sequence[TrainerCallback] = (),
     resume: bool | str = False,
+    on_nonfinite: str = "stop",
     report_to: str | list[str] = "none",
     **training_arguments,
 ) -> TrainResult:
@@ -95,6 +96,10 @@ def train(
         data_collator: default ``samora.data.MultiTaskCollator(tokenizer)``.
         resume: True resumes from the last complete checkpoint in ``output_dir``; a path resumes
             from that checkpoint.
+        on_nonfinite: ``"stop"`` raises :class:`~samora.training.divergence.TrainingDiverged` at the first
+            non-finite loss or gradient (the Trainer's ``logging_nan_inf_filter`` is off, so the logs
+            show such losses as they are); ``"skip"`` drops that step's update and counts it in the
+            logs (``nonfinite_skipped_steps``). A NaN/inf adapter is never saved.
         report_to: logging integrations, as in ``TrainingArguments`` ("tensorboard", "wandb"...).
         **training_arguments: any other ``transformers.TrainingArguments`` field (``fsdp``,
             ``deepspeed``, ``max_grad_norm``, ``optim``...).
@@ -126,12 +131,14 @@ def train(
         "eval_strategy": "steps" if eval_dataset is not None else "no",
         "eval_steps": eval_steps or logging_steps,
         "report_to": report_to,
+        "logging_nan_inf_filter": on_nonfinite == "skip",  # skip: a skipped step's loss is left out of the mean
         **_version_arguments(warmup_ratio, gradient_checkpointing),
         **_precision_arguments(precision),
     }
     arguments = TrainingArguments(**(options | training_arguments))  # explicit TrainingArguments fields win
     trainer = SamoraTrainer(model=model, args=arguments, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                            data_collator=data_collator, processing_class=tokenizer, callbacks=list(callbacks))
+                            data_collator=data_collator, processing_class=tokenizer, callbacks=list(callbacks),
+                            on_nonfinite=on_nonfinite)
     output = trainer.train(resume_from_checkpoint=resumed_from)
     trainer.save_model(str(output_dir))
     history = trainer.state.log_history

@@ -17,6 +17,9 @@ accumulation, schedulers, logging integrations) is the Trainer's own machinery. 
   folder left half-written by a crash or a full disk.
 - :class:`~samora.training.callbacks.AfterOptimizerStep` calls the adapter's
   ``after_optimizer_step()`` once per optimizer step.
+- :class:`~samora.training.divergence.NonFiniteGuard` stops training at the first non-finite loss or
+  gradient (``on_nonfinite="stop"``) or skips that step (``"skip"``); ``_save`` refuses to write an
+  adapter that holds NaN or infinity, so neither a checkpoint nor the final adapter can.
 """
 
 from __future__ import annotations
@@ -32,21 +35,24 @@ from transformers.trainer_utils import IntervalStrategy
 
 from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
-from samora.persistence import load_adapter_weights, save_adapter
+from samora.persistence import adapter_state_dict, load_adapter_weights, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
 from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.divergence import NonFiniteGuard, TrainingDiverged, divergence_hint, nonfinite_tensors
 from samora.training.statistics import router_log_entries
 
 
 class SamoraTrainer(Trainer):
     """A ``transformers.Trainer`` for a model adapted by :func:`samora.get_model`.
 
-    Takes the Trainer's arguments unchanged. The dataset needs a ``task_ids`` column (or the collator
-    must produce one) for methods that route by task; the adapted model's forward names
-    ``task_ids``, so ``remove_unused_columns`` keeps it.
+    Takes the Trainer's arguments unchanged, plus ``on_nonfinite`` (``"stop"`` or ``"skip"``: what a
+    non-finite loss or gradient does, see :mod:`samora.training.divergence`). The dataset needs a
+    ``task_ids`` column (or the collator must produce one) for methods that route by task; the
+    adapted model's forward names ``task_ids``, so ``remove_unused_columns`` keeps it.
     """
 
-    def __init__(self, model=None, *args, **kwargs) -> None:
+    def __init__(self, model=None, *args, on_nonfinite: str = "stop", **kwargs) -> None:
+        self.nonfinite_guard = NonFiniteGuard(on_nonfinite)
         super().__init__(model, *args, **kwargs)
         self.adapter = adapter_of(self.model)
         if (self.compute_loss_func is not None or self.label_smoother is not None) and self.adapter.aux_losses():
@@ -56,6 +62,7 @@ class SamoraTrainer(Trainer):
                 "the regularisers would silently vanish; leave both unset"
             )
         self.add_callback(AfterOptimizerStep())
+        self.add_callback(self.nonfinite_guard)
         if self.pop_callback(ProgressCallback) is not None:
             self.add_callback(SamoraProgressCallback())
         self.router_usage = RouterUsage(self.adapter.config.tasks)
@@ -111,6 +118,11 @@ class SamoraTrainer(Trainer):
             self._tokens_since_log += count
         return result
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.nonfinite_guard.observe_loss(loss)
+        return loss
+
     def _is_sampled_step(self) -> bool:
         """Whether the optimizer step now running ends at a logging step (its batches feed the stats)."""
         strategy = self.args.logging_strategy
@@ -140,6 +152,8 @@ class SamoraTrainer(Trainer):
             entries["tokens_per_second"] = round(tokens / (now - self._last_log_time), 1)
         self._last_log_time = now
         entries["tokens_seen"] = self._tokens_total
+        if self.nonfinite_guard.action == "skip":
+            entries["nonfinite_skipped_steps"] = self.nonfinite_guard.skipped_steps
         return entries
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -152,11 +166,26 @@ class SamoraTrainer(Trainer):
         if state_dict is not None and not state_dict:
             raise ValueError("DeepSpeed ZeRO-3 handed the Trainer no gathered weights, so the adapter cannot be "
                              "saved; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
+        self._refuse_nonfinite_adapter(model, state_dict)
         # FSDP / ZeRO-3: the gathered full state dict (this rank's own tensors are shards)
         save_adapter(model, output_dir, state_dict=state_dict)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _refuse_nonfinite_adapter(self, model, state_dict: dict | None) -> None:
+        """A NaN/inf adapter is never written: not as a checkpoint, not as the final adapter."""
+        if state_dict is None:
+            tensors = adapter_state_dict(model)
+        else:  # gathered (FSDP / ZeRO-3): the trainable tensors under their names in the full state dict
+            trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+            tensors = {k: v for k, v in state_dict.items() if k in trainable}
+        bad = nonfinite_tensors(tensors)
+        if bad:
+            raise TrainingDiverged(
+                f"after step {self.state.global_step} the adapter holds NaN or infinite values in {len(bad)} of "
+                f"{len(tensors)} tensors (e.g. {bad[0]}); it was not saved. "
+                + divergence_hint(self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Load the adapter of a checkpoint written by :meth:`_save` into the adapted model, in place."""

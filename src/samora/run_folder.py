@@ -1,0 +1,126 @@
+"""A run folder holds one run: never clobbered, never mixed, and resumed by rerunning the same command.
+
+What ``samora train`` does with ``output_dir`` (like ``git clone``, which refuses a non-empty
+destination, and the HF Trainer's ``resume_from_checkpoint``):
+
+=============================================  ==========================================================
+the folder                                     ``samora train``
+=============================================  ==========================================================
+absent or empty                                starts a new run
+finished (``metrics.json``, written last)      refuses, unless ``--overwrite``
+unfinished, same configuration                 resumes from the last valid checkpoint (``train.resume``)
+unfinished, another configuration              refuses, unless ``--overwrite`` or ``--no-resume``
+not a run folder (no ``config.yaml``)          refuses (choose an empty or new folder)
+=============================================  ==========================================================
+
+Discarding a run (``--overwrite``, or ``--no-resume`` on an unfinished one) first renames the whole
+folder aside in one step, then deletes it: after a crash the folder holds the old run or none of
+it, never a mix. The new run's ``metrics.json`` is written last, so a folder without it is
+unfinished, whatever else it holds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from samora.run_config import ConfigError, RunConfig, config_from_dict, effective_values
+
+CONFIG_FILE = "config.yaml"
+FINISHED_MARKER = "metrics.json"
+ADAPTER_FOLDER = "adapter"
+# keys that say how to run, not what the run is: they may differ between a run and its resumption
+NOT_COMPARED = {("output_dir",), ("train", "resume")}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What ``samora train`` will do with its ``output_dir``.
+
+    Attributes:
+        action: ``"new"`` (empty or absent folder), ``"resume"`` (an unfinished run of the same
+            configuration) or ``"replace"`` (discard the folder's run first).
+        resume_from: the checkpoint to continue from (``"resume"`` only; None: start at step 0).
+    """
+
+    action: str
+    resume_from: str | None = None
+
+    def describe(self, run_dir: Path) -> str:
+        if self.action == "resume":
+            where = f"from {self.resume_from}" if self.resume_from else "from step 0 (no valid checkpoint yet)"
+            return f"resuming the unfinished run in {run_dir} {where}"
+        return f"{'replacing the run in' if self.action == 'replace' else 'new run in'} {run_dir}"
+
+
+def plan_run_folder(run_dir: str | os.PathLike, config: RunConfig, *, overwrite: bool = False) -> RunPlan:
+    """Decide, without changing anything, what to do with ``run_dir``; refuse with a clear message."""
+    from samora.training import last_complete_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.exists() or not any(not _is_temporary(p) for p in run_dir.iterdir()):
+        return RunPlan("new")
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"output_dir {str(run_dir)!r} exists and is not a samora run folder (no {CONFIG_FILE}); "
+                          "choose a new or empty output_dir")
+    if overwrite:
+        return RunPlan("replace")
+    if (run_dir / FINISHED_MARKER).is_file():
+        raise ConfigError(f"output_dir {str(run_dir)!r} holds a finished run ({FINISHED_MARKER}); pass --overwrite "
+                          "to replace it, or choose another output_dir")
+    if not config.train.resume:
+        return RunPlan("replace")
+    differences = config_differences(_read_saved_config(run_dir), effective_values(config))
+    if differences:
+        raise ConfigError(f"output_dir {str(run_dir)!r} holds an unfinished run with another configuration "
+                          f"({'; '.join(differences[:5])}). Rerun with its configuration to resume it, pass "
+                          "--no-resume or --overwrite to discard it, or choose another output_dir")
+    return RunPlan("resume", last_complete_checkpoint(run_dir / ADAPTER_FOLDER))
+
+
+def prepare_run_folder(run_dir: str | os.PathLike, plan: RunPlan) -> None:
+    """Carry out ``plan`` (main process only): a replaced run is renamed aside in one step, then deleted."""
+    run_dir = Path(run_dir)
+    if plan.action == "replace":
+        discarded = run_dir.with_name(f".{run_dir.name}.discarded-{time.time_ns()}")
+        os.replace(run_dir, discarded)  # atomic: the folder is the old run or absent, never half of it
+        shutil.rmtree(discarded, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _is_temporary(path: Path) -> bool:
+    """A file being written (``.config.yaml.tmp``): another process may be creating this run right now."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def config_differences(saved: dict, current: dict, prefix: tuple[str, ...] = ()) -> list[str]:
+    """``"key: saved -> current"`` for every dotted key whose value differs (keys in NOT_COMPARED aside)."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        path = (*prefix, key)
+        if path in NOT_COMPARED:
+            continue
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            differences.extend(config_differences(old, new, path))
+        elif old != new:
+            differences.append(f"{'.'.join(path)}: {old!r} in the folder, {new!r} now")
+    return differences
+
+
+def _read_saved_config(run_dir: Path) -> dict:
+    try:
+        saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{run_dir / CONFIG_FILE} cannot be read ({err}); pass --overwrite to discard the "
+                          "folder's run, or choose another output_dir") from None
+    try:
+        return effective_values(config_from_dict(saved))
+    except ConfigError as err:
+        raise ConfigError(f"{run_dir / CONFIG_FILE} is not a valid run configuration ({err}); pass --overwrite "
+                          "to discard the folder's run, or choose another output_dir") from None
