@@ -5,8 +5,9 @@
     score_i = sum_{j in continuation_i} log p(token_j | choice_prompt_i, continuation_i[<j])
 
 The prediction is argmax_i score_i (``acc``); ``acc_norm`` uses argmax_i score_i / len(choice_i)
-with the length in characters, as the harness does. Prompt and continuation are tokenised as in
-training (:func:`samora.data.encoding.encode_pairs`); a prompt too long for the model loses tokens
+with the length in characters of the choice *without* the target delimiter (the leading space of
+`` yes``), as lm-evaluation-harness 0.4 does (:func:`choice_length`). Prompt and continuation are
+tokenised as in training (:func:`samora.data.encoding.encode_pairs`); a prompt too long for the model loses tokens
 from its start. Requests are sorted by length and batched with right padding; models that take
 ``logits_to_keep`` (transformers' causal LMs) compute the vocabulary projection only at the
 positions that are scored, which saves most of the memory of (batch, seq, vocab) logits.
@@ -33,6 +34,18 @@ from samora.data.collate import pad_token_id
 from samora.data.encoding import encode_pairs
 
 UNPARSED = -1
+TARGET_DELIMITER = " "  # lm-evaluation-harness's default between a prompt and its choice
+
+
+def choice_length(choice: str, target_delimiter: str = TARGET_DELIMITER) -> int:
+    """Characters of ``choice`` as lm-evaluation-harness's ``acc_norm`` counts them.
+
+    The harness scores the continuation ``target_delimiter + text`` but divides by ``len(text)``;
+    a samora choice is the whole continuation (`` yes``), so the delimiter is removed first:
+    ``choice_length(" yes") == 3``. A choice that starts without it (``the correct answer is
+    answer1``, whose template has an empty delimiter) counts in full.
+    """
+    return len(choice.removeprefix(target_delimiter))
 
 
 def context_window(model: Any, default: int = 2048) -> int:
