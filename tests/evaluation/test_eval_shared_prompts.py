@@ -24,14 +24,19 @@ WORDS = ("the a cat dog sky blue answer question yes no red green tree house run
 
 
 def random_requests(seed: int, examples: int = 7, longest_prompt: int = 30):
-    """Multiple-choice requests: each prompt repeated for its 2-4 choices, plus two lone ones."""
+    """Multiple-choice requests: each prompt repeated for its 2-4 choices, plus two lone ones.
+    Every other example's choices start with the same words (as ``the correct answer is
+    answer1``..``answer4`` do), some of them only those words (a choice that is a prefix of
+    another)."""
     rng = random.Random(seed)
     contexts, continuations = [], []
-    for _ in range(examples):
+    for example in range(examples):
         context = " ".join(rng.choices(WORDS, k=rng.randint(1, longest_prompt))) + ":"
+        common = rng.choices(WORDS, k=rng.randint(1, 4)) if example % 2 else []
         for _ in range(rng.randint(2, 4)):
             contexts.append(context)
-            continuations.append(" " + " ".join(rng.choices(WORDS, k=rng.randint(1, 6))))
+            words = common + rng.choices(WORDS, k=rng.randint(0 if common else 1, 6))
+            continuations.append(" " + " ".join(words))
     contexts += ["alone here", ""]
     continuations += [" one two", "empty prompt"]
     return contexts, continuations
@@ -80,6 +85,18 @@ def test_each_shared_prompt_runs_once_then_only_the_choice_tokens(smollm2_tokeni
     assert lengths[0] == 1 and min(lengths[1:]) > 1
     # one (1, prompt) forward, then the 3 choices of > 1 token without their last token
     assert shapes == [(1, prompt_tokens), (3, max(lengths) - 1)]
+
+
+def test_choices_that_differ_in_their_last_token_need_one_forward(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer, recording=False)
+    shapes = []
+    model.model.embed_tokens.register_forward_hook(
+        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    prompt = "Answer format: answer1/answer2/answer3\n\n### Response:\n"
+    choices = [f"the correct answer is answer{k}" for k in (1, 2, 3)]
+    [ids] = smollm2_tokenizer([prompt + choices[0]])["input_ids"]
+    loglik_scores(model, smollm2_tokenizer, [prompt] * 3, choices, progress=False)
+    assert shapes == [(1, len(ids) - 1)]  # the stem: all but the digit, which differs
 
 
 def test_task_ids_follow_every_expanded_row(smollm2_tokenizer):

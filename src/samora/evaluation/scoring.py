@@ -9,10 +9,10 @@ with the length in characters of the choice *without* the target delimiter (the 
 `` yes``), as lm-evaluation-harness 0.4 does (:func:`choice_length`). Prompt and continuation are
 tokenised as in training (:func:`samora.data.encoding.encode_pairs`); a sequence longer than the
 context window + 1 loses tokens from the start of its prompt. The choices of one example usually
-share their prompt: by default each distinct (prompt, task id) is run once with the KV cache on
-and only the choices' tokens are run after it (:func:`_score_shared`); lone prompts take the plain
-path, one full forward per request (:func:`_score_plain`, also the reference path with
-``share_prompts=False``). Requests are sorted by length to limit padding; models that take
+share their prompt: by default each distinct (prompt, task id) and its choices' common leading
+tokens are run once with the KV cache on, and only the tokens where the choices differ are run
+after it (:func:`_score_shared`); lone prompts take the plain path, one full forward per request
+(:func:`_score_plain`, also the reference path with ``share_prompts=False``). Requests are sorted by length to limit padding; models that take
 ``logits_to_keep`` (transformers' causal LMs) compute the vocabulary projection only at the
 positions that are scored, which saves most of the memory of (batch, seq, vocab) logits.
 
@@ -84,8 +84,9 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
 
     ``share_prompts=True`` (the default) scores every group of requests with the same prompt
     tokens and task id (the choices of one multiple-choice example) from one forward of that
-    prompt: :func:`_score_shared` runs ``batch_size`` distinct prompts with the KV cache on, copies
-    each prompt's cache once per choice and runs only the choice tokens. Requests whose prompt is
+    prompt: :func:`_score_shared` runs ``batch_size`` distinct prompts (with their choices' common
+    leading tokens) with the KV cache on, copies each one's cache per choice and runs only the
+    tokens where the choices differ. Requests whose prompt is
     their own (WinoGrande's partial scoring) take the plain path, :func:`_score_plain`: one full
     forward per request, ``batch_size`` requests per forward. ``share_prompts=False`` sends every
     request down the plain path (the reference the shared path is tested against).
@@ -161,50 +162,84 @@ def _score_plain(setup: _Setup, requests: list[_Request], batch: list[int],
 
 def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int]],
                   scores: list[float]) -> None:
-    """Shared-prompt path: each group's prompt once, then only its choices' tokens.
+    """Shared-prompt path: each group's stem once, then only the tokens where its choices differ.
 
-    1. Prompts P_g (G, W) left-padded, position ids cumsum(mask) - 1, KV cache on; the logits of
-       the last prompt position score every choice's first token: log p(c_k[0] | P_g).
-    2. The cache rows are copied per choice (``cache.reorder_cache(group of each row)``, as beam
-       search does) and the choices' tokens c_k[:-1] (R, L), right-padded, run at positions
-       |P_g| + j with the attention mask [prompt mask of g, choice mask]; their logits score
-       c_k[1:]. Task ids follow the rows: (G,) in step 1, (R,) in step 2.
+    A group's stem is S_g = P_g + c[:m_g]: its prompt and the m_g leading tokens that all its
+    choices share (``the correct answer is answer`` of ``answer1``..``answer4``), with
+    m_g <= min_k |c_k| - 1 so that each choice keeps a tail t_k = c_k[m_g:] of >= 1 token.
+
+    1. Stems (G, W) left-padded, position ids cumsum(mask) - 1, KV cache on; the logits of the
+       last m_g + 1 positions give log p(c[:m_g] | P_g), shared by every choice, and
+       log p(t_k[0] | S_g) for each choice.
+    2. The cache rows are copied per choice whose tail has > 1 token
+       (``cache.reorder_cache(group of each row)``, as beam search does) and the tails' tokens
+       t_k[:-1] (R, L), right-padded, run at positions |S_g| + j with the attention mask
+       [stem mask of g, tail mask]; their logits score t_k[1:].
+
+    Task ids follow the rows: (G,) in step 1, (R,) in step 2.
     """
-    model, device = setup.model, setup.device
-    prompts = [requests[group[0]].prompt for group in groups]
+    stems, shared_tokens = [], []
+    for group in groups:
+        continuations = [requests[i].continuation for i in group]
+        common = min(_common_prefix(continuations), min(map(len, continuations)) - 1)
+        stems.append(requests[group[0]].prompt + continuations[0][:common])
+        shared_tokens.append(common)
     tasks = [requests[group[0]].task_id for group in groups]
-    input_ids, prompt_mask = _left_padded(prompts, max(map(len, prompts)), setup.pad)
-    prompt_mask = prompt_mask.to(device)
-    output = model(input_ids=input_ids.to(device), attention_mask=prompt_mask,
-                   position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
-                   **({"logits_to_keep": 1} if setup.keeps_logits else {}),
-                   **_routing(tasks, device))
+    keep = max(shared_tokens) + 1
+    input_ids, stem_mask = _left_padded(stems, max(map(len, stems)), setup.pad)
+    stem_mask = stem_mask.to(setup.device)
+    output = setup.model(input_ids=input_ids.to(setup.device), attention_mask=stem_mask,
+                         position_ids=(stem_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                         **({"logits_to_keep": keep} if setup.keeps_logits else {}),
+                         **_routing(tasks, setup.device))
     if output.past_key_values is None:
-        raise ValueError(f"{type(model).__name__} returned no KV cache; score it with "
+        raise ValueError(f"{type(setup.model).__name__} returned no KV cache; score it with "
                          "loglik_scores(..., share_prompts=False).")
-    first = torch.log_softmax(output.logits[:, -1].float(), dim=-1)
-    rows = []  # (group, request) of every choice with more than one token
-    for g, group in enumerate(groups):
+    logits = output.logits[:, -keep:]  # position keep - 1 - m predicts the stem's m-th last token
+    rows = []  # (group, request) of every choice whose tail has more than one token
+    for g, (group, common) in enumerate(zip(groups, shared_tokens)):
+        first = requests[group[0]].continuation
+        shared = _sum_logprobs(logits[g, keep - 1 - common:keep - 1], first[:common]) \
+            if common else 0.0
+        last = torch.log_softmax(logits[g, -1].float(), dim=-1)
         for i in group:
-            scores[i] = float(first[g, requests[i].continuation[0]])
-            if len(requests[i].continuation) > 1:
+            scores[i] = shared + float(last[requests[i].continuation[common]])
+            if len(requests[i].continuation) > common + 1:
                 rows.append((g, i))
-    if not rows:
-        return
+    if rows:
+        _score_tails(setup, requests, rows, output.past_key_values, stem_mask,
+                     [len(stem) for stem in stems], shared_tokens, tasks, scores)
+
+
+def _score_tails(setup: _Setup, requests: list[_Request], rows: list[tuple[int, int]],
+                 cache: Any, stem_mask: torch.Tensor, stem_lengths: list[int],
+                 shared_tokens: list[int], tasks: list[int | None], scores: list[float]) -> None:
+    """Step 2 of :func:`_score_shared`: add log p(t_k[1:] | S_g, t_k[0]) to each row's score."""
+    device = setup.device
     row_group = torch.tensor([g for g, _ in rows], device=device)
-    cache = output.past_key_values
     cache.reorder_cache(row_group)
-    inputs = [requests[i].continuation[:-1] for _, i in rows]
-    choice_ids, choice_mask = _right_padded(inputs, max(map(len, inputs)), setup.pad)
-    starts = torch.tensor([len(prompts[g]) for g, _ in rows])
-    logits = model(input_ids=choice_ids.to(device),
-                   attention_mask=torch.cat([prompt_mask[row_group], choice_mask.to(device)], 1),
-                   position_ids=(starts[:, None] + torch.arange(choice_ids.shape[1])).to(device),
-                   past_key_values=cache, use_cache=True,
-                   **_routing([tasks[g] for g, _ in rows], device)).logits
-    for row, (_, i) in enumerate(rows):
-        targets = requests[i].continuation[1:]
-        scores[i] += _sum_logprobs(logits[row, :len(targets)], targets)
+    tails = [requests[i].continuation[shared_tokens[g]:] for g, i in rows]
+    tail_ids, tail_mask = _right_padded([tail[:-1] for tail in tails],
+                                        max(map(len, tails)) - 1, setup.pad)
+    starts = torch.tensor([stem_lengths[g] for g, _ in rows])
+    logits = setup.model(
+        input_ids=tail_ids.to(device),
+        attention_mask=torch.cat([stem_mask[row_group], tail_mask.to(device)], 1),
+        position_ids=(starts[:, None] + torch.arange(tail_ids.shape[1])).to(device),
+        past_key_values=cache, use_cache=True,
+        **_routing([tasks[g] for g, _ in rows], device)).logits
+    for row, ((_, i), tail) in enumerate(zip(rows, tails)):
+        scores[i] += _sum_logprobs(logits[row, :len(tail) - 1], tail[1:])
+
+
+def _common_prefix(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the longest prefix that every sequence starts with."""
+    length = 0
+    for tokens in zip(*sequences):
+        if any(token != tokens[0] for token in tokens):
+            break
+        length += 1
+    return length
 
 
 def _sum_logprobs(logits: torch.Tensor, targets: Sequence[int]) -> float:
