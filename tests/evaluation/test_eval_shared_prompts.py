@@ -23,15 +23,18 @@ WORDS = ("the a cat dog sky blue answer question yes no red green tree house run
          "under carbon oxygen 1 2 3 ! ?").split()
 
 
-def random_requests(seed: int, examples: int = 7, longest_prompt: int = 30):
+HEADER = "Below is an instruction that describes a task.\n\n### Instruction:\n"
+
+
+def random_requests(seed: int, examples: int = 7, longest_prompt: int = 30, header: str = ""):
     """Multiple-choice requests: each prompt repeated for its 2-4 choices, plus two lone ones.
     Every other example's choices start with the same words (as ``the correct answer is
     answer1``..``answer4`` do), some of them only those words (a choice that is a prefix of
-    another)."""
+    another). Every prompt starts with ``header``."""
     rng = random.Random(seed)
     contexts, continuations = [], []
     for example in range(examples):
-        context = " ".join(rng.choices(WORDS, k=rng.randint(1, longest_prompt))) + ":"
+        context = header + " ".join(rng.choices(WORDS, k=rng.randint(1, longest_prompt))) + ":"
         common = rng.choices(WORDS, k=rng.randint(1, 4)) if example % 2 else []
         for _ in range(rng.randint(2, 4)):
             contexts.append(context)
@@ -59,9 +62,10 @@ def assert_same_scores(model, tokenizer, contexts, continuations, *, sizes=None,
 
 @pytest.mark.parametrize("recording", [False, True])  # with / without logits_to_keep
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_shared_prompts_match_the_plain_path(smollm2_tokenizer, recording, batch_size):
+@pytest.mark.parametrize("header", ["", HEADER])  # a header common to all prompts runs once
+def test_shared_prompts_match_the_plain_path(smollm2_tokenizer, recording, batch_size, header):
     model = data_tiny_model(smollm2_tokenizer, recording=recording)
-    contexts, continuations = random_requests(seed=batch_size)
+    contexts, continuations = random_requests(seed=batch_size, header=header)
     assert_same_scores(model, smollm2_tokenizer, contexts, continuations, batch_size=batch_size)
 
 
@@ -99,6 +103,19 @@ def test_choices_that_differ_in_their_last_token_need_one_forward(smollm2_tokeni
     assert shapes == [(1, len(ids) - 1)]  # the stem: all but the digit, which differs
 
 
+def test_a_header_common_to_the_batch_runs_once(smollm2_tokenizer):
+    model = data_tiny_model(smollm2_tokenizer, recording=False)
+    shapes = []
+    model.model.embed_tokens.register_forward_hook(
+        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    questions = ["Which gas do plants take in?", "What is ice?"]
+    contexts = [HEADER + question for question in questions for _ in range(2)]
+    loglik_scores(model, smollm2_tokenizer, contexts, [" air", " water"] * 2, progress=False)
+    header = len(smollm2_tokenizer(HEADER)["input_ids"])
+    widest = max(len(smollm2_tokenizer(HEADER + q)["input_ids"]) for q in questions)
+    assert shapes[0] == (1, header) and shapes[1] == (2, widest - header)
+
+
 def test_task_ids_follow_every_expanded_row(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer)
     contexts = ["Q: one?\nA:"] * 3 + ["Q: one?\nA:"] * 2 + ["Q: two?\nA:"] * 2
@@ -133,6 +150,8 @@ def test_shared_prompts_match_on_a_samora_model_with_mixed_task_ids(smollm2_toke
     task_ids = [task_by_prompt[context] for context in contexts]
     routed = assert_same_scores(model, smollm2_tokenizer, contexts, continuations, batch_size=3,
                                 task_id=task_ids)
+    headed = random_requests(seed=12, header=HEADER)  # one task: the header runs once, routed
+    assert_same_scores(model, smollm2_tokenizer, *headed, batch_size=3, task_id=1)
     other = loglik_scores(model, smollm2_tokenizer, contexts, continuations, progress=False,
                           task_id=[(t + 1) % 3 for t in task_ids])
     assert max(abs(a - b) for a, b in zip(routed, other)) > 1e-3  # the task ids matter

@@ -38,6 +38,7 @@ from samora.data.collate import pad_token_id
 from samora.data.encoding import encode_pairs
 
 UNPARSED = -1
+MIN_SHARED_HEADER = 4  # fewer common leading tokens do not pay for the extra forward
 TARGET_DELIMITER = " "  # lm-evaluation-harness's default between a prompt and its choice
 
 
@@ -168,9 +169,9 @@ def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int
     choices share (``the correct answer is answer`` of ``answer1``..``answer4``), with
     m_g <= min_k |c_k| - 1 so that each choice keeps a tail t_k = c_k[m_g:] of >= 1 token.
 
-    1. Stems (G, W) left-padded, position ids cumsum(mask) - 1, KV cache on; the logits of the
-       last m_g + 1 positions give log p(c[:m_g] | P_g), shared by every choice, and
-       log p(t_k[0] | S_g) for each choice.
+    1. Stems (G, W) left-padded, position ids cumsum(mask) - 1, KV cache on (:func:`_run_stems`);
+       the logits of the last m_g + 1 positions give log p(c[:m_g] | P_g), shared by every
+       choice, and log p(t_k[0] | S_g) for each choice.
     2. The cache rows are copied per choice whose tail has > 1 token
        (``cache.reorder_cache(group of each row)``, as beam search does) and the tails' tokens
        t_k[:-1] (R, L), right-padded, run at positions |S_g| + j with the attention mask
@@ -186,16 +187,8 @@ def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int
         shared_tokens.append(common)
     tasks = [requests[group[0]].task_id for group in groups]
     keep = max(shared_tokens) + 1
-    input_ids, stem_mask = _left_padded(stems, max(map(len, stems)), setup.pad)
-    stem_mask = stem_mask.to(setup.device)
-    output = setup.model(input_ids=input_ids.to(setup.device), attention_mask=stem_mask,
-                         position_ids=(stem_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
-                         **({"logits_to_keep": keep} if setup.keeps_logits else {}),
-                         **_routing(tasks, setup.device))
-    if output.past_key_values is None:
-        raise ValueError(f"{type(setup.model).__name__} returned no KV cache; score it with "
-                         "loglik_scores(..., share_prompts=False).")
-    logits = output.logits[:, -keep:]  # position keep - 1 - m predicts the stem's m-th last token
+    logits, cache, stem_mask = _run_stems(setup, stems, tasks, keep)
+    logits = logits[:, -keep:]  # position keep - 1 - m predicts the stem's m-th last token
     rows = []  # (group, request) of every choice whose tail has more than one token
     for g, (group, common) in enumerate(zip(groups, shared_tokens)):
         first = requests[group[0]].continuation
@@ -207,8 +200,44 @@ def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int
             if len(requests[i].continuation) > common + 1:
                 rows.append((g, i))
     if rows:
-        _score_tails(setup, requests, rows, output.past_key_values, stem_mask,
+        _score_tails(setup, requests, rows, cache, stem_mask,
                      [len(stem) for stem in stems], shared_tokens, tasks, scores)
+
+
+def _run_stems(setup: _Setup, stems: list[tuple[int, ...]], tasks: list[int | None],
+               keep: int) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """Step 1 of :func:`_score_shared`: logits of the stems' last ``keep`` positions (G, keep, V),
+    their KV cache and attention mask (G, W).
+
+    When all G stems start with the same H >= ``MIN_SHARED_HEADER`` tokens under one task id
+    (a template's instruction header), those run once, (1, H), and their cache is copied to the
+    G rows; the rest of each stem follows, left-padded after the header: mask
+    [1]*H + [0]*pad + [1]*rest, positions H + j. Otherwise the stems run whole, left-padded.
+    """
+    model, device = setup.model, setup.device
+    header = min(_common_prefix(stems), min(map(len, stems)) - 1) \
+        if len(stems) > 1 and len(set(tasks)) == 1 else 0
+    cache = None
+    if header >= MIN_SHARED_HEADER:
+        cache = model(input_ids=torch.tensor([stems[0][:header]], device=device),
+                      use_cache=True, **({"logits_to_keep": 1} if setup.keeps_logits else {}),
+                      **_routing(tasks[:1], device)).past_key_values
+        cache.reorder_cache(torch.zeros(len(stems), dtype=torch.long, device=device))
+    else:
+        header = 0
+    rests = [stem[header:] for stem in stems]
+    input_ids, rest_mask = _left_padded(rests, max(map(len, rests)), setup.pad)
+    rest_mask = rest_mask.to(device)
+    stem_mask = torch.cat([rest_mask.new_ones((len(stems), header)), rest_mask], dim=1)
+    output = model(input_ids=input_ids.to(device), attention_mask=stem_mask,
+                   position_ids=header + (rest_mask.cumsum(-1) - 1).clamp(min=0),
+                   past_key_values=cache, use_cache=True,
+                   **({"logits_to_keep": keep} if setup.keeps_logits else {}),
+                   **_routing(tasks, device))
+    if output.past_key_values is None:
+        raise ValueError(f"{type(model).__name__} returned no KV cache; score it with "
+                         "loglik_scores(..., share_prompts=False).")
+    return output.logits, output.past_key_values, stem_mask
 
 
 def _score_tails(setup: _Setup, requests: list[_Request], rows: list[tuple[int, int]],
