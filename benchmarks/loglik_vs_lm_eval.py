@@ -175,7 +175,8 @@ def markdown(results: dict) -> str:
              f"{settings['examples']} ARC-Easy examples, SmolLM2-135M-Instruct float32 on "
              f"{results['machine'].get('cpu', 'CPU')}, batch size {settings['batch_size']}, "
              f"{settings['threads']} torch threads, {settings['rounds']} interleaved rounds; "
-             f"1/5/15-min load average after: {results['load']['after']}. Target: samora >= 3x lm-eval's examples/s.", "",
+             f"1/5/15-min load average after: {results['load']['after']}. "
+             "Target: samora >= 3x lm-eval's examples/s.", "",
              "| template | contender | median s [min-max] | examples/s | acc | acc_norm |",
              "|---|---|---|---|---|---|"]
     for template, entry in results["templates"].items():

@@ -12,9 +12,11 @@ context window + 1 loses tokens from the start of its prompt. The choices of one
 share their prompt: by default each distinct (prompt, task id) and its choices' common leading
 tokens are run once with the KV cache on, and only the tokens where the choices differ are run
 after it (:func:`_score_shared`); lone prompts take the plain path, one full forward per request
-(:func:`_score_plain`, also the reference path with ``share_prompts=False``). Requests are sorted by length to limit padding; models that take
-``logits_to_keep`` (transformers' causal LMs) compute the vocabulary projection only at the
-positions that are scored, which saves most of the memory of (batch, seq, vocab) logits.
+(:func:`_score_plain`, also the reference path with ``share_prompts=False``). A header common to
+all prompts of a batch (a template's instruction wrapper) runs once too. Requests are sorted by
+length to limit padding; models that take ``logits_to_keep`` (transformers' causal LMs) compute
+the vocabulary projection only at the positions that are scored, which saves most of the memory
+of (batch, seq, vocab) logits.
 
 ``generate`` (LLM-Adapters / MTL-LoRA): greedy decoding (``num_beams=1``) or beam search, then the
 first match of any answer label in the generated text is the prediction (LLM-Adapters'
