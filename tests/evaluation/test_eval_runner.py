@@ -49,13 +49,13 @@ def test_adapted_model_gets_its_task_ids(smollm2_tokenizer):
                        batch_size=16, progress=False)
     routed = {name: entry["routed_task_id"] for name, entry in results["tasks"].items()}
     assert routed == {"arc_challenge": 1, "boolq": 0, "piqa": -1}  # piqa: unseen
-    assert [ids[0] for ids in model.recorded] == [1, 0, -1]  # one batch per task
+    assert list(dict.fromkeys(ids[0] for ids in model.recorded)) == [1, 0, -1]  # task by task
     assert all(len(set(ids)) == 1 for ids in model.recorded)
     assert results["adapter"]["method"] == "stand-in"
     assert results["adapter"]["routing_tasks"] == ["boolq", "ARC-Challenge"]
     model.recorded.clear()
     evaluate(model, smollm2_tokenizer, ["piqa"], limit=2, task_names=["piqa"], progress=False)
-    assert model.recorded == [[0, 0, 0, 0]]  # 2 examples x 2 choices
+    assert model.recorded and all(set(ids) == {0} for ids in model.recorded)
 
 
 def test_task_names_need_an_adapted_model(data_model, smollm2_tokenizer):
@@ -127,7 +127,7 @@ def test_with_the_samora_core(smollm2_tokenizer):
     assert adapted["adapter"]["method"] == "samora"
     assert adapted["tasks"]["arc_challenge"]["routed_task_id"] == 1
     assert adapted["tasks"]["piqa"]["routed_task_id"] == -1
-    assert model.samora_adapter.state.task_ids.tolist() == [-1] * 4  # last batch: piqa
+    assert model.samora_adapter.state.task_ids.tolist() == [-1] * 2  # last: piqa's 2 prompts
     # B starts at zero, so the adapted model scores exactly like the base model
     for before, after in zip(plain["tasks"]["arc_challenge"]["samples"],
                              adapted["tasks"]["arc_challenge"]["samples"]):

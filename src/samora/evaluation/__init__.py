@@ -24,6 +24,7 @@ from samora.evaluation.runner import (
 )
 from samora.evaluation.scoring import (
     UNPARSED,
+    choice_length,
     extract_answer,
     generate_responses,
     loglik_scores,
@@ -35,6 +36,7 @@ __all__ = [
     "UNPARSED",
     "accuracy",
     "adapter_identity",
+    "choice_length",
     "compute_metrics",
     "evaluate",
     "extract_answer",

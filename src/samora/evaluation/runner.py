@@ -26,6 +26,7 @@ from samora.data.templates import Template, get_template
 from samora.evaluation.metrics import compute_metrics
 from samora.evaluation.scoring import (
     UNPARSED,
+    choice_length,
     extract_answer,
     generate_responses,
     loglik_scores,
@@ -215,7 +216,7 @@ def _evaluate_task(model, tokenizer, name, *, protocol, split, source, template,
         scores = loglik_scores(model, tokenizer,
                                [p for prompts in examples["choice_prompts"] for p in prompts],
                                [c for choices in examples["choices"] for c in choices], **common)
-        lengths = [len(c) for choices in examples["choices"] for c in choices]
+        lengths = [choice_length(c) for choices in examples["choices"] for c in choices]
         bounds = np.cumsum([0, *sizes])
         preds = [int(np.argmax(scores[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
         normalised = [int(np.argmax(np.divide(scores[a:b], lengths[a:b])))
