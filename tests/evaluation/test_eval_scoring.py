@@ -95,3 +95,16 @@ def test_generation_passes_task_ids_expanded_for_beams(smollm2_tokenizer):
 ])
 def test_extract_answer(text, labels, options, expected):
     assert extract_answer(text, labels, **options) == expected
+
+
+@pytest.mark.parametrize("share_prompts", [True, False])
+def test_loglik_refuses_non_finite_scores(smollm2_tokenizer, share_prompts):
+    """A diverged model's NaN scores must not become argmax predictions (first choice wins)."""
+    from samora.evaluation.metrics import NonFiniteScores
+
+    model = data_tiny_model(smollm2_tokenizer, recording=False)
+    with torch.no_grad():
+        model.lm_head.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteScores, match="NaN or infinite"):
+        loglik_scores(model, smollm2_tokenizer, CONTEXTS, CONTINUATIONS, batch_size=3,
+                      share_prompts=share_prompts, progress=False)

@@ -38,6 +38,7 @@ from transformers import GenerationConfig
 
 from samora.data.collate import pad_token_id
 from samora.data.encoding import encode_pairs
+from samora.evaluation.metrics import require_finite_scores
 
 UNPARSED = -1
 MIN_SHARED_HEADER = 4  # fewer common leading tokens do not pay for the extra forward
@@ -93,6 +94,9 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
     their own (WinoGrande's partial scoring) take the plain path, :func:`_score_plain`: one full
     forward per request, ``batch_size`` requests per forward. ``share_prompts=False`` sends every
     request down the plain path (the reference the shared path is tested against).
+
+    NaN/inf scores (a diverged adapter) raise :class:`samora.evaluation.metrics.NonFiniteScores`
+    instead of becoming predictions: an argmax over NaN would pick the first choice.
     """
     requests = _encode_requests(model, tokenizer, contexts, continuations, task_id)
     groups: dict[tuple, list[int]] = {}
@@ -110,6 +114,7 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
     scores = [0.0] * len(requests)
     for score, batch in tqdm(batches, desc=desc, disable=not progress):
         score(setup, requests, batch, scores)
+    require_finite_scores(scores, f"{desc} log-likelihoods")
     return scores
 
 
