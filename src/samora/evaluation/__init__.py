@@ -19,14 +19,22 @@ from samora.evaluation.runner import (
     format_table,
     model_identity,
     routed_task_id,
+    read_samples,
     routing_tasks,
     write_results,
+    write_samples,
 )
 from samora.evaluation.scoring import (
     UNPARSED,
     extract_answer,
     generate_responses,
     loglik_scores,
+)
+from samora.evaluation.statistics import (
+    bootstrap_grid,
+    bootstrap_metric,
+    bootstrap_task_mean,
+    paired_test,
 )
 
 __all__ = [
@@ -35,6 +43,9 @@ __all__ = [
     "UNPARSED",
     "accuracy",
     "adapter_identity",
+    "bootstrap_grid",
+    "bootstrap_metric",
+    "bootstrap_task_mean",
     "compute_metrics",
     "evaluate",
     "extract_answer",
@@ -44,7 +55,10 @@ __all__ = [
     "loglik_scores",
     "matthews_corrcoef",
     "model_identity",
+    "paired_test",
+    "read_samples",
     "routed_task_id",
     "routing_tasks",
     "write_results",
+    "write_samples",
 ]
