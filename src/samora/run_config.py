@@ -103,7 +103,8 @@ class CompareSection:
     reference: the spec (default: the first) every method is tested against. budget: the spec
     (default: the reference) whose trainable-parameter count every other method is matched to
     (``match_size``, e.g. r, chosen by ``samora.match_parameter_budget``; a spec that sets that field
-    itself keeps it; ``match_budget: false`` trains every spec as written). baseline: also evaluate the
+    itself keeps it; ``match_budget: false`` trains every spec as written). also_against: further specs
+    every method is tested against too (e.g. ``[samora]`` in a study referenced to LoRA). baseline: also evaluate the
     base model once (and test every method against it). metric: ``acc`` or ``acc_norm``, compared per
     example. bootstrap_samples: resamples of the bootstrap intervals and paired tests (seeded)."""
 
@@ -111,6 +112,7 @@ class CompareSection:
     seeds: list = field(default_factory=lambda: [41])
     reference: str | None = None
     budget: str | None = None
+    also_against: list = field(default_factory=list)
     baseline: bool = True
     match_budget: bool = True
     match_size: str = "r"

@@ -32,9 +32,11 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
 
 def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     settings = comparison["settings"]
-    significant = [f"{label} vs {paired_name}" for paired_name, key in (("the reference", "vs_reference"),
-                                                                         ("the base model", "vs_base"))
-                   for label, test in comparison["paired"][key].items() if test["significant"]]
+    paired = comparison["paired"]
+    groups = [(paired["vs_reference"], paired["reference"]), (paired["vs_base"], "base"),
+              *[(tests, other) for other, tests in paired.get("vs_also", {}).items()]]
+    significant = [f"{label} vs {other}" for tests, other in groups
+                   for label, test in tests.items() if test["significant"]]
     shows = (f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
              f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
              f"training stream, with parameter budgets matched to {comparison['budget']}, "
@@ -64,8 +66,11 @@ def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
     lines += ["", f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}.",
               "", "## Paired tests (difference in mean accuracy, points, paired bootstrap)", "",
               "| comparison | difference [95% CI] | p | significant |", "|---|---|---|---|"]
-    for key, other in (("vs_reference", comparison["paired"]["reference"]), ("vs_base", "base")):
-        for label, test in comparison["paired"][key].items():
+    paired = comparison["paired"]
+    groups = [(paired["vs_reference"], paired["reference"]), (paired["vs_base"], "base"),
+              *[(tests, other) for other, tests in paired.get("vs_also", {}).items()]]
+    for tests, other in groups:
+        for label, test in tests.items():
             low, high = (100 * v for v in test["ci95"])
             lines.append(f"| {label} - {other} | {100 * test['value']:+.2f} [{low:+.2f}, {high:+.2f}] | "
                          f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} |")

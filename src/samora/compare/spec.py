@@ -102,7 +102,11 @@ def check_compare_section(config: RunConfig) -> None:
         adapter = spec_adapter_config(config, spec, ["_validation_task"])
         if section.match_budget and section.match_size not in {f.name for f in dataclasses.fields(adapter)}:
             raise ConfigError(f"compare.match_size {section.match_size!r} is not a field of {spec.label}'s config")
-    compare_specs(config)  # labels distinct, reference and budget among them
+    _, reference, _ = compare_specs(config)  # labels distinct, reference and budget among them
+    labels = [parse_method_spec(text).label for text in section.methods]
+    for text in section.also_against:
+        if parse_method_spec(text).label not in labels:
+            raise ConfigError(f"compare.also_against: {text!r} must be one of compare.methods: {labels}")
     seeds = section.seeds
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"compare.seeds must be a non-empty list of distinct integers, got {seeds!r}")

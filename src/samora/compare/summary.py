@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from samora.compare.spec import MethodSpec
+from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.runner import read_samples
 from samora.evaluation.statistics import bootstrap_grid, paired_test
 from samora.pipeline import _write_atomic
@@ -40,11 +40,16 @@ def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], r
     for label, values in arrays.items():
         grid = bootstrap_grid(values, samples=samples, seed=seed)
         table[label] = {"tasks": grid["tasks"], "mean": grid["mean"]}
-    paired = {"reference": reference.label, "vs_reference": {}, "vs_base": {}}
+    paired = {"reference": reference.label, "vs_reference": {}, "vs_base": {}, "vs_also": {}}
+    also = [parse_method_spec(text).label for text in section.also_against]
     for spec in specs:
         if spec != reference:
             paired["vs_reference"][spec.label] = paired_test(arrays[spec.label], arrays[reference.label],
                                                              samples=samples, seed=seed)
+        for other in also:
+            if other not in (spec.label, reference.label):
+                paired["vs_also"].setdefault(other, {})[spec.label] = paired_test(
+                    arrays[spec.label], arrays[other], samples=samples, seed=seed)
         if section.baseline:
             paired["vs_base"][spec.label] = paired_test(arrays[spec.label], arrays[BASE], samples=samples, seed=seed)
     first = next(iter(correct.values()))
