@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-from samora.compare.grid import budget_plan  # noqa: F401  (the module the summary is written for)
 from samora.compare.spec import compare_specs
 from samora.compare.summary import write_comparison
 from samora.run_config import load_run_config
