@@ -65,7 +65,8 @@ def plot_training_loss(log_history: list[dict], path: Path) -> Path | None:
 
 
 def plot_task_metrics(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Bars before / after per task with 95% interval error bars; chance level as a tick."""
+    """Bars before / after per task with 95% interval error bars; the chance accuracy as a tick
+    (on accuracy rows only: the chance level of MCC is 0, of F1 depends on the labels)."""
     if not rows:
         return None
     figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 3.5))
@@ -75,8 +76,8 @@ def plot_task_metrics(rows: list[dict[str, Any]], path: Path) -> Path | None:
         values = [r[stage]["value"] if r[stage] else 0.0 for r in rows]
         axis.bar(positions + offset, values, width, label=stage,
                  yerr=_error_bars([r[stage] for r in rows]), capsize=2)
-    chance = [r["chance"] if r["chance"] is not None else np.nan for r in rows]
-    axis.scatter(positions, chance, marker="_", s=400, color="black", label="chance", zorder=3)
+    chance = [r["chance"] if r["chance"] is not None and r["metric"] == "acc" else np.nan for r in rows]
+    axis.scatter(positions, chance, marker="_", s=400, color="black", label="chance accuracy", zorder=3)
     axis.set_xticks(list(positions), [f"{r['task']}\n({r['metric']})" for r in rows], fontsize=7)
     axis.set_ylabel("metric (95% CI)")
     axis.grid(axis="y", alpha=0.3)

@@ -56,6 +56,7 @@ def run_compare(config: RunConfig) -> dict[str, Any]:
     if config.compare.baseline:
         run_cell(output / "cells" / "base", {"kind": "base"}, lambda cell: _evaluate_base(model, tokenizer,
                                                                                          config, tasks, cell))
+    del model  # each cell loads a fresh copy; do not hold two base models (GPU memory) while training
     stream = None
     for spec in specs:
         for seed in config.compare.seeds:
