@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from test_cli_end_to_end import tiny_model_dir  # noqa: F401  (the module-scoped fixture)
 
 from samora.cli import main
@@ -152,3 +153,11 @@ def test_the_recorded_grid_config_protects_finished_cells_only(tmp_path):
     check_grid_config(more_seeds, tmp_path)  # a larger grid over the same settings is compatible
     with pytest.raises(ConfigError, match=r"eval.limit: 7 -> 120"):
         check_grid_config(first, tmp_path)
+    recorded = yaml.safe_load((tmp_path / "grid.yaml").read_text())
+    del recorded["compare"]["also_against"]  # written before samora had this field: its default applies
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(recorded))
+    check_grid_config(changed, tmp_path)
+    recorded["compare"]["also_against"] = ["lora"]
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(recorded))
+    with pytest.raises(ConfigError, match=r"compare.also_against: \['lora'\] -> \[\]"):
+        check_grid_config(changed, tmp_path)

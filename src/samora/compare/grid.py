@@ -82,7 +82,8 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
     current = _flat(config.to_dict())
     path = output / "grid.yaml"
     if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
-        stored = _flat(yaml.safe_load(path.read_text()))
+        # a key the recorded file lacks (a field added to samora since) had its default value then
+        stored = {**_flat(RunConfig().to_dict()), **_flat(yaml.safe_load(path.read_text()))}
         changed = sorted(key for key in set(current) | set(stored)
                          if key not in GRID_KEYS_FREE and current.get(key) != stored.get(key))
         if changed:
