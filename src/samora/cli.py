@@ -52,6 +52,14 @@ def command_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    """Train and evaluate compare.methods x compare.seeds alike; tables with CIs and paired tests."""
+    from samora.compare import run_compare
+
+    run_compare(_config(args))
+    return 0
+
+
 def command_eval(args: argparse.Namespace) -> int:
     """Evaluate an adapter folder (or the plain base model) on tasks with a protocol."""
     from samora.pipeline import run_eval
@@ -113,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-resume", action="store_true",
                        help="discard an unfinished run in output_dir and start over (same as train.resume=false)")
     train.set_defaults(run=command_train)
+    compare = commands.add_parser("compare", help="methods x seeds on one stream and budget, with paired tests")
+    _add_config_arguments(compare)
+    compare.set_defaults(run=command_compare)
     evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
     evaluate.add_argument("--adapter", help="an adapter folder or a run folder (omit for the plain base model)")
     _add_config_arguments(evaluate)

@@ -5,6 +5,7 @@ run_dir/
   config.yaml        the configuration as used (preset + file + overrides, validated)
   adapter/           the trained adapter (adapter_model.safetensors, adapter_config.json) and checkpoints
   metrics.json       evaluation before and after training, training summary
+  samples_before.jsonl, samples_after.jsonl   per-example records of each evaluation
   report.md          a readable summary with the plots
   plots/             training_loss.png, task_metrics.png
   analysis/          router usage, expert PCA, task gates (PNG + JSON)
@@ -77,14 +78,21 @@ def save_config(config: RunConfig, run_dir: Path) -> None:
     _write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def evaluate_model(model, tokenizer, config: RunConfig, tasks: list[str]) -> dict[str, Any]:
-    from samora.evaluation import evaluate
+def evaluate_model(model, tokenizer, config: RunConfig, tasks: list[str],
+                   samples_path: Path | None = None) -> dict[str, Any]:
+    """Evaluate as ``config.eval`` says (examples subsampled with ``train.seed``); with
+    ``samples_path``, also write the per-example records there (``samples.jsonl``)."""
+    from samora.evaluation import evaluate, write_samples
 
     section = config.eval
-    return evaluate(model, tokenizer, tasks, protocol=section.protocol, split=section.split, source=config.data.source,
-                    limit=section.limit, seed=config.train.seed, batch_size=section.batch_size,
-                    template=config.data.template, num_beams=section.num_beams,
-                    max_new_tokens=section.max_new_tokens, skip_unavailable=True)
+    results = evaluate(model, tokenizer, tasks, protocol=section.protocol, split=section.split,
+                       source=config.data.source, limit=section.limit, seed=config.train.seed,
+                       batch_size=section.batch_size, template=config.data.template, num_beams=section.num_beams,
+                       max_new_tokens=section.max_new_tokens, skip_unavailable=True,
+                       log_samples=samples_path is not None)
+    if samples_path is not None:
+        write_samples(results, samples_path)
+    return results
 
 
 def resolve_run_tasks(config: RunConfig) -> list[str]:
@@ -103,48 +111,33 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
     checkpoint (unless ``train.resume`` is false); a finished one is replaced only with ``overwrite``.
     """
     import samora
-    from samora.data import build_training_stream
     from samora.evaluation import format_table
     from samora.report import write_report
-    from samora.training import train
 
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     adapter_config = config.adapter_config(tasks)  # validated before the model loads
     main = is_main_process()
+    if config.compare.methods:
+        _say(main, f"this configuration is a comparison ({config.compare.methods}): `samora compare` runs it; "
+                   f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}")
     plan = _start_run_folder(run_dir, config, overwrite, main)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
-    _say(main, f"building the {len(tasks)}-task training stream ({config.data.tasks})")
-    stream = build_training_stream(tokenizer, tasks, max_length=config.data.max_length,
-                                   per_task_cap=config.data.per_task_cap, sampling=config.data.sampling,
-                                   temperature=config.data.temperature, seed=config.train.seed,
-                                   template=config.data.template, source=config.data.source)
+    stream = build_stream(config, tokenizer, tasks)
     metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before and main:
         _say(main, "evaluating the base model")
-        metrics["before"] = evaluate_model(model, tokenizer, config, tasks)
+        metrics["before"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_before.jsonl")
         _say(main, format_table(metrics["before"]))
     model = samora.get_model(model, adapter_config)
-    count = samora.trainable_parameters(model)
-    _say(main, f"{adapter_config.method}: {count}")
-    section = config.train
-    result = train(model, tokenizer, stream, output_dir=run_dir / "adapter", max_steps=section.max_steps,
-                   num_epochs=section.epochs, learning_rate=section.learning_rate, batch_size=section.batch_size,
-                   grad_accum=section.grad_accum, warmup_ratio=section.warmup_ratio,
-                   weight_decay=section.weight_decay, lr_scheduler=section.lr_scheduler, seed=section.seed,
-                   gradient_checkpointing=section.gradient_checkpointing, logging_steps=section.logging_steps,
-                   save_steps=section.save_steps, resume=plan.resume_from or False,
-                   on_nonfinite=section.on_nonfinite)
-    metrics["train"] = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
-                        "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
-                        "examples": len(stream), "trainable_parameters": count.trainable,
-                        "total_parameters": count.total, "method": adapter_config.method,
-                        "processes": _process_count()}
+    _say(main, f"{adapter_config.method}: {samora.trainable_parameters(model)}")
+    result, metrics["train"] = train_adapter(model, tokenizer, stream, config, run_dir / "adapter",
+                                             resume=plan.resume_from or False)
     if not main:
         return metrics
     _say(main, "evaluating the adapted model")
-    metrics["after"] = evaluate_model(model, tokenizer, config, tasks)
+    metrics["after"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_after.jsonl")
     _say(main, format_table(metrics["after"]))
     metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
     report = write_report(run_dir, config, metrics, result.log_history)
@@ -165,6 +158,42 @@ def _start_run_folder(run_dir: Path, config: RunConfig, overwrite: bool, main: b
     return plan
 
 
+def build_stream(config: RunConfig, tokenizer, tasks: list[str]):
+    """The mixed multi-task training stream of ``config.data`` (drawn with ``train.seed``)."""
+    from samora.data import build_training_stream
+
+    _say(is_main_process(), f"building the {len(tasks)}-task training stream ({config.data.tasks})")
+    return build_training_stream(tokenizer, tasks, max_length=config.data.max_length,
+                                 per_task_cap=config.data.per_task_cap, sampling=config.data.sampling,
+                                 temperature=config.data.temperature, seed=config.train.seed,
+                                 template=config.data.template, source=config.data.source)
+
+
+def train_adapter(model, tokenizer, stream, config: RunConfig, output_dir: Path, seed: int | None = None,
+                  resume: bool | str = False):
+    """Train an adapted ``model`` on ``stream`` as ``config.train`` says (``seed`` overrides
+    ``train.seed``; ``resume``: a checkpoint to continue from, or False); return the
+    :class:`~samora.training.TrainResult` and its JSON summary."""
+    import samora
+    from samora.training import train
+
+    section = config.train
+    count = samora.trainable_parameters(model)
+    result = train(model, tokenizer, stream, output_dir=output_dir, max_steps=section.max_steps,
+                   num_epochs=section.epochs, learning_rate=section.learning_rate, batch_size=section.batch_size,
+                   grad_accum=section.grad_accum, warmup_ratio=section.warmup_ratio,
+                   weight_decay=section.weight_decay, lr_scheduler=section.lr_scheduler,
+                   seed=section.seed if seed is None else seed,
+                   gradient_checkpointing=section.gradient_checkpointing, logging_steps=section.logging_steps,
+                   save_steps=section.save_steps, resume=resume, on_nonfinite=section.on_nonfinite)
+    summary = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
+               "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
+               "examples": len(stream), "trainable_parameters": count.trainable,
+               "total_parameters": count.total, "method": samora.adapter_of(model).config.method,
+               "processes": _process_count()}
+    return result, summary
+
+
 def load_adapted(adapter_dir: Path, config: RunConfig):
     """Load the base model the adapter names (or ``model.name`` when given) and the adapter on it."""
     import samora
@@ -183,10 +212,11 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
         model, tokenizer, _ = load_adapted(_adapter_folder(adapter_dir), config)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
-    results = evaluate_model(model, tokenizer, config, tasks)
+    output = Path(config.output_dir)
+    results = evaluate_model(model, tokenizer, config, tasks, output / "samples.jsonl")
     print(format_table(results))
-    path = write_results(results, Path(config.output_dir) / "eval.json")
-    print(f"[samora] results: {path}")
+    path = write_results(results, output / "eval.json")
+    print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}")
     return results
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,8 +20,9 @@ def primary_metric(entry: dict[str, Any]) -> tuple[str, float] | None:
     return (name, float(metrics[name])) if name in metrics else None
 
 
-def task_rows(metrics: dict[str, Any]) -> list[tuple[str, str, float | None, float | None]]:
-    """(task, metric, before, after) for every evaluated task."""
+def task_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per evaluated task: its primary metric, and before / after (each ``None`` or
+    ``{value, ci95, labels}``), chance level and majority-class baseline."""
     before = (metrics.get("before") or {}).get("tasks", {})
     after = (metrics.get("after") or {}).get("tasks", {})
     rows = []
@@ -29,10 +31,19 @@ def task_rows(metrics: dict[str, Any]) -> list[tuple[str, str, float | None, flo
         if picked is None:
             continue
         name = picked[0]
-        old = (before.get(task, {}).get("metrics") or {}).get(name)
-        new = (after.get(task, {}).get("metrics") or {}).get(name)
-        rows.append((task, name, old, new))
+        either = after.get(task) or before.get(task)
+        rows.append({"task": task, "metric": name, "before": _stage(before.get(task), name),
+                     "after": _stage(after.get(task), name), "chance": either.get("chance"),
+                     "majority": either.get("majority_baseline")})
     return rows
+
+
+def _stage(entry: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
+    if not entry or metric not in (entry.get("metrics") or {}):
+        return None
+    statistics = (entry.get("statistics") or {}).get(metric, {})
+    return {"value": float(entry["metrics"][metric]), "ci95": statistics.get("ci95"),
+            "labels": entry.get("label_distribution")}
 
 
 def plot_training_loss(log_history: list[dict], path: Path) -> Path | None:
@@ -53,19 +64,34 @@ def plot_training_loss(log_history: list[dict], path: Path) -> Path | None:
     return _save(figure, path)
 
 
-def plot_task_metrics(rows: list[tuple[str, str, float | None, float | None]], path: Path) -> Path | None:
+def plot_task_metrics(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Bars before / after per task with 95% interval error bars; the chance accuracy as a tick
+    (on accuracy rows only: the chance level of MCC is 0, of F1 depends on the labels)."""
     if not rows:
         return None
     figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 3.5))
-    positions = range(len(rows))
+    positions = np.arange(len(rows))
     width = 0.4
-    axis.bar([p - width / 2 for p in positions], [r[2] or 0 for r in rows], width, label="before")
-    axis.bar([p + width / 2 for p in positions], [r[3] or 0 for r in rows], width, label="after")
-    axis.set_xticks(list(positions), [f"{r[0]}\n({r[1]})" for r in rows], fontsize=7)
-    axis.set_ylabel("metric")
+    for offset, stage in ((-width / 2, "before"), (width / 2, "after")):
+        values = [r[stage]["value"] if r[stage] else 0.0 for r in rows]
+        axis.bar(positions + offset, values, width, label=stage,
+                 yerr=_error_bars([r[stage] for r in rows]), capsize=2)
+    chance = [r["chance"] if r["chance"] is not None and r["metric"] == "acc" else np.nan for r in rows]
+    axis.scatter(positions, chance, marker="_", s=400, color="black", label="chance accuracy", zorder=3)
+    axis.set_xticks(list(positions), [f"{r['task']}\n({r['metric']})" for r in rows], fontsize=7)
+    axis.set_ylabel("metric (95% CI)")
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def _error_bars(stages: list[dict[str, Any] | None]) -> np.ndarray:
+    """(2, n) distances from each value to its interval's ends (0 where there is none)."""
+    bars = np.zeros((2, len(stages)))
+    for i, stage in enumerate(stages):
+        if stage and stage.get("ci95"):
+            bars[:, i] = [stage["value"] - stage["ci95"][0], stage["ci95"][1] - stage["value"]]
+    return np.clip(bars, 0, None)
 
 
 def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: list[dict]) -> Path:
@@ -93,12 +119,24 @@ def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: li
         "",
         "## Per-task metrics",
         "",
-        "| task | metric | before | after | change |",
-        "|---|---|---|---|---|",
+        "Each value with its 95% bootstrap interval over examples; chance = mean 1/choices; majority = "
+        "always answering the most frequent gold choice; labels = gold / predicted count per choice index "
+        "(a shift of the predicted counts is a label bias, not knowledge).",
+        "",
+        "| task | metric | before [95% CI] | after [95% CI] | change | chance | majority | labels gold / before / after |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for task, name, old, new in rows:
-        change = f"{new - old:+.4f}" if old is not None and new is not None else ""
-        lines.append(f"| {task} | {name} | {_fmt(old)} | {_fmt(new)} | {change} |")
+    for row in rows:
+        old, new = row["before"], row["after"]
+        change = f"{new['value'] - old['value']:+.4f}" if old and new else ""
+        lines.append(f"| {row['task']} | {row['metric']} | {_fmt(old)} | {_fmt(new)} | {change} | "
+                     f"{_fmt_plain(row['chance'])} | {_fmt_plain(row['majority'])} | {_labels(old, new)} |")
+    before_average = (metrics.get("before") or {}).get("average", {})
+    for benchmark, average in (after.get("average") or before_average).items():
+        old, new = before_average.get(benchmark), (after.get("average") or {}).get(benchmark)
+        change = f"{new['value'] - old['value']:+.4f}" if old and new else ""
+        lines.append(f"| **mean ({benchmark}, {average['n_tasks']} tasks)** | primary | {_fmt(old)} | "
+                     f"{_fmt(new)} | {change} | | | |")
     counts = {t: e.get("n") for t, e in (after.get("tasks") or {}).items()}
     if counts:
         lines += ["", f"Examples per task: {counts}."]
@@ -132,8 +170,26 @@ def _analysis_lines(analysis: dict[str, Any], run_dir: Path) -> list[str]:
     return lines
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(stage: dict[str, Any] | None) -> str:
+    if stage is None:
+        return ""
+    ci = stage.get("ci95")
+    return f"{stage['value']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _fmt_plain(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _labels(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    """``"7,8 / 15,0 / 0,15"``: gold, then predicted before and after, per choice index."""
+    stages = [s["labels"] for s in (old, new) if s and s.get("labels")]
+    if not stages:
+        return ""
+    gold = stages[0]["gold"]
+    indices = sorted({int(k) for d in stages for k in (*d["gold"], *d["pred"])})
+    parts = [gold, *[d["pred"] for d in stages]]
+    return " / ".join(",".join(str(part.get(str(i), 0)) for i in indices) for part in parts)
 
 
 def _save(figure, path: Path) -> Path:

@@ -96,12 +96,42 @@ class EvalSection:
 
 
 @dataclass
+class CompareSection:
+    """``samora compare``: train and evaluate every method x seed on the same stream and examples.
+
+    methods: method specs, e.g. ``[samora, lora, "samora(router=linear)", "samora(lambda_orth=0)"]``
+    (empty: not a comparison). A spec's method starts from the ``adapter`` section's shared fields
+    (r, target_modules, dropout) and, for the section's own method, its other fields too.
+    seeds: training seeds of every method (adapter init and data order); the training stream and
+    the evaluation examples are drawn once with ``train.seed``, the same for every cell.
+    reference: the spec (default: the first) every method is tested against. budget: the spec
+    (default: the reference) whose trainable-parameter count every other method is matched to
+    (``match_size``, e.g. r, chosen by ``samora.match_parameter_budget``; a spec that sets that field
+    itself keeps it; ``match_budget: false`` trains every spec as written). also_against: further specs
+    every method is tested against too (e.g. ``[samora]`` in a study referenced to LoRA). baseline: also evaluate the
+    base model once (and test every method against it). metric: ``acc`` or ``acc_norm``, compared per
+    example. bootstrap_samples: resamples of the bootstrap intervals and paired tests (seeded)."""
+
+    methods: list = field(default_factory=list)
+    seeds: list = field(default_factory=lambda: [41])
+    reference: str | None = None
+    budget: str | None = None
+    also_against: list = field(default_factory=list)
+    baseline: bool = True
+    match_budget: bool = True
+    match_size: str = "r"
+    metric: str = "acc"
+    bootstrap_samples: int = 2000
+
+
+@dataclass
 class RunConfig:
     model: ModelSection = field(default_factory=ModelSection)
     adapter: dict[str, Any] = field(default_factory=lambda: {"method": "samora"})
     data: DataSection = field(default_factory=DataSection)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    compare: CompareSection = field(default_factory=CompareSection)
     output_dir: str = "runs/samora"
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,6 +326,10 @@ def _check_values(config: RunConfig) -> None:
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
     config.adapter_config(["_validation_task"])  # the method's own field checks, with their messages
+    if config.compare.methods:
+        from samora.compare.spec import check_compare_section
+
+        check_compare_section(config)
 
 
 def _check_data(config: RunConfig) -> None:

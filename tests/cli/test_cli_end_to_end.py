@@ -50,9 +50,19 @@ def test_train_eval_analyze_write_a_complete_run_folder(tiny_model_dir, tmp_path
     report = (run_dir / "report.md").read_text()
     assert "| boolq |" in report and "plots/training_loss.png" in report
 
-    assert main(["eval", "--adapter", str(run_dir), *run_overrides(tiny_model_dir, tmp_path / "eval")]) == 0
+    for stage in ("before", "after"):  # per-example records of both evaluations
+        records = [json.loads(line) for line in (run_dir / f"samples_{stage}.jsonl").read_text().splitlines()]
+        assert len(records) == 12 and {r["task"] for r in records} == {"boolq", "piqa", "arc_easy"}
+        piqa = [r["correct"] for r in records if r["task"] == "piqa"]
+        assert sum(piqa) / 4 == metrics[stage]["tasks"]["piqa"]["metrics"]["acc"]
+    assert "[95% CI]" in report and "majority" in report
+
+    # the same configuration (the demo preset's template) evaluates the saved adapter identically
+    assert main(["eval", "--preset", "demo", "--adapter", str(run_dir),
+                 *run_overrides(tiny_model_dir, tmp_path / "eval")]) == 0
     evaluated = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert evaluated["tasks"]["piqa"]["metrics"] == metrics["after"]["tasks"]["piqa"]["metrics"]
+    assert (tmp_path / "eval" / "samples.jsonl").read_text() == (run_dir / "samples_after.jsonl").read_text()
 
     assert main(["analyze", str(run_dir), *run_overrides(tiny_model_dir, tmp_path / "analysis")]) == 0
     assert (tmp_path / "analysis" / "analysis" / "analysis.json").is_file()

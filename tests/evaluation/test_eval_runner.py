@@ -63,7 +63,7 @@ def test_task_names_need_an_adapted_model(data_model, smollm2_tokenizer):
         evaluate(data_model, smollm2_tokenizer, ["piqa"], task_names=["piqa"], progress=False)
 
 
-def test_generate_protocol(smollm2_tokenizer):
+def test_generate_protocol(smollm2_tokenizer, tmp_path):
     model = data_tiny_model(smollm2_tokenizer, routed_tasks=["sst2"])
     results = evaluate(model, smollm2_tokenizer, ["sst2"], protocol="generate", limit=3,
                        max_new_tokens=4, num_beams=2, progress=False, log_samples=True)
@@ -73,6 +73,13 @@ def test_generate_protocol(smollm2_tokenizer):
     assert entry["n_unparsed"] == unparsed
     assert entry["metrics"]["acc"] == np.mean([s["pred"] == s["gold"] for s in entry["samples"]])
     assert all(ids == [0] * (len(ids)) and len(ids) in (2, 4, 6) for ids in model.recorded)
+    assert entry["label_distribution"]["pred"].get("-1", 0) == unparsed
+    assert set(entry["statistics"]) == set(entry["metrics"])
+    from samora.evaluation import read_samples, write_samples
+
+    responses = [s["response"] for s in entry["samples"]]
+    records = read_samples(write_samples(results, tmp_path / "samples.jsonl"))
+    assert [r["response"] for r in records] == responses and all(r["task"] == "sst2" for r in records)
 
 
 def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokenizer):
@@ -152,3 +159,43 @@ def test_glue_benchmark_offline_evaluates_what_is_bundled(data_model, smollm2_to
     evaluated = [name for name, entry in results["tasks"].items() if "metrics" in entry]
     assert evaluated == ["sst2", "mrpc", "rte"]
     assert results["average"]["glue"]["n_tasks"] == 3
+
+
+def test_results_carry_intervals_baselines_and_label_distributions(data_model, smollm2_tokenizer, tmp_path):
+    from samora.evaluation import read_samples, write_samples
+
+    results = evaluate(data_model, smollm2_tokenizer, ["boolq", "arc_easy"], limit=12, seed=3,
+                       progress=False, log_samples=True, bootstrap_samples=200)
+    for name, entry in results["tasks"].items():
+        golds = [s["gold"] for s in entry["samples"]]
+        preds = [s["pred"] for s in entry["samples"]]
+        n_choices = [len(s["scores"]) for s in entry["samples"]]
+        assert entry["chance"] == pytest.approx(np.mean([1 / n for n in n_choices]))
+        assert entry["majority_baseline"] == max(np.bincount(golds)) / len(golds)
+        distribution = entry["label_distribution"]
+        assert sum(distribution["gold"].values()) == sum(distribution["pred"].values()) == 12
+        assert distribution["pred"] == {str(k): preds.count(k) for k in sorted(set(preds))}
+        for metric in ("acc", "acc_norm"):
+            stats = entry["statistics"][metric]
+            assert stats["value"] == entry["metrics"][metric]
+            assert stats["ci95"][0] <= stats["value"] <= stats["ci95"][1] and stats["stderr"] >= 0
+    average = results["average"]["commonsense"]
+    assert average["ci95"][0] <= average["value"] <= average["ci95"][1]
+    again = evaluate(data_model, smollm2_tokenizer, ["boolq", "arc_easy"], limit=12, seed=3,
+                     progress=False, bootstrap_samples=200)
+    assert again["average"]["commonsense"] == average and "samples" not in again["tasks"]["boolq"]  # seeded
+    assert "acc [95% CI]" in format_table(results) and "majority" in format_table(results)
+
+    expected = {name: [dict(s) for s in entry["samples"]] for name, entry in results["tasks"].items()}
+    path = write_samples(results, tmp_path / "samples.jsonl")
+    records = read_samples(path)
+    assert "samples" not in results["tasks"]["boolq"]  # moved out of the results
+    assert [r["task"] for r in records] == ["boolq"] * 12 + ["arc_easy"] * 12
+    for record in records:
+        sample = expected[record["task"]].pop(0)
+        assert record["id"] == sample["id"] and record["gold"] == sample["gold"]
+        assert record["pred"] == int(np.argmax(record["scores"])) == sample["pred"]
+        assert record["pred_norm"] == sample["pred_norm"]
+        assert record["correct"] == (record["pred"] == record["gold"])
+    correct = np.mean([r["correct"] for r in records if r["task"] == "boolq"])
+    assert correct == results["tasks"]["boolq"]["metrics"]["acc"]

@@ -19,8 +19,10 @@ from samora.evaluation.runner import (
     format_table,
     model_identity,
     routed_task_id,
+    read_samples,
     routing_tasks,
     write_results,
+    write_samples,
 )
 from samora.evaluation.scoring import (
     UNPARSED,
@@ -29,6 +31,12 @@ from samora.evaluation.scoring import (
     generate_responses,
     loglik_scores,
 )
+from samora.evaluation.statistics import (
+    bootstrap_grid,
+    bootstrap_metric,
+    bootstrap_task_mean,
+    paired_test,
+)
 
 __all__ = [
     "METRICS",
@@ -36,6 +44,9 @@ __all__ = [
     "UNPARSED",
     "accuracy",
     "adapter_identity",
+    "bootstrap_grid",
+    "bootstrap_metric",
+    "bootstrap_task_mean",
     "choice_length",
     "compute_metrics",
     "evaluate",
@@ -46,7 +57,10 @@ __all__ = [
     "loglik_scores",
     "matthews_corrcoef",
     "model_identity",
+    "paired_test",
+    "read_samples",
     "routed_task_id",
     "routing_tasks",
     "write_results",
+    "write_samples",
 ]

@@ -23,7 +23,7 @@ import torch
 from samora.data.sources import DataSourceError, load_examples, resolve_source
 from samora.data.tasks import BENCHMARKS, get_task, resolve_split, resolve_tasks
 from samora.data.templates import Template, get_template
-from samora.evaluation.metrics import compute_metrics
+from samora.evaluation.metrics import METRICS, accuracy, compute_metrics
 from samora.evaluation.scoring import (
     UNPARSED,
     choice_length,
@@ -31,6 +31,7 @@ from samora.evaluation.scoring import (
     generate_responses,
     loglik_scores,
 )
+from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric, bootstrap_task_mean
 
 PROTOCOLS = ("loglik", "generate")
 UNSEEN_TASK = -1
@@ -42,7 +43,8 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
              template: str | Template | Mapping[str, str] | None = None, num_beams: int = 1,
              max_new_tokens: int = 32, answer_match: str = "strict",
              task_names: Sequence[str] | None = None, progress: bool = True,
-             log_samples: bool = False, skip_unavailable: bool = False) -> dict[str, Any]:
+             log_samples: bool = False, skip_unavailable: bool = False,
+             bootstrap_samples: int = DEFAULT_SAMPLES) -> dict[str, Any]:
     """Score ``model`` on ``tasks`` (a benchmark name, task names or aliases) and return results.
 
     ``protocol="loglik"`` ranks choices by log-likelihood (reports ``acc``/``acc_norm`` and the
@@ -53,9 +55,14 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
     :func:`samora.data.load_examples`. ``template`` and ``source`` may be one value or a task ->
     value mapping. ``task_names`` overrides the adapter's task list used for routing.
     ``skip_unavailable`` records tasks whose split no source holds as skipped instead of raising.
+    ``log_samples`` keeps each task's per-example records under ``"samples"`` (see
+    :func:`write_samples`).
 
     The result is JSON-able: protocol and settings, model and adapter identity, and per task its
-    metrics, example count, split, data source, template and routed task id.
+    metrics, example count, split, data source, template and routed task id; each metric's
+    standard error and 95% interval (``"statistics"``, a bootstrap over examples with
+    ``bootstrap_samples`` resamples, seeded), the chance level, the majority-class baseline and the
+    predicted next to the gold label distribution. Each benchmark average carries its own interval.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
@@ -67,6 +74,7 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
     results: dict[str, Any] = {
         "protocol": protocol,
         "settings": {"split": split, "limit": limit, "seed": seed, "batch_size": batch_size,
+                     "bootstrap_samples": bootstrap_samples,
                      **({"num_beams": num_beams, "max_new_tokens": max_new_tokens,
                          "answer_match": answer_match} if protocol == "generate" else {})},
         "template": _json_template(template),
@@ -86,11 +94,14 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
                     source=_pick(source, name, "auto"), template=_pick(template, name, None),
                     limit=limit, seed=seed, batch_size=batch_size, num_beams=num_beams,
                     max_new_tokens=max_new_tokens, lenient=answer_match == "lenient",
-                    routing=routing, progress=progress, log_samples=log_samples,
-                    skip_unavailable=skip_unavailable)
+                    routing=routing, progress=progress, skip_unavailable=skip_unavailable,
+                    bootstrap=(bootstrap_samples, seed or 0))
     finally:
         model.train(was_training)
-    results["average"] = _averages(results["tasks"])
+    results["average"] = _averages(results["tasks"], bootstrap_samples, seed or 0)
+    if not log_samples:
+        for entry in results["tasks"].values():
+            entry.pop("samples", None)
     results["duration_s"] = round(time.perf_counter() - started, 3)
     results["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return results
@@ -157,37 +168,70 @@ def write_results(results: dict[str, Any], path: str | Path) -> Path:
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table: one row per task (metrics in %), then the benchmark averages."""
+    """A plain-text table: one row per task (metrics in % with their 95% intervals, chance level,
+    majority-class baseline, gold / predicted label counts per choice index), then the benchmark
+    averages with their intervals."""
     model = results["model"]
     adapter = results.get("adapter")
     lines = [f"protocol: {results['protocol']}  model: {model['name_or_path'] or model['class']}"
              f"  adapter: {adapter['method'] if adapter else 'none'}"]
     metric_names = sorted({m for entry in results["tasks"].values()
                            for m in entry.get("metrics", {})}, key=_metric_order)
-    header = ["task", "split", "n", *metric_names, "template"]
+    header = ["task", "split", "n", *[f"{m} [95% CI]" for m in metric_names], "chance", "majority",
+              "labels gold / pred", "template"]
     rows = []
     for name, entry in results["tasks"].items():
         if "skipped" in entry:
-            rows.append([name, entry.get("split", ""), "-", *["-"] * len(metric_names),
+            rows.append([name, entry.get("split", ""), "-", *["-"] * (len(metric_names) + 3),
                          "skipped: no data"])
             continue
         n = str(entry["n"]) + (f" ({entry['n_unparsed']} unparsed)" if entry.get("n_unparsed")
                                else "")
         rows.append([name, entry["split"], n,
-                     *[f"{100 * entry['metrics'][m]:.2f}" if m in entry["metrics"] else ""
-                       for m in metric_names], entry["template"]["name"]])
+                     *[_with_interval(entry, m) for m in metric_names],
+                     _percent(entry.get("chance")), _percent(entry.get("majority_baseline")),
+                     _label_counts(entry.get("label_distribution")), entry["template"]["name"]])
     for benchmark, average in results.get("average", {}).items():
+        ci = average.get("ci95")
+        shown = f"{100 * average['value']:.2f}" + (
+            f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
         rows.append([f"average ({benchmark})", "", str(average["n_tasks"]) + " tasks",
-                     *["" for _ in metric_names], f"{100 * average['value']:.2f} mean primary"])
+                     *["" for _ in metric_names], "", "", "", f"{shown} mean primary"])
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     table = [" | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
              for row in [header, ["-" * w for w in widths], *rows]]
     return "\n".join(lines + table)
 
 
+def _with_interval(entry: dict[str, Any], metric: str) -> str:
+    if metric not in entry["metrics"]:
+        return ""
+    shown = f"{100 * entry['metrics'][metric]:.2f}"
+    ci = (entry.get("statistics") or {}).get(metric, {}).get("ci95")
+    return shown + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def _label_counts(distribution: dict[str, dict[str, int]] | None) -> str:
+    """``"7,8 / 15,0"``: gold and predicted counts per choice index (``?n``: n unparsed)."""
+    if not distribution:
+        return ""
+    gold, pred = distribution["gold"], distribution["pred"]
+    indices = sorted({int(k) for k in (*gold, *pred) if int(k) >= 0})
+
+    def counts(table: dict[str, int]) -> str:
+        text = ",".join(str(table.get(str(i), 0)) for i in indices)
+        return text + (f" ?{table['-1']}" if "-1" in table else "")
+
+    return f"{counts(gold)} / {counts(pred)}"
+
+
 def _evaluate_task(model, tokenizer, name, *, protocol, split, source, template, limit, seed,
                    batch_size, num_beams, max_new_tokens, lenient, routing, progress,
-                   log_samples, skip_unavailable) -> dict[str, Any]:
+                   skip_unavailable, bootstrap) -> dict[str, Any]:
     task = get_task(name)
     task_split = resolve_split(task, split)
     chosen_template = get_template(template, task)
@@ -236,20 +280,94 @@ def _evaluate_task(model, tokenizer, name, *, protocol, split, source, template,
         entry["n_unparsed"] = sum(pred == UNPARSED for pred in preds)
         samples = [{"id": i, "gold": g, "pred": p, "response": r}
                    for i, g, p, r in zip(examples["id"], golds, preds, responses)]
-    if log_samples:
-        entry["samples"] = samples
+    entry.update(describe_predictions(
+        entry["metrics"], golds, preds, [len(choices) for choices in examples["choices"]],
+        normalised if protocol == "loglik" else None, *bootstrap))
+    entry["samples"] = samples
     return entry
 
 
-def _averages(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_benchmark: dict[str, list[float]] = {}
+def describe_predictions(metrics: Mapping[str, float], golds: Sequence[int], preds: Sequence[int],
+                         n_choices: Sequence[int], normalised: Sequence[int] | None, samples: int,
+                         seed: int) -> dict[str, Any]:
+    """What to read a task's metrics against: their bootstrap intervals, the chance level
+    (mean of 1 / n_choices), the majority-class baseline (accuracy of always answering the most
+    frequent gold index) and the gold and predicted label distributions (index -> count; ``-1`` is
+    an unparsed generation)."""
+    statistics = {name: bootstrap_metric(_metric_function(name), golds,
+                                         normalised if name == "acc_norm" else preds,
+                                         samples=samples, seed=seed)
+                  for name in metrics}
+    distribution = {"gold": _counts(golds), "pred": _counts(preds)}
+    if normalised is not None:
+        distribution["pred_norm"] = _counts(normalised)
+    return {"statistics": statistics, "chance": float(np.mean([1 / n for n in n_choices])),
+            "majority_baseline": float(max(np.bincount(golds)) / len(golds)),
+            "label_distribution": distribution}
+
+
+def write_samples(results: dict[str, Any], path: str | Path) -> Path:
+    """Write the per-example records of ``results`` (from ``evaluate(..., log_samples=True)``) as
+    JSON lines, one per example, with its task, and remove them from ``results``.
+
+    loglik records: id, task, gold, pred (argmax of the summed log-likelihoods), pred_norm (argmax
+    of loglik / choice length), scores (one per choice), correct; generate records: id, task, gold,
+    pred (the extracted answer index, -1 if none), response (the generated text), correct.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        for task, entry in results["tasks"].items():
+            for sample in entry.pop("samples", []):
+                record = {"id": sample["id"], "task": task, **sample,
+                          "correct": sample["pred"] == sample["gold"]}
+                if "scores" in record:
+                    record["scores"] = [float(score) for score in record["scores"]]
+                handle.write(json.dumps(record, default=_json_scalar) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def read_samples(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``samples.jsonl`` written by :func:`write_samples`."""
+    with Path(path).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _metric_function(name: str):
+    return accuracy if name == "acc_norm" else METRICS[name]
+
+
+def _counts(labels: Sequence[int]) -> dict[str, int]:
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    return {str(int(v)): int(c) for v, c in zip(values, counts)}
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {value!r}")
+
+
+def _averages(entries: dict[str, dict[str, Any]], samples: int, seed: int
+              ) -> dict[str, dict[str, Any]]:
+    """Per benchmark: the mean of each task's primary metric and its bootstrap interval."""
+    by_benchmark: dict[str, list[tuple]] = {}
     for entry in entries.values():
         if "metrics" in entry:
+            primary = entry["primary_metric"]
+            golds = [s["gold"] for s in entry["samples"]]
+            preds = [s["pred"] for s in entry["samples"]]
             by_benchmark.setdefault(entry["benchmark"], []).append(
-                entry["metrics"][entry["primary_metric"]])
-    return {benchmark: {"value": float(np.mean(values)), "n_tasks": len(values),
-                        "metric": "mean of each task's primary metric"}
-            for benchmark, values in by_benchmark.items()}
+                (_metric_function(primary), golds, preds))
+    averages = {}
+    for benchmark, tasks in by_benchmark.items():
+        mean = bootstrap_task_mean(tasks, samples=samples, seed=seed)
+        averages[benchmark] = {"value": mean["value"], "n_tasks": len(tasks),
+                               "metric": "mean of each task's primary metric",
+                               "stderr": mean["stderr"], "ci95": mean["ci95"]}
+    return averages
 
 
 def _metric_order(name: str) -> tuple[int, str]:

@@ -1,0 +1,192 @@
+"""``samora compare``: train and evaluate a grid of methods x seeds, resumable cell by cell.
+
+```
+output_dir/
+  grid.yaml          the configuration the comparison started with (a rerun must agree with it)
+  cells/
+    base/            the base model, evaluated once (compare.baseline)
+    <method>-seed<s>/
+      config.yaml    the cell's configuration; adapter/: the trained adapter
+      results.json   evaluation results (per task, with intervals); samples.jsonl: per example
+      cell.json      parameter counts (requested, matched, budget), training summary, wall time
+      done.json      the completion marker, written last; a cell without it is redone from scratch
+  comparison.json, comparison.md, comparison.png
+```
+
+Every cell trains on the same stream (built once with ``train.seed``), for the same steps and
+schedule, and is evaluated on the same examples (drawn with ``train.seed``); the cell's seed sets
+the adapter's initialisation and the data order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
+from samora.pipeline import (DEFAULT_MODEL, _write_atomic, build_stream, evaluate_model, load_base_model,
+                             resolve_run_tasks, save_config, train_adapter)
+from samora.run_config import ConfigError, RunConfig
+
+MARKER = "done.json"
+BUDGET_TOLERANCE = 0.10  # a matched count within 10% of the reference's counts as matched
+GRID_KEYS_FREE = ("output_dir", "compare.methods", "compare.seeds")  # may change between reruns
+
+
+def run_compare(config: RunConfig) -> dict[str, Any]:
+    """Run (or resume) every cell of ``config.compare`` and write the comparison; return it."""
+    from samora.compare.summary import write_comparison
+
+    if not config.compare.methods:
+        raise ConfigError("compare.methods is empty: list the methods to compare, e.g. "
+                          "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)")
+    output = Path(config.output_dir)
+    check_grid_config(config, output)
+    tasks = resolve_run_tasks(config)
+    specs, reference, budget_spec = compare_specs(config)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    plan = budget_plan(model, config, specs, budget_spec, tasks)
+    if config.compare.baseline:
+        run_cell(output / "cells" / "base", {"kind": "base"}, lambda cell: _evaluate_base(model, tokenizer,
+                                                                                         config, tasks, cell))
+    del model  # each cell loads a fresh copy; do not hold two base models (GPU memory) while training
+    stream = None
+    for spec in specs:
+        for seed in config.compare.seeds:
+            identity = {"kind": "adapter", "spec": spec.label, "seed": seed, "adapter": plan[spec.label]["config"]}
+            if stream is None and not _is_done(output / "cells" / cell_name(spec, seed), identity):
+                stream = build_stream(config, tokenizer, tasks)
+            run_cell(output / "cells" / cell_name(spec, seed), identity,
+                     lambda cell, s=spec, k=seed: _train_cell(config, s, k, plan[s.label], tasks, stream, cell))
+    return write_comparison(config, output, specs, reference, plan)
+
+
+def cell_name(spec: MethodSpec, seed: int) -> str:
+    return f"{spec.slug}-seed{seed}"
+
+
+def check_grid_config(config: RunConfig, output: Path) -> None:
+    """Record the configuration on the first run; on a rerun refuse one that changed incompatibly.
+
+    Only ``compare.methods`` / ``compare.seeds`` (more or fewer cells) and ``output_dir`` may differ:
+    anything else would mix cells trained or evaluated differently in one table. While no cell has
+    finished there is nothing to protect, and the new configuration replaces the recorded one.
+    """
+    current = _flat(config.to_dict())
+    path = output / "grid.yaml"
+    if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
+        # a key the recorded file lacks (a field added to samora since) had its default value then
+        stored = {**_flat(RunConfig().to_dict()), **_flat(yaml.safe_load(path.read_text()))}
+        changed = sorted(key for key in set(current) | set(stored)
+                         if key not in GRID_KEYS_FREE and current.get(key) != stored.get(key))
+        if changed:
+            details = "; ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in changed)
+            raise ConfigError(f"{output} holds a comparison run with another configuration ({details}). Rerun "
+                              "with the original settings to resume it, or choose a new output_dir=...")
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def budget_plan(model, config: RunConfig, specs: list[MethodSpec], reference: MethodSpec,
+                tasks: list[str]) -> dict[str, dict[str, Any]]:
+    """Per spec: the adapter config it trains with and its parameter counts against the budget
+    ``reference`` spec's (``compare.budget``).
+
+    ``requested``: the spec's count as written; ``matched``: after ``samora.match_parameter_budget``
+    on ``compare.match_size`` (unless the spec sets that field itself, or ``match_budget`` is off).
+    """
+    from samora.accounting import adapter_parameter_count, match_parameter_budget
+
+    section = config.compare
+    reference_config = spec_adapter_config(config, reference, tasks)
+    budget = adapter_parameter_count(model, reference_config)
+    plan = {}
+    for spec in specs:
+        adapter = spec_adapter_config(config, spec, tasks)
+        requested = adapter_parameter_count(model, adapter)
+        matched_by = None
+        if section.match_budget and spec != reference and section.match_size not in spec.overrides:
+            adapter = match_parameter_budget(model, adapter, budget, size=section.match_size).config
+            matched_by = section.match_size
+        count = adapter_parameter_count(model, adapter)
+        plan[spec.label] = {"config": adapter.to_dict(), "requested": requested, "matched": count,
+                            "budget": budget, "relative_gap": (count - budget) / budget,
+                            "within_10_percent": abs(count - budget) <= BUDGET_TOLERANCE * budget,
+                            "matched_by": matched_by, "budget_source": spec == reference}
+        print(f"[samora] {spec.label}: {requested:,} trainable parameters as written, {count:,} as trained "
+              f"({plan[spec.label]['relative_gap']:+.1%} vs the budget of {reference.label}, {budget:,})", flush=True)
+    return plan
+
+
+def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
+    """Skip a finished cell with the same identity; redo an unfinished one from scratch; refuse a
+    finished cell whose identity differs (its folder belongs to another configuration)."""
+    if _is_done(cell, identity):
+        print(f"[samora] {cell.name}: finished earlier, skipped", flush=True)
+        return
+    if (cell / MARKER).is_file():
+        raise ConfigError(f"{cell} was finished with another configuration than this run's "
+                          f"({json.loads((cell / MARKER).read_text())['identity']} vs {identity}); "
+                          "use a new output_dir=... or remove that cell")
+    if cell.exists():
+        print(f"[samora] {cell.name}: unfinished (interrupted earlier), redone from scratch", flush=True)
+        shutil.rmtree(cell)
+    cell.mkdir(parents=True)
+    started = time.perf_counter()
+    work(cell)
+    _write_atomic(cell / MARKER, json.dumps({"identity": identity,
+                                             "wall_s": round(time.perf_counter() - started, 3)}, indent=2))
+
+
+def _is_done(cell: Path, identity: dict[str, Any]) -> bool:
+    marker = cell / MARKER
+    return marker.is_file() and json.loads(marker.read_text())["identity"] == json.loads(json.dumps(identity))
+
+
+def _evaluate_base(model, tokenizer, config: RunConfig, tasks: list[str], cell: Path) -> None:
+    print("[samora] evaluating the base model", flush=True)
+    results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")
+    _write_atomic(cell / "results.json", json.dumps(results, indent=2))
+
+
+def _train_cell(config: RunConfig, spec: MethodSpec, seed: int, budget: dict[str, Any], tasks: list[str],
+                stream, cell: Path) -> None:
+    """Load a fresh base model, adapt it as planned, train with ``seed``, evaluate, write the cell."""
+    import samora
+    from samora.methods import get_method
+
+    print(f"[samora] cell {cell.name}: training {spec.label} with seed {seed}", flush=True)
+    save_config(dataclasses.replace(config, adapter=dict(budget["config"]), output_dir=str(cell)), cell)
+    config_cls, _ = get_method(spec.method)
+    adapter = config_cls.from_dict(budget["config"])
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    torch.manual_seed(seed)
+    model = samora.get_model(model, adapter)
+    started = time.perf_counter()
+    _, summary = train_adapter(model, tokenizer, stream, config, cell / "adapter", seed=seed)
+    train_s = time.perf_counter() - started
+    results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")  # examples: train.seed
+    _write_atomic(cell / "results.json", json.dumps(results, indent=2))
+    record = {"spec": spec.label, "seed": seed, "parameters": budget, "train": summary,
+              "train_wall_s": round(train_s, 3), "eval_wall_s": results["duration_s"]}
+    _write_atomic(cell / "cell.json", json.dumps(record, indent=2, default=str))
+
+
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(values, dict):
+        return {prefix.rstrip("."): values}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "adapter":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

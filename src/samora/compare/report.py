@@ -1,0 +1,132 @@
+"""The words, the table and the plot of a comparison (``comparison.md``, ``comparison.png``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def answer_lines(comparison: dict[str, Any]) -> list[str]:
+    """The answer in words: each row's mean with its interval, then every paired difference and
+    whether it is significant, then what the run does and does not show."""
+    table, paired = comparison["table"], comparison["paired"]
+    counts = sorted(set(comparison["examples_per_task"].values()))
+    n = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}-{counts[-1]}"
+    seeds = len(comparison["seeds"])
+    headline = ", ".join(f"{label} {_points(row['mean'])}" for label, row in table.items())
+    lines = [f"{headline} (mean {comparison['metric']} over {len(comparison['tasks'])} tasks, 95% CI, "
+             f"{n} examples per task, {seeds} seed{'s' * (seeds > 1)} per method)"]
+    for against, tests in (("reference", paired["vs_reference"]), ("base", paired["vs_base"])):
+        other = paired["reference"] if against == "reference" else "base"
+        for label, test in tests.items():
+            lines.append(f"{label} - {other} = {_points(test, signed=True)} (paired bootstrap over examples and "
+                         f"seeds, p = {test['p_value']:.3f}): {_verdict(test)}")
+    return lines + _scope_lines(comparison)
+
+
+def _scope_lines(comparison: dict[str, Any]) -> list[str]:
+    settings = comparison["settings"]
+    paired = comparison["paired"]
+    groups = [(paired["vs_reference"], paired["reference"]), (paired["vs_base"], "base"),
+              *[(tests, other) for other, tests in paired.get("vs_also", {}).items()]]
+    significant = [f"{label} vs {other}" for tests, other in groups
+                   for label, test in tests.items() if test["significant"]]
+    shows = (f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
+             f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
+             f"training stream, with parameter budgets matched to {comparison['budget']}, "
+             + (f"these differences exceed the noise of the examples and seeds: {', '.join(significant)}."
+                if significant else "no difference between rows exceeds the noise of the examples and seeds."))
+    does_not = ("What it does not show: results at full training length, on other models or larger ones, "
+                f"under another protocol or template than `{settings['protocol']}` / `{settings['template']}`; "
+                "a difference that is not significant is not evidence that the methods are equal, and "
+                f"{len(comparison['seeds'])} seed(s) estimate the spread between training runs only roughly.")
+    lines = [shows, does_not]
+    if comparison["label_bias"]:
+        tasks = sorted({f"{b['row']}:{b['task']}" for b in comparison["label_bias"]})
+        lines.append(f"Label bias: most predictions fall on one choice (far beyond any gold choice's share) in "
+                     f"{', '.join(tasks)}; scores there measure that bias, not knowledge.")
+    return lines
+
+
+def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
+    table = comparison["table"]
+    tasks = comparison["tasks"]
+    lines = ["# Comparison", "", *comparison["answer"], "",
+             f"## {comparison['metric']} per task and mean (%, 95% CI over examples and seeds)", "",
+             "| row | " + " | ".join(tasks) + " | **mean** |", "|---" * (len(tasks) + 2) + "|"]
+    for label, row in table.items():
+        cells = [_points(row["tasks"][task]) for task in tasks]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | **{_points(row['mean'])}** |")
+    lines += ["", f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}.",
+              "", "## Paired tests (difference in mean accuracy, points, paired bootstrap)", "",
+              "| comparison | difference [95% CI] | p | significant |", "|---|---|---|---|"]
+    paired = comparison["paired"]
+    groups = [(paired["vs_reference"], paired["reference"]), (paired["vs_base"], "base"),
+              *[(tests, other) for other, tests in paired.get("vs_also", {}).items()]]
+    for tests, other in groups:
+        for label, test in tests.items():
+            low, high = (100 * v for v in test["ci95"])
+            lines.append(f"| {label} - {other} | {100 * test['value']:+.2f} [{low:+.2f}, {high:+.2f}] | "
+                         f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} |")
+    lines += ["", f"## Trainable parameters (matched to {comparison['budget']}'s count)", "",
+              "| row | as written | as trained | budget | gap | within 10% | matched by |", "|---|---|---|---|---|---|---|"]
+    for label, plan in comparison["parameters"].items():
+        lines.append(f"| {label} | {plan['requested']:,} | {plan['matched']:,} | {plan['budget']:,} | "
+                     f"{plan['relative_gap']:+.1%} | {'yes' if plan['within_10_percent'] else 'NO'} | "
+                     f"{plan['matched_by'] or ('budget' if plan['budget_source'] else 'as written')} |")
+    lines += ["", "## Cells (wall time)", "", "| row | cell | seed | trainable | steps | train loss | train s | "
+              "eval s | total s |", "|---|---|---|---|---|---|---|---|---|"]
+    for label, cells in comparison["cells"].items():
+        for cell in cells:
+            lines.append(f"| {label} | {cell['cell']} | {cell.get('seed', '-')} | {cell.get('trainable_parameters', '-')} "
+                         f"| {cell.get('steps', '-')} | {_number(cell.get('train_loss'))} | "
+                         f"{_number(cell.get('train_wall_s'))} | {_number(cell.get('eval_wall_s'))} | "
+                         f"{cell['wall_s']:.1f} |")
+    lines += ["", "![comparison](comparison.png)", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
+    """Grouped bars per task and the mean, one bar per row, 95% interval error bars."""
+    groups = [*comparison["tasks"], "mean"]
+    rows = list(comparison["table"].items())
+    figure, axis = plt.subplots(figsize=(max(7, 0.9 * len(groups) * max(1, len(rows)) / 2), 3.8))
+    width = 0.8 / len(rows)
+    positions = np.arange(len(groups))
+    for k, (label, row) in enumerate(rows):
+        entries = [row["tasks"][task] for task in comparison["tasks"]] + [row["mean"]]
+        values = np.array([e["value"] for e in entries])
+        errors = np.clip([[v - e["ci95"][0] for v, e in zip(values, entries)],
+                          [e["ci95"][1] - v for v, e in zip(values, entries)]], 0, None)
+        axis.bar(positions + (k - (len(rows) - 1) / 2) * width, 100 * values, width, yerr=100 * errors,
+                 capsize=2, label=label)
+    axis.set_xticks(positions, groups, rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel(f"{comparison['metric']} (%), 95% CI")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def _points(interval: dict[str, Any], signed: bool = False) -> str:
+    """``41.2 +- 2.4``: the value and half the 95% interval's width, in points."""
+    half = 50 * (interval["ci95"][1] - interval["ci95"][0])
+    return f"{100 * interval['value']:{'+' if signed else ''}.1f} +- {half:.1f}"
+
+
+def _verdict(test: dict[str, Any]) -> str:
+    return "significant (p < 0.05)" if test["significant"] else "not significant at this scale"
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,93 @@
+"""The comparison of finished cells (no training): table values, paired tests and the answer in words."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from samora.compare.spec import compare_specs
+from samora.compare.summary import write_comparison
+from samora.run_config import load_run_config
+
+TASKS = {"boolq": 2, "arc_easy": 4}  # task -> choices
+N = 200
+
+
+def write_cell(folder, correct_rate, seed, rng):
+    """A finished cell whose per-example correctness is drawn at ``correct_rate``."""
+    folder.mkdir(parents=True)
+    records, tasks = [], {}
+    for task, choices in TASKS.items():
+        golds = rng.integers(0, choices, N)
+        right = rng.random(N) < correct_rate
+        preds = np.where(right, golds, (golds + 1) % choices)
+        records += [{"id": i, "task": task, "gold": int(g), "pred": int(p), "pred_norm": int(p)}
+                    for i, (g, p) in enumerate(zip(golds, preds))]
+        tasks[task] = {"n": N, "majority_baseline": 0.55, "label_distribution": {
+            "gold": {"0": N // 2, "1": N // 2}, "pred": {"0": N // 2, "1": N // 2}}}
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (folder / "results.json").write_text(json.dumps({"tasks": tasks}))
+    (folder / "done.json").write_text(json.dumps({"identity": {}, "wall_s": 1.5}))
+    if seed is not None:
+        (folder / "cell.json").write_text(json.dumps({
+            "seed": seed, "parameters": {"matched": 100}, "train_wall_s": 1.0, "eval_wall_s": 0.5,
+            "train": {"train_loss": 1.0, "steps": 2}}))
+    return records
+
+
+def test_comparison_of_finished_cells(tmp_path):
+    config = load_run_config(preset="demo", overrides=[
+        f"output_dir={tmp_path}", "compare.methods=[samora, lora, 'samora(router=linear)']", "compare.seeds=[1, 2]",
+        "compare.reference=lora", "compare.budget=samora", "compare.also_against=[samora]",
+        "compare.bootstrap_samples=1000"])
+    specs, reference, _ = compare_specs(config)
+    rates = {"samora": 0.8, "lora": 0.5, "samora-router-linear": 0.52}
+    rng = np.random.default_rng(0)
+    written = {slug: [write_cell(tmp_path / "cells" / f"{slug}-seed{seed}", rate, seed, rng) for seed in (1, 2)]
+               for slug, rate in rates.items()}
+    write_cell(tmp_path / "cells" / "base", 0.3, None, rng)
+    plan = {spec.label: {"requested": 10, "matched": 9, "budget": 9, "relative_gap": 0.0, "within_10_percent": True,
+                         "matched_by": "r", "budget_source": spec.label == "samora", "config": {}}
+            for spec in specs}
+    comparison = write_comparison(config, tmp_path, specs, reference, plan)
+
+    boolq = [r["pred"] == r["gold"] for cell in written["samora"] for r in cell if r["task"] == "boolq"]
+    assert comparison["table"]["samora"]["tasks"]["boolq"]["value"] == pytest.approx(np.mean(boolq))
+    vs_lora = comparison["paired"]["vs_reference"]
+    assert vs_lora["samora"]["significant"] and vs_lora["samora"]["ci95"][0] > 0.1
+    assert not vs_lora["samora(router=linear)"]["significant"]
+    assert comparison["paired"]["vs_also"]["samora"]["lora"]["value"] == pytest.approx(-vs_lora["samora"]["value"])
+    assert all(test["significant"] for test in comparison["paired"]["vs_base"].values())
+    answer = comparison["answer"]
+    stated = re.match(r"samora (\S+) \+- (\S+), lora (\S+) \+- \S+, samora\(router=linear\) \S+ \+- \S+, "
+                      r"base (\S+) \+- \S+ \(mean acc over 2 tasks", answer[0])
+    assert stated, answer[0]
+    table = comparison["table"]
+    low, high = table["samora"]["mean"]["ci95"]
+    assert [float(v) for v in stated.groups()] == pytest.approx(
+        [100 * table["samora"]["mean"]["value"], 50 * (high - low), 100 * table["lora"]["mean"]["value"],
+         100 * table["base"]["mean"]["value"]], abs=0.051)
+    assert "95% CI, n=200 examples per task, 2 seeds per method" in answer[0]
+    assert any(line.startswith("samora - lora = +") and line.endswith("significant (p < 0.05)") for line in answer)
+    assert any(line.startswith("samora(router=linear) - lora") and "not significant at this scale" in line
+               for line in answer)
+    markdown = (tmp_path / "comparison.md").read_text().splitlines()
+    assert markdown[2] == answer[0] and "| lora - samora |" in "\n".join(markdown)
+    assert (tmp_path / "comparison.png").is_file()
+    assert json.loads((tmp_path / "comparison.json").read_text())["table"] == json.loads(
+        json.dumps(comparison["table"]))
+
+
+def test_cells_on_different_examples_are_refused(tmp_path):
+    config = load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}", "compare.baseline=false"])
+    specs, reference, _ = compare_specs(config)
+    rng = np.random.default_rng(0)
+    write_cell(tmp_path / "cells" / "samora-seed41", 0.5, 41, rng)
+    records = write_cell(tmp_path / "cells" / "lora-seed41", 0.5, 41, rng)
+    records[0]["id"] = 999
+    (tmp_path / "cells" / "lora-seed41" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(ValueError, match="different boolq examples"):
+        write_comparison(config, tmp_path, specs, reference, {})
