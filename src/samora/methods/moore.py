@@ -32,6 +32,7 @@ from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
 from samora.methods.base import AdapterLayer, per_example
+from samora.routing import UNSEEN_TASK
 
 
 @dataclass
@@ -150,14 +151,25 @@ class MoORELayer(AdapterLayer):
         return token + per_example(self.task_shift(task_ids), token)
 
     def task_shift(self, task_ids: torch.Tensor | None) -> torch.Tensor:
-        """P_task e_t: (batch, m), or (1, m) for the mean embedding when no task ids are given."""
-        shifts = self.constant("task_shifts", self._task_shift_table)
-        return shifts[-1:] if task_ids is None else shifts[task_ids]  # id -1 picks the last row
+        """P_task e_t: (batch, m), or (1, m) for the mean embedding when no task ids are given.
 
-    def _task_shift_table(self) -> torch.Tensor:
-        """(T + 1, m): P_task e_t for each known task, then for the mean embedding (unseen tasks)."""
-        embeddings = self.moore_task_embedding
-        return torch.cat([embeddings, embeddings.mean(0, keepdim=True)]) @ self.moore_task_proj.T
+        Inside ``generate`` (task ids fixed per row for the whole call) computed once per call.
+        """
+        if task_ids is None:
+            return self.constant("mean_task_shift", lambda: self.moore_task_embedding.mean(0, keepdim=True)
+                                 @ self.moore_task_proj.T)
+        return self.constant("row_task_shifts", lambda: self._row_task_shifts(task_ids))
+
+    def _row_task_shifts(self, task_ids: torch.Tensor) -> torch.Tensor:
+        """(batch, m): P_task e_t computed for the batch's distinct tasks only, the mean embedding for -1.
+
+        Cost d_te m per distinct task, whatever the number T of configured tasks.
+        """
+        distinct, rows = torch.unique(task_ids, return_inverse=True)  # sorted: an unseen -1 comes first
+        embeddings = self.moore_task_embedding[distinct.clamp(min=0)]  # (n, d_te)
+        if bool(distinct[0] == UNSEEN_TASK):
+            embeddings = torch.cat([self.moore_task_embedding.mean(0, keepdim=True), embeddings[1:]])
+        return (embeddings @ self.moore_task_proj.T)[rows]
 
     def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: reflections one at a time, then every rank-one expert's output."""
