@@ -65,13 +65,16 @@ def test_sparse_and_dense_paths_give_the_same_gradients():
         assert torch.allclose(dense, sparse, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("r", "top_k", "compute", "sparse"), [
-    (64, 1, "auto", True), (256, 4, "auto", True), (64, 2, "auto", False), (64, 8, "auto", False),
-    (64, 8, "sparse", True), (64, 1, "dense", False),
+@pytest.mark.parametrize(("r", "top_k", "compute", "grad", "sparse"), [
+    (64, 1, "auto", False, True), (256, 4, "auto", False, True), (64, 2, "auto", False, False),
+    (64, 8, "auto", False, False), (64, 1, "auto", True, False), (512, 1, "auto", True, False),
+    (64, 8, "sparse", True, True), (64, 1, "dense", False, False),
 ])
-def test_auto_dispatch_follows_the_measured_crossover(r, top_k, compute, sparse):
+def test_auto_dispatch_follows_the_measured_crossover(r, top_k, compute, grad, sparse):
+    """Inference: sparse below k/r = 1/32. Training: dense at every k/r (sparse never measured faster)."""
     smora = layer(dtype=torch.float32, r=r, top_k=top_k, compute=compute)
-    assert smora.uses_sparse(torch.zeros(1, D_IN)) is sparse
+    with torch.set_grad_enabled(grad):
+        assert smora.uses_sparse(torch.zeros(1, D_IN)) is sparse
 
 
 def test_gates_pick_k_ranks_that_sum_to_k():

@@ -18,10 +18,17 @@ code's s + bias).
 
 Two paths compute the same update. ``dense`` scatters the k gates into a rank-r vector and runs
 LoRA's two rank-r matmuls; ``sparse`` reads only the k chosen columns of B per token
-(``embedding_bag``). On CPU (forward + backward, 1 thread, d 576-2048, r 16-256) sparse took
-0.6-0.95x the dense time below k/r = 1/32, 0.84-1.3x between 1/32 and 1/16, and 1.3-3.2x from 1/8
-up (1.5-1.9x at the paper's 8 of 64): benchmarks/smora_dispatch.py. ``compute="auto"`` takes sparse
-below 1/32 on CPU and dense elsewhere (not measured off CPU).
+(``embedding_bag``). Both compute the full router (all r scores are needed to choose) and the full
+rank-r latent A x: gathering the k chosen rows of A per token instead was 1.3-6.3x slower than
+dense (one layer, d = 576, r = 64-512, k = 8-64, CPU; a rough run on a loaded machine), since a
+gather moves k d_in numbers per token that a GEMM reads once per batch. So sparse saves only B's side. Measured on CPU (forward + backward, one
+layer, 1 thread, d 576-2048, r 16-256; benchmarks/smora_dispatch.py) sparse took 0.6-0.95x the
+dense time below k/r = 1/32 and 1.3-3.2x from 1/8 up; on the whole SmolLM2 training step
+(``samora bench --sweep active_ranks``, r = 64) it tied at k/r = 1/64 (0.99) and lost from 1/32
+(1.01-1.36x), and at r = 512, k = 8 (1/64) it was 1.09x slower. Without autograd (inference) it
+took 0.62-0.95x below k/r = 1/32. ``compute="auto"`` therefore takes sparse only without autograd,
+on CPU, below k/r = 1/32, and dense for every training step: the measured training crossover lies
+below every k/r measured (1/64). Not measured off CPU.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from samora.config import AdapterConfig, MethodCard, _check
 from samora.methods.base import AdapterLayer
 
 COMPUTE_MODES = ("auto", "dense", "sparse")
-SPARSE_BELOW_SHARE = 1 / 32  # compute="auto" on CPU: sparse when top_k / r is below this (measured)
+SPARSE_BELOW_SHARE = 1 / 32  # compute="auto", inference on CPU: sparse when top_k / r is below this (measured)
 
 
 @dataclass
@@ -58,8 +65,10 @@ class SMoRAConfig(AdapterConfig):
             builds on (Wang et al., 2024), whose bias steers the choice only. The paper's routing
             equation does not say which; True is what the released code ran: gates from s + bias.
         compute: ``"dense"`` (two rank-r matmuls over gates that are zero off the k chosen ranks),
-            ``"sparse"`` (only the k chosen columns of B per token) or ``"auto"``: sparse on CPU
-            when top_k / r < 1/32, where it measured faster, dense otherwise. Same values either way.
+            ``"sparse"`` (only the k chosen columns of B per token) or ``"auto"``: sparse without
+            autograd (inference) on CPU when top_k / r < 1/32, where it measured faster; dense for
+            training, where sparse measured no faster at any k/r down to 1/64 (module docstring).
+            Same values and gradients either way.
     """
 
     method = "smora"
@@ -149,7 +158,8 @@ class SMoRALayer(AdapterLayer):
         """Whether :meth:`delta` takes the sparse path for this input (see ``SMoRAConfig.compute``)."""
         compute = self.config.compute
         if compute == "auto":
-            return x.device.type == "cpu" and self.config.top_k < SPARSE_BELOW_SHARE * self.config.r
+            share = self.config.top_k / self.config.r
+            return not torch.is_grad_enabled() and x.device.type == "cpu" and share < SPARSE_BELOW_SHARE
         return compute == "sparse"
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
