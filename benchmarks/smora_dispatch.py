@@ -2,7 +2,7 @@
 
 Both paths of ``SMoRALayer.delta`` compute the same update (``compute="dense"``: gates scattered
 into a rank-r vector, two rank-r matmuls; ``compute="sparse"``: only the k chosen columns of B per
-token, via ``embedding_bag``). This sweeps d, r and k and prints the sparse / dense time ratio; the
+token, via ``embedding_bag``). This sweeps d, r and k and prints the sparse / dense time ratio;
 the inference crossover sets ``SPARSE_BELOW_SHARE`` in samora/methods/smora.py (training always takes dense).
 
     python benchmarks/smora_dispatch.py [--threads 1] [--tokens 2048] [--dims 576,2048] [--ranks 16,64,256,512]
