@@ -25,10 +25,10 @@ Cost. Per token, in multiply-adds, the layer's forward is
 a LoRA layer's is ``d_in d_out + r (d_in + d_out)``; backward adds the input gradients of all of
 them and the weight gradients of G, P_up and the reflections. That is arithmetic of the method,
 not overhead: it replaces W x by two m-wide products and routes over all m directions. For SmolLM2-
-135M (d = 576, k/v d_out = 192, 30 layers, q/k/v/o, E = 128, r = 8) it comes to 4.81 M multiply-
-adds per token and layer for forward + backward of the four modules, against 1.86 M for the frozen
-projections plus LoRA r = 8: +88.5 M per token on a 285 M LoRA training step, a floor of 1.31x PEFT
-LoRA's step, and 1.27x its forward (generation) FLOPs. ``benchmarks/step_flops.py`` counts it with
+135M (d = 576, k/v d_out = 192, 30 layers, q/k/v/o, E = 128, r = 8, batch 8 x 128) torch's FLOP
+counter gives 738.7 GFLOP per training step against PEFT LoRA's 555.3 (+2.97 M multiply-adds per
+token and layer): a floor of 1.33x PEFT LoRA's step, and 1.27x its no-grad forward (353.3 against
+277.3 GFLOP), the floor of the generation ratio. ``benchmarks/step_flops.py`` counts it with
 torch's FLOP counter. No per-step or per-token recomputation is left: the Householder factors,
 the fused reflection term C = T Y V (r x m) and the row scales s + P_task e_t are formed once per
 forward (once per ``generate`` call, where H V and G^T are also stacked into one matrix).
