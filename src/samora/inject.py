@@ -115,6 +115,7 @@ def _adapted_forward(self, *args, task_ids=None, **kwargs):
     if inputs is None:
         inputs = kwargs.get("inputs_embeds")
     handle.set_task_ids(task_ids, inputs, generating=kwargs.get("past_key_values") is not None)
+    handle.state.attention_mask = kwargs.get("attention_mask")  # SMoRA counts real tokens only
     return handle.add_aux_losses(type(self).forward(self, *args, **kwargs))
 
 

@@ -28,6 +28,7 @@ class RoutingState:
     Attributes:
         task_ids: LongTensor (batch,) of task indices, ``-1`` for an unseen task; ``None`` when the
             call gave no task ids.
+        attention_mask: the call's ``attention_mask`` (batch, seq), 1 on real tokens, or ``None``.
         forward_count: number of top-level forwards so far; a layer that sees the same count twice is
             being recomputed by gradient checkpointing (SMoRA uses this to count its load once).
         record_routing: when True, routed layers store their router weights in ``routing``.
@@ -38,6 +39,7 @@ class RoutingState:
     """
 
     task_ids: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
     forward_count: int = 0
     record_routing: bool = False
     routing: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -53,6 +55,17 @@ class RoutingState:
                 f"of {x.shape[0]}; give one task id per example (shape (batch,))"
             )
         return self.task_ids.to(x.device, non_blocking=True)
+
+    def token_mask_for(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Which tokens of ``x`` (batch, seq, features) are real: a bool (batch, seq) on x's device.
+
+        ``None`` (every token counts) when the call gave no 2-d ``attention_mask`` or the mask does
+        not have x's (batch, seq) shape (e.g. cached generation, or an encoder-decoder's decoder).
+        """
+        mask = self.attention_mask
+        if mask is None or mask.dim() != 2 or x.dim() != 3 or tuple(mask.shape) != tuple(x.shape[:2]):
+            return None
+        return mask.to(x.device, non_blocking=True).bool()
 
 
 def resolve_task_ids(

@@ -149,3 +149,43 @@ def test_collator_pads_and_carries_task_ids(smollm2_tokenizer):
     assert batch["task_ids"].dtype == torch.long and batch["task_ids"].tolist() == [2, 0]
     with pytest.raises(ValueError, match="needs a 'task_ids' entry"):
         MultiTaskCollator(smollm2_tokenizer)([{"input_ids": [1]}])
+
+
+@needs_bundle
+def test_capped_stream_is_the_one_the_render_everything_code_built(smollm2_tokenizer):
+    """Digests of streams built by the code before the cap moved ahead of rendering (commit f6db8e5)."""
+    import hashlib
+
+    def digest(**options):
+        stream = build_training_stream(smollm2_tokenizer, ["boolq", "ARC-C", "piqa"], **options)
+        columns = [list(stream[c]) for c in ("input_ids", "attention_mask", "labels", "task_ids")]
+        return hashlib.sha256(json.dumps(columns).encode()).hexdigest(), json.loads(stream.info.description)["capped"]
+
+    assert digest(per_task_cap={"boolq": 20, "piqa": 7}, sampling="temperature", temperature=2.0,
+                  num_examples=90, seed=5) == ("12a8b3f450f5d514ce2b6a355da7959c842498a9d55dffc59539667e61234bba",
+                                               [20, 1119, 7])  # ARC-C uncapped: all 1,119
+    assert digest(per_task_cap=9, seed=3, length_bucketing=8) == (
+        "7b9e4ba372992044d6fe001c0304862d94bbdc0ac7503807ed2bb352fad6000a", [9, 9, 9])
+
+
+@needs_bundle
+def test_only_the_kept_examples_are_rendered(smollm2_tokenizer, monkeypatch):
+    import datasets
+
+    import samora.data.sources as sources
+
+    rendered = []
+
+    def counting_render(template, task, row):
+        rendered.append(task)
+        return original(template, task, row)
+
+    original = sources.render
+    monkeypatch.setattr(sources, "render", counting_render)
+    datasets.disable_caching()  # a cached map would not call the function at all
+    try:
+        stream = build_training_stream(smollm2_tokenizer, ["boolq", "piqa"], per_task_cap={"boolq": 20, "piqa": 7})
+    finally:
+        datasets.enable_caching()
+    assert Counter(rendered) == {"boolq": 20, "piqa": 7}
+    assert json.loads(stream.info.description)["available"] == [9427, 16113]

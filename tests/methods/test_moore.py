@@ -188,3 +188,55 @@ def test_not_mergeable_and_clear_config_errors():
         MoOREConfig()
     with pytest.raises(ValueError, match="task_dim"):
         MoOREConfig(task_dim=0, tasks=TASKS)
+
+
+def test_cost_follows_the_batch_tasks_not_the_configured_ones():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, task_ids = torch.randn(3, 2, D_IN), torch.tensor([0, -1, 2])
+    flops = []
+    for num_tasks in (3, 300, 10_000):
+        moore = layer(dtype=torch.float32, tasks=[f"t{i}" for i in range(num_tasks)])
+        moore.state.task_ids = task_ids
+        with FlopCounterMode(display=False) as counter:
+            moore(x).square().sum().backward()
+        flops.append(counter.get_total_flops())
+    assert flops[0] > 0 and flops == [flops[0]] * 3
+
+
+def test_task_shifts_of_the_distinct_tasks_equal_the_all_tasks_table():
+    moore = layer(tasks=[f"t{i}" for i in range(40)])
+    task_ids = torch.tensor([39, -1, 5, 39, -1])
+    embeddings = moore.moore_task_embedding
+    table = torch.cat([embeddings, embeddings.mean(0, keepdim=True)]) @ moore.moore_task_proj.T  # row -1: the mean
+    assert torch.allclose(moore.task_shift(task_ids), table[task_ids], atol=1e-12, rtol=0)
+    assert torch.allclose(moore.task_shift(torch.tensor([3, 4])), table[[3, 4]], atol=1e-12, rtol=0)
+    assert torch.allclose(moore.task_shift(None), table[-1:], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("task_ids", [torch.tensor([1, -1, 0]), None])
+def test_generate_path_with_folded_rotation_matches_the_reference(task_ids):
+    """Inside generate the layer folds H into V and stacks G^T; same values as the plain path."""
+    moore = layer(dtype=torch.float64, seed=5).eval()
+    x = torch.randn(3, 2, D_IN, dtype=torch.float64)
+    moore.state.task_ids = task_ids
+    moore.state.constants = {}
+    with torch.no_grad():
+        folded = moore(x)
+        assert ("", "rotated_V_and_router") in moore.state.constants  # the folded path ran
+        assert torch.allclose(folded, moore.forward_reference(x, task_ids), atol=1e-12, rtol=0)
+        assert torch.allclose(moore(x), folded, atol=0, rtol=0)  # second token: kept values
+
+
+def test_training_path_gradients_match_the_reference():
+    x = torch.randn(2, 3, D_IN, dtype=torch.float64)
+    task_ids = torch.tensor([2, -1])
+    grads = []
+    for path in ("fast", "reference"):
+        moore = layer(seed=6)
+        moore.state.task_ids = task_ids
+        out = moore(x) if path == "fast" else moore.forward_reference(x, task_ids)
+        out.square().sum().backward()
+        grads.append({n: p.grad for n, p in moore.named_parameters() if n.startswith("moore_")})
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-10, rtol=1e-10), name

@@ -125,3 +125,51 @@ def test_invalid_options_name_the_field():
         MTLLoRAConfig(tasks=TASKS, temperature=0)
     with pytest.raises(ValueError, match="task_transform must be 'full' or 'diagonal'"):
         MTLLoRAConfig(tasks=TASKS, task_transform="lowrank")
+
+
+def step_flops(layer: MTLLoRALayer, x: torch.Tensor, task_ids: torch.Tensor) -> int:
+    """Matmul FLOPs of one forward + backward of the layer's update (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        layer.delta(x, task_ids).square().sum().backward()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("transform", ["full", "diagonal"])
+def test_cost_follows_the_batch_tasks_not_the_configured_ones(transform):
+    x, task_ids = torch.randn(4, 3, D_IN), torch.tensor([0, 2, 0, 1])
+    flops = []
+    for num_tasks in (3, 300, 10_000):
+        layer = make_layer(dtype=torch.float32, task_transform=transform, tasks=[f"t{i}" for i in range(num_tasks)])
+        flops.append(step_flops(layer, x, task_ids))
+    assert flops[0] > 0 and flops == [flops[0]] * 3
+
+
+@pytest.mark.parametrize("transform", ["full", "diagonal"])
+def test_distinct_task_path_matches_the_all_tasks_path(transform):
+    """The update and its gradients equal those of M = task_matrices() for all T tasks, indexed per example."""
+    layer = make_layer(task_transform=transform, tasks=[f"t{i}" for i in range(50)])
+    x, task_ids = torch.randn(5, 4, D_IN, dtype=torch.float64), torch.tensor([17, 3, 49, 3, 0])
+    results = []
+    for path in ("distinct", "all"):
+        layer.zero_grad()
+        if path == "distinct":
+            out = layer.delta(x, task_ids)
+        else:
+            out = torch.bmm(x @ layer.mtllora_A.T, layer.task_matrices()[task_ids].transpose(1, 2)) * layer.scaling
+        out.square().sum().backward()
+        results.append([out.detach(), *[p.grad.clone() for n, p in layer.named_parameters() if n.startswith("mtllora_")]])
+    for distinct, everything in zip(*results):
+        assert torch.allclose(distinct, everything, atol=1e-12, rtol=1e-12)
+    assert results[0][-1].abs().sum() > 0  # the mixture logits got a gradient
+
+
+def test_generate_keeps_the_row_task_matrices_for_the_call():
+    layer = make_layer(dtype=torch.float32)
+    layer.state.constants = {}
+    x, task_ids = torch.randn(2, 1, D_IN), torch.tensor([2, 0])
+    with torch.no_grad():
+        first = layer.delta(x, task_ids)
+        layer.mtllora_B.mul_(2)  # cannot happen inside generate; shows the matrices were kept
+        assert torch.equal(layer.delta(x, task_ids), first)

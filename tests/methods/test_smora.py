@@ -25,9 +25,10 @@ def layer(dtype=torch.float64, seed=0, **overrides) -> SMoRALayer:
     return smora
 
 
+@pytest.mark.parametrize("gate_with_bias", [False, True])
 @pytest.mark.parametrize("compute", ["dense", "sparse"])
-def test_golden_against_float64_per_token_equation(compute):
-    smora = layer(compute=compute)
+def test_golden_against_float64_per_token_equation(compute, gate_with_bias):
+    smora = layer(compute=compute, gate_with_bias=gate_with_bias)
     x = torch.randn(2, 5, D_IN, dtype=torch.float64)
     a, b, router, bias = (t.detach().numpy() for t in (smora.smora_A, smora.smora_B, smora.smora_router, smora.smora_bias))
     expected = torch.zeros(2, 5, D_OUT, dtype=torch.float64)
@@ -37,16 +38,18 @@ def test_golden_against_float64_per_token_equation(compute):
             token = x[i, t].numpy()
             s = 1 / (1 + torch.exp(-torch.tensor(router @ token))).numpy()
             chosen = sorted(range(8), key=lambda j: -(s[j] + bias[j]))[:k]
-            total = sum(s[j] for j in chosen)
-            update = sum((k * s[j] / total) * (a[j] @ token) * b[:, j] for j in chosen)
+            gate = s + bias if gate_with_bias else s  # released code: score + bias; paper: score
+            total = sum(gate[j] for j in chosen)
+            update = sum((k * gate[j] / total) * (a[j] @ token) * b[:, j] for j in chosen)
             expected[i, t] = torch.tensor(scale * update)
     assert torch.allclose(smora.delta(x, None), expected, atol=1e-12, rtol=0)
     assert torch.allclose(smora(x), smora.base_layer(x) + expected, atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("gate_with_bias", [False, True])
 @pytest.mark.parametrize("compute", ["dense", "sparse"])
-def test_fast_paths_match_reference_path(compute):
-    smora = layer(dtype=torch.float32, seed=3, r=16, top_k=4, compute=compute)
+def test_fast_paths_match_reference_path(compute, gate_with_bias):
+    smora = layer(dtype=torch.float32, seed=3, r=16, top_k=4, compute=compute, gate_with_bias=gate_with_bias)
     x = torch.randn(4, 7, D_IN)
     assert torch.allclose(smora.delta(x, None), smora.delta_reference(x, None), atol=1e-5, rtol=1e-5)
 
@@ -62,13 +65,16 @@ def test_sparse_and_dense_paths_give_the_same_gradients():
         assert torch.allclose(dense, sparse, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("r", "top_k", "compute", "sparse"), [
-    (64, 1, "auto", True), (256, 4, "auto", True), (64, 2, "auto", False), (64, 8, "auto", False),
-    (64, 8, "sparse", True), (64, 1, "dense", False),
+@pytest.mark.parametrize(("r", "top_k", "compute", "grad", "sparse"), [
+    (64, 1, "auto", False, True), (256, 4, "auto", False, True), (64, 2, "auto", False, False),
+    (64, 8, "auto", False, False), (64, 1, "auto", True, False), (512, 1, "auto", True, False),
+    (64, 8, "sparse", True, True), (64, 1, "dense", False, False),
 ])
-def test_auto_dispatch_follows_the_measured_crossover(r, top_k, compute, sparse):
+def test_auto_dispatch_follows_the_measured_crossover(r, top_k, compute, grad, sparse):
+    """Inference: sparse below k/r = 1/32. Training: dense at every k/r (sparse never measured faster)."""
     smora = layer(dtype=torch.float32, r=r, top_k=top_k, compute=compute)
-    assert smora.uses_sparse(torch.zeros(1, D_IN)) is sparse
+    with torch.set_grad_enabled(grad):
+        assert smora.uses_sparse(torch.zeros(1, D_IN)) is sparse
 
 
 def test_gates_pick_k_ranks_that_sum_to_k():
@@ -214,3 +220,35 @@ def test_bias_is_saved_and_changes_routing(tmp_path, input_ids):
     samora.save_adapter(model, tmp_path)
     loaded = samora.load_adapter(tiny_model(), tmp_path)
     assert torch.equal(loaded(input_ids).logits, shifted)
+
+
+def test_gate_with_bias_is_off_by_default_and_changes_the_gates():
+    assert SMoRAConfig().gate_with_bias is False
+    x = torch.randn(2, 5, D_IN, dtype=torch.float64)
+    paper, released = layer(), layer(gate_with_bias=True)
+    for smora in (paper, released):
+        smora.smora_bias.mul_(0.05)
+        smora.state.record_routing = True
+        smora.delta(x, None)
+    gates = [smora.state.routing[smora.name] for smora in (paper, released)]
+    assert torch.equal(gates[0] > 0, gates[1] > 0)  # the same ranks are chosen
+    assert (gates[0] - gates[1]).abs().max() > 1e-3  # with different gate values
+    with pytest.raises(ValueError, match="gate_with_bias"):
+        SMoRAConfig(gate_with_bias="yes").validate()
+
+
+def test_load_counts_only_the_tokens_the_attention_mask_keeps():
+    model = samora.get_model(tiny_model(), SMoRAConfig(r=8, top_k=2, dropout=0.0)).train()
+    input_ids = torch.randint(3, 60, (3, 7))
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[0, 4:] = 0
+    mask[2, 1:] = 0
+    model(input_ids=input_ids, attention_mask=mask)
+    layers = list(model.samora_adapter.layers.values())
+    assert all(int(layer.smora_load.sum()) == 2 * int(mask.sum()) for layer in layers)
+    unpadded = samora.get_model(tiny_model(), SMoRAConfig(r=8, top_k=2, dropout=0.0)).train()
+    for row in range(3):  # each example alone, without padding: the same load
+        length = int(mask[row].sum())
+        unpadded(input_ids=input_ids[row : row + 1, :length])
+    for padded, alone in zip(layers, unpadded.samora_adapter.layers.values()):
+        assert torch.equal(padded.smora_load, alone.smora_load)

@@ -1,15 +1,25 @@
-"""SMoRA's load-balancing bias under the real Trainer: one update per optimizer step, every token once."""
+"""SMoRA's load-balancing bias under the real Trainer: one update per optimizer step, every real
+token once, the same bias however the batch is padded or split across ranks and micro-batches."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import tiny_model
-from tiny_data import TASKS, Collator, tiny_dataset
+from smora_ddp_worker import OPTIONS, STEPS
+from tiny_data import TASKS, Collator, smora_model, tiny_dataset
 from transformers import TrainingArguments
 
 import samora
-from samora.training import SamoraTrainer
+from samora.training import SamoraTrainer, train
+
+WORKER = Path(__file__).resolve().parent / "smora_ddp_worker.py"
+SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.mark.parametrize("reentrant", [False, True])
@@ -25,7 +35,8 @@ def test_bias_moves_once_per_step_from_the_load_of_all_micro_batches(tmp_path, r
         original()
 
     model.samora_adapter.after_optimizer_step = remember_load_then_update
-    model.register_forward_pre_hook(lambda _m, _a, kwargs: tokens.append(kwargs["input_ids"].numel()), with_kwargs=True)
+    model.register_forward_pre_hook(lambda _m, _a, kwargs: tokens.append(int(kwargs["attention_mask"].sum())),
+                                    with_kwargs=True)
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2,
                              gradient_accumulation_steps=2, learning_rate=1e-2, save_strategy="no",
                              report_to="none", disable_tqdm=True, use_cpu=True, seed=41,
@@ -34,8 +45,42 @@ def test_bias_moves_once_per_step_from_the_load_of_all_micro_batches(tmp_path, r
     SamoraTrainer(model=model, args=args, train_dataset=tiny_dataset(8), data_collator=Collator()).train()
 
     assert len(loads) == 2 and len(tokens) == 4
-    for step, load in enumerate(loads):  # every (padded) token of both micro-batches, counted once
+    for step, load in enumerate(loads):  # every real token of both micro-batches, counted once, no padding
         assert load.sum(-1).eq(2 * (tokens[2 * step] + tokens[2 * step + 1])).all()
     expected = sum(0.25 * torch.sign(load.float().mean(-1, keepdim=True) - load.float()) for load in loads)
     assert torch.equal(torch.stack([layer.smora_bias for layer in layers]), expected)
     assert expected.abs().sum() > 0
+
+
+def biases(model) -> dict[str, torch.Tensor]:
+    from samora.persistence import adapter_state_dict
+
+    return {k: v.clone() for k, v in adapter_state_dict(model).items() if k.endswith("smora_bias")}
+
+
+def trained_bias(tmp_path, batch_size: int, grad_accum: int) -> dict[str, torch.Tensor]:
+    model = smora_model()
+    train(model, None, tiny_dataset(4 * STEPS, min_len=3, max_len=12), output_dir=tmp_path / f"{batch_size}x{grad_accum}",
+          batch_size=batch_size, grad_accum=grad_accum, data_collator=Collator(), **OPTIONS)
+    return biases(model)
+
+
+def test_bias_is_the_same_for_one_process_and_two_and_for_any_accumulation(tmp_path):
+    """1 process x batch 4, 1 process x (2 micro-batches of 2) and 2 processes x 2 pad differently."""
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(WORKER), str(tmp_path / "ddp")]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "ddp" / "adapter" / "adapter_model.safetensors"))
+    two_processes = {k: v for k, v in saved.items() if k.endswith("smora_bias")}
+
+    one_batch, accumulated = trained_bias(tmp_path, 4, 1), trained_bias(tmp_path, 2, 2)
+    assert len(one_batch) == 8 and two_processes.keys() == one_batch.keys()
+    assert sum(v.abs().sum() for v in one_batch.values()) > 0  # the bias moved
+    for name, bias in one_batch.items():
+        assert torch.equal(accumulated[name], bias), name
+        assert torch.equal(two_processes[name], bias), name

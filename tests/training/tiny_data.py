@@ -83,3 +83,14 @@ def adapter_tensors(model) -> dict[str, torch.Tensor]:
     from samora.persistence import adapter_state_dict
 
     return {k: v.clone() for k, v in adapter_state_dict(model).items()}
+
+
+def smora_model(seed: int = 0):
+    """The tiny Llama of ``seed`` with an SMoRA adapter (r=8, top_k=2) and a fast-moving bias."""
+    import samora
+    from conftest import tiny_model
+
+    base = tiny_model(seed=seed)
+    torch.manual_seed(seed)
+    config = samora.SMoRAConfig(r=8, top_k=2, dropout=0.0, tasks=list(TASKS), bias_update_rate=0.05)
+    return samora.get_model(base, config)

@@ -24,9 +24,9 @@ import datasets
 import numpy as np
 
 from samora.data.encoding import tokenize_for_training
-from samora.data.sources import Source, load_examples
+from samora.data.sources import Source, load_records, render_examples
 from samora.data.tasks import get_task, resolve_tasks
-from samora.data.templates import Template
+from samora.data.templates import Template, get_template
 
 logger = logging.getLogger(__name__)
 
@@ -78,23 +78,28 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
     """
     names = resolve_tasks(tasks)
     rng = np.random.default_rng(seed)
-    pools = []
+    pools, available = [], []
     for name in names:
-        examples = load_examples(name, split, source=_pick(source, name, "auto"),
-                                 template=_pick(template, name, None))
+        chosen_template = get_template(_pick(template, name, None), name)  # checked before loading
+        records = load_records(name, split, source=_pick(source, name, "auto"))
         cap = _pick(per_task_cap, name, None)
         if cap is not None and cap < 1:
             raise ValueError(f"per_task_cap for {name} must be positive, got {cap}.")
-        keep = min(len(examples), cap) if cap else len(examples)
-        pools.append((examples, rng.permutation(len(examples))[:keep]))
-    counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature,
-                            num_examples)
+        keep = min(len(records), cap) if cap else len(records)
+        kept = rng.permutation(len(records))[:keep]
+        if keep < len(records):  # render (and later tokenise) only the kept examples
+            pools.append((render_examples(records.select(kept), name, chosen_template), np.arange(keep)))
+        else:  # every example: render the split as stored (one cache entry for every seed)
+            pools.append((render_examples(records, name, chosen_template), kept))
+        available.append(len(records))
+    counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature, num_examples)
     parts, truncated = [], []
     for task_id, ((examples, pool), count) in enumerate(zip(pools, counts)):
         if count == 0:
             truncated.append(0)
             continue
-        passes = [rng.permutation(pool) for _ in range(-(-count // len(pool)))]
+        # pool[rng.permutation(n)] is what rng.permutation(pool) gives, from the same draws
+        passes = [pool[rng.permutation(len(pool))] for _ in range(-(-count // len(pool)))]
         chosen = examples.select(np.concatenate(passes)[:count])
         part = chosen.map(_tokenize_batch, batched=True,
                           fn_kwargs={"tokenizer": tokenizer, "max_length": max_length,
@@ -106,8 +111,7 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
     stream = stream.select(rng.permutation(len(stream)))
     if length_bucketing:
         stream = stream.select(_bucketed_order(stream, length_bucketing))
-    report = {"tasks": names, "available": [len(e) for e, _ in pools],
-              "capped": [len(p) for _, p in pools], "counts": counts, "sampling": sampling,
+    report = {"tasks": names, "available": available, "capped": [len(p) for _, p in pools], "counts": counts, "sampling": sampling,
               "temperature": temperature, "seed": seed, "prompt_truncated": truncated}
     logger.info("training stream: %s", ", ".join(f"{n}={c}" for n, c in zip(names, counts)))
     if any(truncated):

@@ -121,6 +121,14 @@ def load_examples(task: str | Task, split: str = "eval",
         if seed is not None:
             records = records.shuffle(seed=seed)
         records = records.select(range(min(limit, len(records))))
+    return render_examples(records, task, template)
+
+
+def render_examples(records: datasets.Dataset, task: str | Task, template: str | Template | None = None
+                    ) -> datasets.Dataset:
+    """Render ``records`` (from :func:`load_records`) with ``template`` into the columns of :func:`load_examples`."""
+    task = get_task(task)
+    template = get_template(template, task)
     return records.map(_render_batch, fn_kwargs={"task": task.name, "template": template},
                        batched=True, remove_columns=records.column_names,
                        features=EXAMPLE_FEATURES)

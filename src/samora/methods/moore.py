@@ -19,6 +19,19 @@ The same function computed as ``W (H x) + b + U ((w - s) * V^T H x)`` would leav
 reflections' round-off at init (7e-5 on the same logits) but costs 1.4-1.6x the layer's CPU time
 (one more d_out x d_in matmul; benchmarks/moore_paths.py), so the direct form is kept, as in the
 released code.
+
+Cost. Per token, in multiply-adds, the layer's forward is
+``m (d_in + d_out) + E (d_in + m) + r (d_in + m)`` (x V, U (.), G x, P_up (.), x Y^T, (.) C) where
+a LoRA layer's is ``d_in d_out + r (d_in + d_out)``; backward adds the input gradients of all of
+them and the weight gradients of G, P_up and the reflections. That is arithmetic of the method,
+not overhead: it replaces W x by two m-wide products and routes over all m directions. For SmolLM2-
+135M (d = 576, k/v d_out = 192, 30 layers, q/k/v/o, E = 128, r = 8, batch 8 x 128) torch's FLOP
+counter gives 738.7 GFLOP per training step against PEFT LoRA's 555.3 (+2.97 M multiply-adds per
+token and layer): a floor of 1.33x PEFT LoRA's step, and 1.27x its no-grad forward (353.3 against
+277.3 GFLOP), the floor of the generation ratio. ``benchmarks/step_flops.py`` counts it with
+torch's FLOP counter. No per-step or per-token recomputation is left: the Householder factors,
+the fused reflection term C = T Y V (r x m) and the row scales s + P_task e_t are formed once per
+forward (once per ``generate`` call, where H V and G^T are also stacked into one matrix).
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from torch import nn
 
 from samora.config import MethodCard, MixtureConfig, _check
 from samora.methods.base import AdapterLayer, per_example
+from samora.routing import UNSEEN_TASK
 
 
 @dataclass
@@ -129,15 +143,44 @@ class MoORELayer(AdapterLayer):
         """x: (batch, ..., d_in) -> U (relu(s + d) * V^T H x) + b: (batch, ..., d_out).
 
         Replaces the base class's ``base(x) + delta(x)``: MoORE replaces the frozen W x itself.
-        The router sees dropout(x); the rotated main path does not.
+        The router sees dropout(x); the rotated main path does not. Semantics: :meth:`forward_reference`.
+
+        Per token the matmuls are those of the equation and no more: x V and x Y^T (d_in (m + r)),
+        (x Y^T) C with C = T Y V (r m), G x and P_up (G x) (E (d_in + m)), U (.) (m d_out). The
+        per-example row scale s + P_task e_t is one (batch, m) table, added once. Inside
+        ``generate`` the rotation is folded into V once per call (V_H = H V) and stacked with G^T,
+        so each token takes one (d_in x (m + E)) matmul for both.
         """
         if self.disabled:
             return self.base_layer(x)
-        inputs = x.to(self.adapter_dtype)
-        weights = torch.relu(self.moore_S + self.router_shift(self.dropout(inputs), self.state.task_ids_for(x)))
+        inputs = x if x.dtype == self.adapter_dtype else x.to(self.adapter_dtype)
+        scales = per_example(self.row_scales(self.state.task_ids_for(x)), inputs[..., :1])  # (batch, .., m)
+        if self.state.constants is not None and not torch.is_grad_enabled() and not self.dropout.training:
+            stacked = self.constant("rotated_V_and_router", self._rotated_V_and_router)  # (d_in, m + E)
+            main, routed = (inputs @ stacked).split([self.moore_S.shape[0], self.config.num_experts], dim=-1)
+        else:
+            main, routed = self.project(inputs), self.dropout(inputs) @ self.moore_router.T
+        weights = torch.relu(routed @ self.moore_router_up.T + scales)  # (batch, ..., m)
         self.record_routing(weights)
-        out = ((self.rotate(inputs) @ self.moore_V) * weights) @ self.moore_U.T
+        out = (main * weights) @ self.moore_U.T
         return self._add_bias(out).to(x.dtype)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """V^T H x as rows: ``x V - (x Y^T) C`` with ``C = T (Y V)``: (..., d_in) -> (..., m).
+
+        Equal to ``rotate(x) @ V`` (x H V with H = I - Y^T T Y), without the d_in-wide rotated copy
+        of x: the reflections act after V, on r x m numbers per step.
+        """
+        unit, t = self.constant("householder", lambda: householder_product(self.moore_householder))
+        flat = x.reshape(-1, x.shape[-1])
+        projected = torch.addmm(flat @ self.moore_V, flat @ unit.T, t @ (unit @ self.moore_V), alpha=-1)
+        return projected.reshape(*x.shape[:-1], projected.shape[-1])
+
+    def _rotated_V_and_router(self) -> torch.Tensor:
+        """[H V | G^T]: (d_in, m + E), for inference, where neither changes within a call."""
+        unit, t = householder_product(self.moore_householder)
+        rotated_v = self.moore_V - unit.T @ (t @ (unit @ self.moore_V))
+        return torch.cat([rotated_v, self.moore_router.T], dim=1)
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
         """H x as rows: ``x H_1 ... H_r = x - ((x Y^T) T) Y`` (compact WY form): (..., d_in)."""
@@ -149,15 +192,29 @@ class MoORELayer(AdapterLayer):
         token = (x @ self.moore_router.T) @ self.moore_router_up.T
         return token + per_example(self.task_shift(task_ids), token)
 
+    def row_scales(self, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """s + P_task e_t: (batch, m), or (1, m) for the mean embedding when no task ids are given.
+
+        Inside ``generate`` (task ids fixed per row for the whole call) computed once per call.
+        """
+        return self.constant("row_scales", lambda: self.moore_S + self.task_shift(task_ids))
+
     def task_shift(self, task_ids: torch.Tensor | None) -> torch.Tensor:
         """P_task e_t: (batch, m), or (1, m) for the mean embedding when no task ids are given."""
-        shifts = self.constant("task_shifts", self._task_shift_table)
-        return shifts[-1:] if task_ids is None else shifts[task_ids]  # id -1 picks the last row
+        if task_ids is None:
+            return self.moore_task_embedding.mean(0, keepdim=True) @ self.moore_task_proj.T
+        return self._row_task_shifts(task_ids)
 
-    def _task_shift_table(self) -> torch.Tensor:
-        """(T + 1, m): P_task e_t for each known task, then for the mean embedding (unseen tasks)."""
-        embeddings = self.moore_task_embedding
-        return torch.cat([embeddings, embeddings.mean(0, keepdim=True)]) @ self.moore_task_proj.T
+    def _row_task_shifts(self, task_ids: torch.Tensor) -> torch.Tensor:
+        """(batch, m): P_task e_t computed for the batch's distinct tasks only, the mean embedding for -1.
+
+        Cost d_te m per distinct task, whatever the number T of configured tasks.
+        """
+        distinct, rows = torch.unique(task_ids, return_inverse=True)  # sorted: an unseen -1 comes first
+        embeddings = self.moore_task_embedding[distinct.clamp(min=0)]  # (n, d_te)
+        if bool(distinct[0] == UNSEEN_TASK):
+            embeddings = torch.cat([self.moore_task_embedding.mean(0, keepdim=True), embeddings[1:]])
+        return (embeddings @ self.moore_task_proj.T)[rows]
 
     def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: reflections one at a time, then every rank-one expert's output."""

@@ -107,28 +107,43 @@ class MTLLoRALayer(AdapterLayer):
         lam = self.mtllora_lambda
         return lam if self.config.task_transform == "full" else torch.diag_embed(lam)
 
-    def task_matrices(self) -> torch.Tensor:
-        """M_t = (sum_i p_ti B_i) Lambda_t for every task: (T, d_out, r)."""
-        mixed_b = torch.einsum("tn,nor->tor", self.mixture_weights(), self.mtllora_B)
-        return mixed_b @ self.task_transforms()
+    def task_matrices(self, tasks: torch.Tensor | None = None) -> torch.Tensor:
+        """M_t = (sum_i p_ti B_i) Lambda_t for ``tasks`` (LongTensor (n,)), default every task: (n, d_out, r)."""
+        mix, lam = self.mtllora_mix, self.mtllora_lambda
+        if tasks is not None:
+            mix, lam = mix[tasks], lam[tasks]
+        weights = torch.softmax(mix / self.config.temperature, dim=-1)  # (n, N)
+        transforms = lam if self.config.task_transform == "full" else torch.diag_embed(lam)
+        return torch.einsum("tn,nor->tor", weights, self.mtllora_B) @ transforms
+
+    def row_task_matrices(self, task_ids: torch.Tensor) -> torch.Tensor:
+        """M_t for each example's task: (batch, d_out, r), built for the batch's distinct tasks only.
+
+        Cost N d_out r per distinct task, whatever the number T of configured tasks (torch.unique
+        waits for the task ids on a GPU).
+        """
+        distinct, rows = torch.unique(task_ids, return_inverse=True)
+        return self.task_matrices(distinct)[rows]
 
     def _record(self, task_ids: torch.Tensor, x: torch.Tensor) -> None:
         if self.state.record_routing:
-            weights = per_example(self.mixture_weights()[task_ids], x[..., :1])
+            weights = per_example(torch.softmax(self.mtllora_mix[task_ids] / self.config.temperature, -1), x[..., :1])
             self.record_routing(weights.expand(*x.shape[:-1], weights.shape[-1]))
 
     def delta(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """(alpha/r) M_t A x; x: (batch, ..., d_in) -> (batch, ..., d_out).
 
         Semantics: ``scaling * sum_i p[t, i] * (Lambda_t (A x)) @ B_i.T`` per example (see
-        :meth:`delta_reference`). The T task matrices M_t = (sum_i p_ti B_i) Lambda_t (d_out, r)
-        are formed once per call (cost T N d_out r, independent of the batch), each example picks
-        its own, and one batched matmul applies it: the per-token cost is LoRA's.
+        :meth:`delta_reference`). The task matrices M_t = (sum_i p_ti B_i) Lambda_t (d_out, r) are
+        formed for the batch's distinct tasks only (cost N d_out r each, independent of T and of
+        the sequence length), each example picks its own, and one batched matmul applies it: the
+        per-token cost is LoRA's. Inside ``generate`` (task ids fixed per row for the whole call)
+        they are formed once per call.
         """
         task_ids = require_task_ids(task_ids, self.config.method)
         self._record(task_ids, x)
         h = x @ self.mtllora_A.T  # (batch, ..., r)
-        matrices = self.constant("task_matrices", self.task_matrices)[task_ids]  # (batch, d_out, r)
+        matrices = self.constant("row_task_matrices", lambda: self.row_task_matrices(task_ids))  # (batch, d_out, r)
         flat = h.reshape(h.shape[0], -1, h.shape[-1])  # (batch, tokens, r)
         out = torch.bmm(flat, matrices.transpose(1, 2))  # (batch, tokens, d_out)
         return out.reshape(*h.shape[:-1], self.out_features) * self.scaling

@@ -11,14 +11,24 @@
 
 One LoRA of rank r whose r rank-one components ``B[:, j] A[j]`` are the experts; every token uses
 k of them. ``bias`` is not trained: after each optimizer step it moves by ``u`` towards the ranks
-that were chosen less than average (auxiliary-loss-free load balancing).
+that were chosen less than average (auxiliary-loss-free load balancing), counted over the real
+tokens of the step (the model call's ``attention_mask``; padding is not counted) on every
+data-parallel rank. The gate values come from s alone unless ``gate_with_bias=True`` (the released
+code's s + bias).
 
 Two paths compute the same update. ``dense`` scatters the k gates into a rank-r vector and runs
 LoRA's two rank-r matmuls; ``sparse`` reads only the k chosen columns of B per token
-(``embedding_bag``). On CPU (forward + backward, 1 thread, d 576-2048, r 16-256) sparse took
-0.6-0.95x the dense time below k/r = 1/32, 0.84-1.3x between 1/32 and 1/16, and 1.3-3.2x from 1/8
-up (1.5-1.9x at the paper's 8 of 64): benchmarks/smora_dispatch.py. ``compute="auto"`` takes sparse
-below 1/32 on CPU and dense elsewhere (not measured off CPU).
+(``embedding_bag``). Both compute the full router (all r scores are needed to choose) and the full
+rank-r latent A x: gathering the k chosen rows of A per token instead was 1.3-6.3x slower than
+dense (one layer, d = 576, r = 64-512, k = 8-64, CPU; a rough run on a loaded machine), since a
+gather moves k d_in numbers per token that a GEMM reads once per batch. So sparse saves only B's side. Measured on CPU (forward + backward, one
+layer, 1 thread, d 576-2048, r 16-256; benchmarks/smora_dispatch.py) sparse took 0.6-0.95x the
+dense time below k/r = 1/32 and 1.3-3.2x from 1/8 up; on the whole SmolLM2 training step
+(``samora bench --sweep active_ranks``, r = 64) it tied at k/r = 1/64 (0.99) and lost from 1/32
+(1.01-1.36x), and at r = 512, k = 8 (1/64) it was 1.09x slower. Without autograd (inference) it
+took 0.62-0.95x below k/r = 1/32. ``compute="auto"`` therefore takes sparse only without autograd,
+on CPU, below k/r = 1/32, and dense for every training step: the measured training crossover lies
+below every k/r measured (1/64). Not measured off CPU.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from samora.config import AdapterConfig, MethodCard, _check
 from samora.methods.base import AdapterLayer
 
 COMPUTE_MODES = ("auto", "dense", "sparse")
-SPARSE_BELOW_SHARE = 1 / 32  # compute="auto" on CPU: sparse when top_k / r is below this (measured)
+SPARSE_BELOW_SHARE = 1 / 32  # compute="auto", inference on CPU: sparse when top_k / r is below this (measured)
 
 
 @dataclass
@@ -50,9 +60,15 @@ class SMoRAConfig(AdapterConfig):
             LoRA's usual r = 8, alpha = 16 scale).
         bias_update_rate: u, the step of the load-balancing bias after each optimizer step
             (1e-5 in the released code). 0 turns balancing off.
+        gate_with_bias: False (default, ours): the bias only chooses the k ranks and their gates
+            come from the router scores s alone, as in the auxiliary-loss-free balancing the paper
+            builds on (Wang et al., 2024), whose bias steers the choice only. The paper's routing
+            equation does not say which; True is what the released code ran: gates from s + bias.
         compute: ``"dense"`` (two rank-r matmuls over gates that are zero off the k chosen ranks),
-            ``"sparse"`` (only the k chosen columns of B per token) or ``"auto"``: sparse on CPU
-            when top_k / r < 1/32, where it measured faster, dense otherwise. Same values either way.
+            ``"sparse"`` (only the k chosen columns of B per token) or ``"auto"``: sparse without
+            autograd (inference) on CPU when top_k / r < 1/32, where it measured faster; dense for
+            training, where sparse measured no faster at any k/r down to 1/64 (module docstring).
+            Same values and gradients either way.
     """
 
     method = "smora"
@@ -68,6 +84,7 @@ class SMoRAConfig(AdapterConfig):
     top_k: int = 8
     alpha: float = 16.0
     bias_update_rate: float = 1e-5
+    gate_with_bias: bool = False
     compute: str = "auto"
 
     def validate(self) -> None:
@@ -77,6 +94,7 @@ class SMoRAConfig(AdapterConfig):
             f"top_k must be an int in [1, r={self.r}], got {self.top_k!r}; lower top_k or raise r",
         )
         _check(self.bias_update_rate >= 0, f"bias_update_rate must be >= 0, got {self.bias_update_rate}")
+        _check(isinstance(self.gate_with_bias, bool), f"gate_with_bias must be True or False, got {self.gate_with_bias!r}")
         _check(self.compute in COMPUTE_MODES, f"compute must be one of {COMPUTE_MODES}, got {self.compute!r}")
 
 
@@ -115,14 +133,17 @@ class SMoRALayer(AdapterLayer):
         """(alpha/k) ((x A^T) * G) B^T: (batch, ..., d_in) -> (batch, ..., d_out).
 
         Semantics (see :meth:`delta_reference`): ``s = sigmoid(x R^T)``; the k ranks with the largest
-        ``s + bias`` are chosen; their gates are ``k s_j / sum_chosen s``, the others 0.
+        ``s + bias`` are chosen; their gates are ``k s_j / sum_chosen s``, the others 0 (with
+        ``gate_with_bias``: ``k (s_j + bias_j) / sum_chosen (s + bias)``).
         """
         k = self.config.top_k
         scores = torch.sigmoid(x @ self.smora_router.T)  # (..., r)
         chosen = (scores.detach() + self.smora_bias).topk(k, dim=-1).indices  # (..., k)
         picked = scores.gather(-1, chosen)
+        if self.config.gate_with_bias:
+            picked = picked + self.smora_bias[chosen]
         gates = k * picked / picked.sum(-1, keepdim=True)  # (..., k), on the chosen ranks
-        self._count_load(chosen)
+        self._count_load(chosen, x)
         latent = x @ self.smora_A.T  # (..., r)
         if self.state.record_routing:
             self.record_routing(torch.zeros_like(latent).scatter(-1, chosen, gates))
@@ -137,7 +158,8 @@ class SMoRALayer(AdapterLayer):
         """Whether :meth:`delta` takes the sparse path for this input (see ``SMoRAConfig.compute``)."""
         compute = self.config.compute
         if compute == "auto":
-            return x.device.type == "cpu" and self.config.top_k < SPARSE_BELOW_SHARE * self.config.r
+            share = self.config.top_k / self.config.r
+            return not torch.is_grad_enabled() and x.device.type == "cpu" and share < SPARSE_BELOW_SHARE
         return compute == "sparse"
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
@@ -146,22 +168,26 @@ class SMoRALayer(AdapterLayer):
         scores = torch.sigmoid(x @ self.smora_router.T)
         biased = scores + self.smora_bias
         kth_largest = biased.sort(dim=-1, descending=True).values[..., k - 1 : k]
-        weights = torch.where(biased >= kth_largest, scores, torch.zeros_like(scores))
+        gate_scores = biased if self.config.gate_with_bias else scores
+        weights = torch.where(biased >= kth_largest, gate_scores, torch.zeros_like(scores))
         weights = k * weights / weights.sum(-1, keepdim=True)  # (..., r)
         experts = (x @ self.smora_A.T).unsqueeze(-1) * self.smora_B.T  # (..., r, d_out): h_j B[:, j]
         return (weights.unsqueeze(-1) * experts).sum(-2) * self.scaling
 
-    def _count_load(self, chosen: torch.Tensor) -> None:
-        """Add this forward's choices to the load, once per top-level training forward.
+    def _count_load(self, chosen: torch.Tensor, x: torch.Tensor) -> None:
+        """Add this forward's choices on real tokens to the load, once per top-level training forward.
 
-        Gradient checkpointing runs the layer again during backward under the same forward count;
-        that second pass is not counted.
+        Tokens the model call's ``attention_mask`` marks as padding are not counted, so the load
+        (and the bias) does not depend on how a batch is padded or split across data-parallel ranks
+        and accumulation steps. Gradient checkpointing runs the layer again during backward under
+        the same forward count; that second pass is not counted.
         """
         if not self.training or self._counted_forward == self.state.forward_count:
             return
         self._counted_forward = self.state.forward_count
-        flat = chosen.detach().reshape(-1)
-        self.smora_load.scatter_add_(0, flat, torch.ones_like(flat))
+        mask = self.state.token_mask_for(x)  # (batch, seq) or None: every token counts
+        counts = torch.ones_like(chosen) if mask is None else mask.unsqueeze(-1).expand_as(chosen).long()
+        self.smora_load.scatter_add_(0, chosen.detach().reshape(-1), counts.reshape(-1))
 
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
