@@ -66,8 +66,8 @@ def test_a_mixed_task_batch_generates_what_each_example_generates_alone(make, us
     task_ids = {"names": TASKS, "tensor": torch.tensor([0, 1]),
                 "per_row": [task for task in TASKS for _ in range(rows)]}[form]
     expected = per_example(model, **options)
-    model(PROMPTS[:1].repeat(3, 1), decoder_input_ids=PROMPTS[:1].repeat(3, 1)[:, :2], task_ids=["b", "b", "b"]) \
-        if make is adapted_t5 else model(PROMPTS[:1].repeat(3, 1), task_ids=["b", "b", "b"])  # an unrelated call first
+    unrelated = dict(decoder_input_ids=PROMPTS[:1].repeat(3, 2)) if make is adapted_t5 else {}
+    model(PROMPTS[:1].repeat(3, 1), task_ids=["b", "b", "b"], **unrelated)  # an unrelated call first
     mixed = generate(model, PROMPTS, task_ids, **options)
     assert mixed.shape[0] == 2 * returned
     for example in range(2):

@@ -53,9 +53,11 @@ def _adapted_forward(self, *args, task_ids=None, **kwargs):
 
 
 def _adapted_generate(self, *args, **kwargs):
+    """The class's generate, with ``task_ids`` resolved for its input batch and stored before it runs."""
     handle = getattr(self, ATTRIBUTE)
     handle.follow_parameter_dtype()
-    ids = handle.set_task_ids(kwargs.get("task_ids"), batch_input(args, kwargs), rows_per_example=_rows_per_example(self, kwargs))
+    ids = handle.set_task_ids(kwargs.get("task_ids"), batch_input(args, kwargs),
+                              rows_per_example=_rows_per_example(self, kwargs))
     if ids is not None or "task_ids" in kwargs:
         kwargs["task_ids"] = ids
     state = handle.state
