@@ -65,6 +65,15 @@ def enable_checkpointing(model, reentrant: bool) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def checkpointing_arguments(reentrant: bool) -> dict:
+    """TrainingArguments fields that turn on checkpointing: transformers 5's names, or 4.57's."""
+    from transformers import TrainingArguments
+
+    prefix = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ \
+        else "gradient_checkpointing"
+    return {prefix: True, f"{prefix}_kwargs": {"use_reentrant": reentrant}}
+
+
 @pytest.fixture(autouse=True)
 def data_offline(monkeypatch):
     """Keep every test offline and independent of a user's GLUE folder."""

@@ -51,3 +51,18 @@ def test_samora_trains_on_smollm2_and_loss_falls(smollm2, tmp_path):
     reloaded = samora.load_adapter(model, tmp_path)
     with torch.no_grad():
         assert torch.equal(reloaded(**batch, task_ids=[0, 1]).logits, expected)
+
+
+def test_the_converted_model_folder_is_keyed_by_the_transformers_version_that_wrote_it():
+    """A tokenizer config written by transformers 5 does not load in 4.57: each version converts its own."""
+    import json
+
+    import transformers
+    from transformers import AutoTokenizer
+
+    from samora.models import smollm2_path
+
+    folder = smollm2_path()
+    assert folder.name == f"smollm2-135m-instruct-transformers-{transformers.__version__}"
+    assert json.loads((folder / "config.json").read_text())["transformers_version"] == transformers.__version__
+    assert AutoTokenizer.from_pretrained(folder)("the correct answer is true")["input_ids"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samora.routing import resolve_task_ids
+from samora.routing import resolve_generation_task_ids, resolve_task_ids
 
 TASKS = ["arc", "boolq", "piqa"]
 
@@ -31,10 +31,35 @@ def test_none_stays_none():
     assert resolve(None) is None
 
 
-def test_list_expands_per_beam_only_while_generating():
-    assert resolve(["arc", "piqa"], batch=6, allow_expand=True).tolist() == [0, 0, 0, 2, 2, 2]
+def test_a_list_is_never_repeated_to_fit_the_batch():
     with pytest.raises(ValueError, match="2 entries for a batch of 6"):
         resolve(["arc", "piqa"], batch=6)
+
+
+def resolve_for_generate(task_ids, batch=2, rows_per_example=3):
+    return resolve_generation_task_ids(task_ids, TASKS, batch, rows_per_example, allow_unseen=True)
+
+
+@pytest.mark.parametrize("given", [["arc", "piqa"], torch.tensor([0, 2]), [0, 0, 0, 2, 2, 2],
+                                   torch.tensor([0, 0, 0, 2, 2, 2])])
+def test_generate_takes_one_id_per_example_or_per_row(given):
+    assert resolve_for_generate(given).tolist() == [0, 2]
+
+
+def test_generate_broadcasts_a_single_task():
+    assert resolve_for_generate("boolq").tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("given", [["arc"], ["arc", "piqa", "boolq"], [0, 2, 0, 2, 0, 2, 0], torch.tensor([0])])
+def test_generate_refuses_a_length_that_fits_neither_the_batch_nor_its_rows(given):
+    with pytest.raises(ValueError, match=r"entries for a generate batch of 2 examples; give one id per example "
+                                         r"\(2 entries\) or one per generated row \(6\)"):
+        resolve_for_generate(given)
+
+
+def test_generate_refuses_rows_of_one_example_with_different_tasks():
+    with pytest.raises(ValueError, match="rows of one example differ"):
+        resolve_for_generate([0, 0, 1, 2, 2, 2])
 
 
 def test_unknown_name_lists_known_tasks():

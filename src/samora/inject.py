@@ -1,39 +1,24 @@
 """Find target linears in any transformers model, swap in adapter layers, freeze the rest.
 
-:func:`get_model` adapts a model in place and attaches an :class:`AdapterHandle` as
-``model.samora_adapter``. It also binds, on that one instance (the class is untouched), a forward
-whose signature is the class's plus a keyword ``task_ids``: ``generate`` validates its keyword
-arguments against that signature, and the Trainer keeps only dataset columns it names, so
-``task_ids`` passes through both. The bound forward
-
-- stores the validated task ids in the shared :class:`~samora.routing.RoutingState` for the layers,
-- calls the class's forward, and
-- adds the weighted regularisers to the returned loss when there is one. They are computed from
-  parameters once per forward, outside any gradient-checkpointed layer, so they train under
-  checkpointing too (inside a reentrant checkpoint they would get no gradient).
-
-It binds ``generate`` the same way, to the class's generate inside a scope where the layers keep
-the values they compute from parameters alone (normalised keys, stacked experts, task gates): the
-parameters cannot change during one call, and every generated token would recompute them.
+:func:`get_model` adapts a model in place, attaches an :class:`AdapterHandle` as
+``model.samora_adapter``, and binds on that one instance (the class is untouched) a forward and a
+generate that take ``task_ids``, and a save_pretrained / push_to_hub that refuse: see
+:mod:`samora.bound`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import re
-import types
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from samora.bound import ATTRIBUTE, bind, unbind
 from samora.config import AdapterConfig
 from samora.methods import AdapterLayer, get_method
 from samora.methods.base import linear_shape
-from samora.routing import UNSEEN_TASK, RoutingState, resolve_task_ids
-
-ATTRIBUTE = "samora_adapter"
+from samora.routing import UNSEEN_TASK, RoutingState, resolve_generation_task_ids, resolve_task_ids
 
 
 class AdapterHandle:
@@ -77,8 +62,13 @@ class AdapterHandle:
         for layer in self.layers.values():
             layer.after_optimizer_step()
 
-    def set_task_ids(self, task_ids, inputs: torch.Tensor | None, *, generating: bool) -> None:
-        """Validate ``task_ids`` for a batch shaped like ``inputs`` and store them for the layers."""
+    def set_task_ids(self, task_ids, inputs: torch.Tensor | None, *,
+                     rows_per_example: int | None = None) -> torch.Tensor | None:
+        """Validate ``task_ids`` for a batch shaped like ``inputs``, store them for the layers, return them.
+
+        ``rows_per_example``: set by ``generate`` (beams / returned sequences per example); the ids
+        are then resolved per example of its input batch (see ``resolve_generation_task_ids``).
+        """
         config = self.config
         if task_ids is None and config.requires_task:
             raise ValueError(
@@ -87,14 +77,30 @@ class AdapterHandle:
             )
         if task_ids is not None and not config.uses_task and not config.tasks:
             task_ids = None  # a task-agnostic adapter trained without task names ignores the ids
-        is_batch = isinstance(inputs, torch.Tensor) and inputs.dim() > 1
-        self.state.task_ids = resolve_task_ids(
-            task_ids, config.tasks, inputs.shape[0] if is_batch else None,
-            allow_unseen=not config.requires_task, allow_expand=generating,
-            device=inputs.device if is_batch else None,
-        )
+        batch, device = (inputs.shape[0], inputs.device) if inputs is not None else (None, None)
+        allow_unseen = not config.requires_task
+        if rows_per_example is None:
+            ids = resolve_task_ids(task_ids, config.tasks, batch, allow_unseen=allow_unseen, device=device)
+        else:
+            ids = resolve_generation_task_ids(task_ids, config.tasks, batch, rows_per_example,
+                                              allow_unseen=allow_unseen, device=device)
+        self.state.task_ids = ids
         self.state.forward_count += 1
         self.state.routing.clear()
+        return ids
+
+    def follow_parameter_dtype(self) -> None:
+        """Make the layers cast their input to their parameters' dtype after ``model.to(dtype)``.
+
+        A cast of the model (``.to(torch.bfloat16)``, ``.half()``) casts the adapter's parameters too,
+        as in PEFT; each layer computes in ``layer.adapter_dtype``, which is updated here. One layer is
+        checked per call (a cast of the whole model casts them all).
+        """
+        first = next(iter(self.layers.values()), None)
+        if first is None or _own_parameter_dtype(first) == first.adapter_dtype:
+            return
+        for layer in self.layers.values():
+            layer.adapter_dtype = _own_parameter_dtype(layer)
 
     def add_aux_losses(self, output):
         """Add the weighted regularisers to ``output.loss`` (if any) and keep the terms for logging."""
@@ -108,48 +114,9 @@ class AdapterHandle:
         return output
 
 
-def _adapted_forward(self, *args, task_ids=None, **kwargs):
-    """The class's forward, with ``task_ids`` routed to the adapter layers and regularisers added."""
-    handle = getattr(self, ATTRIBUTE)
-    inputs = kwargs.get("input_ids", args[0] if args else None)
-    if inputs is None:
-        inputs = kwargs.get("inputs_embeds")
-    handle.set_task_ids(task_ids, inputs, generating=kwargs.get("past_key_values") is not None)
-    handle.state.attention_mask = kwargs.get("attention_mask")  # SMoRA counts real tokens only
-    return handle.add_aux_losses(type(self).forward(self, *args, **kwargs))
-
-
-def _bind_forward(model: nn.Module) -> None:
-    """Bind :func:`_adapted_forward` to ``model`` under the class forward's signature plus task_ids."""
-    signature = inspect.signature(type(model).forward)
-    parameters = list(signature.parameters.values())
-    task_ids = inspect.Parameter("task_ids", inspect.Parameter.KEYWORD_ONLY, default=None)
-    at = next((i for i, p in enumerate(parameters) if p.kind is p.VAR_KEYWORD), len(parameters))
-    function = types.FunctionType(_adapted_forward.__code__, _adapted_forward.__globals__, "forward")
-    function.__signature__ = signature.replace(parameters=parameters[:at] + [task_ids] + parameters[at:])
-    function.__doc__ = _adapted_forward.__doc__
-    function.__kwdefaults__ = dict(_adapted_forward.__kwdefaults__)
-    model.forward = types.MethodType(function, model)
-
-
-def _adapted_generate(self, *args, **kwargs):
-    state = getattr(self, ATTRIBUTE).state
-    outer = state.constants
-    state.constants = {} if outer is None else outer
-    try:
-        return type(self).generate(self, *args, **kwargs)
-    finally:
-        state.constants = outer
-
-
-def _bind_generate(model: nn.Module) -> None:
-    """Bind :func:`_adapted_generate` to ``model`` (when its class generates), with generate's signature and doc."""
-    generate = getattr(type(model), "generate", None)
-    if generate is None:
-        return
-    function = types.FunctionType(_adapted_generate.__code__, _adapted_generate.__globals__, "generate")
-    functools.update_wrapper(function, generate)
-    model.generate = types.MethodType(function, model)
+def _own_parameter_dtype(layer: AdapterLayer) -> torch.dtype:
+    """The dtype of the layer's first own (not its base layer's) parameter."""
+    return next(p.dtype for name, p in layer.named_parameters() if not name.startswith("base_layer."))
 
 
 def _matches(name: str, target: list[str] | str) -> str | None:
@@ -237,17 +204,14 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
     handle = AdapterHandle(config, layers, state, requires_grad_before)
     handle.enabled_input_grads = enable_input_grads
     setattr(model, ATTRIBUTE, handle)
-    _bind_forward(model)
-    _bind_generate(model)
+    bind(model)
     return model
 
 
 def unload(model: nn.Module) -> nn.Module:
     """Remove the adapter: restore the original layers, forward and ``requires_grad`` flags."""
     handle = adapter_of(model)
-    for bound in ("forward", "generate"):
-        if bound in model.__dict__:
-            delattr(model, bound)
+    unbind(model)
     for name, layer in handle.layers.items():
         _set_submodule(model, name, layer.base_layer)
     if handle.enabled_input_grads:

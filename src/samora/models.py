@@ -4,7 +4,9 @@
 (``gguf_file=``), but dequantising takes ~20 s and the resulting model refuses ``save_pretrained``
 because its config still names the GGUF quantisation. :func:`smollm2_path` converts it once into a
 plain Hugging Face folder (config without ``quantization_config``, safetensors weights, tokenizer),
-written atomically under the cache directory, so later loads take well under a second.
+written atomically under the cache directory, so later loads take well under a second. The folder is
+keyed by the transformers version that wrote it (``smollm2-135m-instruct-transformers-5.23.0``): a
+tokenizer config written by transformers 5 does not load in 4.57, so each version converts its own.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def _smollm2_gguf() -> Path:
 
 def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Return a plain Hugging Face folder of SmolLM2-135M-Instruct, converting the GGUF once."""
-    target = Path(cache_dir or default_cache_dir()) / SMOLLM2_NAME
+    transformers_version = importlib.metadata.version("transformers")
+    target = Path(cache_dir or default_cache_dir()) / f"{SMOLLM2_NAME}-transformers-{transformers_version}"
     if (target / "config.json").exists():
         return target
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -58,6 +61,7 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(quantized.state_dict())
     model.tie_weights()
+    _special_tokens_from_config(tokenizer, config)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_NAME}-", dir=target.parent))
@@ -72,6 +76,15 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _special_tokens_from_config(tokenizer, config) -> None:
+    """Take bos / eos / pad from the GGUF's model config (ids 1, 2, 2): transformers 4.57's GGUF
+    tokenizer reader sets eos to <|im_start|> and no pad token, where 5.x matches the config."""
+    for role in ("bos", "eos", "pad"):
+        token_id = getattr(config, f"{role}_token_id", None)
+        if token_id is not None:
+            setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(token_id))
 
 
 def load_smollm2(cache_dir: str | os.PathLike | None = None, **model_kwargs):

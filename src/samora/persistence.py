@@ -1,11 +1,27 @@
 """Save and load adapters: ``adapter_model.safetensors`` + ``adapter_config.json``.
 
-Only the adapter's tensors are written, never the frozen base. Each file is written to a temporary
-name in the target folder, flushed to disk and renamed over the old one, weights first; the config
-records the weights' SHA-256, so a crash between the two renames (old config, new weights) or a
-truncated or altered file is detected at load time instead of loading wrong numbers. Loading checks
-everything it can before touching the model and removes the adapter again if anything fails, so a
-failed load leaves the base model as it was.
+Only the adapter's tensors are written, never the frozen base. The config records the weights'
+SHA-256 and a ``format_version`` that loading checks, so a truncated, altered or mismatched file, or
+a file from a newer samora, is refused with a clear error instead of loading wrong numbers.
+
+One atomic save. The folder may hold other files (a Trainer checkpoint's optimizer state, a run's
+report), so the folder itself is never swapped; the two adapter files are committed together:
+
+1. stage: write both files into a fresh hidden folder ``.samora-staging-XXXX`` inside the target
+   and fsync them;
+2. commit: rename that folder to ``.samora-pending`` (one atomic rename: the commit point);
+3. install: move each file from ``.samora-pending/`` over its name in the target (``os.replace``),
+   then remove the empty ``.samora-pending``.
+
+Readers take each file from ``.samora-pending/`` while it is there, else from the target. Before the
+commit they see the old pair (a staging folder is ignored); from the commit on, each file of the new
+pair is either still pending or already moved out, so they see the new pair. At no instant is
+neither pair complete, wherever the saving process is killed. A later save first finishes a pending
+install left by a killed one and removes abandoned staging folders; one folder has one writer at a
+time (the Trainer saves on the main process only).
+
+Loading checks everything it can before touching the model and removes the adapter again if
+anything fails, so a failed load leaves the base model as it was.
 """
 
 from __future__ import annotations
@@ -13,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +46,8 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
 FORMAT = "samora-adapter"
 FORMAT_VERSION = 1
+PENDING = ".samora-pending"
+STAGING_PREFIX = ".samora-staging-"
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -45,46 +64,49 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
     FSDP or DeepSpeed ZeRO-3 the model's own tensors are this rank's shards; the Trainer gathers the
     full state dict and passes it here.
     """
-    from samora import __version__
-
     handle = adapter_of(model)
     directory = Path(directory)
     tensors = adapter_state_dict(model)
     if state_dict is not None:
         tensors = _gathered_adapter_tensors(handle, tensors, state_dict)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    directory.mkdir(parents=True, exist_ok=True)
-    dtypes = {str(v.dtype).removeprefix("torch.") for v in tensors.values()}
-    weights_tmp = _temporary(directory, WEIGHTS_NAME)
+    metadata = _metadata(handle, tensors)
+    _prepare_folder(directory)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     try:
-        save_file(tensors, str(weights_tmp), metadata={"format": "pt"})
-        _fsync(weights_tmp)
-        metadata = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "peft_type": NOT_PEFT_TYPE,  # what PEFT and transformers read: they fail naming samora
-            "base_model_name_or_path": handle.config.base_model,
-            "samora_version": __version__,
-            "method": handle.config.method,
-            "base_model": handle.config.base_model,
-            "tasks": handle.config.tasks,
-            "target_modules": handle.config.target_modules,
-            "config": handle.config.to_dict(),
-            "adapter_dtype": sorted(dtypes)[0] if len(dtypes) == 1 else "float32",
-            "modules": {n: [l.in_features, l.out_features] for n, l in handle.layers.items()},
-            "weights_sha256": _sha256(weights_tmp),
-        }
-        config_tmp = _temporary(directory, CONFIG_NAME)
-        try:
-            config_tmp.write_text(json.dumps(metadata, indent=2) + "\n")
-            _fsync(config_tmp)
-            os.replace(weights_tmp, directory / WEIGHTS_NAME)
-            os.replace(config_tmp, directory / CONFIG_NAME)
-        finally:
-            config_tmp.unlink(missing_ok=True)
+        save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
+        metadata["weights_sha256"] = _sha256(staging / WEIGHTS_NAME)
+        (staging / CONFIG_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        for name in (WEIGHTS_NAME, CONFIG_NAME):
+            _fsync(staging / name)
+        _fsync_folder(staging)
+        os.rename(staging, directory / PENDING)  # the commit point
     finally:
-        weights_tmp.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    _fsync_folder(directory)
+    _install_pending(directory)
     return directory
+
+
+def _metadata(handle, tensors: dict[str, torch.Tensor]) -> dict:
+    """What ``adapter_config.json`` holds, except the weights' checksum (added once they are written)."""
+    from samora import __version__
+
+    dtypes = {str(v.dtype).removeprefix("torch.") for v in tensors.values()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "peft_type": NOT_PEFT_TYPE,  # what PEFT and transformers read: they fail naming samora
+        "base_model_name_or_path": handle.config.base_model,
+        "samora_version": __version__,
+        "method": handle.config.method,
+        "base_model": handle.config.base_model,
+        "tasks": handle.config.tasks,
+        "target_modules": handle.config.target_modules,
+        "config": handle.config.to_dict(),
+        "adapter_dtype": sorted(dtypes)[0] if len(dtypes) == 1 else "float32",
+        "modules": {n: [l.in_features, l.out_features] for n, l in handle.layers.items()},
+    }
 
 
 def _gathered_adapter_tensors(handle, own: dict[str, torch.Tensor], state_dict: dict) -> dict[str, torch.Tensor]:
@@ -104,7 +126,7 @@ def _gathered_adapter_tensors(handle, own: dict[str, torch.Tensor], state_dict: 
 
 def read_adapter_config(directory: str | os.PathLike) -> dict:
     """The parsed ``adapter_config.json`` of a saved adapter, with clear errors."""
-    path = Path(directory) / CONFIG_NAME
+    path = adapter_file(directory, CONFIG_NAME)
     if not Path(directory).is_dir():
         raise FileNotFoundError(f"adapter folder {str(directory)!r} does not exist")
     if not path.is_file():
@@ -115,14 +137,35 @@ def read_adapter_config(directory: str | os.PathLike) -> dict:
         raise ValueError(f"{path} is corrupted (not valid JSON: {err}); re-save the adapter") from err
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or "config" not in metadata:
         raise ValueError(f"{path} is not a samora adapter config (no format '{FORMAT}')")
+    _check_format_version(metadata, path)
     return metadata
+
+
+def _check_format_version(metadata: dict, path: Path) -> None:
+    """Refuse a config whose ``format_version`` this samora does not read, saying what to do."""
+    from samora import __version__
+
+    version = metadata.get("format_version")
+    if version == FORMAT_VERSION and type(version) is int:
+        return
+    written_by = f"samora {metadata.get('samora_version', '(unknown version)')}"
+    if type(version) is int and version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {version}, written by {written_by}; this samora ({__version__}) "
+            f"reads format_version {FORMAT_VERSION} only. Upgrade samora (pip install -U samora) to load it"
+        )
+    raise ValueError(
+        f"{path} has format_version {version!r} (written by {written_by}), which this samora ({__version__}) "
+        f"does not read (it reads format_version {FORMAT_VERSION}); load it with the samora that wrote it "
+        "and save it again with this one"
+    )
 
 
 def read_adapter_tensors(directory: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
     """``(metadata, tensors)`` of a saved adapter, after checking both files and the checksum."""
     directory = Path(directory)
     metadata = read_adapter_config(directory)
-    weights = directory / WEIGHTS_NAME
+    weights = adapter_file(directory, WEIGHTS_NAME)
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing; the adapter folder is incomplete")
     if _sha256(weights) != metadata.get("weights_sha256"):
@@ -211,15 +254,53 @@ def _copy_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], source: st
             tensor.copy_(tensors[key])
 
 
-def _temporary(directory: Path, name: str) -> Path:
-    handle, path = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(handle)
-    return Path(path)
+def adapter_file(directory: str | os.PathLike, name: str) -> Path:
+    """The current copy of ``name`` (CONFIG_NAME or WEIGHTS_NAME) in an adapter folder.
+
+    Its pending copy while a committed save is being installed (see the module docstring), else the
+    file in the folder itself.
+    """
+    pending = Path(directory) / PENDING / name
+    return pending if pending.is_file() else Path(directory) / name
+
+
+def _prepare_folder(directory: Path) -> None:
+    """Finish installing a save a killed process had committed; drop its abandoned staging folders."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _install_pending(directory)
+    for leftover in directory.glob(STAGING_PREFIX + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _install_pending(directory: Path) -> None:
+    """Step 3 of a save: move the committed files over their names, then remove the pending folder."""
+    pending = directory / PENDING
+    if not pending.is_dir():
+        return
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        if (pending / name).is_file():
+            os.replace(pending / name, directory / name)
+    pending.rmdir()
+    _fsync_folder(directory)
 
 
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as file:
         os.fsync(file.fileno())
+
+
+def _fsync_folder(path: Path) -> None:
+    """Make renames inside ``path`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def _sha256(path: Path) -> str:

@@ -74,16 +74,13 @@ def resolve_task_ids(
     batch_size: int | None,
     *,
     allow_unseen: bool,
-    allow_expand: bool = False,
     device: torch.device | None = None,
 ) -> torch.Tensor | None:
     """Turn what the user passed as ``task_ids`` into a LongTensor (batch,), or ``None``.
 
     Accepts a LongTensor (batch,) or a scalar, a task name or index (same task for every example),
-    or a sequence of names and/or indices. ``-1`` means an unseen task. With ``allow_expand`` (set
-    during ``generate``, which repeats every example once per beam but cannot repeat a Python list)
-    a sequence of B entries for a batch of B * k is repeated k times per entry, in the order
-    ``generate`` uses.
+    or a sequence of names and/or indices. ``-1`` means an unseen task. A sequence or tensor must
+    have exactly ``batch_size`` entries (when ``batch_size`` is known).
     """
     if task_ids is None:
         return None
@@ -101,8 +98,6 @@ def resolve_task_ids(
         ids = torch.tensor([_one_id(item, tasks, known) for item in items], dtype=torch.long)
         if isinstance(task_ids, (str, int)) and batch_size:
             ids = ids.expand(batch_size)
-        elif allow_expand and batch_size and len(ids) and batch_size % len(ids) == 0:
-            ids = ids.repeat_interleave(batch_size // len(ids))
     if batch_size is not None and ids.shape[0] != batch_size:
         raise ValueError(f"task_ids has {ids.shape[0]} entries for a batch of {batch_size}")
     if ids.numel():
@@ -111,6 +106,45 @@ def resolve_task_ids(
             raise ValueError(f"task id out of range [{low}, {high}]; {known}; -1 means unseen")
         if low == UNSEEN_TASK and not allow_unseen:
             raise ValueError(f"this method cannot route an unseen task (id -1); {known}")
+    return ids.to(device) if device is not None else ids
+
+
+def resolve_generation_task_ids(
+    task_ids: torch.Tensor | Sequence[str | int] | str | int | None,
+    tasks: Sequence[str],
+    batch_size: int | None,
+    rows_per_example: int,
+    *,
+    allow_unseen: bool,
+    device: torch.device | None = None,
+) -> torch.Tensor | None:
+    """``task_ids`` given to ``generate`` for an input batch of ``batch_size``, as a LongTensor (batch,).
+
+    ``generate`` turns each example b into ``k = rows_per_example`` rows b k .. b k + k - 1 (beams or
+    returned sequences) and repeats a (batch,) tensor the same way. So the ids come one per example
+    (batch,), or one per row (batch * k,) where the k rows of an example must share one task (beam
+    search reorders rows within an example at every step); any other length is an error.
+    """
+    if batch_size is None or task_ids is None or isinstance(task_ids, (str, int)) or (
+            isinstance(task_ids, torch.Tensor) and task_ids.dim() == 0):
+        return resolve_task_ids(task_ids, tasks, batch_size, allow_unseen=allow_unseen, device=device)
+    ids = resolve_task_ids(task_ids, tasks, None, allow_unseen=allow_unseen)
+    rows = batch_size * rows_per_example
+    if rows_per_example > 1 and ids.shape[0] == rows:
+        per_example = ids.reshape(batch_size, rows_per_example)
+        if not torch.equal(per_example, per_example[:, :1].expand_as(per_example)):
+            raise ValueError(
+                f"task_ids gives one id per generated row ({rows} rows: {batch_size} examples x "
+                f"{rows_per_example} beams / returned sequences), but the rows of one example differ; "
+                f"the rows of an example share its task: give one id per example ({batch_size} entries)"
+            )
+        ids = per_example[:, 0]
+    elif ids.shape[0] != batch_size:
+        per_row = f" or one per generated row ({rows})" if rows_per_example > 1 else ""
+        raise ValueError(
+            f"task_ids has {ids.shape[0]} entries for a generate batch of {batch_size} examples; give one "
+            f"id per example ({batch_size} entries){per_row}, or a single task name for all"
+        )
     return ids.to(device) if device is not None else ids
 
 

@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 import torch
+from conftest import checkpointing_arguments
 from tiny_data import TASKS, Collator, adapted_model, adapter_tensors, tiny_dataset
 from transformers import TrainerCallback, TrainingArguments
 
@@ -109,8 +110,8 @@ def test_after_optimizer_step_once_per_step_with_accumulation_and_checkpointing(
     model.register_forward_pre_hook(lambda *_: forwards.append(1))
     counter = StepCounter()
     trainer = SamoraTrainer(model=model, args=arguments(tmp_path, max_steps=3, gradient_accumulation_steps=2,
-                                                        per_device_train_batch_size=2, activation_checkpointing=True,
-                                                        activation_checkpointing_kwargs={"use_reentrant": reentrant}),
+                                                        per_device_train_batch_size=2,
+                                                        **checkpointing_arguments(reentrant)),
                             train_dataset=tiny_dataset(16), data_collator=Collator(), callbacks=[counter])
     trainer.train()
     assert model.model.gradient_checkpointing

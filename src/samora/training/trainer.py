@@ -85,7 +85,8 @@ class SamoraTrainer(Trainer):
         divides the loss by k itself (a model without loss kwargs), R already counts once: 1.
         The same factor applies to evaluation losses with k = 1.
         """
-        scaled_for_accumulation = self.loss_is_scaled_for_ga
+        # transformers 5 lets a subclass declare it (None: decide as below); 4.57 has no such attribute
+        scaled_for_accumulation = getattr(self, "loss_is_scaled_for_ga", None)
         if scaled_for_accumulation is None:
             scaled_for_accumulation = (
                 self.model_accepts_loss_kwargs and num_items_in_batch is not None

@@ -1,0 +1,87 @@
+"""Worker for test_fsdp.py: the same few SGD steps under FSDP2 (``fully_shard``) and under DDP, on CPU.
+
+Launched as ``torchrun --nproc_per_node 2 fsdp_worker.py OUTPUT_DIR``. For each case the adapter is
+trained with FSDP2 (gloo) and saved from the gathered full state dict (``get_model_state_dict``), as
+the Trainer does under FSDP; then trained again wrapped in DDP and saved. Each rank trains on its
+half of one 8-example batch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # tiny_data and the shared conftest helpers
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+import samora  # noqa: E402
+from tiny_data import Collator, adapted_model, tiny_dataset  # noqa: E402
+
+STEPS = 3
+LEARNING_RATE = 0.5
+# regularised: one FSDP unit (the regularisers read every adapter parameter after the forward, so they
+# need them gathered then); per_layer: one unit per decoder layer, as FSDP is usually applied, with the
+# regularisers off (sharded parameters outside their layer's forward cannot feed them).
+CASES = {
+    "regularised": dict(model=dict(dropout=0.0, lambda_orth=0.05, lambda_match=0.5, perturb=0.2), per_layer=False),
+    "per_layer": dict(model=dict(dropout=0.0, lambda_orth=0.0, lambda_match=0.0, perturb=0.2), per_layer=True),
+}
+
+
+def half_batches():
+    """The 8-example batch split in two (one half per rank), each padded on its own."""
+    data = tiny_dataset(8)
+    return [Collator()([data[i] for i in range(start, start + 4)]) for start in (0, 4)]
+
+
+def sgd_steps(model, loss_of_step) -> None:
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=LEARNING_RATE)
+    model.train()
+    for _ in range(STEPS):
+        loss_of_step(model).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def fsdp_run(case: dict, batch: dict, folder: Path) -> None:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.fsdp import fully_shard
+
+    model = adapted_model(**case["model"])
+    if case["per_layer"]:
+        for layer in model.model.layers:
+            fully_shard(layer)
+    fully_shard(model)
+    assert any(type(p).__name__ == "DTensor" for p in model.parameters())  # really sharded
+    sgd_steps(model, lambda m: m(**batch).loss)
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if dist.get_rank() == 0:
+        samora.save_adapter(model, folder, state_dict=full)
+
+
+def ddp_run(case: dict, batch: dict, folder: Path) -> None:
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = adapted_model(**case["model"])
+    sgd_steps(DistributedDataParallel(model), lambda m: m(**batch).loss)
+    if dist.get_rank() == 0:
+        samora.save_adapter(model, folder)
+
+
+def main(output_dir: str) -> None:
+    dist.init_process_group("gloo")
+    assert dist.get_world_size() == 2
+    batch = half_batches()[dist.get_rank()]
+    for name, case in CASES.items():
+        fsdp_run(case, batch, Path(output_dir) / f"{name}-fsdp")
+        ddp_run(case, batch, Path(output_dir) / f"{name}-ddp")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

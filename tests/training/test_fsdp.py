@@ -1,0 +1,57 @@
+"""FSDP2 (``fully_shard``) on two CPU processes (gloo) trains and saves the same adapter as DDP and as
+one process that averages the two ranks' losses.
+
+The Trainer's FSDP goes through accelerate, which enables FSDP on GPUs only; this drives
+``torch.distributed.fsdp.fully_shard`` directly, which runs on CPU, and saves from the gathered full
+state dict as the Trainer does under FSDP (``save_adapter(..., state_dict=...)``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fsdp_worker import CASES, half_batches, sgd_steps
+from safetensors.torch import load_file
+from tiny_data import adapted_model, adapter_tensors
+
+WORKER = Path(__file__).resolve().parent / "fsdp_worker.py"
+SOURCE = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fsdp")
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
+        [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(WORKER), str(folder)]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    return folder
+
+
+def one_process(case: dict) -> tuple[dict, dict]:
+    """(start, end) adapter tensors of the same steps in one process: the mean of the two ranks' losses."""
+    model = adapted_model(**case["model"])
+    start = adapter_tensors(model)
+    halves = half_batches()
+    sgd_steps(model, lambda m: sum(m(**half).loss for half in halves) / len(halves))
+    return start, adapter_tensors(model)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fsdp_on_two_cpu_processes_saves_the_ddp_and_one_process_adapter(saved, name):
+    fsdp = load_file(str(saved / f"{name}-fsdp" / "adapter_model.safetensors"))
+    ddp = load_file(str(saved / f"{name}-ddp" / "adapter_model.safetensors"))
+    start, expected = one_process(CASES[name])
+    assert fsdp.keys() == ddp.keys() == expected.keys()
+    for key in expected:
+        assert fsdp[key].shape == expected[key].shape, key  # gathered, not this rank's shard
+        torch.testing.assert_close(fsdp[key], ddp[key], atol=1e-5, rtol=1e-4, msg=key)
+        torch.testing.assert_close(fsdp[key], expected[key], atol=1e-5, rtol=1e-4, msg=key)
+    assert max((expected[k] - start[k]).abs().max().item() for k in expected) > 1e-2  # training moved them
