@@ -66,8 +66,18 @@ def test_long_prompts_lose_their_start(smollm2_tokenizer):
     assert len(ids) == 32 and columns["prompt_truncated"] == [True]
     assert smollm2_tokenizer.decode(ids[-8:]).endswith("\nAnswer: yes" + smollm2_tokenizer.eos_token)
     assert sum(label != IGNORE_INDEX for label in labels) == 2  # " yes" and eos
-    with pytest.raises(ValueError, match="raise max_length"):
-        tokenize_for_training(smollm2_tokenizer, ["Q"], [" a b c d e f"], 4)
+    assert columns["response_truncated"] == [False]
+
+
+def test_a_response_longer_than_the_window_keeps_the_prompt_end_and_loses_its_own_end(smollm2_tokenizer):
+    prompt, response = "Question: pick the one answer that fits the question best\nAnswer:", " " + " ".join(f"w{i}" for i in range(60))
+    columns = tokenize_for_training(smollm2_tokenizer, [prompt], [response], 16)
+    ids, labels = columns["input_ids"][0], columns["labels"][0]
+    prompt_ids = smollm2_tokenizer(prompt)["input_ids"]
+    response_ids = smollm2_tokenizer(response, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 16 and columns["response_truncated"] == [True]
+    assert ids[:8] == prompt_ids[-8:]  # half the window: the end of the prompt
+    assert ids[8:] == response_ids[:8] and labels[8:] == response_ids[:8] and labels[:8] == [IGNORE_INDEX] * 8
 
 
 @needs_bundle

@@ -31,18 +31,22 @@ def tokenize_for_training(tokenizer: Any, prompts: list[str], responses: list[st
 
     A sequence longer than ``max_length`` loses tokens from the start of its prompt, so the
     response (what the loss is on) and the end of the prompt (options, "Answer format") stay.
-    Returns the model columns plus ``prompt_truncated`` (bool per example).
+    A response (with eos) that leaves no room for the prompt keeps the end of the prompt in half
+    the window (at most) and loses its own last tokens, as LLaMA-Factory's cutoff does (a
+    harness-template answer text can be hundreds of tokens long). Returns the model columns plus
+    ``prompt_truncated`` and ``response_truncated`` (bool per example).
     """
     prompt_ids, response_ids = encode_pairs(tokenizer, prompts, responses)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [],
-                                "prompt_truncated": []}
+                                "prompt_truncated": [], "response_truncated": []}
     for prompt, response in zip(prompt_ids, response_ids):
         response = response + eos
         room = max_length - len(response)
+        columns["response_truncated"].append(room < 1)
         if room < 1:
-            raise ValueError(f"max_length={max_length} cannot hold a response of {len(response)} "
-                             "tokens (with eos) plus any prompt; raise max_length.")
+            room = max(1, min(len(prompt), max_length // 2))
+            response = response[:max_length - room]
         columns["prompt_truncated"].append(len(prompt) > room)
         prompt = prompt[-room:] if len(prompt) > room else prompt
         columns["input_ids"].append(prompt + response)

@@ -93,10 +93,11 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
             pools.append((render_examples(records, name, chosen_template), kept))
         available.append(len(records))
     counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature, num_examples)
-    parts, truncated = [], []
+    parts, truncated, cut_responses = [], [], []
     for task_id, ((examples, pool), count) in enumerate(zip(pools, counts)):
         if count == 0:
             truncated.append(0)
+            cut_responses.append(0)
             continue
         # pool[rng.permutation(n)] is what rng.permutation(pool) gives, from the same draws
         passes = [pool[rng.permutation(len(pool))] for _ in range(-(-count // len(pool)))]
@@ -106,13 +107,15 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
                                      "task_id": task_id},
                           remove_columns=chosen.column_names)
         truncated.append(sum(part["prompt_truncated"]))
-        parts.append(part.remove_columns("prompt_truncated"))
+        cut_responses.append(sum(part["response_truncated"]))
+        parts.append(part.remove_columns(["prompt_truncated", "response_truncated"]))
     stream = datasets.concatenate_datasets(parts)
     stream = stream.select(rng.permutation(len(stream)))
     if length_bucketing:
         stream = stream.select(_bucketed_order(stream, length_bucketing))
     report = {"tasks": names, "available": available, "capped": [len(p) for _, p in pools], "counts": counts, "sampling": sampling,
-              "temperature": temperature, "seed": seed, "prompt_truncated": truncated}
+              "temperature": temperature, "seed": seed, "prompt_truncated": truncated,
+              "response_truncated": cut_responses}
     logger.info("training stream: %s", ", ".join(f"{n}={c}" for n, c in zip(names, counts)))
     if any(truncated):
         logger.warning("prompts cut from the left to fit max_length=%d: %s", max_length,
