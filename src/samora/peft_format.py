@@ -210,9 +210,8 @@ def load_peft_lora(base_model: nn.Module, directory: str | os.PathLike, *, is_tr
     LoRA cannot hold (DoRA, trained biases, ``modules_to_save``, per-module ranks) are refused. Any
     error leaves ``base_model`` unchanged; the adapter is frozen unless ``is_trainable``.
     """
-    from samora.inject import adapter_of, get_model, unload
     from samora.methods.lora import LoRAConfig
-    from samora.persistence import _copy_tensors
+    from samora.persistence import install_adapter
 
     directory = Path(directory)
     peft_config = json.loads((directory / CONFIG_NAME).read_text())
@@ -228,16 +227,8 @@ def load_peft_lora(base_model: nn.Module, directory: str | os.PathLike, *, is_tr
                         base_model=peft_config.get("base_model_name_or_path"))
     tensors = {f"{name}.{key}": tensor for name, pair in factors.items() for key, tensor in pair.items()}
     dtypes = {tensor.dtype for tensor in tensors.values()}
-    get_model(base_model, config, adapter_dtype=dtypes.pop() if len(dtypes) == 1 else torch.float32,
-              init_weights=False)
-    try:
-        _copy_tensors(base_model, tensors, str(directory))
-    except Exception:
-        unload(base_model)
-        raise
-    for layer in adapter_of(base_model).layers.values():
-        for parameter in (layer.lora_A, layer.lora_B):
-            parameter.requires_grad_(is_trainable)
+    install_adapter(base_model, config, tensors, dtype=dtypes.pop() if len(dtypes) == 1 else torch.float32,
+                    source=str(directory), is_trainable=is_trainable)
     return base_model
 
 

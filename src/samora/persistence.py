@@ -193,9 +193,17 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
     config = config_from_dict(metadata["config"])
     _check_shapes(base_model, config.target_modules, metadata.get("modules", {}), metadata.get("base_model"))
     dtype = getattr(torch, metadata.get("adapter_dtype", "float32"))
+    install_adapter(base_model, config, tensors, dtype=dtype, source=str(directory), is_trainable=is_trainable)
+    return base_model
+
+
+def install_adapter(base_model: nn.Module, config, tensors: dict[str, torch.Tensor], *, dtype: torch.dtype,
+                    source: str, is_trainable: bool) -> None:
+    """Adapt ``base_model`` with ``config`` (no init), copy ``tensors`` in and set their ``requires_grad``;
+    on a bad tensor the base model is restored and the error raised (``source`` names the file in it)."""
     get_model(base_model, config, adapter_dtype=dtype, init_weights=False)
     try:
-        _copy_tensors(base_model, tensors, str(directory))
+        _copy_tensors(base_model, tensors, source)
     except Exception:
         unload(base_model)
         raise
@@ -203,7 +211,6 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
         for name, parameter in layer.named_parameters():
             if not name.startswith("base_layer."):
                 parameter.requires_grad_(is_trainable)
-    return base_model
 
 
 def load_adapter_weights(model: nn.Module, directory: str | os.PathLike) -> None:
