@@ -56,6 +56,19 @@ TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj"], "qwen3": ["q_proj"
 ARCHS = list(TARGETS)
 
 
+def trained_samora(seed: int = 0, **config):
+    """A tiny Llama with a SAMoRA adapter (r = 4, tasks a, b) whose adapter weights are seeded noise."""
+    import samora
+
+    model = samora.get_model(tiny_model(), samora.SAMoRAConfig(r=4, tasks=["a", "b"], **config))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=generator))
+    return model
+
+
 def enable_checkpointing(model, reentrant: bool) -> None:
     """Turn on activation checkpointing with transformers 5's name, or the older one."""
     kwargs = {"use_reentrant": reentrant}

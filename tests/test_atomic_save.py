@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import tiny_model, trained_samora
 
 import samora
 from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
@@ -26,16 +26,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (
 FILE_SYSTEM_EVENTS = {"open", "os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.truncate",
                       "os.link", "os.symlink", "os.listdir", "os.scandir", "shutil.rmtree", "shutil.move",
                       "tempfile.mkstemp", "tempfile.mkdtemp"}
-
-
-def adapted(seed):
-    model = samora.get_model(tiny_model(), samora.SAMoRAConfig(r=4, tasks=["a", "b"]))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=generator))
-    return model
 
 
 def save_killed_before_operation(model, folder, k: int) -> bool:
@@ -67,7 +57,7 @@ def save_killed_before_operation(model, folder, k: int) -> bool:
 
 
 def test_a_save_killed_at_any_operation_leaves_the_old_or_the_new_adapter(tmp_path, input_ids):
-    old, new = adapted(seed=0), adapted(seed=1)
+    old, new = trained_samora(seed=0), trained_samora(seed=1)
     logits = {which: model(input_ids, task_ids="b").logits for which, model in (("old", old), ("new", new))}
     pristine = tmp_path / "pristine"
     samora.save_adapter(old, pristine)
@@ -86,7 +76,7 @@ def test_a_save_killed_at_any_operation_leaves_the_old_or_the_new_adapter(tmp_pa
         assert which is not None, f"killed before file-system operation {k}: the folder holds another adapter"
         assert (folder / "trainer_state.json").read_text() == "{}"
         seen.append(which)
-        samora.save_adapter(adapted(seed=2), folder)  # a later save completes over whatever was left
+        samora.save_adapter(trained_samora(seed=2), folder)  # a later save completes over whatever was left
         leftovers[k] = sorted({p.name for p in folder.iterdir()} - {CONFIG_NAME, WEIGHTS_NAME, "trainer_state.json"})
         if not killed:
             break
@@ -100,7 +90,7 @@ def test_a_save_killed_at_any_operation_leaves_the_old_or_the_new_adapter(tmp_pa
 def test_a_save_committed_but_not_installed_is_read_from_its_pending_copy(tmp_path, input_ids):
     from samora.persistence import PENDING
 
-    old, new = adapted(seed=0), adapted(seed=1)
+    old, new = trained_samora(seed=0), trained_samora(seed=1)
     samora.save_adapter(old, tmp_path)
     samora.save_adapter(new, tmp_path / "other")
     (tmp_path / PENDING).mkdir()
@@ -117,7 +107,7 @@ def test_a_save_committed_but_not_installed_is_read_from_its_pending_copy(tmp_pa
     (None, r"format_version None .*does not read"),
 ])
 def test_a_format_version_this_samora_does_not_read_is_refused(tmp_path, version, match):
-    samora.save_adapter(adapted(seed=0), tmp_path)
+    samora.save_adapter(trained_samora(seed=0), tmp_path)
     saved = json.loads((tmp_path / CONFIG_NAME).read_text())
     saved["format_version"] = version
     (tmp_path / CONFIG_NAME).write_text(json.dumps(saved))

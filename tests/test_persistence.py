@@ -7,24 +7,14 @@ import json
 import pytest
 import safetensors.torch
 import torch
-from conftest import tiny_model
+from conftest import tiny_model, trained_samora
 
 import samora
 from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
 
 
-def trained(seed=0, **config):
-    model = samora.get_model(tiny_model(), samora.SAMoRAConfig(r=4, tasks=["a", "b"], **config))
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn(p.shape, generator=generator))
-    return model
-
-
 def test_config_records_method_hyperparameters_tasks_and_versions(tmp_path):
-    samora.save_adapter(trained(temperature=0.5), tmp_path)
+    samora.save_adapter(trained_samora(temperature=0.5), tmp_path)
     saved = json.loads((tmp_path / CONFIG_NAME).read_text())
     assert saved["method"] == "samora" and saved["tasks"] == ["a", "b"]
     assert saved["config"]["temperature"] == 0.5 and saved["config"]["r"] == 4
@@ -37,13 +27,13 @@ def test_config_records_method_hyperparameters_tasks_and_versions(tmp_path):
 
 
 def test_loaded_adapter_is_frozen_unless_trainable(tmp_path):
-    samora.save_adapter(trained(), tmp_path)
+    samora.save_adapter(trained_samora(), tmp_path)
     assert samora.trainable_parameters(samora.load_adapter(tiny_model(), tmp_path)).trainable == 0
     assert samora.trainable_parameters(samora.load_adapter(tiny_model(), tmp_path, is_trainable=True)).trainable > 0
 
 
 def test_crash_during_save_keeps_the_previous_adapter(tmp_path, monkeypatch, input_ids):
-    first = trained(seed=0)
+    first = trained_samora(seed=0)
     samora.save_adapter(first, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
@@ -52,15 +42,15 @@ def test_crash_during_save_keeps_the_previous_adapter(tmp_path, monkeypatch, inp
 
     monkeypatch.setattr("samora.persistence.save_file", disk_full)
     with pytest.raises(OSError, match="No space"):
-        samora.save_adapter(trained(seed=1), tmp_path)
+        samora.save_adapter(trained_samora(seed=1), tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary files left
     reloaded = samora.load_adapter(tiny_model(), tmp_path)
     assert torch.equal(reloaded(input_ids, task_ids="a").logits, first(input_ids, task_ids="a").logits)
 
 
 def test_weights_from_another_save_are_detected(tmp_path):
-    samora.save_adapter(trained(seed=0), tmp_path / "one")
-    samora.save_adapter(trained(seed=1), tmp_path / "two")
+    samora.save_adapter(trained_samora(seed=0), tmp_path / "one")
+    samora.save_adapter(trained_samora(seed=1), tmp_path / "two")
     (tmp_path / "one" / WEIGHTS_NAME).write_bytes((tmp_path / "two" / WEIGHTS_NAME).read_bytes())
     with pytest.raises(ValueError, match="checksum"):
         samora.load_adapter(tiny_model(), tmp_path / "one")
@@ -78,7 +68,7 @@ def assert_unchanged_after_failed_load(folder, error, match, input_ids):
 
 def test_missing_folder_and_files(tmp_path, input_ids):
     assert_unchanged_after_failed_load(tmp_path / "nope", FileNotFoundError, "does not exist", input_ids)
-    samora.save_adapter(trained(), tmp_path)
+    samora.save_adapter(trained_samora(), tmp_path)
     (tmp_path / WEIGHTS_NAME).unlink()
     assert_unchanged_after_failed_load(tmp_path, FileNotFoundError, WEIGHTS_NAME, input_ids)
     (tmp_path / CONFIG_NAME).unlink()
@@ -86,7 +76,7 @@ def test_missing_folder_and_files(tmp_path, input_ids):
 
 
 def test_corrupted_files(tmp_path, input_ids):
-    samora.save_adapter(trained(), tmp_path)
+    samora.save_adapter(trained_samora(), tmp_path)
     weights = tmp_path / WEIGHTS_NAME
     weights.write_bytes(weights.read_bytes()[:-100])
     assert_unchanged_after_failed_load(tmp_path, ValueError, "corrupted", input_ids)
@@ -95,7 +85,7 @@ def test_corrupted_files(tmp_path, input_ids):
 
 
 def test_unknown_method_lists_known_ones(tmp_path, input_ids):
-    samora.save_adapter(trained(), tmp_path)
+    samora.save_adapter(trained_samora(), tmp_path)
     saved = json.loads((tmp_path / CONFIG_NAME).read_text())
     saved["config"]["method"] = "nolora"
     (tmp_path / CONFIG_NAME).write_text(json.dumps(saved))
@@ -105,7 +95,7 @@ def test_unknown_method_lists_known_ones(tmp_path, input_ids):
 def test_base_with_other_shapes_is_refused_and_untouched(tmp_path, input_ids):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    samora.save_adapter(trained(), tmp_path)
+    samora.save_adapter(trained_samora(), tmp_path)
     other = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
                                          num_attention_heads=4, num_key_value_heads=2))
     before = {k: v.clone() for k, v in other.state_dict().items()}
@@ -118,7 +108,7 @@ def test_base_with_other_shapes_is_refused_and_untouched(tmp_path, input_ids):
 def test_gathered_state_dict_is_saved_when_the_models_own_tensors_are_shards(tmp_path, input_ids):
     """FSDP / ZeRO-3: each rank holds a flat piece of every parameter; the Trainer gathers the full
     state dict and hands it to save_adapter, which must write that and not the pieces."""
-    model = trained()
+    model = trained_samora()
     expected = model(input_ids, task_ids="b").logits
     gathered = {key: value.clone() for key, value in model.state_dict().items()}
     with torch.no_grad():
@@ -133,7 +123,7 @@ def test_gathered_state_dict_is_saved_when_the_models_own_tensors_are_shards(tmp
 
 
 def test_a_state_dict_with_shards_or_gaps_is_refused_before_anything_is_written(tmp_path):
-    model = trained()
+    model = trained_samora()
     full = model.state_dict()
     key = next(k for k in full if k.endswith("samora_A"))
     with pytest.raises(ValueError, match="samora_A .* is a shard"):

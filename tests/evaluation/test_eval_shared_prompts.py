@@ -60,6 +60,14 @@ def assert_same_scores(model, tokenizer, contexts, continuations, *, sizes=None,
     return shared
 
 
+def forward_shapes(model):
+    """A list that records the (batch, tokens) shape of every forward of ``model`` from now on."""
+    shapes = []
+    model.model.embed_tokens.register_forward_hook(
+        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    return shapes
+
+
 @pytest.mark.parametrize("recording", [False, True])  # with / without logits_to_keep
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
 @pytest.mark.parametrize("header", ["", HEADER])  # a header common to all prompts runs once
@@ -78,9 +86,7 @@ def test_shared_prompts_truncate_from_the_left_like_the_plain_path(smollm2_token
 
 def test_each_shared_prompt_runs_once_then_only_the_choice_tokens(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer, recording=False)
-    shapes = []
-    model.model.embed_tokens.register_forward_hook(
-        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    shapes = forward_shapes(model)
     prompt = "Question: Which gas do plants take in?\nAnswer:"
     choices = [" oxygen", " carbon dioxide", " helium and neon", " a gas that plants take in"]
     loglik_scores(model, smollm2_tokenizer, [prompt] * 4, choices, progress=False)
@@ -93,9 +99,7 @@ def test_each_shared_prompt_runs_once_then_only_the_choice_tokens(smollm2_tokeni
 
 def test_choices_that_differ_in_their_last_token_need_one_forward(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer, recording=False)
-    shapes = []
-    model.model.embed_tokens.register_forward_hook(
-        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    shapes = forward_shapes(model)
     prompt = "Answer format: answer1/answer2/answer3\n\n### Response:\n"
     choices = [f"the correct answer is answer{k}" for k in (1, 2, 3)]
     [ids] = smollm2_tokenizer([prompt + choices[0]])["input_ids"]
@@ -105,9 +109,7 @@ def test_choices_that_differ_in_their_last_token_need_one_forward(smollm2_tokeni
 
 def test_a_header_common_to_the_batch_runs_once(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer, recording=False)
-    shapes = []
-    model.model.embed_tokens.register_forward_hook(
-        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    shapes = forward_shapes(model)
     questions = ["Which gas do plants take in?", "What is ice?"]
     contexts = [HEADER + question for question in questions for _ in range(2)]
     loglik_scores(model, smollm2_tokenizer, contexts, [" air", " water"] * 2, progress=False)
