@@ -56,7 +56,7 @@ def command_compare(args: argparse.Namespace) -> int:
     """Train and evaluate compare.methods x compare.seeds alike; tables with CIs and paired tests."""
     from samora.compare import run_compare
 
-    run_compare(_config(args))
+    run_compare(_config(args), max_cells=args.max_cells)
     return 0
 
 
@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=command_train)
     compare = commands.add_parser("compare", help="methods x seeds on one stream and budget, with paired tests")
     _add_config_arguments(compare)
+    compare.add_argument("--max-cells", type=int, metavar="N",
+                         help="train at most N unfinished cells, then write the comparison so far (run a grid in parts)")
     compare.set_defaults(run=command_compare)
     evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
     evaluate.add_argument("--adapter", help="an adapter folder or a run folder (omit for the plain base model)")

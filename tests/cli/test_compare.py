@@ -20,8 +20,8 @@ from samora.run_config import ConfigError, load_run_config
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 METHODS = "[lora, samora, 'samora(router=linear)']"
-CELLS = ["lora-seed1", "lora-seed2", "samora-seed1", "samora-seed2", "samora-router-linear-seed1",
-         "samora-router-linear-seed2"]
+CELLS = ["lora-seed1", "samora-seed1", "samora-router-linear-seed1", "lora-seed2", "samora-seed2",
+         "samora-router-linear-seed2"]  # seed by seed: every row's first seed before any second
 
 
 def compare_arguments(model_dir, output):
@@ -89,6 +89,15 @@ def test_grid_resumes_after_a_kill_without_retraining_and_matches_an_uninterrupt
     done = {Path(name).parts[1] for name in before}
     assert {"base", CELLS[0]} <= done and len(done) < len(CELLS) + 1
 
+    one_more = run_cli([*compare_arguments(tiny_model_dir, resumed), "--max-cells", "1"])
+    output = one_more.communicate()[0]
+    assert one_more.returncode == 0, output[-3000:]
+    unfinished = [cell for cell in CELLS if cell not in done]
+    assert [cell for cell in CELLS if f"cell {cell}: training" in output] == unfinished[:1]
+    partial = json.loads((resumed / "comparison.json").read_text())
+    assert partial["pending"] == unfinished[1:] and partial["answer"][1].startswith("PARTIAL: ")
+    done.add(unfinished[0])
+
     rerun = run_cli(compare_arguments(tiny_model_dir, resumed))
     output = rerun.communicate()[0]
     assert rerun.returncode == 0, output[-3000:]
@@ -102,7 +111,7 @@ def test_grid_resumes_after_a_kill_without_retraining_and_matches_an_uninterrupt
     expected = json.loads((whole / "comparison.json").read_text())
     got = json.loads((resumed / "comparison.json").read_text())
     assert got["table"] == expected["table"] and got["paired"] == expected["paired"]
-    assert got["answer"] == expected["answer"]
+    assert got["answer"] == expected["answer"] and got["pending"] == []
     check_comparison(got, resumed)
     check_changed_config_is_refused(tiny_model_dir, resumed)
 

@@ -10,7 +10,7 @@ import pytest
 
 from samora.compare.spec import compare_specs
 from samora.compare.summary import write_comparison
-from samora.run_config import load_run_config
+from samora.run_config import ConfigError, load_run_config
 
 TASKS = {"boolq": 2, "arc_easy": 4}  # task -> choices
 N = 200
@@ -90,4 +90,35 @@ def test_cells_on_different_examples_are_refused(tmp_path):
     records[0]["id"] = 999
     (tmp_path / "cells" / "lora-seed41" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     with pytest.raises(ValueError, match="different boolq examples"):
+        write_comparison(config, tmp_path, specs, reference, {})
+
+
+def test_a_grid_run_in_part_is_summarised_as_far_as_it_got(tmp_path):
+    """Rows hold their finished seeds, a row with none is only listed as pending, and each paired
+    test runs on the seeds both rows finished."""
+    config = load_run_config(preset="demo", overrides=[
+        f"output_dir={tmp_path}", "compare.methods=[samora, lora, moelora]", "compare.seeds=[1, 2]",
+        "compare.reference=lora", "compare.bootstrap_samples=500"])
+    specs, reference, _ = compare_specs(config)
+    rng = np.random.default_rng(1)
+    for cell, rate, seed in [("samora-seed1", 0.8, 1), ("lora-seed1", 0.5, 1), ("samora-seed2", 0.8, 2)]:
+        write_cell(tmp_path / "cells" / cell, rate, seed, rng)
+    write_cell(tmp_path / "cells" / "base", 0.3, None, rng)
+    (tmp_path / "cells" / "lora-seed2").mkdir()  # started, never finished: no done.json
+    comparison = write_comparison(config, tmp_path, specs, reference, {})
+
+    assert comparison["pending"] == ["moelora-seed1", "lora-seed2", "moelora-seed2"]
+    assert {label: row["seeds"] for label, row in comparison["table"].items()} == {
+        "samora": [1, 2], "lora": [1], "base": []}
+    assert comparison["paired"]["vs_reference"]["samora"]["seeds"] == [1]
+    assert comparison["paired"]["vs_base"]["samora"]["seeds"] == [1, 2]
+    assert comparison["answer"][1].startswith("PARTIAL: 3 of 6 training cells finished; not yet run: moelora-seed1, ")
+    assert "1-2 seeds per method" in comparison["answer"][0]
+    assert "| samora | 1,2 |" in (tmp_path / "comparison.md").read_text()
+
+
+def test_a_grid_without_a_finished_cell_says_so(tmp_path):
+    config = load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}"])
+    specs, reference, _ = compare_specs(config)
+    with pytest.raises(ConfigError, match="no finished cell yet"):
         write_comparison(config, tmp_path, specs, reference, {})

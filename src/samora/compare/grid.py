@@ -40,8 +40,13 @@ BUDGET_TOLERANCE = 0.10  # a matched count within 10% of the reference's counts 
 GRID_KEYS_FREE = ("output_dir", "compare.methods", "compare.seeds")  # may change between reruns
 
 
-def run_compare(config: RunConfig) -> dict[str, Any]:
-    """Run (or resume) every cell of ``config.compare`` and write the comparison; return it."""
+def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, Any]:
+    """Run (or resume) the cells of ``config.compare`` and write the comparison; return it.
+
+    Cells run seed by seed (every method's first seed before any method's second), so a grid run
+    in parts has every row before it has a second seed of any. ``max_cells``: train at most this
+    many unfinished cells in this call, then write the comparison of the cells finished so far.
+    """
     from samora.compare.summary import write_comparison
 
     if not config.compare.methods:
@@ -57,14 +62,20 @@ def run_compare(config: RunConfig) -> dict[str, Any]:
         run_cell(output / "cells" / "base", {"kind": "base"}, lambda cell: _evaluate_base(model, tokenizer,
                                                                                          config, tasks, cell))
     del model  # each cell loads a fresh copy; do not hold two base models (GPU memory) while training
-    stream = None
-    for spec in specs:
-        for seed in config.compare.seeds:
+    stream, trained = None, 0
+    for seed in config.compare.seeds:
+        for spec in specs:
+            cell = output / "cells" / cell_name(spec, seed)
             identity = {"kind": "adapter", "spec": spec.label, "seed": seed, "adapter": plan[spec.label]["config"]}
-            if stream is None and not _is_done(output / "cells" / cell_name(spec, seed), identity):
-                stream = build_stream(config, tokenizer, tasks)
-            run_cell(output / "cells" / cell_name(spec, seed), identity,
-                     lambda cell, s=spec, k=seed: _train_cell(config, s, k, plan[s.label], tasks, stream, cell))
+            if finished_cell(cell, identity):
+                continue
+            if max_cells is not None and trained >= max_cells:
+                print(f"[samora] stopping after {trained} cell(s) (--max-cells); rerun to continue", flush=True)
+                return write_comparison(config, output, specs, reference, plan)
+            stream = stream if stream is not None else build_stream(config, tokenizer, tasks)
+            run_cell(cell, identity,
+                     lambda path, s=spec, k=seed: _train_cell(config, s, k, plan[s.label], tasks, stream, path))
+            trained += 1
     return write_comparison(config, output, specs, reference, plan)
 
 
@@ -126,16 +137,23 @@ def budget_plan(model, config: RunConfig, specs: list[MethodSpec], reference: Me
     return plan
 
 
-def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
-    """Skip a finished cell with the same identity; redo an unfinished one from scratch; refuse a
-    finished cell whose identity differs (its folder belongs to another configuration)."""
+def finished_cell(cell: Path, identity: dict[str, Any]) -> bool:
+    """True for a cell finished with this identity; refuse one finished with another identity (its
+    folder belongs to another configuration); False for an unfinished or absent cell."""
     if _is_done(cell, identity):
         print(f"[samora] {cell.name}: finished earlier, skipped", flush=True)
-        return
+        return True
     if (cell / MARKER).is_file():
         raise ConfigError(f"{cell} was finished with another configuration than this run's "
                           f"({json.loads((cell / MARKER).read_text())['identity']} vs {identity}); "
                           "use a new output_dir=... or remove that cell")
+    return False
+
+
+def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
+    """Skip a finished cell with the same identity; redo an unfinished one from scratch."""
+    if finished_cell(cell, identity):
+        return
     if cell.exists():
         print(f"[samora] {cell.name}: unfinished (interrupted earlier), redone from scratch", flush=True)
         shutil.rmtree(cell)

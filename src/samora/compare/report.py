@@ -18,15 +18,19 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
     table, paired = comparison["table"], comparison["paired"]
     counts = sorted(set(comparison["examples_per_task"].values()))
     n = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}-{counts[-1]}"
-    seeds = len(comparison["seeds"])
+    seeds = _seed_counts(table)
     headline = ", ".join(f"{label} {_points(row['mean'])}" for label, row in table.items())
     lines = [f"{headline} (mean {comparison['metric']} over {len(comparison['tasks'])} tasks, 95% CI, "
-             f"{n} examples per task, {seeds} seed{'s' * (seeds > 1)} per method)"]
+             f"{n} examples per task, {seeds} seed{'s' * (seeds != '1')} per method)"]
+    if comparison["pending"]:
+        finished = sum(len(row["seeds"]) for row in table.values())
+        lines.append(f"PARTIAL: {finished} of {finished + len(comparison['pending'])} training cells finished; "
+                     f"not yet run: {', '.join(comparison['pending'])}. Rerun the same command to continue.")
     for against, tests in (("reference", paired["vs_reference"]), ("base", paired["vs_base"])):
         other = paired["reference"] if against == "reference" else "base"
         for label, test in tests.items():
             lines.append(f"{label} - {other} = {_points(test, signed=True)} (paired bootstrap over examples and "
-                         f"seeds, p = {test['p_value']:.3f}): {_verdict(test)}")
+                         f"{len(test['seeds'])} seed(s), p = {test['p_value']:.3f}): {_verdict(test)}")
     return lines + _scope_lines(comparison)
 
 
@@ -42,10 +46,11 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
              f"training stream, with parameter budgets matched to {comparison['budget']}, "
              + (f"these differences exceed the noise of the examples and seeds: {', '.join(significant)}."
                 if significant else "no difference between rows exceeds the noise of the examples and seeds."))
+    seeds = _seed_counts(comparison["table"])
     does_not = ("What it does not show: results at full training length, on other models or larger ones, "
                 f"under another protocol or template than `{settings['protocol']}` / `{settings['template']}`; "
                 "a difference that is not significant is not evidence that the methods are equal, and "
-                f"{len(comparison['seeds'])} seed(s) estimate the spread between training runs only roughly.")
+                f"{seeds} seed(s) per row estimate the spread between training runs only roughly.")
     lines = [shows, does_not]
     if comparison["label_bias"]:
         tasks = sorted({f"{b['row']}:{b['task']}" for b in comparison["label_bias"]})
@@ -59,11 +64,13 @@ def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
     tasks = comparison["tasks"]
     lines = ["# Comparison", "", *comparison["answer"], "",
              f"## {comparison['metric']} per task and mean (%, 95% CI over examples and seeds)", "",
-             "| row | " + " | ".join(tasks) + " | **mean** |", "|---" * (len(tasks) + 2) + "|"]
+             "| row | seeds | " + " | ".join(tasks) + " | **mean** |", "|---" * (len(tasks) + 3) + "|"]
     for label, row in table.items():
         cells = [_points(row["tasks"][task]) for task in tasks]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | **{_points(row['mean'])}** |")
-    lines += ["", f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}.",
+        seeds = ",".join(map(str, row["seeds"])) or "-"
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + f" | **{_points(row['mean'])}** |")
+    lines += ["", f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}"
+              + (f"; not yet run: {', '.join(comparison['pending'])}." if comparison["pending"] else "."),
               "", "## Paired tests (difference in mean accuracy, points, paired bootstrap)", "",
               "| comparison | difference [95% CI] | p | significant |", "|---|---|---|---|"]
     paired = comparison["paired"]
@@ -116,6 +123,12 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def _seed_counts(table: dict[str, Any]) -> str:
+    """How many seeds the adapter rows hold: ``3``, or ``2-3`` for a grid run in part."""
+    counts = sorted({len(row["seeds"]) for row in table.values() if row["seeds"]})
+    return "-".join(map(str, sorted({counts[0], counts[-1]}))) if counts else "0"
 
 
 def _points(interval: dict[str, Any], signed: bool = False) -> str:

@@ -17,49 +17,45 @@ from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.runner import read_samples
 from samora.evaluation.statistics import bootstrap_grid, paired_test
 from samora.pipeline import _write_atomic
-from samora.run_config import RunConfig
+from samora.run_config import ConfigError, RunConfig
 
 BASE = "base"
 
 
 def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], reference: MethodSpec,
                      plan: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Assemble the finished cells into ``comparison.json``, ``comparison.md`` and ``comparison.png``."""
-    from samora.compare.grid import cell_name
+    """Assemble the finished cells into ``comparison.json``, ``comparison.md`` and ``comparison.png``.
+
+    A grid run in parts is summarised as far as it got: a row holds its finished seeds, a row with
+    none is listed under ``pending`` only, and a paired test uses the seeds both rows finished.
+    """
     from samora.compare.report import answer_lines, plot_comparison, write_markdown
 
     section = config.compare
-    rows = {spec.label: [output / "cells" / cell_name(spec, seed) for seed in section.seeds] for spec in specs}
-    if section.baseline:
-        rows[BASE] = [output / "cells" / "base"]
-    correct = {label: _correctness(cells, section.metric) for label, cells in rows.items()}
+    rows, pending = _finished_rows(output, specs, section.seeds)
+    if section.baseline and _is_finished(output / "cells" / BASE):
+        rows[BASE] = {None: output / "cells" / BASE}
+    if not rows:
+        raise ConfigError(f"{output} has no finished cell yet: nothing to compare")
+    correct = {label: _correctness(list(cells.values()), section.metric) for label, cells in rows.items()}
     _check_same_examples(correct)
     arrays = {label: {task: values for task, (_, values) in tasks.items()} for label, tasks in correct.items()}
     samples, seed = section.bootstrap_samples, config.train.seed
     table = {}
     for label, values in arrays.items():
         grid = bootstrap_grid(values, samples=samples, seed=seed)
-        table[label] = {"tasks": grid["tasks"], "mean": grid["mean"]}
-    paired = {"reference": reference.label, "vs_reference": {}, "vs_base": {}, "vs_also": {}}
+        table[label] = {"tasks": grid["tasks"], "mean": grid["mean"], "seeds": [s for s in rows[label] if s is not None]}
+
     also = [parse_method_spec(text).label for text in section.also_against]
-    for spec in specs:
-        if spec != reference:
-            paired["vs_reference"][spec.label] = paired_test(arrays[spec.label], arrays[reference.label],
-                                                             samples=samples, seed=seed)
-        for other in also:
-            if other not in (spec.label, reference.label):
-                paired["vs_also"].setdefault(other, {})[spec.label] = paired_test(
-                    arrays[spec.label], arrays[other], samples=samples, seed=seed)
-        if section.baseline:
-            paired["vs_base"][spec.label] = paired_test(arrays[spec.label], arrays[BASE], samples=samples, seed=seed)
+    tests = _paired_tests([spec.label for spec in specs], reference.label, also, rows, arrays, samples, seed)
     first = next(iter(correct.values()))
     comparison = {
         "metric": section.metric, "tasks": list(first), "examples_per_task": {t: v.shape[1] for t, (_, v) in first.items()},
         "seeds": section.seeds, "reference": reference.label, "bootstrap_samples": samples,
         "budget": next((label for label, p in plan.items() if p["budget_source"]), reference.label),
-        "table": table, "paired": paired, "parameters": plan,
-        "cells": {label: [_cell_record(cell) for cell in cells] for label, cells in rows.items()},
-        "label_bias": _label_bias(rows),
+        "table": table, "paired": tests, "parameters": plan, "pending": pending,
+        "cells": {label: [_cell_record(cell) for cell in cells.values()] for label, cells in rows.items()},
+        "label_bias": _label_bias({label: list(cells.values()) for label, cells in rows.items()}),
         "settings": {"model": config.model.name, "steps": config.train.max_steps, "epochs": config.train.epochs,
                      "learning_rate": config.train.learning_rate, "batch_size": config.train.batch_size,
                      "protocol": config.eval.protocol, "template": config.data.template,
@@ -72,6 +68,62 @@ def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], r
     print("\n".join(f"[samora] {line}" for line in comparison["answer"]), flush=True)
     print(f"[samora] comparison: {output / 'comparison.md'}", flush=True)
     return comparison
+
+
+def _paired_tests(labels: list[str], reference: str, also: list[str], rows: dict, arrays: dict,
+                  samples: int, seed: int) -> dict[str, Any]:
+    """Every finished row against the reference, each ``also`` row and the base model, each test
+    on the seeds both rows finished (listed in the test's ``seeds``)."""
+    def paired(label: str, other: str) -> dict[str, Any]:
+        mine, theirs = _on_common_seeds(rows, arrays, label, other)
+        return {**paired_test(mine, theirs, samples=samples, seed=seed), "seeds": _common_seeds(rows, label, other)}
+
+    tests = {"reference": reference, "vs_reference": {}, "vs_base": {}, "vs_also": {}}
+    for label in (label for label in labels if label in rows):
+        if label != reference and _common_seeds(rows, label, reference):
+            tests["vs_reference"][label] = paired(label, reference)
+        for other in also:
+            if other not in (label, reference) and _common_seeds(rows, label, other):
+                tests["vs_also"].setdefault(other, {})[label] = paired(label, other)
+        if BASE in rows:
+            tests["vs_base"][label] = paired(label, BASE)
+    return tests
+
+
+def _is_finished(cell: Path) -> bool:
+    return (cell / "done.json").is_file()
+
+
+def _finished_rows(output: Path, specs: list[MethodSpec], seeds: list[int]) -> tuple[dict, list[str]]:
+    """label -> {seed: finished cell folder} (rows without a finished cell left out), and the
+    names of the cells not finished yet, in the order the grid runs them (seed by seed)."""
+    from samora.compare.grid import cell_name
+
+    rows = {}
+    for spec in specs:
+        cells = {seed: output / "cells" / cell_name(spec, seed) for seed in seeds}
+        finished = {seed: cell for seed, cell in cells.items() if _is_finished(cell)}
+        if finished:
+            rows[spec.label] = finished
+    pending = [cell_name(spec, seed) for seed in seeds for spec in specs
+               if not _is_finished(output / "cells" / cell_name(spec, seed))]
+    return rows, pending
+
+
+def _common_seeds(rows: dict[str, dict], label: str, other: str) -> list[int]:
+    """The seeds both rows finished (the base row, seed None, pairs with every seed)."""
+    if other == BASE:
+        return list(rows[label])
+    return [seed for seed in rows[label] if seed in rows.get(other, {})]
+
+
+def _on_common_seeds(rows, arrays, label: str, other: str) -> tuple[dict, dict]:
+    """Both rows' task -> (seeds, examples) arrays restricted to their common seeds, same order."""
+    seeds = _common_seeds(rows, label, other)
+    pick = {name: [list(rows[name]).index(seed) for seed in seeds] for name in (label, other) if name != BASE}
+    mine = {task: values[pick[label]] for task, values in arrays[label].items()}
+    theirs = arrays[other] if other == BASE else {task: values[pick[other]] for task, values in arrays[other].items()}
+    return mine, theirs
 
 
 def _correctness(cells: list[Path], metric: str) -> dict[str, tuple[list, np.ndarray]]:
