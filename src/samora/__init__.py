@@ -1,11 +1,6 @@
 """samora: multi-task mixtures of LoRA experts (SAMoRA and its baselines) for transformers models."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("samora")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0+source"
+from samora.version import __version__
 
 from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
 from samora.config import AdapterConfig, MethodCard, MixtureConfig

