@@ -16,8 +16,9 @@
 #                     internet as requirements/gpu.txt says (pip download ... -r requirements/gpu.txt)
 #   GPU_CHECK_PYTHON  an interpreter that already has those packages: skip the venv step
 #   GPU_CHECK_OUT     results folder (default: gpu_check_results/)
-# The venv (.venv-gpu) sees the system's site-packages, so a CUDA torch already on the machine is
-# used and only what is missing comes from the wheels. samora itself runs from src/ (PYTHONPATH).
+# The venv (.venv-gpu, scripts/lib/install_wheels.sh) sees the system's site-packages, so a CUDA torch
+# already on the machine is used and only what is missing comes from the wheels. samora itself runs
+# from src/ (PYTHONPATH).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ case "${1:-}" in
   --cpu) MODE=cpu ;;
   *) echo "usage: bash scripts/gpu_check.sh [--dry-run|--cpu]" >&2; exit 2 ;;
 esac
-WHEELS=${SAMORA_WHEELS:-wheels}
+source scripts/lib/install_wheels.sh  # WHEELS, the venv and pip commands, require_wheels
 OUT=${GPU_CHECK_OUT:-gpu_check_results}
 TOTAL_S=470  # the whole check stays under 8 minutes
 START=$SECONDS
@@ -68,18 +69,14 @@ step() {
   fi
 }
 
-if [ -z "${GPU_CHECK_PYTHON:-}" ] && [ "$MODE" != dry ] && [ ! -d "$WHEELS" ]; then
-  echo "no wheel folder '$WHEELS': fill it as requirements/gpu.txt says (pip download ...)," \
-       "set SAMORA_WHEELS to it, or set GPU_CHECK_PYTHON to an interpreter that has the packages" >&2
-  exit 2
-fi
+if [ -z "${GPU_CHECK_PYTHON:-}" ] && [ "$MODE" != dry ]; then require_wheels GPU_CHECK_PYTHON; fi
 [ "$MODE" = dry ] || mkdir -p "$OUT"
 if [ -n "${GPU_CHECK_PYTHON:-}" ]; then
   PY=$GPU_CHECK_PYTHON
 else
-  PY=.venv-gpu/bin/python
-  step venv 30 python3 -m venv --system-site-packages .venv-gpu
-  step install 90 "$PY" -m pip install --quiet --no-index --find-links "$WHEELS" -r requirements/gpu.txt
+  PY=$WHEEL_VENV/bin/python
+  step venv 30 "${WHEEL_VENV_COMMAND[@]}"
+  step install 90 "${WHEEL_PIP_INSTALL[@]}" -r requirements/gpu.txt
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 if [ "$MODE" != cpu ] && [ "${#FAILED[@]}" -eq 0 ]; then

