@@ -51,25 +51,25 @@ Factors = tuple[torch.Tensor, torch.Tensor, float]  # (B (d_out, R), A (R, d_in)
 
 
 def _lora_factors(layer, task_id: int | None) -> Factors:
-    return layer.lora_B, layer.lora_A, layer.scaling
+    return layer.lora_B, layer.lora_A, layer.config.scaling
 
 
 def _multilora_factors(layer, task_id: int | None) -> Factors:
     """s_i * (B_i A_i x) = (diag(s_i) B_i) A_i x: n rank-r LoRAs side by side are one of rank n r."""
     a, scaled_b = layer._stacked()  # (n r, d_in), (d_out, n r)
-    return scaled_b, a, layer.scaling
+    return scaled_b, a, layer.config.scaling
 
 
 def _moelora_factors(layer, task_id: int) -> Factors:
     """Expert i owns rank block i of one rank-r LoRA; task t scales that block of B by w_i(t)."""
     a, b = layer._stacked()  # (r, d_in), (d_out, r)
     per_rank = layer.expert_weights()[task_id].repeat_interleave(layer.config.r // layer.config.num_experts)
-    return b * per_rank, a, layer.scaling
+    return b * per_rank, a, layer.config.scaling
 
 
 def _mtllora_factors(layer, task_id: int) -> Factors:
     """M_t = (sum_i p_ti B_i) Lambda_t (d_out, r) after the shared A (r, d_in)."""
-    return layer.task_matrices()[task_id], layer.mtllora_A, layer.scaling
+    return layer.task_matrices()[task_id], layer.mtllora_A, layer.config.scaling
 
 
 FACTORS: dict[str, Callable[[AdapterLayer, int | None], Factors]] = {
