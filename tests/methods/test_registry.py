@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,9 @@ def test_register_refuses_what_is_not_a_method(scratch_registry):
         registry.register(dict, LoRALayer)
     with pytest.raises(ValueError, match=r"unknown method 'nope'; known methods: \['hydralora'"):
         registry.get_method("nope")
+
+
+def test_every_method_has_its_own_golden_test_file():
+    """tests/methods/test_<method>.py holds each method's float64 golden test (see CONTRIBUTING.md)."""
+    here = Path(__file__).parent
+    assert [name for name in samora.METHODS if not (here / f"test_{name}.py").is_file()] == []

@@ -35,6 +35,15 @@ class NotMergeableError(TypeError):
     """Raised when an adapter cannot be folded into fixed weights."""
 
 
+def not_exportable(config: AdapterConfig) -> NotMergeableError:
+    """The error for a method whose update is not one plain LoRA, with the reason."""
+    reason = ("it routes per token: its mixture weights depend on each input, so no fixed weight, "
+              "low-rank or not, reproduces it" if config.merge_kind == "token" else
+              "no exact low-rank factorisation of its update is known to samora")
+    return NotMergeableError(f"method '{config.method}' cannot be exported as a PEFT LoRA: {reason}; "
+                             "serve it with samora (samora.load_adapter)")
+
+
 def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
     """Return ``(in_features, out_features, fan_in_fan_out)`` of a supported linear layer.
 
@@ -63,7 +72,8 @@ class AdapterLayer(nn.Module):
       method that replaces W x (MoORE) overrides these instead of the two above. Every method's
       ``output`` and ``output_reference`` agree (the contract suite checks it);
     - :meth:`aux_losses` and :meth:`combine_aux_losses` (parameter-only regularisers),
-      :meth:`delta_weight` (for merging), :meth:`after_optimizer_step` (state updated once per step);
+      :meth:`delta_weight` (for merging), :meth:`lora_factors` (for export as a PEFT LoRA),
+      :meth:`after_optimizer_step` (state updated once per step);
     - for the analysis: :meth:`expert_outputs` (each expert's own output) and :meth:`task_gate`
       (a learned per-task gate); None where the method has none.
     """
@@ -171,6 +181,17 @@ class AdapterLayer(nn.Module):
             f"{type(self).__name__} routes per token (its mixture weights depend on each input), so it "
             "cannot be folded into fixed weights; keep the adapter unmerged"
         )
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """``(B, A, scale)``, B (d_out, R) and A (R, d_in), with ``scale * B @ A == delta_weight(task_id)``:
+        the update as one plain LoRA, for export to PEFT. The default refuses: only a method whose
+        update is exactly one low-rank product (for a fixed task) overrides it."""
+        raise not_exportable(self.config)
+
+    @classmethod
+    def has_lora_factors(cls) -> bool:
+        """Whether this method overrides :meth:`lora_factors` (its adapters export to PEFT)."""
+        return cls.lora_factors is not AdapterLayer.lora_factors
 
     def after_optimizer_step(self) -> None:
         """Update non-gradient state once per optimizer step (default: nothing)."""

@@ -56,3 +56,7 @@ class LoRALayer(AdapterLayer):
     def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
         """(alpha/r) B A: (d_out, d_in)."""
         return self.lora_B @ self.lora_A * self.config.scaling
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(B, A, alpha / r) as they are: rank r."""
+        return self.lora_B, self.lora_A, self.config.scaling

@@ -137,11 +137,17 @@ class MoELoRALayer(AdapterLayer):
 
     def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
         """(alpha/r) sum_i w_i(t) B_i A_i for one task t: (d_out, d_in)."""
+        b, a, scale = self.lora_factors(task_id)
+        return b @ a * scale
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Expert i owns rank block i of one rank-r LoRA; task t scales that block of B by w_i(t):
+        ([w_1(t) B_1 ... w_E(t) B_E], [A_1; ...; A_E], alpha / r)."""
         if task_id is None or not 0 <= task_id < self.num_tasks:
             raise NotMergeableError(
                 f"MoELoRA's update depends on the task: give a task id in [0, {self.num_tasks}) "
                 f"(samora.merge_for_task(model, task)), got {task_id!r}"
             )
-        a, b = self._stacked()
+        a, b = self._stacked()  # (r, d_in), (d_out, r)
         per_rank = self.expert_weights()[task_id].repeat_interleave(self.config.r // self.config.num_experts)
-        return (b * per_rank) @ a * self.config.scaling
+        return b * per_rank, a, self.config.scaling

@@ -153,9 +153,14 @@ class MTLLoRALayer(AdapterLayer):
 
     def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
         """(alpha/r) (sum_i p_ti B_i) Lambda_t A for one task t: (d_out, d_in)."""
+        b, a, scale = self.lora_factors(task_id)
+        return b @ a * scale
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(M_t, A, alpha / r) for one task t: M_t = (sum_i p_ti B_i) Lambda_t (d_out, r) after the shared A."""
         if task_id is None or not 0 <= task_id < self.num_tasks:
             raise NotMergeableError(
                 f"MTL-LoRA's update depends on the task: give a task id in [0, {self.num_tasks}) "
                 f"(samora.merge_for_task(model, task)), got {task_id!r}"
             )
-        return self.task_matrices()[task_id] @ self.mtllora_A * self.config.scaling
+        return self.task_matrices()[task_id], self.mtllora_A, self.config.scaling

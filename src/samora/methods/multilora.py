@@ -94,3 +94,9 @@ class MultiLoRALayer(AdapterLayer):
         """(alpha/r) sum_i diag(s_i) B_i A_i: (d_out, d_in)."""
         a, b = self._stacked()
         return b @ a * self.config.scaling
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """s_i * (B_i A_i x) = (diag(s_i) B_i) A_i x: n rank-r LoRAs side by side are one of rank n r,
+        ([diag(s_1) B_1 ... diag(s_n) B_n], [A_1; ...; A_n], alpha / r)."""
+        a, scaled_b = self._stacked()  # (n r, d_in), (d_out, n r)
+        return scaled_b, a, self.config.scaling
