@@ -116,3 +116,11 @@ def test_the_library_imports_no_private_name_from_another_module():
                 offenders += [f"{path.relative_to(SRC)}: {alias.name}" for alias in node.names
                               if alias.name.startswith("_") and alias.name != "__version__"]
     assert offenders == []
+
+
+def test_field_rules_returns_a_copy_the_caller_may_change():
+    rules = field_rules(samora.LoRAConfig)
+    rules.clear()
+    assert "r" in field_rules(samora.LoRAConfig)
+    with pytest.raises(ValueError, match="^r must be a positive int"):
+        samora.LoRAConfig(r=0)

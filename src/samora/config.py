@@ -156,7 +156,6 @@ def task_embedding_size(default: int) -> Any:
     return setting(default, ge=1)
 
 
-@functools.cache
 def field_rules(config_cls: type) -> dict[str, Rule]:
     """Field name -> :class:`Rule` for every field of ``config_cls`` with a checked
     type (int, float, bool, str, or one of these or None), in field order.
@@ -164,6 +163,11 @@ def field_rules(config_cls: type) -> dict[str, Rule]:
     The rule joins the annotation's type with the bounds or choices declared by :func:`setting` on
     the field, or on the nearest base class that declared one for that name.
     """
+    return dict(_rules_of(config_cls))  # a copy: the cached table stays as declared
+
+
+@functools.cache
+def _rules_of(config_cls: type) -> dict[str, Rule]:
     hints = typing.get_type_hints(config_cls)
     rules = {}
     for item in dataclasses.fields(config_cls):
@@ -197,7 +201,7 @@ def _checked_type(hint: Any) -> tuple[type | None, bool]:
 def validate_fields(config: Any, names: list[str] | None = None) -> None:
     """Check each field of ``config`` (or only ``names``) against its rule; ``ValueError`` naming the
     first field that fails, what it accepts, and the value given."""
-    for name, rule in field_rules(type(config)).items():
+    for name, rule in _rules_of(type(config)).items():
         if names is None or name in names:
             problem = rule.violation(name, getattr(config, name))
             if problem:
