@@ -26,7 +26,7 @@ from samora.routing import RoutingState
 def all_tasks_delta(layer: MTLLoRALayer, x: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
     """The former MTL-LoRA path: every task's M_t, then one per example."""
     matrices = layer.task_matrices()[task_ids]
-    return torch.bmm(x @ layer.mtllora_A.T, matrices.transpose(1, 2)) * layer.scaling
+    return torch.bmm(x @ layer.mtllora_A.T, matrices.transpose(1, 2)) * layer.config.scaling
 
 
 def build(method: str, num_tasks: int, d: int) -> nn.Module:

@@ -2,7 +2,10 @@
 
 init equals base; only adapter parameters train; save/load is bit-exact; a mixed-task batch equals
 the per-task batches; gradient checkpointing (reentrant and not) gives the same gradients, the
-regularisers' included; generate works with beams and task ids; a bf16 base stays finite.
+regularisers' included; generate works with beams and task ids; a bf16 base stays finite; each
+layer's fast path agrees with its reference path. The cases come from the registry (every method
+in ``samora.METHODS``, see ``method_cases.contract_cases``), and a registered method without a case
+fails.
 
 By default on CPU in float32. ``SAMORA_TEST_DEVICE=cuda SAMORA_TEST_DTYPE=bfloat16`` runs the same
 suite with the base models on that device and in that dtype (adapters stay float32, as always):
@@ -19,12 +22,13 @@ import inspect
 import pytest
 import torch
 from conftest import ARCHS, TARGETS, TEST_DEVICE, TEST_DTYPE, enable_checkpointing, tiny_model
-from method_cases import CASES, INIT_TOLERANCE
+from method_cases import INIT_TOLERANCE, METHOD_CASES, contract_cases, missing_cases
 
 import samora
 
 TASKS = ["alpha", "beta", "gamma"]
-CASE_NAMES = sorted(CASES)
+CASES = contract_cases(samora.METHODS)  # every registered method, and its variants
+CASE_NAMES = list(CASES)
 FULL_PRECISION = TEST_DTYPE == torch.float32
 REDUCED_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa: ~4e-3 relative per rounding
 
@@ -60,6 +64,54 @@ def perturb(model, seed: int = 0, scale: float = 0.1) -> None:
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.add_(scale * torch.randn(parameter.shape, generator=generator).to(parameter))
+
+
+def test_every_registered_method_has_a_case():
+    assert missing_cases(samora.METHODS) == [], "add a case to METHOD_CASES in tests/method_cases.py"
+    for method, cases in METHOD_CASES.items():
+        assert method in samora.METHODS, f"METHOD_CASES names {method!r}, which is not a registered method"
+        assert {build(list(TASKS)).method for build in cases.values()} == {method}, method
+
+
+def test_a_registered_method_without_a_case_is_caught(monkeypatch):
+    """Register a new method the way a method file does; the suite then has a failing case for it."""
+    from samora.methods import registry
+    from samora.methods.lora import LoRALayer
+
+    monkeypatch.setattr(registry, "METHODS", dict(registry.METHODS))
+
+    @dataclasses.dataclass
+    class UncoveredConfig(samora.LoRAConfig):
+        method = "uncovered"
+
+    @registry.register(UncoveredConfig)
+    class UncoveredLayer(LoRALayer):
+        pass
+
+    assert registry.METHODS["uncovered"] == (UncoveredConfig, UncoveredLayer)
+    assert missing_cases(registry.METHODS) == ["uncovered"]
+    cases = contract_cases(registry.METHODS)
+    with pytest.raises(pytest.fail.Exception, match="'uncovered' is registered but has no case"):
+        cases["uncovered (no case)"](list(TASKS))
+    assert set(cases) >= set(CASES)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_fast_path_agrees_with_reference_path(case):
+    """``output`` (the fast path a forward takes) equals ``output_reference`` on random inputs, task ids
+    including an unseen one where the method has a route for it, with every parameter off its init."""
+    model = adapted(case)
+    perturb(model)
+    model.eval()
+    config = model.samora_adapter.config
+    task_ids = torch.tensor([0, 2, 1] if config.requires_task else [0, -1, 2], device=TEST_DEVICE)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, layer in model.samora_adapter.layers.items():
+            dtype = layer.base_layer.weight.dtype
+            x = torch.randn(3, 5, layer.in_features, generator=generator).to(TEST_DEVICE, dtype)
+            fast, reference = layer.output(x, task_ids), layer.output_reference(x, task_ids)
+            assert_close(fast.to(reference.dtype), reference, atol=1e-5, rtol=1e-5, message=name)
 
 
 @pytest.mark.parametrize("arch", ARCHS)

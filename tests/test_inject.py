@@ -79,3 +79,37 @@ def test_task_agnostic_lora_ignores_task_ids_when_it_has_no_tasks(input_ids):
 def test_new_layers_follow_the_model_train_eval_mode():
     model = samora.get_model(tiny_model().eval(), samora.LoRAConfig())
     assert not any(layer.training for layer in model.samora_adapter.layers.values())
+
+
+def test_the_callers_config_is_not_mutated():
+    config = samora.SAMoRAConfig(tasks=["a", "b"])
+    before = config.to_dict()
+    model = tiny_model()
+    model.name_or_path = "tiny/llama"
+    samora.get_model(model, config)
+    assert config.to_dict() == before and config.base_model is None
+    kept = samora.adapter_of(model).config
+    assert kept is not config and kept.base_model == "tiny/llama"
+    assert {k: v for k, v in kept.to_dict().items() if k != "base_model"} == {
+        k: v for k, v in before.items() if k != "base_model"}
+    named = samora.LoRAConfig(base_model="my/base")
+    assert samora.adapter_of(samora.get_model(tiny_model(), named)).config.base_model == "my/base"
+    assert named.base_model == "my/base"
+
+
+def test_bound_methods_are_plain_wrappers_with_the_class_signatures():
+    """forward takes the class forward's parameters plus task_ids; generate has the class's own
+    signature, name and doc; save_pretrained and push_to_hub refuse, saying what to use instead."""
+    import inspect
+
+    model = samora.get_model(tiny_model(), samora.LoRAConfig())
+    cls = type(model)
+    forward = inspect.signature(model.forward).parameters
+    assert "task_ids" in forward and set(inspect.signature(cls.forward.__get__(model)).parameters) < set(forward)
+    assert forward["task_ids"].kind is inspect.Parameter.KEYWORD_ONLY and forward["task_ids"].default is None
+    assert inspect.signature(model.generate) == inspect.signature(cls.generate.__get__(model))
+    assert model.generate.__name__ == "generate" and model.generate.__doc__ == cls.generate.__doc__
+    for name in ("save_pretrained", "push_to_hub"):
+        with pytest.raises(RuntimeError, match="samora.save_adapter"):
+            getattr(model, name)("/nonexistent")
+    assert model.forward.__func__ is not samora.get_model(tiny_model(), samora.LoRAConfig()).forward.__func__

@@ -193,3 +193,9 @@ def test_gpt2_conv1d_layers_export_too(tmp_path, input_ids):
         expected = model(input_ids=input_ids).logits
         assert (loaded(input_ids=input_ids).logits - expected).abs().max() < TOLERANCE
         assert (tiny_model("gpt2")(input_ids=input_ids).logits - expected).abs().max() > 1e-2
+
+
+def test_the_exportable_methods_are_those_whose_layer_gives_lora_factors():
+    exportable = {name for name, (_, layer_class) in samora.METHODS.items() if layer_class.has_lora_factors()}
+    assert exportable == {CASES[case](TASKS).method for case in EXPORTABLE}
+    assert not exportable & {CASES[case](TASKS).method for case in TOKEN_ROUTED}

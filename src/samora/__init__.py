@@ -3,7 +3,7 @@
 from samora.version import __version__
 
 from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
-from samora.config import AdapterConfig, MethodCard, MixtureConfig
+from samora.config import AdapterConfig, MethodCard, MixtureConfig, ScaledConfig
 from samora.inject import (
     adapter_of,
     get_model,
@@ -12,34 +12,24 @@ from samora.inject import (
     unload,
 )
 from samora.merging import merge, merge_for_task
-from samora.methods import METHODS, NotMergeableError, get_method
-from samora.methods.hydralora import HydraLoRAConfig
-from samora.methods.lora import LoRAConfig
-from samora.methods.moelora import MoELoRAConfig
-from samora.methods.moore import MoOREConfig
-from samora.methods.mtllora import MTLLoRAConfig
-from samora.methods.multilora import MultiLoRAConfig
-from samora.methods.samora import SAMoRAConfig
-from samora.methods.smora import SMoRAConfig
+from samora.methods import METHODS, NotMergeableError, get_method, public_configs
 from samora.peft_format import export_peft, load_peft_lora
 from samora.persistence import load_adapter, read_adapter_config, save_adapter
 from samora.routing import UNSEEN_TASK
 
+# Every registered method's config class, by its class name (samora.LoRAConfig, samora.SAMoRAConfig...):
+# read from the registry, so a new method file is exported without an edit here.
+_METHOD_CONFIGS = public_configs()
+globals().update(_METHOD_CONFIGS)
+
 __all__ = [
-    "METHODS",
-    "UNSEEN_TASK",
     "AdapterConfig",
-    "HydraLoRAConfig",
-    "LoRAConfig",
-    "MTLLoRAConfig",
+    "METHODS",
     "MethodCard",
     "MixtureConfig",
-    "MoELoRAConfig",
-    "MoOREConfig",
-    "MultiLoRAConfig",
     "NotMergeableError",
-    "SAMoRAConfig",
-    "SMoRAConfig",
+    "ScaledConfig",
+    "UNSEEN_TASK",
     "__version__",
     "adapter_of",
     "adapter_parameter_count",
@@ -57,4 +47,5 @@ __all__ = [
     "save_adapter",
     "trainable_parameters",
     "unload",
+    *sorted(_METHOD_CONFIGS),
 ]

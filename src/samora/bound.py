@@ -78,33 +78,35 @@ def _rows_per_example(model: nn.Module, kwargs: dict) -> int:
     return max(int(beams), int(returned))
 
 
-def _refuse_save_pretrained(self, *args, **kwargs):
+SAVE_REFUSAL = (
+    "this model carries a samora adapter, and save_pretrained / push_to_hub would write its adapted "
+    "linears under names from_pretrained does not know (the base's weights would reload at random). "
+    "Save the adapter with samora.save_adapter(model, folder) and reload it with "
+    "samora.load_adapter(base_model, folder); for a plain transformers checkpoint, fold a mergeable "
+    "adapter in first with samora.merge(model) (or samora.merge_for_task(model, task)), or save the "
+    "base alone after samora.unload(model)"
+)
+
+
+def save_pretrained(self, *args, **kwargs):
     """Refused on an adapted model; see the error message for what to use instead."""
-    raise RuntimeError(
-        "this model carries a samora adapter, and save_pretrained / push_to_hub would write its adapted "
-        "linears under names from_pretrained does not know (the base's weights would reload at random). "
-        "Save the adapter with samora.save_adapter(model, folder) and reload it with "
-        "samora.load_adapter(base_model, folder); for a plain transformers checkpoint, fold a mergeable "
-        "adapter in first with samora.merge(model) (or samora.merge_for_task(model, task)), or save the "
-        "base alone after samora.unload(model)"
-    )
+    raise RuntimeError(SAVE_REFUSAL)
+
+
+def push_to_hub(self, *args, **kwargs):
+    """Refused on an adapted model; see the error message for what to use instead."""
+    raise RuntimeError(SAVE_REFUSAL)
 
 
 def bind(model: nn.Module) -> None:
     """Bind forward, generate (when the class generates), save_pretrained and push_to_hub on ``model``."""
-    model.forward = types.MethodType(_with_task_ids_signature(type(model).forward), model)
     cls = type(model)
-    for name, function in (("generate", _adapted_generate), ("save_pretrained", _refuse_save_pretrained),
-                           ("push_to_hub", _refuse_save_pretrained)):
-        original = getattr(cls, name, None)
-        if original is None:
-            continue
-        bound = types.FunctionType(function.__code__, function.__globals__, name)
-        if function is _adapted_generate:
-            functools.update_wrapper(bound, original)  # generate's signature and doc
-        else:
-            bound.__doc__ = function.__doc__
-        setattr(model, name, types.MethodType(bound, model))
+    model.forward = types.MethodType(_forward_with_task_ids(cls.forward), model)
+    if getattr(cls, "generate", None) is not None:
+        model.generate = types.MethodType(_generate_with_task_ids(cls.generate), model)
+    for refusal in (save_pretrained, push_to_hub):
+        if getattr(cls, refusal.__name__, None) is not None:
+            setattr(model, refusal.__name__, types.MethodType(refusal, model))
 
 
 def unbind(model: nn.Module) -> None:
@@ -114,14 +116,28 @@ def unbind(model: nn.Module) -> None:
             delattr(model, name)
 
 
-def _with_task_ids_signature(class_forward):
-    """:func:`_adapted_forward` under the class forward's signature plus a keyword ``task_ids``."""
+def _forward_with_task_ids(class_forward):
+    """:func:`_adapted_forward` under the class forward's signature plus a keyword ``task_ids``.
+
+    The signature is what ``generate`` checks its keyword arguments against and what the Trainer
+    reads to keep dataset columns, so ``task_ids`` must appear in it.
+    """
+    def forward(self, *args, task_ids=None, **kwargs):
+        return _adapted_forward(self, *args, task_ids=task_ids, **kwargs)
+
     signature = inspect.signature(class_forward)
     parameters = list(signature.parameters.values())
     task_ids = inspect.Parameter("task_ids", inspect.Parameter.KEYWORD_ONLY, default=None)
     at = next((i for i, p in enumerate(parameters) if p.kind is p.VAR_KEYWORD), len(parameters))
-    function = types.FunctionType(_adapted_forward.__code__, _adapted_forward.__globals__, "forward")
-    function.__signature__ = signature.replace(parameters=parameters[:at] + [task_ids] + parameters[at:])
-    function.__doc__ = _adapted_forward.__doc__
-    function.__kwdefaults__ = dict(_adapted_forward.__kwdefaults__)
-    return function
+    forward.__signature__ = signature.replace(parameters=parameters[:at] + [task_ids] + parameters[at:])
+    forward.__doc__ = _adapted_forward.__doc__
+    return forward
+
+
+def _generate_with_task_ids(class_generate):
+    """:func:`_adapted_generate` under the class generate's name, signature and doc."""
+    @functools.wraps(class_generate)
+    def generate(self, *args, **kwargs):
+        return _adapted_generate(self, *args, **kwargs)
+
+    return generate

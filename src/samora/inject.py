@@ -8,6 +8,7 @@ generate that take ``task_ids``, and a save_pretrained / push_to_hub that refuse
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -173,7 +174,9 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
 
     Args:
         model: any ``transformers`` PreTrainedModel (or nn.Module with linear layers).
-        config: a method config (``SAMoRAConfig(...)``, ``LoRAConfig(...)``...).
+        config: a method config (``SAMoRAConfig(...)``, ``LoRAConfig(...)``...). It is not changed: the
+            adapter keeps a copy (``adapter_of(model).config``), with ``base_model`` filled in from
+            ``model.name_or_path`` when it is None.
         adapter_dtype: dtype of the adapter's parameters; float32 by default even for a bf16 base.
         init_weights: False leaves the adapter uninitialised, for loading saved weights right after.
     """
@@ -181,8 +184,9 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
         raise ValueError("this model already has a samora adapter; call samora.unload(model) first")
     _, layer_class = get_method(config.method)
     targets = find_targets(model, config.target_modules)
-    if config.base_model is None:
-        config.base_model = getattr(model, "name_or_path", None) or None
+    # The adapter keeps its own copy, with the base recorded; the caller's config is left as it was.
+    base_model = config.base_model if config.base_model is not None else getattr(model, "name_or_path", None) or None
+    config = dataclasses.replace(config, base_model=base_model)
     requires_grad_before = {n: p.requires_grad for n, p in model.named_parameters()}
     state = RoutingState()
     layers = {}

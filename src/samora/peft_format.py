@@ -6,7 +6,8 @@ module, ``base_model.model.<module>.lora_A.weight`` (R, d_in) and ``...lora_B.we
 PEFT computes ``W x + (lora_alpha / R) B A x``; PEFT, transformers' ``load_adapter`` and vLLM's
 LoRA serving all read it.
 
-Which samora adapters are exactly one such LoRA (``scale * B A`` equals the layer's ``delta_weight``):
+Which samora adapters are exactly one such LoRA (``scale * B A`` equals the layer's ``delta_weight``;
+each gives its factors through the layer hook ``AdapterLayer.lora_factors``):
 
 =========  ===========================================================  ========  ============
 method     factors (B: d_out x R, A: R x d_in, scale)                    rank R    lora_alpha
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ from torch import nn
 
 from samora.config import AdapterConfig
 from samora.methods import config_from_dict, get_method
-from samora.methods.base import AdapterLayer, NotMergeableError
+from samora.methods.base import AdapterLayer, not_exportable
 from samora.routing import RoutingState
 
 CONFIG_NAME = "adapter_config.json"
@@ -50,49 +50,17 @@ NOT_PEFT_TYPE = ("SAMORA: a samora adapter, not a PEFT one. Load it with samora.
 Factors = tuple[torch.Tensor, torch.Tensor, float]  # (B (d_out, R), A (R, d_in), scale)
 
 
-def _lora_factors(layer, task_id: int | None) -> Factors:
-    return layer.lora_B, layer.lora_A, layer.scaling
-
-
-def _multilora_factors(layer, task_id: int | None) -> Factors:
-    """s_i * (B_i A_i x) = (diag(s_i) B_i) A_i x: n rank-r LoRAs side by side are one of rank n r."""
-    a, scaled_b = layer._stacked()  # (n r, d_in), (d_out, n r)
-    return scaled_b, a, layer.scaling
-
-
-def _moelora_factors(layer, task_id: int) -> Factors:
-    """Expert i owns rank block i of one rank-r LoRA; task t scales that block of B by w_i(t)."""
-    a, b = layer._stacked()  # (r, d_in), (d_out, r)
-    per_rank = layer.expert_weights()[task_id].repeat_interleave(layer.config.r // layer.config.num_experts)
-    return b * per_rank, a, layer.scaling
-
-
-def _mtllora_factors(layer, task_id: int) -> Factors:
-    """M_t = (sum_i p_ti B_i) Lambda_t (d_out, r) after the shared A (r, d_in)."""
-    return layer.task_matrices()[task_id], layer.mtllora_A, layer.scaling
-
-
-FACTORS: dict[str, Callable[[AdapterLayer, int | None], Factors]] = {
-    "lora": _lora_factors, "multilora": _multilora_factors,
-    "moelora": _moelora_factors, "mtllora": _mtllora_factors,
-}
-
-
 def check_exportable(config: AdapterConfig) -> None:
-    """Raise :class:`NotMergeableError` with the reason when ``config``'s method has no PEFT LoRA form."""
-    if config.method in FACTORS:
-        return
-    reason = ("it routes per token: its mixture weights depend on each input, so no fixed weight, "
-              "low-rank or not, reproduces it" if config.merge_kind == "token" else
-              "no exact low-rank factorisation of its update is known to samora")
-    raise NotMergeableError(f"method '{config.method}' cannot be exported as a PEFT LoRA: {reason}; "
-                            "serve it with samora (samora.load_adapter)")
+    """Raise :class:`NotMergeableError` with the reason when ``config``'s method has no PEFT LoRA form
+    (its layer does not provide :meth:`~samora.methods.base.AdapterLayer.lora_factors`)."""
+    if not get_method(config.method)[1].has_lora_factors():
+        raise not_exportable(config)
 
 
 def lora_factors(layer: AdapterLayer, task_id: int | None = None) -> Factors:
     """``(B, A, scale)`` with ``scale * B @ A == layer.delta_weight(task_id)`` (see the module table)."""
     check_exportable(layer.config)
-    return FACTORS[layer.config.method](layer, task_id)
+    return layer.lora_factors(task_id)
 
 
 def peft_lora(layers: dict[str, AdapterLayer], config: AdapterConfig, task_id: int | None = None) -> tuple[dict, dict]:

@@ -151,6 +151,19 @@ def test_expert_outputs_recompose_the_layer_update():
     assert torch.allclose(mixed, layer.delta(x, task_ids), atol=1e-5)
 
 
+def test_the_analysis_reads_the_layer_hooks_not_the_method_class():
+    """Expert outputs and task gates come from AdapterLayer.expert_outputs / task_gate: None by
+    default (HydraLoRA has no task gate and no expert outputs here), a method's own where it gives them."""
+    torch.manual_seed(0)
+    hydra = samora.get_model(tiny_model(), samora.HydraLoRAConfig(r=4, num_experts=3, tasks=TASKS))
+    layer = next(iter(hydra.samora_adapter.layers.values()))
+    assert expert_outputs(layer, torch.randn(2, layer.in_features)) is None and task_gate_values(hydra) == {}
+    gated = samora_model()
+    names = set(gated.samora_adapter.layers)
+    assert set(task_gate_values(gated)) == names
+    assert set(task_gate_values(samora_model(scaling=False))) == set()  # g_task = 1: no gate to show
+
+
 def test_separation_score():
     generator = torch.Generator().manual_seed(0)
     noise = 0.01 * torch.randn(50, 3, 8, generator=generator)

@@ -108,7 +108,7 @@ def test_task_ids_are_ignored():
 def test_invalid_router_options_name_the_field():
     with pytest.raises(ValueError, match="router must be 'linear' or 'mlp'"):
         HydraLoRAConfig(router="cosine")
-    with pytest.raises(ValueError, match="router_hidden must be a positive int"):
+    with pytest.raises(ValueError, match=r"router_hidden \(hidden width of the MLP router\) must be a positive int, got 0"):
         HydraLoRAConfig(router="mlp", router_hidden=0)
 
 

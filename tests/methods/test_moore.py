@@ -66,7 +66,15 @@ def test_fast_path_matches_direct_reference(shape):
     x = torch.randn(3, 5, shape[0])
     task_ids = torch.tensor([1, -1, 0])
     moore.state.task_ids = task_ids
-    assert torch.allclose(moore(x), moore.forward_reference(x, task_ids), atol=1e-5, rtol=1e-5)
+    assert torch.allclose(moore(x), moore.output_reference(x, task_ids), atol=1e-5, rtol=1e-5)
+
+
+def test_forward_reference_is_a_deprecated_alias_of_output_reference():
+    moore = layer(dtype=torch.float32, seed=3)
+    x, task_ids = torch.randn(2, 3, moore.in_features), torch.tensor([0, -1])
+    with pytest.warns(DeprecationWarning, match="output_reference"):
+        old = moore.forward_reference(x, task_ids)
+    assert torch.equal(old, moore.output_reference(x, task_ids))
 
 
 def test_fast_path_never_builds_per_direction_outputs():
@@ -78,7 +86,7 @@ def test_fast_path_never_builds_per_direction_outputs():
         with LargestTensor() as fast:
             moore(x)
         with LargestTensor() as reference:
-            moore.forward_reference(x, task_ids)
+            moore.output_reference(x, task_ids)
     one_example_per_direction = 3 * 6 * 40
     assert reference.largest >= one_example_per_direction > fast.largest
 
@@ -224,7 +232,7 @@ def test_generate_path_with_folded_rotation_matches_the_reference(task_ids):
     with torch.no_grad():
         folded = moore(x)
         assert ("", "rotated_V_and_router") in moore.state.constants  # the folded path ran
-        assert torch.allclose(folded, moore.forward_reference(x, task_ids), atol=1e-12, rtol=0)
+        assert torch.allclose(folded, moore.output_reference(x, task_ids), atol=1e-12, rtol=0)
         assert torch.allclose(moore(x), folded, atol=0, rtol=0)  # second token: kept values
 
 
@@ -235,7 +243,7 @@ def test_training_path_gradients_match_the_reference():
     for path in ("fast", "reference"):
         moore = layer(seed=6)
         moore.state.task_ids = task_ids
-        out = moore(x) if path == "fast" else moore.forward_reference(x, task_ids)
+        out = moore(x) if path == "fast" else moore.output_reference(x, task_ids)
         out.square().sum().backward()
         grads.append({n: p.grad for n, p in moore.named_parameters() if n.startswith("moore_")})
     for name, grad in grads[0].items():

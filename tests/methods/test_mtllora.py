@@ -157,7 +157,7 @@ def test_distinct_task_path_matches_the_all_tasks_path(transform):
         if path == "distinct":
             out = layer.delta(x, task_ids)
         else:
-            out = torch.bmm(x @ layer.mtllora_A.T, layer.task_matrices()[task_ids].transpose(1, 2)) * layer.scaling
+            out = torch.bmm(x @ layer.mtllora_A.T, layer.task_matrices()[task_ids].transpose(1, 2)) * layer.config.scaling
         out.square().sum().backward()
         results.append([out.detach(), *[p.grad.clone() for n, p in layer.named_parameters() if n.startswith("mtllora_")]])
     for distinct, everything in zip(*results):

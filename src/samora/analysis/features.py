@@ -14,8 +14,9 @@ overall centroid, over the mean squared distance of each point to its own expert
 full d_out space (a Fisher ratio). 0 means the experts are indistinguishable; values well above 1
 mean separated clusters. It is None when all outputs are zero (B = 0 at initialisation).
 
-A method exposes its experts by giving its layer a method ``expert_outputs(x) -> (..., N, d_out)``;
-SAMoRA's layer is read directly from its parameters.
+A method exposes its experts through the layer hook ``AdapterLayer.expert_outputs(x) -> (..., N,
+d_out)`` and its task gate through ``AdapterLayer.task_gate(task_ids)``; both return None for a
+method without them, which the analysis then leaves out.
 """
 
 from __future__ import annotations
@@ -24,19 +25,12 @@ import torch
 from torch import nn
 
 from samora.inject import AdapterHandle, adapter_of
-from samora.methods.samora import SAMoRALayer
+from samora.methods import AdapterLayer
 
 
-def expert_outputs(layer: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+def expert_outputs(layer: AdapterLayer, x: torch.Tensor) -> torch.Tensor | None:
     """Each expert's output on inputs x (..., d_in): (..., N, d_out), or None if the method has none."""
-    if hasattr(layer, "expert_outputs"):
-        return layer.expert_outputs(x)
-    if isinstance(layer, SAMoRALayer):
-        z = x.to(layer.adapter_dtype) @ layer.samora_A.T  # (..., r), eq. (3)
-        if layer.config.scaling:
-            z = z * layer.samora_S  # S A x, eq. (5)
-        return torch.einsum("...r,nor->...no", z, layer.samora_B)  # B_i (S A x), eq. (2)
-    return None
+    return layer.expert_outputs(x)
 
 
 def pca_2d(points: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
@@ -80,7 +74,7 @@ def gate_values_of(handle: AdapterHandle) -> dict[str, dict[str, float]]:
     tasks = handle.config.tasks
     values = {}
     for name, layer in handle.layers.items():
-        if not hasattr(layer, "task_gate") or not tasks:
+        if not tasks:
             continue
         ids = torch.arange(-1, len(tasks), device=layer.device)
         gates = layer.task_gate(ids)

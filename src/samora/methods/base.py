@@ -7,11 +7,13 @@
       └──► dropout ──► delta(x, task_ids)  (method-specific) ─┘
 ```
 
-Every method implements :meth:`AdapterLayer.delta`. The adapter's parameters live in float32 (or
-whatever ``adapter_dtype`` says) whatever the base dtype, so a bf16 base keeps full-precision adapter
-weights, as PEFT does; the input is cast to the adapter dtype and the update cast back to the output
-dtype. Parameter names carry the method prefix (``samora_A``, ``lora_B``) so a state dict explains
-itself.
+Every method implements :meth:`AdapterLayer.delta` and its plain twin
+:meth:`AdapterLayer.delta_reference`, or, when it replaces W x rather than adding to it (MoORE),
+:meth:`AdapterLayer.output` and :meth:`AdapterLayer.output_reference`. The adapter's parameters live
+in float32 (or whatever ``adapter_dtype`` says) whatever the base dtype, so a bf16 base keeps
+full-precision adapter weights, as PEFT does; the input is cast to the adapter dtype and the update
+cast back to the output dtype. Parameter names carry the method prefix (``samora_A``, ``lora_B``) so
+a state dict explains itself.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ class NotMergeableError(TypeError):
     """Raised when an adapter cannot be folded into fixed weights."""
 
 
+def not_exportable(config: AdapterConfig) -> NotMergeableError:
+    """The error for a method whose update is not one plain LoRA, with the reason."""
+    reason = ("it routes per token: its mixture weights depend on each input, so no fixed weight, "
+              "low-rank or not, reproduces it" if config.merge_kind == "token" else
+              "no exact low-rank factorisation of its update is known to samora")
+    return NotMergeableError(f"method '{config.method}' cannot be exported as a PEFT LoRA: {reason}; "
+                             "serve it with samora (samora.load_adapter)")
+
+
 def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
     """Return ``(in_features, out_features, fan_in_fan_out)`` of a supported linear layer.
 
@@ -49,11 +60,22 @@ def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
 
 
 class AdapterLayer(nn.Module):
-    """Wraps a frozen linear; ``forward(x) = base(x) + delta(dropout(x), task_ids)``.
+    """Wraps a frozen linear; ``forward(x) = output(x, task_ids) = base(x) + delta(dropout(x), task_ids)``.
 
-    Subclasses set ``prefix`` and implement :meth:`delta`; they may override :meth:`aux_losses`
-    (parameter-only regularisers), :meth:`delta_weight` (for merging) and
-    :meth:`after_optimizer_step` (state updated once per step).
+    The hooks a method provides (every one has a default here, except :meth:`delta` and
+    :meth:`reset_parameters`):
+
+    - :meth:`delta`, the update added to W x (the fast path), and :meth:`delta_reference`, the same
+      function computed plainly, for the tests (no default: a method whose ``delta`` is already its
+      plain equation says so with ``delta_reference = delta``);
+    - :meth:`output` and :meth:`output_reference`: the layer's whole output, ``base(x) + delta``; a
+      method that replaces W x (MoORE) overrides these instead of the two above. Every method's
+      ``output`` and ``output_reference`` agree (the contract suite checks it);
+    - :meth:`aux_losses` and :meth:`combine_aux_losses` (parameter-only regularisers),
+      :meth:`delta_weight` (for merging), :meth:`lora_factors` (for export as a PEFT LoRA),
+      :meth:`after_optimizer_step` (state updated once per step);
+    - for the analysis: :meth:`expert_outputs` (each expert's own output) and :meth:`task_gate`
+      (a learned per-task gate); None where the method has none.
     """
 
     prefix: ClassVar[str] = ""
@@ -96,24 +118,53 @@ class AdapterLayer(nn.Module):
         """Initialise the adapter so that the adapted layer equals the base layer (at least in law)."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., in_features) -> (..., out_features); the leading dim of x is the batch."""
-        result = self.base_layer(x, *args, **kwargs)
         if self.disabled:
-            return result
+            return self.base_layer(x)
         task_ids = self.state.task_ids_for(x) if self.config.uses_task else None
-        # Skip the no-op calls (same-dtype casts, dropout in eval mode): per generated token they
-        # add up over every adapted module.
+        return self.output(x, task_ids)
+
+    def output(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """The adapted layer's output ``W x (+ b) + delta(dropout(x), task_ids)``: (..., out_features)."""
+        result = self.base_layer(x)
+        delta = self.delta(self.adapter_input(x), task_ids)
+        return result + (delta if delta.dtype == result.dtype else delta.to(result.dtype))
+
+    def output_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`output` with :meth:`delta_reference` for :meth:`delta`: the plain path, for testing."""
+        result = self.base_layer(x)
+        return result + self.delta_reference(self.adapter_input(x), task_ids).to(result.dtype)
+
+    def adapter_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the adapter dtype, with dropout in training mode: what :meth:`delta` receives.
+
+        The no-op calls (same-dtype casts, dropout in eval mode) are skipped: per generated token
+        they add up over every adapted module.
+        """
         if x.dtype != self.adapter_dtype:
             x = x.to(self.adapter_dtype)
-        if self.dropout.training:
-            x = self.dropout(x)
-        delta = self.delta(x, task_ids)
-        return result + (delta if delta.dtype == result.dtype else delta.to(result.dtype))
+        return self.dropout(x) if self.dropout.training else x
 
     def delta(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """The update added to the frozen output. x: (batch, ..., in) -> (batch, ..., out)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement delta (or output, if it replaces W x)")
+
+    def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`delta` computed plainly (every expert's output, loops over tasks), for testing."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement delta_reference, the plain path its delta is tested "
+            "against (write delta_reference = delta when delta is already the plain equation)"
+        )
+
+    def expert_outputs(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Each expert's own output on inputs x (..., in): (..., N, out), before any router weight
+        or gate; None for a method without experts to compare (the default)."""
+        return None
+
+    def task_gate(self, task_ids: torch.Tensor | None) -> torch.Tensor | None:
+        """The learned gate of each example's task, (batch,); None for a method without one (the default)."""
+        return None
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
         """Unweighted regulariser terms of this layer, computed from parameters only."""
@@ -130,6 +181,17 @@ class AdapterLayer(nn.Module):
             f"{type(self).__name__} routes per token (its mixture weights depend on each input), so it "
             "cannot be folded into fixed weights; keep the adapter unmerged"
         )
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """``(B, A, scale)``, B (d_out, R) and A (R, d_in), with ``scale * B @ A == delta_weight(task_id)``:
+        the update as one plain LoRA, for export to PEFT. The default refuses: only a method whose
+        update is exactly one low-rank product (for a fixed task) overrides it."""
+        raise not_exportable(self.config)
+
+    @classmethod
+    def has_lora_factors(cls) -> bool:
+        """Whether this method overrides :meth:`lora_factors` (its adapters export to PEFT)."""
+        return cls.lora_factors is not AdapterLayer.lora_factors
 
     def after_optimizer_step(self) -> None:
         """Update non-gradient state once per optimizer step (default: nothing)."""

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from samora.config import MethodCard, MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, ScaledConfig, setting
 from samora.methods.base import AdapterLayer, mix_experts, stack_experts
+from samora.methods.registry import register
 
 
 @dataclass
-class HydraLoRAConfig(MixtureConfig):
+class HydraLoRAConfig(ScaledConfig, MixtureConfig):
     """HydraLoRA: ``y = W x + (alpha / r) sum_i softmax(R x)_i B_i A x``.
 
     Attributes:
@@ -52,22 +53,12 @@ class HydraLoRAConfig(MixtureConfig):
         init="A and R kaiming-uniform, B_i = 0",
         parameters="r d_in + N r d_out + N d_in (linear router)",
     )
-    alpha: float = 16.0
-    router: str = "linear"
-    router_hidden: int = 32
-    router_input: str = "dropout"
-
-    def validate(self) -> None:
-        super().validate()
-        _check(self.router_input in ("dropout", "input"),
-               f"router_input must be 'dropout' (route on dropout(x)) or 'input' (on x), got {self.router_input!r}")
-        _check(self.router in ("linear", "mlp"), f"router must be 'linear' or 'mlp', got {self.router!r}")
-        _check(
-            isinstance(self.router_hidden, int) and self.router_hidden >= 1,
-            f"router_hidden must be a positive int (hidden width of the MLP router), got {self.router_hidden!r}",
-        )
+    router: str = setting("linear", choices=("linear", "mlp"))
+    router_hidden: int = setting(32, ge=1, meaning="hidden width of the MLP router")
+    router_input: str = setting("dropout", choices={"dropout": "route on dropout(x)", "input": "on x"})
 
 
+@register(HydraLoRAConfig)
 class HydraLoRALayer(AdapterLayer):
     """``delta(x) = (alpha / r) sum_i g_i(x) B_i A x`` with ``g(x) = softmax(R x)`` over N heads.
 
@@ -90,7 +81,6 @@ class HydraLoRALayer(AdapterLayer):
             self.hydralora_router = self.adapter_parameter(n, config.router_hidden)
         else:
             self.hydralora_router = self.adapter_parameter(n, self.in_features)
-        self.scaling = config.alpha / config.r
         # router_input="input": the base forward passes the clean x and only A's input is dropped out.
         self.latent_dropout = nn.Identity()
         if config.router_input == "input":
@@ -123,10 +113,10 @@ class HydraLoRALayer(AdapterLayer):
         """
         gates, h = self._latent(x)
         stacked = self.constant("stacked_B", lambda: stack_experts(self.hydralora_B))
-        return mix_experts(gates, h, stacked) * self.scaling
+        return mix_experts(gates, h, stacked) * self.config.scaling
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every head's full output, then the weighted sum."""
         gates, h = self._latent(x)
         outputs = torch.stack([h @ b.T for b in self.hydralora_B], dim=-2)  # (batch, ..., N, d_out)
-        return (gates.unsqueeze(-1) * outputs).sum(-2) * self.scaling
+        return (gates.unsqueeze(-1) * outputs).sum(-2) * self.config.scaling

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from samora.config import MethodCard, MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, ScaledConfig, task_embedding_size
 from samora.methods.base import AdapterLayer, NotMergeableError, per_example, require_task_ids
+from samora.methods.registry import register
 
 
 @dataclass
-class MoELoRAConfig(MixtureConfig):
+class MoELoRAConfig(ScaledConfig, MixtureConfig):
     """MoELoRA: ``y = W x + (alpha / r) sum_i softmax(W_g e_t)_i B_i A_i x``, rank r/E per expert.
 
     Defaults are the public scripts' settings (r = 16 split over E = 8 experts, d_te = 64), with
@@ -56,19 +57,19 @@ class MoELoRAConfig(MixtureConfig):
     r: int = 16
     num_experts: int = 8
     alpha: float = 32.0
-    task_dim: int = 64
+    task_dim: int = task_embedding_size(64)
 
     def validate(self) -> None:
         super().validate()
-        _check(
-            self.r % self.num_experts == 0,
-            f"r must be divisible by num_experts (each of the {self.num_experts} experts gets rank "
-            f"r / num_experts), got r={self.r}; choose r from "
-            f"{[self.num_experts * k for k in (1, 2, 4)]} or change num_experts",
-        )
-        _check(isinstance(self.task_dim, int) and self.task_dim >= 1, f"task_dim must be a positive int, got {self.task_dim!r}")
+        if self.r % self.num_experts:
+            raise ValueError(
+                f"r must be divisible by num_experts (each of the {self.num_experts} experts gets rank "
+                f"r / num_experts), got r={self.r}; choose r from "
+                f"{[self.num_experts * k for k in (1, 2, 4)]} or change num_experts"
+            )
 
 
+@register(MoELoRAConfig)
 class MoELoRALayer(AdapterLayer):
     """``delta(x) = (alpha / r) sum_i w_i(t) B_i A_i x`` with ``w(t) = softmax(W_g e_t)``.
 
@@ -88,7 +89,6 @@ class MoELoRALayer(AdapterLayer):
         self.moelora_B = self.adapter_parameter(e, self.out_features, k)
         self.moelora_task_embedding = self.adapter_parameter(self.num_tasks, config.task_dim)
         self.moelora_gate = self.adapter_parameter(e, config.task_dim)
-        self.scaling = config.alpha / config.r
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.moelora_A, mean=0.0, std=0.01)
@@ -126,22 +126,28 @@ class MoELoRALayer(AdapterLayer):
         a, b = self._stacked()
         per_rank = weights.repeat_interleave(self.config.r // self.config.num_experts, dim=-1)  # (batch, r)
         h = x @ a.T  # (batch, ..., r)
-        return ((h * per_example(per_rank, h)) @ b.T) * self.scaling
+        return ((h * per_example(per_rank, h)) @ b.T) * self.config.scaling
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: every expert's LoRA output, weighted by its task weight."""
         task_ids = require_task_ids(task_ids, self.config.method)
         weights = self._weights(task_ids, x)
         outputs = torch.stack([(x @ a.T) @ b.T for a, b in zip(self.moelora_A, self.moelora_B)], dim=-2)
-        return (per_example(weights, outputs[..., 0]).unsqueeze(-1) * outputs).sum(-2) * self.scaling
+        return (per_example(weights, outputs[..., 0]).unsqueeze(-1) * outputs).sum(-2) * self.config.scaling
 
     def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
         """(alpha/r) sum_i w_i(t) B_i A_i for one task t: (d_out, d_in)."""
+        b, a, scale = self.lora_factors(task_id)
+        return b @ a * scale
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Expert i owns rank block i of one rank-r LoRA; task t scales that block of B by w_i(t):
+        ([w_1(t) B_1 ... w_E(t) B_E], [A_1; ...; A_E], alpha / r)."""
         if task_id is None or not 0 <= task_id < self.num_tasks:
             raise NotMergeableError(
                 f"MoELoRA's update depends on the task: give a task id in [0, {self.num_tasks}) "
                 f"(samora.merge_for_task(model, task)), got {task_id!r}"
             )
-        a, b = self._stacked()
+        a, b = self._stacked()  # (r, d_in), (d_out, r)
         per_rank = self.expert_weights()[task_id].repeat_interleave(self.config.r // self.config.num_experts)
-        return (b * per_rank) @ a * self.scaling
+        return b * per_rank, a, self.config.scaling

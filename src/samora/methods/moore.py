@@ -37,14 +37,16 @@ forward (once per ``generate`` call, where H V and G^T are also stacked into one
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samora.config import MethodCard, MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, task_embedding_size
 from samora.methods.base import AdapterLayer, per_example
+from samora.methods.registry import register
 from samora.routing import UNSEEN_TASK
 
 
@@ -74,15 +76,16 @@ class MoOREConfig(MixtureConfig):
         parameters="d_in E + E m + T d_te + d_te m + r d_in, m = min(d_in, d_out)",
     )
     num_experts: int = 128
-    task_dim: int = 64
+    task_dim: int = task_embedding_size(64)
     dropout: float = 0.0
 
     def validate(self) -> None:
         super().validate()
-        _check(self.r % 2 == 0, f"r (the number of Householder reflections) must be even so that they pair up "
-                                f"into H = I at init, got {self.r}")
-        _check(isinstance(self.task_dim, int) and self.task_dim >= 1, f"task_dim must be a positive int, got {self.task_dim!r}")
-        _check(len(self.tasks) > 0, "MoORE learns one embedding per task: give tasks=[...] (the task names in id order)")
+        if self.r % 2:
+            raise ValueError(f"r (the number of Householder reflections) must be even so that they pair up "
+                             f"into H = I at init, got {self.r}")
+        if not self.tasks:
+            raise ValueError("MoORE learns one embedding per task: give tasks=[...] (the task names in id order)")
 
 
 def householder_product(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,6 +101,7 @@ def householder_product(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return unit, torch.linalg.solve_triangular(t_inverse, eye, upper=True)
 
 
+@register(MoOREConfig)
 class MoORELayer(AdapterLayer):
     """``y = U (relu(s + P_up G x + P_task e_t) * V^T H x) + b``, replacing ``W x + b``.
 
@@ -139,11 +143,12 @@ class MoORELayer(AdapterLayer):
         nn.init.normal_(self.moore_task_embedding)
         nn.init.zeros_(self.moore_task_proj)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def output(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """x: (batch, ..., d_in) -> U (relu(s + d) * V^T H x) + b: (batch, ..., d_out).
 
-        Replaces the base class's ``base(x) + delta(x)``: MoORE replaces the frozen W x itself.
-        The router sees dropout(x); the rotated main path does not. Semantics: :meth:`forward_reference`.
+        The output hook instead of the base class's ``base(x) + delta(x)``: MoORE replaces the frozen
+        W x itself. The router sees dropout(x); the rotated main path does not. Semantics:
+        :meth:`output_reference`.
 
         Per token the matmuls are those of the equation and no more: x V and x Y^T (d_in (m + r)),
         (x Y^T) C with C = T Y V (r m), G x and P_up (G x) (E (d_in + m)), U (.) (m d_out). The
@@ -151,10 +156,8 @@ class MoORELayer(AdapterLayer):
         ``generate`` the rotation is folded into V once per call (V_H = H V) and stacked with G^T,
         so each token takes one (d_in x (m + E)) matmul for both.
         """
-        if self.disabled:
-            return self.base_layer(x)
         inputs = x if x.dtype == self.adapter_dtype else x.to(self.adapter_dtype)
-        scales = per_example(self.row_scales(self.state.task_ids_for(x)), inputs[..., :1])  # (batch, .., m)
+        scales = per_example(self.row_scales(task_ids), inputs[..., :1])  # (batch, .., m)
         if self.state.constants is not None and not torch.is_grad_enabled() and not self.dropout.training:
             stacked = self.constant("rotated_V_and_router", self._rotated_V_and_router)  # (d_in, m + E)
             main, routed = (inputs @ stacked).split([self.moore_S.shape[0], self.config.num_experts], dim=-1)
@@ -217,6 +220,12 @@ class MoORELayer(AdapterLayer):
         return (embeddings @ self.moore_task_proj.T)[rows]
 
     def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
+        """Deprecated name of :meth:`output_reference` (kept for one release)."""
+        warnings.warn("MoORELayer.forward_reference is deprecated: call output_reference, the reference-path "
+                      "name every method shares", DeprecationWarning, stacklevel=2)
+        return self.output_reference(x, task_ids)
+
+    def output_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: reflections one at a time, then every rank-one expert's output."""
         rotated = x.to(self.adapter_dtype)
         for vector in F.normalize(self.moore_householder, dim=-1):

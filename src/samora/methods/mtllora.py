@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from samora.config import MethodCard, MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, ScaledConfig, setting
 from samora.methods.base import AdapterLayer, NotMergeableError, per_example, require_task_ids
+from samora.methods.registry import register
 
 
 @dataclass
-class MTLLoRAConfig(MixtureConfig):
+class MTLLoRAConfig(ScaledConfig, MixtureConfig):
     """MTL-LoRA: ``y = W x + (alpha / r) sum_i softmax(w_t / tau)_i B_i Lambda_t A x``.
 
     Defaults are the public scripts' settings: r = 8, alpha = 16, N = 3 up-projections, tau = 0.1.
@@ -49,19 +50,11 @@ class MTLLoRAConfig(MixtureConfig):
         init="A kaiming-uniform, Lambda_t = I, B_i = 0, w_t kaiming-uniform",
         parameters="r d_in + N r d_out + T r^2 + T N (full Lambda_t)",
     )
-    alpha: float = 16.0
-    temperature: float = 0.1
-    task_transform: str = "full"
-
-    def validate(self) -> None:
-        super().validate()
-        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        _check(
-            self.task_transform in ("full", "diagonal"),
-            f"task_transform must be 'full' or 'diagonal', got {self.task_transform!r}",
-        )
+    temperature: float = setting(0.1, gt=0)
+    task_transform: str = setting("full", choices=("full", "diagonal"))
 
 
+@register(MTLLoRAConfig)
 class MTLLoRALayer(AdapterLayer):
     """``delta(x) = (alpha / r) sum_i p_ti B_i Lambda_t A x`` with ``p_t = softmax(w_t / tau)``.
 
@@ -86,7 +79,6 @@ class MTLLoRALayer(AdapterLayer):
             self.mtllora_lambda = self.adapter_parameter(t, r)
         self.mtllora_B = self.adapter_parameter(n, self.out_features, r)
         self.mtllora_mix = self.adapter_parameter(t, n)
-        self.scaling = config.alpha / config.r
 
     def reset_parameters(self) -> None:
         nn.init.kaiming_uniform_(self.mtllora_A, a=math.sqrt(5))
@@ -146,7 +138,7 @@ class MTLLoRALayer(AdapterLayer):
         matrices = self.constant("row_task_matrices", lambda: self.row_task_matrices(task_ids))  # (batch, d_out, r)
         flat = h.reshape(h.shape[0], -1, h.shape[-1])  # (batch, tokens, r)
         out = torch.bmm(flat, matrices.transpose(1, 2))  # (batch, tokens, d_out)
-        return out.reshape(*h.shape[:-1], self.out_features) * self.scaling
+        return out.reshape(*h.shape[:-1], self.out_features) * self.config.scaling
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: per example, Lambda_t A x, every B_i's output, weighted sum."""
@@ -157,13 +149,18 @@ class MTLLoRALayer(AdapterLayer):
             z = (example @ self.mtllora_A.T) @ self.task_transforms()[t].T  # (..., r)
             heads = torch.stack([z @ b.T for b in self.mtllora_B], dim=-2)  # (..., N, d_out)
             outputs.append((self.mixture_weights()[t].unsqueeze(-1) * heads).sum(-2))
-        return torch.stack(outputs) * self.scaling
+        return torch.stack(outputs) * self.config.scaling
 
     def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
         """(alpha/r) (sum_i p_ti B_i) Lambda_t A for one task t: (d_out, d_in)."""
+        b, a, scale = self.lora_factors(task_id)
+        return b @ a * scale
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(M_t, A, alpha / r) for one task t: M_t = (sum_i p_ti B_i) Lambda_t (d_out, r) after the shared A."""
         if task_id is None or not 0 <= task_id < self.num_tasks:
             raise NotMergeableError(
                 f"MTL-LoRA's update depends on the task: give a task id in [0, {self.num_tasks}) "
                 f"(samora.merge_for_task(model, task)), got {task_id!r}"
             )
-        return self.task_matrices()[task_id] @ self.mtllora_A * self.scaling
+        return self.task_matrices()[task_id], self.mtllora_A, self.config.scaling

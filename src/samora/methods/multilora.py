@@ -19,12 +19,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from samora.config import MethodCard, MixtureConfig
+from samora.config import MethodCard, MixtureConfig, ScaledConfig
 from samora.methods.base import AdapterLayer
+from samora.methods.registry import register
 
 
 @dataclass
-class MultiLoRAConfig(MixtureConfig):
+class MultiLoRAConfig(ScaledConfig, MixtureConfig):
     """MultiLoRA: ``y = W x + (alpha / r) sum_i s_i * (B_i A_i x)``, s_i in R^{d_out}.
 
     Attributes:
@@ -40,9 +41,9 @@ class MultiLoRAConfig(MixtureConfig):
         init="A_i, B_i kaiming-uniform, s_i = 0",
         parameters="n (r (d_in + d_out) + d_out)",
     )
-    alpha: float = 16.0
 
 
+@register(MultiLoRAConfig)
 class MultiLoRALayer(AdapterLayer):
     """``delta(x) = (alpha / r) sum_i s_i * (B_i A_i x)`` over n parallel rank-r LoRAs.
 
@@ -60,7 +61,6 @@ class MultiLoRALayer(AdapterLayer):
         self.multilora_A = self.adapter_parameter(n, r, self.in_features)
         self.multilora_B = self.adapter_parameter(n, self.out_features, r)
         self.multilora_scale = self.adapter_parameter(n, self.out_features)
-        self.scaling = config.alpha / config.r
 
     def reset_parameters(self) -> None:
         for a, b in zip(self.multilora_A, self.multilora_B):  # per LoRA: fan-in of each 2-D matrix
@@ -83,14 +83,20 @@ class MultiLoRALayer(AdapterLayer):
         A (n r, d_in) and stacked scaled B (d_out, n r): two matmuls, no loop over the LoRAs.
         """
         a, b = self._stacked()
-        return (x @ a.T) @ b.T * self.scaling
+        return (x @ a.T) @ b.T * self.config.scaling
 
     def delta_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: each LoRA's output times its scale vector, summed."""
         parts = [s * ((x @ a.T) @ b.T) for a, b, s in zip(self.multilora_A, self.multilora_B, self.multilora_scale)]
-        return torch.stack(parts).sum(0) * self.scaling
+        return torch.stack(parts).sum(0) * self.config.scaling
 
     def delta_weight(self, task_id: int | None = None) -> torch.Tensor:
         """(alpha/r) sum_i diag(s_i) B_i A_i: (d_out, d_in)."""
         a, b = self._stacked()
-        return b @ a * self.scaling
+        return b @ a * self.config.scaling
+
+    def lora_factors(self, task_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """s_i * (B_i A_i x) = (diag(s_i) B_i) A_i x: n rank-r LoRAs side by side are one of rank n r,
+        ([diag(s_1) B_1 ... diag(s_n) B_n], [A_1; ...; A_n], alpha / r)."""
+        a, scaled_b = self._stacked()  # (n r, d_in), (d_out, n r)
+        return scaled_b, a, self.config.scaling

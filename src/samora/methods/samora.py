@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samora.config import MethodCard, MixtureConfig, _check
+from samora.config import MethodCard, MixtureConfig, setting, task_embedding_size, validate_fields
 from samora.methods.base import AdapterLayer, mix_experts, per_example, reduce_aux_losses, stack_experts
+from samora.methods.registry import register
 from samora.methods.singular_values import top_singular_values
 
 NORM_EPS = 1e-12  # F.normalize's default: x / max(|x|, eps)
@@ -84,41 +85,30 @@ class SAMoRAConfig(MixtureConfig):
         init="A kaiming-uniform, B_i = 0, keys U(+-1/sqrt r), S = top-r singular values of W, e_t ~ N(0, 1)",
         parameters="r d_in + N r d_out + N r + r + T d_g + d_g + 1 (no + 1 with variant='released')",
     )
-    temperature: float = 0.8
-    lambda_orth: float = 1e-3
-    lambda_match: float = 1e-2
-    router: str = "semantic"
+    temperature: float = setting(0.8, gt=0)
+    lambda_orth: float = setting(1e-3, ge=0)
+    lambda_match: float = setting(1e-2, ge=0)
+    router: str = setting("semantic", choices=("semantic", "linear"))
     scaling: bool = True
-    task_dim: int = 8
-    variant: str = "paper"
-    orth_form: str | None = None
+    task_dim: int = task_embedding_size(8)
+    variant: str = setting("paper", choices=tuple(VARIANTS))
+    # None: the variant's value (filled in by __post_init__), so after construction never None
+    orth_form: str | None = setting(None, choices=("frobenius", "mse"))
     match_normalize: bool | None = None
-    aux_reduction: str | None = None
+    aux_reduction: str | None = setting(None, choices=("mean", "sum"))
     gate_bias: bool | None = None
-    gate_init: str | None = None
-    scale_init: str | None = None
+    gate_init: str | None = setting(None, choices=("fan_in", "unit"))
+    scale_init: str | None = setting(None, choices=("svd", "ones"))
 
     def __post_init__(self) -> None:
-        _check(self.variant in VARIANTS, f"variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        validate_fields(self, ["variant"])  # before it picks the defaults below
         for name, value in VARIANTS[self.variant].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
         super().__post_init__()
 
-    def validate(self) -> None:
-        super().validate()
-        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
-        _check(self.lambda_orth >= 0 and self.lambda_match >= 0, "lambda_orth and lambda_match must be >= 0")
-        _check(self.aux_reduction in ("mean", "sum"), f"aux_reduction must be 'mean' or 'sum', got {self.aux_reduction!r}")
-        _check(self.router in ("semantic", "linear"), f"router must be 'semantic' or 'linear', got {self.router!r}")
-        _check(self.scale_init in ("svd", "ones"), f"scale_init must be 'svd' or 'ones', got {self.scale_init!r}")
-        _check(isinstance(self.task_dim, int) and self.task_dim >= 1, f"task_dim must be a positive int, got {self.task_dim!r}")
-        _check(self.orth_form in ("frobenius", "mse"), f"orth_form must be 'frobenius' or 'mse', got {self.orth_form!r}")
-        _check(self.gate_init in ("fan_in", "unit"), f"gate_init must be 'fan_in' or 'unit', got {self.gate_init!r}")
-        for name in ("match_normalize", "gate_bias"):
-            _check(isinstance(getattr(self, name), bool), f"{name} must be True or False, got {getattr(self, name)!r}")
 
-
+@register(SAMoRAConfig)
 class SAMoRALayer(AdapterLayer):
     """``y = W x + g_task * sum_i g_i B_i (S A x)``, eq. (7).
 
@@ -252,6 +242,14 @@ class SAMoRALayer(AdapterLayer):
         gates, z = self._latent(x)
         outputs = torch.stack([z @ b.T for b in self.samora_B], dim=-2)  # (batch, ..., N, d_out)
         return self._apply_task_gate((gates.unsqueeze(-1) * outputs).sum(-2), task_ids)
+
+    def expert_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """e_i(x) = B_i (S A x), eqs. (2), (3), (5), before the router weights and the task gate:
+        x (..., d_in) -> (..., N, d_out). What expert i would add to x if it got the whole weight."""
+        z = x.to(self.adapter_dtype) @ self.samora_A.T  # (..., r), eq. (3)
+        if self.config.scaling:
+            z = z * self.samora_S  # S A x, eq. (5)
+        return torch.einsum("...r,nor->...no", z, self.samora_B)
 
     # -- regularisers ----------------------------------------------------------------------------
     def aux_losses(self) -> dict[str, torch.Tensor]:

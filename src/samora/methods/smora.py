@@ -40,15 +40,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from samora.config import AdapterConfig, MethodCard, _check
+from samora.config import MethodCard, ScaledConfig, setting
 from samora.methods.base import AdapterLayer
+from samora.methods.registry import register
 
 COMPUTE_MODES = ("auto", "dense", "sparse")
 SPARSE_BELOW_SHARE = 1 / 32  # compute="auto", inference on CPU: sparse when top_k / r is below this (measured)
 
 
 @dataclass
-class SMoRAConfig(AdapterConfig):
+class SMoRAConfig(ScaledConfig):
     """SMoRA: ``y = W x + (alpha / k) B (G(x) * A x)``.
 
     Attributes:
@@ -81,23 +82,23 @@ class SMoRAConfig(AdapterConfig):
         parameters="r (2 d_in + d_out)",
     )
     r: int = 64
-    top_k: int = 8
-    alpha: float = 16.0
-    bias_update_rate: float = 1e-5
+    top_k: int = 8  # in [1, r]: checked in validate, its bound is another field
+    bias_update_rate: float = setting(1e-5, ge=0)
     gate_with_bias: bool = False
-    compute: str = "auto"
+    compute: str = setting("auto", choices=COMPUTE_MODES)
+
+    @property
+    def scaling(self) -> float:
+        """The factor on the update: ``alpha / top_k`` (not alpha / r: k ranks are active per token)."""
+        return self.alpha / self.top_k
 
     def validate(self) -> None:
         super().validate()
-        _check(
-            isinstance(self.top_k, int) and 1 <= self.top_k <= self.r,
-            f"top_k must be an int in [1, r={self.r}], got {self.top_k!r}; lower top_k or raise r",
-        )
-        _check(self.bias_update_rate >= 0, f"bias_update_rate must be >= 0, got {self.bias_update_rate}")
-        _check(isinstance(self.gate_with_bias, bool), f"gate_with_bias must be True or False, got {self.gate_with_bias!r}")
-        _check(self.compute in COMPUTE_MODES, f"compute must be one of {COMPUTE_MODES}, got {self.compute!r}")
+        if not 1 <= self.top_k <= self.r:
+            raise ValueError(f"top_k must be an int in [1, r={self.r}], got {self.top_k!r}; lower top_k or raise r")
 
 
+@register(SMoRAConfig)
 class SMoRALayer(AdapterLayer):
     """``delta(x) = (alpha / k) B (G(x) * A x)`` with a token-level diagonal gate G(x).
 
@@ -119,7 +120,6 @@ class SMoRALayer(AdapterLayer):
         self.smora_router = self.adapter_parameter(r, self.in_features)
         self.register_buffer("smora_bias", torch.zeros(r, device=self.device, dtype=self.adapter_dtype))
         self.register_buffer("smora_load", torch.zeros(r, device=self.device, dtype=torch.long), persistent=False)
-        self.scaling = config.alpha / config.top_k
         self._counted_forward = -1  # the top-level forward whose load is already counted
 
     def reset_parameters(self) -> None:
@@ -150,9 +150,9 @@ class SMoRALayer(AdapterLayer):
         if self.uses_sparse(x):  # sum_j w_j B[:, chosen_j] per token, w = gates * latent[chosen]
             weights = (gates * latent.gather(-1, chosen)).reshape(-1, k)
             out = F.embedding_bag(chosen.reshape(-1, k), self.smora_B.T, per_sample_weights=weights, mode="sum")
-            return out.reshape(*x.shape[:-1], self.out_features) * self.scaling
+            return out.reshape(*x.shape[:-1], self.out_features) * self.config.scaling
         dense_gates = torch.zeros_like(latent).scatter(-1, chosen, gates)  # (..., r), zero off the chosen
-        return (latent * dense_gates) @ self.smora_B.T * self.scaling
+        return (latent * dense_gates) @ self.smora_B.T * self.config.scaling
 
     def uses_sparse(self, x: torch.Tensor) -> bool:
         """Whether :meth:`delta` takes the sparse path for this input (see ``SMoRAConfig.compute``)."""
@@ -172,7 +172,7 @@ class SMoRALayer(AdapterLayer):
         weights = torch.where(biased >= kth_largest, gate_scores, torch.zeros_like(scores))
         weights = k * weights / weights.sum(-1, keepdim=True)  # (..., r)
         experts = (x @ self.smora_A.T).unsqueeze(-1) * self.smora_B.T  # (..., r, d_out): h_j B[:, j]
-        return (weights.unsqueeze(-1) * experts).sum(-2) * self.scaling
+        return (weights.unsqueeze(-1) * experts).sum(-2) * self.config.scaling
 
     def _count_load(self, chosen: torch.Tensor, x: torch.Tensor) -> None:
         """Add this forward's choices on real tokens to the load, once per top-level training forward.
