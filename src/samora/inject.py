@@ -18,6 +18,7 @@ from samora.bound import ATTRIBUTE, bind, unbind
 from samora.config import AdapterConfig
 from samora.methods import AdapterLayer, get_method
 from samora.methods.base import linear_shape
+from samora.models import base_model_identity
 from samora.routing import UNSEEN_TASK, RoutingState, resolve_generation_task_ids, resolve_task_ids
 
 
@@ -181,8 +182,8 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
         raise ValueError("this model already has a samora adapter; call samora.unload(model) first")
     _, layer_class = get_method(config.method)
     targets = find_targets(model, config.target_modules)
-    if config.base_model is None:
-        config.base_model = getattr(model, "name_or_path", None) or None
+    if config.base_model is None:  # the hub id or bundled model's name, not a machine-local cache path
+        config.base_model = base_model_identity(getattr(model, "name_or_path", None))[0]
     requires_grad_before = {n: p.requires_grad for n, p in model.named_parameters()}
     state = RoutingState()
     layers = {}
