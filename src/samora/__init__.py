@@ -34,7 +34,13 @@ _EXPORTS = {
     "UNSEEN_TASK": "samora.routing",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "METHODS", "UNSEEN_TASK", "AdapterConfig", "HydraLoRAConfig", "LoRAConfig", "MTLLoRAConfig", "MethodCard",
+    "MixtureConfig", "MoELoRAConfig", "MoOREConfig", "MultiLoRAConfig", "NotMergeableError", "SAMoRAConfig",
+    "SMoRAConfig", "__version__", "adapter_of", "adapter_parameter_count", "export_peft", "get_method", "get_model",
+    "load_adapter", "load_peft_lora", "match_parameter_budget", "merge", "merge_for_task", "module_parameter_count",
+    "print_trainable_parameters", "read_adapter_config", "save_adapter", "trainable_parameters", "unload",
+]
 
 
 def __getattr__(name: str):

