@@ -96,21 +96,32 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_folder_config(args: argparse.Namespace):
+    """eval / analyze: a run folder's saved config under the user's layers; results go into the run
+    folder unless ``output_dir=`` is given on the command line (a preset's or file's output_dir names
+    where to train, not where this run's results belong)."""
+    from samora.run_folder import saved_run_values
+
+    base = saved_run_values(args.adapter)
+    config = _config(args, base)
+    if base is not None and not any(item.startswith("output_dir=") for item in args.overrides):
+        config.output_dir = base["output_dir"]
+    return config
+
+
 def command_eval(args: argparse.Namespace) -> int:
     """Evaluate an adapter folder (or the plain base model) on tasks with a protocol."""
     from samora.pipeline import run_eval
-    from samora.run_folder import saved_run_values
 
-    run_eval(_config(args, saved_run_values(args.adapter)), args.adapter)
+    run_eval(_run_folder_config(args), args.adapter)
     return 0
 
 
 def command_analyze(args: argparse.Namespace) -> int:
     """Plots and numbers of what an adapter's router learned."""
     from samora.pipeline import run_analyze
-    from samora.run_folder import saved_run_values
 
-    result = run_analyze(_config(args, saved_run_values(args.adapter)), args.adapter)
+    result = run_analyze(_run_folder_config(args), args.adapter)
     for warning in result.get("warnings", []):
         print(f"[samora] warning: {warning}")
     return 0

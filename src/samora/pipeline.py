@@ -18,11 +18,12 @@ same command resumes (see :mod:`samora.run_folder` for what ``train`` does with 
 
 ``samora eval --adapter RUN`` and ``samora analyze RUN`` take every setting the user does not set
 (on the command line, in a config file or a preset) from ``RUN/config.yaml``: the run's tasks,
-template, data source, max_length, evaluation settings, model and seed. Each evaluation writes a
-new numbered folder (``evals/eval-001``, ``eval-002``, ...), as lm-eval's timestamped result files
-never replace earlier ones; without a run folder (an adapter folder, a PEFT LoRA folder, the plain
-base model) the same folders go under ``output_dir``. A requested task that no data source holds
-is an error naming each such task and why, before any model loads.
+template, data source, max_length, evaluation settings, model and seed; results go into ``RUN``
+unless ``output_dir=`` is given on the command line. Each evaluation writes a new numbered folder
+(``evals/eval-001``, ``eval-002``, ...), as lm-eval's timestamped result files never replace
+earlier ones; without a run folder (an adapter folder, a PEFT LoRA folder, the plain base model)
+the same folders go under ``output_dir``. A requested task that no data source holds is an error
+naming each such task and why, before any model loads.
 """
 
 from __future__ import annotations

@@ -40,6 +40,17 @@ def test_analyze_takes_the_runs_settings_unless_overridden(short_run, monkeypatc
     assert run_config.output_dir == str(short_run)
 
 
+def test_results_stay_in_the_run_unless_output_dir_is_given_on_the_command_line(short_run, tmp_path, monkeypatch):
+    seen = capture_analysis_config(monkeypatch)
+    training_config = tmp_path / "train.yaml"  # a file written for training names its own output_dir
+    training_config.write_text(f"data: {{max_length: 80}}\noutput_dir: {tmp_path / 'runs' / 'other'}\n")
+    assert main(["analyze", str(short_run), str(training_config)]) == 0
+    assert main(["analyze", str(short_run), f"output_dir={tmp_path / 'elsewhere'}"]) == 0
+    (with_file, _), (moved, _) = seen
+    assert with_file.output_dir == str(short_run) and with_file.data.max_length == 80  # the file's key
+    assert moved.output_dir == str(tmp_path / "elsewhere") and (tmp_path / "elsewhere" / "analysis").is_dir()
+
+
 def test_each_analysis_gets_its_own_folder_in_the_run(short_run, monkeypatch, capsys):
     capture_analysis_config(monkeypatch)
     before = {p.name for p in short_run.iterdir()}
