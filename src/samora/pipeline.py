@@ -9,26 +9,39 @@ run_dir/
   report.md          a readable summary with the plots
   plots/             training_loss.png, task_metrics.png
   analysis/          router usage, expert PCA, task gates (PNG + JSON)
+  evals/eval-001/    each later `samora eval --adapter RUN`: eval.json, samples.jsonl, config.yaml
+  analysis-002/      each later `samora analyze RUN` (analysis/ is never overwritten)
 ```
 
 ``metrics.json`` is written last: a folder without it holds an unfinished run, which rerunning the
 same command resumes (see :mod:`samora.run_folder` for what ``train`` does with an existing folder).
+
+``samora eval --adapter RUN`` and ``samora analyze RUN`` take every setting the user does not set
+(on the command line, in a config file or a preset) from ``RUN/config.yaml``: the run's tasks,
+template, data source, max_length, evaluation settings, model and seed; results go into ``RUN``
+unless ``output_dir=`` is given on the command line. Each evaluation writes a new numbered folder
+(``evals/eval-001``, ``eval-002``, ...), as lm-eval's timestamped result files never replace
+earlier ones; without a run folder (an adapter folder, a PEFT LoRA folder, the plain base model)
+the same folders go under ``output_dir``. A requested task that no data source holds is an error
+naming each such task and why, before any model loads.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from samora.cache import SMOLLM2_NAME, bundled_model_name
+from samora.models import SMOLLM2_ALIASES
 from samora.run_config import ConfigError, RunConfig
 
-SMOLLM2_ALIASES = {"smollm2-135m-instruct", "smollm2", "HuggingFaceTB/SmolLM2-135M-Instruct"}
-DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_MODEL = SMOLLM2_NAME
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -39,11 +52,16 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def load_base_model(name: str, dtype: str = "auto"):
-    """``(model, tokenizer)`` for the offline SmolLM2, a local folder, or a hub id (when online)."""
+    """``(model, tokenizer)`` for the offline SmolLM2, a local folder, or a hub id (when online).
+
+    The offline SmolLM2 is named by an alias (``smollm2-135m-instruct``) or, in adapters saved before
+    they recorded its name, by the path of a converted folder on some machine: both load this
+    machine's converted copy.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"dtype": torch_dtype(dtype)}
-    if name in SMOLLM2_ALIASES:
+    if name in SMOLLM2_ALIASES or bundled_model_name(name):
         from samora.models import load_smollm2
 
         model, tokenizer = load_smollm2(**kwargs)
@@ -88,11 +106,30 @@ def evaluate_model(model, tokenizer, config: RunConfig, tasks: list[str],
     results = evaluate(model, tokenizer, tasks, protocol=section.protocol, split=section.split,
                        source=config.data.source, limit=section.limit, seed=config.train.seed,
                        batch_size=section.batch_size, template=config.data.template, num_beams=section.num_beams,
-                       max_new_tokens=section.max_new_tokens, skip_unavailable=True,
+                       max_new_tokens=section.max_new_tokens,
                        log_samples=samples_path is not None)
     if samples_path is not None:
         write_samples(results, samples_path)
     return results
+
+
+def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> None:
+    """Refuse, before any model loads, when no source (``data.source``) holds a split of a requested
+    task: one line per missing task and split, with what was tried and how to provide it."""
+    from samora.data.sources import DataSourceError, resolve_source
+    from samora.data.tasks import resolve_split
+
+    missing = []
+    for task in tasks:
+        for split in dict.fromkeys(resolve_split(task, split) for split in splits):
+            try:
+                resolve_source(task, split, config.data.source)
+            except DataSourceError as err:
+                missing.append(f"  {task} ({split} split): {err}")
+    if missing:
+        raise ConfigError(f"no data for {len(missing)} requested task split(s) with data.source="
+                          f"{config.data.source!r}:\n" + "\n".join(missing) +
+                          "\nFix data.source, or leave those tasks out of data.tasks")
 
 
 def resolve_run_tasks(config: RunConfig) -> list[str]:
@@ -117,6 +154,7 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     adapter_config = config.adapter_config(tasks)  # validated before the model loads
+    check_task_data(config, tasks, ["train", config.eval.split])
     main = is_main_process()
     if config.compare.methods:
         _say(main, f"this configuration is a comparison ({config.compare.methods}): `samora compare` runs it; "
@@ -194,37 +232,73 @@ def train_adapter(model, tokenizer, stream, config: RunConfig, output_dir: Path,
     return result, summary
 
 
-def load_adapted(adapter_dir: Path, config: RunConfig):
-    """Load the base model the adapter names (or ``model.name`` when given) and the adapter on it."""
+def read_saved_adapter(adapter_dir: Path) -> dict[str, Any]:
+    """``{"base_model", "tasks"}`` of a samora adapter folder, or of a PEFT LoRA folder (its base from
+    ``base_model_name_or_path``, no tasks)."""
+    import samora
+    from samora.peft_format import read_peft_config
+
+    peft_config = read_peft_config(adapter_dir)
+    if peft_config is not None:
+        return {"base_model": peft_config.get("base_model_name_or_path"), "tasks": []}
+    return samora.read_adapter_config(adapter_dir)
+
+
+def load_adapted(adapter_dir: Path, config: RunConfig, saved: dict[str, Any] | None = None):
+    """Load the base model the adapter names (or ``model.name`` when given) and the adapter on it
+    (a samora adapter folder or a PEFT LoRA folder); return ``(model, tokenizer, saved)``."""
     import samora
 
-    saved = samora.read_adapter_config(adapter_dir)
-    model, tokenizer = load_base_model(config.model.name or saved["base_model"], config.model.dtype)
+    saved = saved or read_saved_adapter(adapter_dir)
+    name = config.model.name or saved.get("base_model")
+    if not name:
+        raise ConfigError(f"the adapter in {adapter_dir} does not name its base model; set model.name=<hub id or folder>")
+    model, tokenizer = load_base_model(name, config.model.dtype)
     return samora.load_adapter(model, adapter_dir), tokenizer, saved
 
 
 def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
-    """Evaluate an adapter folder (or, with none, the plain base model) and write results."""
+    """Evaluate an adapter folder (or, with none, the plain base model); write the results to a new
+    ``evals/eval-NNN/`` under ``output_dir`` (a run folder's own, see the module docstring)."""
     from samora.evaluation import format_table, write_results
+    from samora.run_folder import new_results_folder
 
     tasks = resolve_run_tasks(config)
+    check_task_data(config, tasks, [config.eval.split])
     if adapter_dir:
         model, tokenizer, _ = load_adapted(_adapter_folder(adapter_dir), config)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
-    output = Path(config.output_dir)
-    results = evaluate_model(model, tokenizer, config, tasks, output / "samples.jsonl")
+    output = new_results_folder(Path(config.output_dir) / "evals", "eval", numbered_first=True)
+    try:
+        results = evaluate_model(model, tokenizer, config, tasks, output / "samples.jsonl")
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)  # no half-written evaluation folder
+        raise
+    save_config(config, output)
     print(format_table(results))
     path = write_results(results, output / "eval.json")
-    print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}")
+    print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}", flush=True)
     return results
 
 
 def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
+    """Analyse an adapter's routing into a new ``analysis/`` (``analysis-002``, ... when that is
+    taken) under ``output_dir`` (a run folder's own, see the module docstring)."""
+    from samora.run_folder import new_results_folder
+
     folder = _adapter_folder(adapter_dir)
-    model, tokenizer, saved = load_adapted(folder, config)
-    output = Path(config.output_dir) / "analysis"
-    return run_analysis_on(model, tokenizer, config, saved["tasks"], output)
+    saved = read_saved_adapter(folder)
+    check_task_data(config, saved["tasks"], [config.eval.split])
+    model, tokenizer, _ = load_adapted(folder, config, saved)
+    output = new_results_folder(Path(config.output_dir), "analysis", numbered_first=False)
+    result = run_analysis_on(model, tokenizer, config, saved["tasks"], output)
+    if "skipped" in result:
+        output.rmdir()  # nothing was written
+        print(f"[samora] not analysed: {result['skipped']}", flush=True)
+    else:
+        print(f"[samora] analysis: {output}", flush=True)
+    return result
 
 
 def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], output: Path) -> dict[str, Any]:
@@ -241,10 +315,7 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
     batches = []
     collate = MultiTaskCollator(tokenizer)
     for task_id, task in enumerate(tasks):
-        try:
-            examples = load_examples(task, config.eval.split, source=config.data.source, limit=16, seed=config.train.seed)
-        except FileNotFoundError:
-            continue
+        examples = load_examples(task, config.eval.split, source=config.data.source, limit=16, seed=config.train.seed)
         encoded = tokenize_for_training(tokenizer, list(examples["prompt"]), list(examples["target"]),
                                         max_length=config.data.max_length)
         rows = [{**{k: v[i] for k, v in encoded.items()}, "task_ids": task_id} for i in range(len(examples))]
@@ -264,7 +335,7 @@ def _say(main: bool, message: str) -> None:
 
 
 def _adapter_folder(path: str) -> Path:
-    """Accept a run folder (its adapter/ subfolder) or an adapter folder."""
+    """Accept a run folder (its adapter/ subfolder) or an adapter folder (samora's or a PEFT LoRA)."""
     folder = Path(path)
     return folder / "adapter" if (folder / "adapter" / "adapter_config.json").is_file() else folder
 

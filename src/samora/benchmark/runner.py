@@ -4,53 +4,16 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA, BenchSettings, Contender, expert_count
 from samora.benchmark.materialisation import per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
+from samora.benchmark.settings import MeasureOptions
 from samora.benchmark.statistics import paired_ratios, summary
 from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
 from samora.inject import trainable_parameters
 
 Entries = dict[str, tuple[Contender, BenchSettings]]
-
-
-@dataclass
-class MeasureOptions:
-    """How much to measure.
-
-    Attributes:
-        rounds: timed training steps per contender, one per interleaved round.
-        warmup: untimed steps per contender first (allocator, optimizer state, lazy init).
-        memory: measure peak memory (a fresh subprocess per contender and repeat) over ``memory_steps``
-            steps, ``memory_repeats`` times (medians reported, each repeat kept).
-        generation_tokens: new tokens per timed generation (0: no generation timing);
-            ``generation_prompt`` prompt tokens and ``generation_batch`` sequences per call.
-        check_materialisation: run one extra (untimed) step per method under the shape recorder.
-        threads: ``torch.set_num_threads`` for the memory subprocesses (the caller sets its own).
-        clock: ``"wall"`` (elapsed time) or ``"cpu"`` (the calling thread's CPU time, for a shared
-            machine with one torch thread; see :func:`samora.benchmark.timing.clock_for`).
-    """
-
-    rounds: int = 5
-    warmup: int = 1
-    memory: bool = True
-    memory_steps: int = 2
-    memory_repeats: int = 1
-    generation_tokens: int = 32
-    generation_prompt: int = 32
-    generation_batch: int = 1
-    check_materialisation: bool = True
-    threads: int | None = None
-    clock: str = "wall"
-
-    def __post_init__(self) -> None:
-        for name in ("rounds", "memory_steps", "memory_repeats", "generation_prompt", "generation_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup < 0 or self.generation_tokens < 0:
-            raise ValueError("warmup and generation_tokens must be >= 0")
 
 
 def measure_group(entries: Entries, base, options: MeasureOptions, *, generation: bool,

@@ -18,15 +18,10 @@ import dataclasses
 from collections.abc import Callable
 
 from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA, BenchSettings, Contender
-from samora.benchmark.runner import Entries, MeasureOptions, measure_group
+from samora.benchmark.runner import Entries, measure_group
+from samora.benchmark.settings import SPARSE_METHOD, SPARSE_METHOD_RANKS, SWEEPS, MeasureOptions
 from samora.benchmark.statistics import paired_ratios, summary
 from samora.methods import get_method
-
-SWEEPS = {"experts": "num_experts", "rank": "r", "batch": "batch", "seq_len": "seq_len", "active_ranks": "top_k"}
-DEFAULT_VALUES = {"experts": [1, 2, 4, 8, 16], "rank": [4, 8, 16, 32, 64], "batch": [1, 2, 4, 8],
-                  "seq_len": [32, 64, 128, 256], "active_ranks": [1, 2, 4, 8, 16, 32]}
-SPARSE_METHOD = "smora"  # the method with top_k and a dense/sparse compute switch
-SPARSE_METHOD_RANKS = 64  # r of the active_ranks sweep: SMoRA's main setting (8 of 64 active)
 
 Point = tuple[str, Contender, BenchSettings, int | None, str, str]  # name, contender, settings, value, role, series
 

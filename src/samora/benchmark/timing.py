@@ -17,7 +17,7 @@ from torch import nn
 from samora.benchmark.contenders import FLOOR, BenchSettings, Contender
 
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}  # the clocks of CLOCK_NAMES
 
 
 def synchronize(device: str) -> None:

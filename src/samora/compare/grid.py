@@ -31,8 +31,8 @@ import torch
 import yaml
 
 from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
-from samora.pipeline import (DEFAULT_MODEL, _write_atomic, build_stream, evaluate_model, load_base_model,
-                             resolve_run_tasks, save_config, train_adapter)
+from samora.pipeline import (DEFAULT_MODEL, _write_atomic, build_stream, check_task_data, evaluate_model,
+                             load_base_model, resolve_run_tasks, save_config, train_adapter)
 from samora.run_config import ConfigError, RunConfig
 
 MARKER = "done.json"
@@ -53,8 +53,9 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
         raise ConfigError("compare.methods is empty: list the methods to compare, e.g. "
                           "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)")
     output = Path(config.output_dir)
-    check_grid_config(config, output)
     tasks = resolve_run_tasks(config)
+    check_task_data(config, tasks, ["train", config.eval.split])
+    check_grid_config(config, output)
     specs, reference, budget_spec = compare_specs(config)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     plan = budget_plan(model, config, specs, budget_spec, tasks)

@@ -1,0 +1,24 @@
+"""Files and folders samora writes get the modes the user's umask gives, as ``open`` and ``mkdir`` do.
+
+safetensors' ``save_file`` writes 0o600 and ``tempfile.mkdtemp`` creates 0o700; :func:`match_umask`
+sets what a plain ``open`` / ``mkdir`` would have: 0o666 / 0o777 & ~umask.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def current_umask() -> int:
+    """The process's umask (``os.umask`` reads it only by setting it: set straight back, as pip does)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def match_umask(*paths: Path) -> None:
+    """Give each file mode 0o666 & ~umask and each folder 0o777 & ~umask."""
+    mask = current_umask()
+    for path in paths:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
