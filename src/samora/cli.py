@@ -98,6 +98,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="start from a bundled preset (see `samora presets`)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted overrides, e.g. train.learning_rate=3e-4 adapter.method=lora")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show progress bars (data, model loading, training, evaluation) and debug messages")
 
 
 def command_presets(args: argparse.Namespace) -> int:
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     from samora.run_config import ConfigError
 
     args = build_parser().parse_args(argv)
+    if hasattr(args, "verbose"):  # the commands that load models and data
+        from samora.logs import configure_cli_logging
+
+        configure_cli_logging(verbose=args.verbose)
     try:
         return args.run(args)
     except ConfigError as err:
