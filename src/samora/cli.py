@@ -149,6 +149,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="[config.yaml] key=value",
                         help="a YAML config file first (optional), then dotted overrides, e.g. "
                              "train.learning_rate=3e-4 adapter.method=lora")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show progress bars (data, model loading, training, evaluation) and debug messages")
 
 
 def command_presets(args: argparse.Namespace) -> int:
@@ -223,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return bench(rest)
         args = parser.parse_args(argv)  # every other command: unknown arguments are an error
+        if hasattr(args, "verbose"):  # the commands that load models and data
+            from samora.logs import configure_cli_logging
+
+            configure_cli_logging(verbose=args.verbose)
         return args.run(args)
     except ConfigError as err:
         print(f"samora: configuration error: {err}", file=sys.stderr)

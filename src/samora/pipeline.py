@@ -5,6 +5,8 @@ run_dir/
   config.yaml        the configuration as used (preset + file + overrides, validated)
   adapter/           the trained adapter (adapter_model.safetensors, adapter_config.json) and checkpoints
   metrics.json       evaluation before and after training, training summary
+  history.jsonl      every logged training scalar (loss, lr, grad norm, router/gate statistics), per step
+  tensorboard/       TensorBoard event files (train.report_to=tensorboard)
   samples_before.jsonl, samples_after.jsonl   per-example records of each evaluation
   report.md          a readable summary with the plots
   plots/             training_loss.png, task_metrics.png
@@ -29,6 +31,7 @@ naming each such task and why, before any model loads.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -40,6 +43,8 @@ import yaml
 from samora.cache import SMOLLM2_NAME, bundled_model_name
 from samora.models import SMOLLM2_ALIASES
 from samora.run_config import ConfigError, RunConfig
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = SMOLLM2_NAME
 
@@ -101,13 +106,14 @@ def evaluate_model(model, tokenizer, config: RunConfig, tasks: list[str],
     """Evaluate as ``config.eval`` says (examples subsampled with ``train.seed``); with
     ``samples_path``, also write the per-example records there (``samples.jsonl``)."""
     from samora.evaluation import evaluate, write_samples
+    from samora.logs import progress_bars_enabled
 
     section = config.eval
     results = evaluate(model, tokenizer, tasks, protocol=section.protocol, split=section.split,
                        source=config.data.source, limit=section.limit, seed=config.train.seed,
                        batch_size=section.batch_size, template=config.data.template, num_beams=section.num_beams,
                        max_new_tokens=section.max_new_tokens,
-                       log_samples=samples_path is not None)
+                       log_samples=samples_path is not None, progress=progress_bars_enabled())
     if samples_path is not None:
         write_samples(results, samples_path)
     return results
@@ -146,7 +152,15 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
 
     An unfinished run of the same configuration in ``output_dir`` is resumed from its last valid
     checkpoint (unless ``train.resume`` is false); a finished one is replaced only with ``overwrite``.
+    The warnings logged on the way are repeated in ``report.md``.
     """
+    from samora.logs import recorded_warnings
+
+    with recorded_warnings() as warnings:
+        return _run_train(config, overwrite, warnings)
+
+
+def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[str, Any]:
     import samora
     from samora.evaluation import format_table
     from samora.report import write_report
@@ -167,20 +181,24 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
     if config.eval.before and main:
         _say(main, "evaluating the base model")
         metrics["before"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_before.jsonl")
-        _say(main, format_table(metrics["before"]))
+        print(format_table(metrics["before"]), flush=True)
     model = samora.get_model(model, adapter_config)
     _say(main, f"{adapter_config.method}: {samora.trainable_parameters(model)}")
     result, metrics["train"] = train_adapter(model, tokenizer, stream, config, run_dir / "adapter",
-                                             resume=plan.resume_from or False)
+                                             resume=plan.resume_from or False, run_dir=run_dir)
     if not main:
         return metrics
     _say(main, "evaluating the adapted model")
     metrics["after"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_after.jsonl")
-    _say(main, format_table(metrics["after"]))
+    print(format_table(metrics["after"]), flush=True)
     metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
-    report = write_report(run_dir, config, metrics, result.log_history)
+    collapse = (metrics["analysis"].get("collapse") or {}).get("warning")
+    if collapse:
+        logger.warning("router: %s", collapse)
+    report = write_report(run_dir, config, metrics, result.log_history, warnings=list(warnings))
     _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))  # last: the run is finished
-    _say(main, f"adapter: {run_dir / 'adapter'}\n[samora] report: {report}")
+    _say(main, f"adapter: {run_dir / 'adapter'}")
+    _say(main, f"report: {report}")
     return metrics
 
 
@@ -208,12 +226,17 @@ def build_stream(config: RunConfig, tokenizer, tasks: list[str]):
 
 
 def train_adapter(model, tokenizer, stream, config: RunConfig, output_dir: Path, seed: int | None = None,
-                  resume: bool | str = False):
+                  resume: bool | str = False, *, run_dir: Path):
     """Train an adapted ``model`` on ``stream`` as ``config.train`` says (``seed`` overrides
-    ``train.seed``; ``resume``: a checkpoint to continue from, or False); return the
-    :class:`~samora.training.TrainResult` and its JSON summary."""
+    ``train.seed``; ``resume``: a checkpoint to continue from, or False) into ``output_dir``; the
+    training history goes to ``run_dir/history.jsonl``, TensorBoard's events (``train.report_to``) to
+    ``run_dir/tensorboard``. The Trainer's progress bar shows when progress bars are on (the CLI's
+    ``--verbose``), else one line per logging step. Return the :class:`~samora.training.TrainResult`
+    and its JSON summary."""
     import samora
+    from samora.logs import progress_bars_enabled
     from samora.training import train
+    from samora.training.history import HistoryFile
 
     section = config.train
     count = samora.trainable_parameters(model)
@@ -223,7 +246,11 @@ def train_adapter(model, tokenizer, stream, config: RunConfig, output_dir: Path,
                    weight_decay=section.weight_decay, lr_scheduler=section.lr_scheduler,
                    seed=section.seed if seed is None else seed,
                    gradient_checkpointing=section.gradient_checkpointing, logging_steps=section.logging_steps,
-                   save_steps=section.save_steps, resume=resume, on_nonfinite=section.on_nonfinite)
+                   save_steps=section.save_steps, resume=resume, on_nonfinite=section.on_nonfinite,
+                   precision=section.precision, save_total_limit=section.save_total_limit,
+                   report_to=section.report_to, logging_dir=run_dir / "tensorboard",
+                   callbacks=[HistoryFile(run_dir / "history.jsonl")],
+                   progress="bar" if progress_bars_enabled() else "lines", **section.training_arguments)
     summary = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
                "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
                "examples": len(stream), "trainable_parameters": count.trainable,
@@ -330,8 +357,9 @@ def _process_count() -> int:
 
 
 def _say(main: bool, message: str) -> None:
+    """Log ``message`` at INFO on the main process (the CLI shows it as ``[samora] message``)."""
     if main:
-        print(f"[samora] {message}", flush=True)
+        logger.info(message)
 
 
 def _adapter_folder(path: str) -> Path:

@@ -94,8 +94,10 @@ def _error_bars(stages: list[dict[str, Any] | None]) -> np.ndarray:
     return np.clip(bars, 0, None)
 
 
-def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: list[dict]) -> Path:
-    """Write ``report.md`` (and the plots it shows) into ``run_dir``; return its path."""
+def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: list[dict],
+                 warnings: list[str] = ()) -> Path:
+    """Write ``report.md`` (and the plots it shows) into ``run_dir``; return its path. ``warnings``:
+    the messages of the warnings logged during the run, repeated under a "Warnings" heading."""
     plots = run_dir / "plots"
     rows = task_rows(metrics)
     loss_plot = plot_training_loss(log_history, plots / "training_loss.png")
@@ -144,9 +146,14 @@ def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: li
         if plot is not None:
             lines += ["", f"## {title}", "", f"![{title}]({plot.relative_to(run_dir)})"]
     lines += _analysis_lines(metrics.get("analysis") or {}, run_dir)
+    if warnings:
+        lines += ["", "## Warnings", "", *(f"- {message}" for message in dict.fromkeys(warnings))]
     lines += ["", "## Files", "", "- `config.yaml`: the configuration as used",
               "- `adapter/`: the adapter (load with `samora.load_adapter(base_model, path)`)",
-              "- `metrics.json`: every number above", "- `analysis/`: router statistics and plots"]
+              "- `metrics.json`: every number above", "- `analysis/`: router statistics and plots",
+              "- `history.jsonl`: every logged training scalar (loss, lr, grad norm, router/gate statistics) per step"]
+    if (run_dir / "tensorboard").is_dir():
+        lines.append("- `tensorboard/`: the same as TensorBoard events (`tensorboard --logdir tensorboard`)")
     path = run_dir / "report.md"
     temporary = run_dir / ".report.md.tmp"
     temporary.write_text("\n".join(lines) + "\n")

@@ -80,6 +80,12 @@ class TrainSection:
     save_steps: int | None = None
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
+    precision: str = "auto"  # auto (bf16 on a GPU that supports it, else fp32), fp32, bf16, fp16 (CUDA only)
+    save_total_limit: int | None = None  # keep only the newest this many checkpoints (null: all)
+    report_to: str | list[str] = "none"  # Trainer logging integrations: tensorboard (into <run>/tensorboard), wandb...
+    # any other transformers.TrainingArguments field, e.g. {max_grad_norm: 0.5}; a `train.max_grad_norm`
+    # key lands here (see samora.passthrough), so the saved config.yaml loads back the same
+    training_arguments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -277,8 +283,11 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
 
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
     """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
-    config = _build(RunConfig, values, "")
+    from samora.passthrough import check_training_arguments, gather_training_arguments
+
+    config = _build(RunConfig, gather_training_arguments(values, TrainSection), "")
     config.adapter = _coerce_adapter(config.adapter)
+    config.train.training_arguments = check_training_arguments(config.train.training_arguments, TrainSection)
     return config
 
 
@@ -293,9 +302,12 @@ def effective_values(config: RunConfig) -> dict[str, Any]:
 
 def _check_values(config: RunConfig) -> None:
     """Range and choice checks that types cannot express; each names its key."""
+    import torch
     from transformers.trainer_utils import SchedulerType
 
+    from samora.passthrough import check_report_to, check_training_argument_values
     from samora.training import NONFINITE_ACTIONS
+    from samora.training.run import PRECISIONS
 
     data, train, evaluation = config.data, config.train, config.eval
     schedulers = sorted(s.value for s in SchedulerType)
@@ -320,6 +332,10 @@ def _check_values(config: RunConfig) -> None:
         (train.logging_steps > 0, "train.logging_steps", "> 0"),
         (train.save_steps is None or train.save_steps > 0, "train.save_steps", "> 0 or null"),
         (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
+        (train.precision in PRECISIONS, "train.precision", " / ".join(PRECISIONS)),
+        (train.precision != "fp16" or torch.cuda.is_available(), "train.precision",
+         "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)"),
+        (train.save_total_limit is None or train.save_total_limit > 0, "train.save_total_limit", "> 0 or null"),
         (evaluation.protocol in ("loglik", "generate"), "eval.protocol", "loglik or generate"),
         (evaluation.limit is None or evaluation.limit > 0, "eval.limit", "> 0 or null"),
         (evaluation.batch_size > 0, "eval.batch_size", "> 0"),
@@ -329,6 +345,8 @@ def _check_values(config: RunConfig) -> None:
     for ok, key, expected in checks:
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
+    check_report_to(train.report_to)
+    check_training_argument_values(train.training_arguments)
     config.adapter_config(["_validation_task"])  # the method's own field checks, with their messages
     if config.compare.methods:
         from samora.compare.spec import check_compare_section

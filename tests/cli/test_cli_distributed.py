@@ -33,5 +33,8 @@ def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_d
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train"]["steps"] == 3 and set(metrics["after"]["tasks"]) == {"boolq", "piqa", "arc_easy"}
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file() and (run_dir / "report.md").is_file()
-    assert finished.stdout.count("[samora] evaluating the adapted model") == 1  # the main process only
+    assert finished.stderr.count("[samora] evaluating the adapted model") == 1  # the main process only
+    assert finished.stderr.count("[samora] step 3/3 | loss") == 1  # one compact line per logging step, main only
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3]
     assert metrics["train"]["processes"] == 2

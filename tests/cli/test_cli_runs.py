@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
 from samora.cli import main
+from samora.training import read_history
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 QUICK = ["eval.before=false", "eval.limit=2", "adapter.method=lora"]  # lora: no router, so no analysis
@@ -48,7 +49,7 @@ def test_a_diverging_run_fails_and_writes_no_adapter(tiny_model_dir, tmp_path): 
     assert "learning rate" in finished.stderr and "alpha" in finished.stderr
     assert "Traceback" not in finished.stderr
     assert not (run_dir / "adapter" / "adapter_model.safetensors").exists()  # no final adapter
-    assert not (run_dir / "metrics.json").exists() and "evaluating the adapted model" not in finished.stdout
+    assert not (run_dir / "metrics.json").exists() and "evaluating the adapted model" not in finished.stderr
 
 
 def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_model_dir, tmp_path):  # noqa: F811
@@ -77,7 +78,7 @@ def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_
     resumed = run(command)  # the same command
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"skipping checkpoint {last}" in resumed.stderr
-    assert f"resuming the unfinished run in {killed_dir} from {complete[-2]}" in resumed.stdout
+    assert f"resuming the unfinished run in {killed_dir} from {complete[-2]}" in resumed.stderr
     expected, got = adapter_of_run(tmp_path / "straight"), adapter_of_run(killed_dir)
     assert expected.keys() == got.keys()
     assert all(expected[k].dtype == got[k].dtype and expected[k].numpy().tobytes() == got[k].numpy().tobytes()
@@ -85,6 +86,8 @@ def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_
     loss_straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())["train"]["loss_history"]
     loss_resumed = json.loads((killed_dir / "metrics.json").read_text())["train"]["loss_history"]
     assert loss_resumed == loss_straight
+    logged = [entry for entry in read_history(killed_dir / "history.jsonl") if "loss" in entry]
+    assert [[entry["step"], entry["loss"]] for entry in logged] == loss_straight  # each step once, none missing
 
 
 @pytest.fixture(scope="module")

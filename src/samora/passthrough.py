@@ -1,0 +1,126 @@
+"""``train:`` keys that samora does not define but ``transformers.TrainingArguments`` does.
+
+The ``train`` section of a run configuration holds samora's own keys (:class:`~samora.run_config.TrainSection`)
+and any other ``TrainingArguments`` field, which reaches :func:`samora.training.train` unchanged:
+
+```yaml
+train: {max_steps: 60, max_grad_norm: 0.5, optim: adafactor}
+```
+
+is stored as ``train.training_arguments: {max_grad_norm: 0.5, optim: adafactor}``, so the saved
+``config.yaml`` loads back the same; ``samora train c.yaml train.max_grad_norm=0.5`` is an override
+like any other. Names are checked against ``dataclasses.fields(TrainingArguments)`` of the installed
+transformers; a field that samora sets under its own name is refused with that name (``RENAMED``);
+values are type-checked where the field's annotation is a plain type, and a ``TrainingArguments``
+is built from them once before the model loads, so its own checks fail early too. Nothing here
+imports transformers unless such keys exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tempfile
+import types
+import typing
+from typing import Any
+
+from samora.run_config import ConfigError, _coerce
+
+# TrainingArguments fields that samora sets from its own keys: refused, naming the key to use
+RENAMED = {
+    "output_dir": "output_dir",
+    "per_device_train_batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.grad_accum",
+    "num_train_epochs": "train.epochs",
+    "lr_scheduler_type": "train.lr_scheduler",
+    "bf16": "train.precision",
+    "fp16": "train.precision",
+    "activation_checkpointing": "train.gradient_checkpointing",
+    "resume_from_checkpoint": "train.resume",
+    "logging_nan_inf_filter": "train.on_nonfinite",
+    "disable_tqdm": "the --verbose flag (the Trainer's progress bar; without it: one line per logging step)",
+    "logging_dir": "nothing: TensorBoard writes into <run folder>/tensorboard",
+}
+SIMPLE_TYPES = (int, float, str, bool, list, dict, type(None))
+
+
+def gather_training_arguments(values: dict[str, Any], section: type) -> dict[str, Any]:
+    """``values`` with every ``train`` key that ``section`` does not define moved into
+    ``train.training_arguments`` (a flat key wins over the same name already there)."""
+    train = values.get("train")
+    if not isinstance(train, dict):
+        return values
+    own = {f.name for f in dataclasses.fields(section)}
+    extra = {key: value for key, value in train.items() if key not in own}
+    if not extra:
+        return values
+    nested = train.get("training_arguments") or {}
+    if not isinstance(nested, dict):
+        raise ConfigError(f"train.training_arguments must be a mapping of TrainingArguments fields, got {nested!r}")
+    kept = {key: value for key, value in train.items() if key in own}
+    return {**values, "train": {**kept, "training_arguments": {**nested, **extra}}}
+
+
+def check_training_arguments(arguments: dict[str, Any], section: type) -> dict[str, Any]:
+    """The names of ``arguments`` checked (a ``TrainingArguments`` field samora does not set itself)
+    and their values coerced where the field's type is plain (``3e-4`` -> float); returned."""
+    if not arguments:
+        return {}
+    from transformers import TrainingArguments
+
+    fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    own = sorted(f"train.{f.name}" for f in dataclasses.fields(section) if f.name != "training_arguments")
+    for key in arguments:
+        if key in RENAMED:
+            raise ConfigError(f"train.{key}: samora sets TrainingArguments.{key} itself; use {RENAMED[key]} instead")
+        if f"train.{key}" in own:
+            raise ConfigError(f"train.training_arguments.{key}: {key} is samora's own key; set train.{key} instead")
+    unknown = sorted(key for key in arguments if key not in fields)
+    if unknown:
+        close = {key: difflib.get_close_matches(f"train.{key}", own, n=1) for key in unknown}
+        hints = "".join(f" (did you mean {match[0]}?)" for match in close.values() if match)
+        raise ConfigError(f"unknown key(s) {[f'train.{k}' for k in unknown]}{hints}; valid keys here: {own}, or any "
+                          "field of transformers.TrainingArguments (its documentation lists them)")
+    hints = typing.get_type_hints(TrainingArguments)
+    return {key: _coerce(value, hints[key], f"train.{key}") if _is_plain(hints[key]) else value
+            for key, value in arguments.items()}
+
+
+def check_training_argument_values(arguments: dict[str, Any]) -> None:
+    """Build one ``TrainingArguments`` from ``arguments`` (if any), so that its own checks (choices,
+    combinations) fail before the model loads; its error becomes a :class:`ConfigError`."""
+    if not arguments:
+        return
+    from transformers import TrainingArguments
+
+    try:
+        TrainingArguments(output_dir=tempfile.gettempdir(), report_to="none", **arguments)
+    except (TypeError, ValueError, KeyError) as err:
+        named = [f"train.{key}" for key in arguments if key in str(err)] or [f"train.{key}" for key in arguments]
+        raise ConfigError(f"{', '.join(named)}: transformers.TrainingArguments refuses it: {err}") from None
+
+
+def check_report_to(report_to: str | list[str]) -> None:
+    """``train.report_to``: ``none``, ``all`` or integrations transformers knows and that are installed."""
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    if names in (["none"], ["all"], []):
+        return
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    unknown = [name for name in names if name not in INTEGRATION_TO_CALLBACK]
+    if unknown:
+        raise ConfigError(f"train.report_to: unknown integration(s) {unknown}; transformers knows "
+                          f"{sorted(INTEGRATION_TO_CALLBACK)} (or none / all)")
+    missing = [name for name in names if name not in get_available_reporting_integrations()]
+    if missing:
+        raise ConfigError(f"train.report_to: {missing} not installed; pip install {' '.join(missing)} "
+                          "(or report_to=none)")
+
+
+def _is_plain(hint: Any) -> bool:
+    """Whether ``hint`` is made only of the plain types :func:`samora.run_config._coerce` checks."""
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    options = typing.get_args(hint) if union else (hint,)
+    return all((typing.get_origin(option) or option) in SIMPLE_TYPES for option in options)
