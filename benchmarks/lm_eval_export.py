@@ -39,35 +39,80 @@ def write_task(examples: Any, folder: str | Path, name: str) -> Path:
     with data.open("w", encoding="utf-8") as file:
         for row in examples:
             if any(prompt != row["prompt"] for prompt in row["choice_prompts"]):
-                raise ValueError(f"Example {row['id']!r} scores its choices after different "
-                                 "prompts (WinoGrande's partial scoring); export only templates "
-                                 "whose choices share one prompt.")
-            file.write(json.dumps({"id": row["id"], "prompt": row["prompt"], "gold": row["gold"],
-                                   "choices": [c.removeprefix(delimiter)
-                                               for c in row["choices"]]}) + "\n")
-    task = {"task": name, "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
-            "output_type": "multiple_choice", "doc_to_text": "prompt",
-            "doc_to_choice": "choices", "doc_to_target": "gold", "target_delimiter": delimiter,
-            "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                            {"metric": "acc_norm", "aggregation": "mean",
-                             "higher_is_better": True}]}
+                raise ValueError(
+                    f"Example {row['id']!r} scores its choices after different "
+                    "prompts (WinoGrande's partial scoring); export only templates "
+                    "whose choices share one prompt."
+                )
+            file.write(
+                json.dumps(
+                    {
+                        "id": row["id"],
+                        "prompt": row["prompt"],
+                        "gold": row["gold"],
+                        "choices": [c.removeprefix(delimiter) for c in row["choices"]],
+                    }
+                )
+                + "\n"
+            )
+    task = {
+        "task": name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "prompt",
+        "doc_to_choice": "choices",
+        "doc_to_target": "gold",
+        "target_delimiter": delimiter,
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+        ],
+    }
     (folder / f"{name}.yaml").write_text(json.dumps(task, indent=2) + "\n", encoding="utf-8")
     return folder
 
 
-def run_lm_eval(tasks_dir: str | Path, tasks: Sequence[str], model_path: str | Path,
-                output_dir: str | Path, *, batch_size: int, threads: int | None = None,
-                python: str = LM_EVAL_PYTHON) -> float:
+def run_lm_eval(
+    tasks_dir: str | Path,
+    tasks: Sequence[str],
+    model_path: str | Path,
+    output_dir: str | Path,
+    *,
+    batch_size: int,
+    threads: int | None = None,
+    python: str = LM_EVAL_PYTHON,
+) -> float:
     """Run lm-eval's HF backend (float32, CPU) on ``tasks``; return the wall seconds of the run
     (the whole subprocess: start-up and model load included)."""
-    command = [python, "-m", "lm_eval", "run", "--model", "hf",
-               "--model_args", f"pretrained={model_path},dtype=float32",
-               "--tasks", ",".join(tasks), "--include_path", str(tasks_dir),
-               "--batch_size", str(batch_size), "--device", "cpu", "--log_samples",
-               "--output_path", str(output_dir)]
-    environment = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                   "TOKENIZERS_PARALLELISM": "false", "PATH": "/usr/bin:/bin"}
+    command = [
+        python,
+        "-m",
+        "lm_eval",
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--tasks",
+        ",".join(tasks),
+        "--include_path",
+        str(tasks_dir),
+        "--batch_size",
+        str(batch_size),
+        "--device",
+        "cpu",
+        "--log_samples",
+        "--output_path",
+        str(output_dir),
+    ]
+    environment = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": "/usr/bin:/bin",
+    }
     if threads is not None:
         environment.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     started = time.perf_counter()
@@ -80,8 +125,7 @@ def run_lm_eval(tasks_dir: str | Path, tasks: Sequence[str], model_path: str | P
 
 def read_samples(output_dir: str | Path, task: str) -> list[dict[str, Any]]:
     """lm-eval's ``--log_samples`` records of ``task`` (the newest file), in document order."""
-    files = sorted(Path(output_dir).rglob(f"samples_{task}_*.jsonl"),
-                   key=lambda path: path.stat().st_mtime)
+    files = sorted(Path(output_dir).rglob(f"samples_{task}_*.jsonl"), key=lambda path: path.stat().st_mtime)
     if not files:
         raise FileNotFoundError(f"No samples_{task}_*.jsonl under {output_dir}.")
     records = [json.loads(line) for line in files[-1].read_text(encoding="utf-8").splitlines()]

@@ -37,12 +37,20 @@ def golden_examples(examples, samples) -> list[dict]:
     rows = []
     for example, sample in zip(examples, samples, strict=True):
         if sample["doc"]["id"] != example["id"]:
-            raise RuntimeError(f"lm-eval's document {sample['doc_id']} is {sample['doc']['id']!r}, "
-                               f"expected {example['id']!r}")
-        rows.append({"id": example["id"], "prompt": example["prompt"],
-                     "choices": example["choices"], "gold": example["gold"],
-                     "loglik": [float(response[0]) for response in sample["filtered_resps"]],
-                     "acc": int(sample["acc"]), "acc_norm": int(sample["acc_norm"])})
+            raise RuntimeError(
+                f"lm-eval's document {sample['doc_id']} is {sample['doc']['id']!r}, expected {example['id']!r}"
+            )
+        rows.append(
+            {
+                "id": example["id"],
+                "prompt": example["prompt"],
+                "choices": example["choices"],
+                "gold": example["gold"],
+                "loglik": [float(response[0]) for response in sample["filtered_resps"]],
+                "acc": int(sample["acc"]),
+                "acc_norm": int(sample["acc_norm"]),
+            }
+        )
     return rows
 
 
@@ -54,28 +62,50 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
-    version = subprocess.run([args.lm_eval_python, "-c", "import importlib.metadata as m; "
-                              "print(m.version('lm_eval'), m.version('transformers'))"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    version = subprocess.run(
+        [
+            args.lm_eval_python,
+            "-c",
+            "import importlib.metadata as m; print(m.version('lm_eval'), m.version('transformers'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     model_path = smollm2_path()
     limits = {"boolq": args.boolq, "arc_easy": args.arc_easy}
     with tempfile.TemporaryDirectory(prefix="lm-eval-goldens-") as scratch:
-        examples = {task: load_examples(task, "eval", limit=limit, template=TEMPLATE)
-                    for task, limit in limits.items()}
+        examples = {
+            task: load_examples(task, "eval", limit=limit, template=TEMPLATE) for task, limit in limits.items()
+        }
         for task, rows in examples.items():
             write_task(rows, Path(scratch) / "tasks", f"samora_golden_{task}")
-        run_lm_eval(Path(scratch) / "tasks", [f"samora_golden_{task}" for task in limits],
-                    model_path, Path(scratch) / "out", batch_size=args.batch_size,
-                    python=args.lm_eval_python)
-        tasks = {task: {"template": TEMPLATE, "split": "eval", "limit": limits[task],
-                        "examples": golden_examples(
-                            rows, read_samples(Path(scratch) / "out", f"samora_golden_{task}"))}
-                 for task, rows in examples.items()}
-    goldens = {"produced_by": "benchmarks/lm_eval_goldens.py (lm-eval run --model hf, "
-                              "--log_samples; not part of samora's runtime)",
-               "lm_eval": version[0], "transformers": version[1],
-               "model": "SmolLM2-135M-Instruct (samora.models.smollm2_path), float32, CPU",
-               "batch_size": args.batch_size, "tasks": tasks}
+        run_lm_eval(
+            Path(scratch) / "tasks",
+            [f"samora_golden_{task}" for task in limits],
+            model_path,
+            Path(scratch) / "out",
+            batch_size=args.batch_size,
+            python=args.lm_eval_python,
+        )
+        tasks = {
+            task: {
+                "template": TEMPLATE,
+                "split": "eval",
+                "limit": limits[task],
+                "examples": golden_examples(rows, read_samples(Path(scratch) / "out", f"samora_golden_{task}")),
+            }
+            for task, rows in examples.items()
+        }
+    goldens = {
+        "produced_by": "benchmarks/lm_eval_goldens.py (lm-eval run --model hf, "
+        "--log_samples; not part of samora's runtime)",
+        "lm_eval": version[0],
+        "transformers": version[1],
+        "model": "SmolLM2-135M-Instruct (samora.models.smollm2_path), float32, CPU",
+        "batch_size": args.batch_size,
+        "tasks": tasks,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(goldens, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")

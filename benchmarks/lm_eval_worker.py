@@ -33,20 +33,24 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = HFLM(pretrained=args.model, dtype="float32", batch_size=args.batch_size,
-                 device="cpu")
+    model = HFLM(pretrained=args.model, dtype="float32", batch_size=args.batch_size, device="cpu")
     tasks = TaskManager(include_path=args.include_path)
     print("READY", flush=True)
     for line in sys.stdin:
         task = line.strip()
         started = time.perf_counter()
-        results = simple_evaluate(model=model, tasks=[task], task_manager=tasks, num_fewshot=0,
-                                  log_samples=False, bootstrap_iters=0, verbosity="ERROR")
+        results = simple_evaluate(
+            model=model,
+            tasks=[task],
+            task_manager=tasks,
+            num_fewshot=0,
+            log_samples=False,
+            bootstrap_iters=0,
+            verbosity="ERROR",
+        )
         seconds = time.perf_counter() - started
-        metrics = {name: value for name, value in results["results"][task].items()
-                   if isinstance(value, (int, float))}
-        print("RESULT " + json.dumps({"task": task, "seconds": seconds, "metrics": metrics}),
-              flush=True)
+        metrics = {name: value for name, value in results["results"][task].items() if isinstance(value, (int, float))}
+        print("RESULT " + json.dumps({"task": task, "seconds": seconds, "metrics": metrics}), flush=True)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,16 @@ MEASURED = Path(__file__).parent / "results" / "loglik_vs_lm_eval" / "loglik_vs_
 def counting_model(vocabulary: int, pad: int) -> tuple[torch.nn.Module, dict[str, int]]:
     """A random 1-layer Llama whose forwards add their input tokens to the returned counter."""
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=vocabulary, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                         pad_token_id=pad)
+    config = LlamaConfig(
+        vocab_size=vocabulary,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        pad_token_id=pad,
+    )
     model = LlamaForCausalLM(config).eval()
     counter = {"real": 0, "padded": 0}
 
@@ -59,8 +66,9 @@ def samora_tokens(model, counter, tokenizer, examples, *, share: bool, batch_siz
     continuations = [c for choices in examples["choices"] for c in choices]
     counter.update(real=0, padded=0)
     with torch.no_grad():
-        loglik_scores(model, tokenizer, contexts, continuations, batch_size=batch_size, share_prompts=share,
-                      progress=False)
+        loglik_scores(
+            model, tokenizer, contexts, continuations, batch_size=batch_size, share_prompts=share, progress=False
+        )
     return dict(counter)
 
 
@@ -71,12 +79,13 @@ def lm_eval_tokens(tokenizer, examples, *, batch_size: int) -> dict[str, int]:
         context = prompt.rstrip()
         context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
         for choice in choices:
-            whole = tokenizer(context + prompt[len(context):] + choice, add_special_tokens=False)["input_ids"]
-            continuation = whole[len(context_ids):]
+            whole = tokenizer(context + prompt[len(context) :] + choice, add_special_tokens=False)["input_ids"]
+            continuation = whole[len(context_ids) :]
             rows[tuple(context_ids + continuation[:-1])] = None  # equal inputs run once
     lengths = sorted((len(row) for row in rows), reverse=True)
-    padded = sum(max(lengths[i:i + batch_size]) * len(lengths[i:i + batch_size])
-                 for i in range(0, len(lengths), batch_size))
+    padded = sum(
+        max(lengths[i : i + batch_size]) * len(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size)
+    )
     return {"real": sum(lengths), "padded": padded}
 
 
@@ -84,8 +93,10 @@ def measured_speedups() -> dict[str, str]:
     if not MEASURED.is_file():
         return {}
     templates = json.loads(MEASURED.read_text())["templates"]
-    return {template: "{median:.2f} [{min:.2f}-{max:.2f}]".format(**entry["speedup_vs_lm_eval"])
-            for template, entry in templates.items()}
+    return {
+        template: "{median:.2f} [{min:.2f}-{max:.2f}]".format(**entry["speedup_vs_lm_eval"])
+        for template, entry in templates.items()
+    }
 
 
 def main() -> None:
@@ -97,19 +108,25 @@ def main() -> None:
     _, tokenizer = load_smollm2()
     model, counter = counting_model(len(tokenizer), tokenizer.pad_token_id or tokenizer.eos_token_id)
     measured = measured_speedups()
-    lines = [f"# Tokens forwarded: lm-eval 0.4.13 HF backend vs samora, first {args.examples} ARC-Easy "
-             f"examples, batch size {args.batch_size}", "",
-             "| template | lm-eval real (padded) | samora shared real (padded) | samora plain real (padded) | "
-             "lm-eval / shared, real (padded) | measured speed-up vs lm-eval |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Tokens forwarded: lm-eval 0.4.13 HF backend vs samora, first {args.examples} ARC-Easy "
+        f"examples, batch size {args.batch_size}",
+        "",
+        "| template | lm-eval real (padded) | samora shared real (padded) | samora plain real (padded) | "
+        "lm-eval / shared, real (padded) | measured speed-up vs lm-eval |",
+        "|---|---|---|---|---|---|",
+    ]
     for template in TEMPLATES:
         examples = load_examples("arc_easy", "eval", limit=args.examples, template=template)
         lm_eval = lm_eval_tokens(tokenizer, examples, batch_size=args.batch_size)
         shared = samora_tokens(model, counter, tokenizer, examples, share=True, batch_size=args.batch_size)
         plain = samora_tokens(model, counter, tokenizer, examples, share=False, batch_size=args.batch_size)
-        lines.append(f"| {template} | {lm_eval['real']:,} ({lm_eval['padded']:,}) | {shared['real']:,} "
-                     f"({shared['padded']:,}) | {plain['real']:,} ({plain['padded']:,}) | "
-                     f"{lm_eval['real'] / shared['real']:.2f} ({lm_eval['padded'] / shared['padded']:.2f}) | "
-                     f"{measured.get(template, '-')} |")
+        lines.append(
+            f"| {template} | {lm_eval['real']:,} ({lm_eval['padded']:,}) | {shared['real']:,} "
+            f"({shared['padded']:,}) | {plain['real']:,} ({plain['padded']:,}) | "
+            f"{lm_eval['real'] / shared['real']:.2f} ({lm_eval['padded'] / shared['padded']:.2f}) | "
+            f"{measured.get(template, '-')} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

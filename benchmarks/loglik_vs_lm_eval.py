@@ -57,19 +57,36 @@ class LmEvalWorker:
     def __init__(self, python: str, include_path: Path, batch_size: int, threads: int):
         script = Path(__file__).with_name("lm_eval_worker.py")
         self.process = subprocess.Popen(
-            [python, str(script), "--model", str(smollm2_path()), "--include-path",
-             str(include_path), "--batch-size", str(batch_size), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-                 "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads)})
+            [
+                python,
+                str(script),
+                "--model",
+                str(smollm2_path()),
+                "--include-path",
+                str(include_path),
+                "--batch-size",
+                str(batch_size),
+                "--threads",
+                str(threads),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={
+                "HF_HUB_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1",
+                "PATH": "/usr/bin:/bin",
+                "TOKENIZERS_PARALLELISM": "false",
+                "OMP_NUM_THREADS": str(threads),
+            },
+        )
         self._read("READY")
 
     def _read(self, prefix: str) -> str:
         for line in self.process.stdout:
             if line.startswith(prefix):
-                return line[len(prefix):].strip()
-        raise RuntimeError(f"lm_eval_worker.py exited ({self.process.wait()}) before {prefix}; "
-                           "its error is above.")
+                return line[len(prefix) :].strip()
+        raise RuntimeError(f"lm_eval_worker.py exited ({self.process.wait()}) before {prefix}; its error is above.")
 
     def evaluate(self, task: str) -> dict:
         self.process.stdin.write(task + "\n")
@@ -88,19 +105,18 @@ def prepare(templates: list[str], n_examples: int, tasks_dir: Path) -> dict[str,
         examples = load_examples("arc_easy", "eval", limit=n_examples, template=template)
         name = f"samora_bench_arc_easy_{template}"
         write_task(examples, tasks_dir, name)
-        write_task(examples.select(range(min(WARMUP_EXAMPLES, len(examples)))), tasks_dir,
-                   name + "_warmup")
+        write_task(examples.select(range(min(WARMUP_EXAMPLES, len(examples)))), tasks_dir, name + "_warmup")
         cases[template] = {"examples": examples, "task": name}
     return cases
 
 
-def samora_scores(model, tokenizer, examples, *, share: bool, batch_size: int
-                  ) -> tuple[float, list[float]]:
+def samora_scores(model, tokenizer, examples, *, share: bool, batch_size: int) -> tuple[float, list[float]]:
     contexts = [p for prompts in examples["choice_prompts"] for p in prompts]
     continuations = [c for choices in examples["choices"] for c in choices]
     started = time.perf_counter()
-    scores = loglik_scores(model, tokenizer, contexts, continuations, batch_size=batch_size,
-                           share_prompts=share, progress=False)
+    scores = loglik_scores(
+        model, tokenizer, contexts, continuations, batch_size=batch_size, share_prompts=share, progress=False
+    )
     return time.perf_counter() - started, scores
 
 
@@ -108,7 +124,7 @@ def accuracies(scores: list[float], examples) -> dict[str, float]:
     """acc and acc_norm (lm-eval's length convention) of per-choice scores."""
     hits, hits_norm, start = [], [], 0
     for choices, gold in zip(examples["choices"], examples["gold"]):
-        chosen = np.asarray(scores[start:start + len(choices)])
+        chosen = np.asarray(scores[start : start + len(choices)])
         lengths = np.asarray([choice_length(c) for c in choices])
         hits.append(int(np.argmax(chosen)) == gold)
         hits_norm.append(int(np.argmax(chosen / lengths)) == gold)
@@ -119,14 +135,14 @@ def accuracies(scores: list[float], examples) -> dict[str, float]:
 def run_contender(name, case, model, tokenizer, worker, batch_size, warmup=False) -> dict:
     examples, task = case["examples"], case["task"]
     if warmup:
-        examples, task = examples.select(range(min(WARMUP_EXAMPLES, len(examples)))), \
-            task + "_warmup"
+        examples, task = examples.select(range(min(WARMUP_EXAMPLES, len(examples)))), task + "_warmup"
     if name == "lm_eval":
         result = worker.evaluate(task)
-        return {"seconds": result["seconds"],
-                "metrics": {k: result["metrics"][f"{k},none"] for k in ("acc", "acc_norm")}}
-    seconds, scores = samora_scores(model, tokenizer, examples, share=name == "samora_shared",
-                                    batch_size=batch_size)
+        return {
+            "seconds": result["seconds"],
+            "metrics": {k: result["metrics"][f"{k},none"] for k in ("acc", "acc_norm")},
+        }
+    seconds, scores = samora_scores(model, tokenizer, examples, share=name == "samora_shared", batch_size=batch_size)
     return {"seconds": seconds, "metrics": accuracies(scores, examples), "scores": scores}
 
 
@@ -143,8 +159,11 @@ def measure(cases, model, tokenizer, worker, args) -> dict[str, dict]:
             for name in order:
                 result = run_contender(name, case, model, tokenizer, worker, args.batch_size)
                 measured[template][name].append(result)
-                print(f"round {round_index + 1} {template:16s} {name:13s} "
-                      f"{result['seconds']:7.2f} s  {result['metrics']}", flush=True)
+                print(
+                    f"round {round_index + 1} {template:16s} {name:13s} "
+                    f"{result['seconds']:7.2f} s  {result['metrics']}",
+                    flush=True,
+                )
     return measured
 
 
@@ -155,44 +174,57 @@ def summarise(measured: dict, n_examples: int) -> dict[str, dict]:
         shared, plain = runs["samora_shared"], runs["samora_plain"]
         out[template] = {
             "seconds": {name: summary(values) for name, values in seconds.items()},
-            "examples_per_s": {name: n_examples / float(np.median(values))
-                               for name, values in seconds.items()},
-            "speedup_vs_lm_eval": summary([lm / fast for lm, fast in
-                                           zip(seconds["lm_eval"], seconds["samora_shared"])]),
-            "speedup_vs_plain": summary([p / fast for p, fast in
-                                         zip(seconds["samora_plain"], seconds["samora_shared"])]),
+            "examples_per_s": {name: n_examples / float(np.median(values)) for name, values in seconds.items()},
+            "speedup_vs_lm_eval": summary(
+                [lm / fast for lm, fast in zip(seconds["lm_eval"], seconds["samora_shared"])]
+            ),
+            "speedup_vs_plain": summary(
+                [p / fast for p, fast in zip(seconds["samora_plain"], seconds["samora_shared"])]
+            ),
             "metrics": {name: runs[name][0]["metrics"] for name in CONTENDERS},
             "max_abs_shared_minus_plain": max(
-                max(abs(a - b) for a, b in zip(s["scores"], p["scores"]))
-                for s, p in zip(shared, plain)),
-            "rounds": seconds}
+                max(abs(a - b) for a, b in zip(s["scores"], p["scores"])) for s, p in zip(shared, plain)
+            ),
+            "rounds": seconds,
+        }
     return out
 
 
 def markdown(results: dict) -> str:
     settings = results["settings"]
-    lines = [f"# Loglik scoring: samora vs lm-eval {results['lm_eval']} (HF backend)", "",
-             f"{settings['examples']} ARC-Easy examples, SmolLM2-135M-Instruct float32 on "
-             f"{results['machine'].get('cpu', 'CPU')}, batch size {settings['batch_size']}, "
-             f"{settings['threads']} torch threads, {settings['rounds']} interleaved rounds; "
-             f"1/5/15-min load average after: {results['load']['after']}. "
-             "Target: samora >= 3x lm-eval's examples/s.", "",
-             "| template | contender | median s [min-max] | examples/s | acc | acc_norm |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Loglik scoring: samora vs lm-eval {results['lm_eval']} (HF backend)",
+        "",
+        f"{settings['examples']} ARC-Easy examples, SmolLM2-135M-Instruct float32 on "
+        f"{results['machine'].get('cpu', 'CPU')}, batch size {settings['batch_size']}, "
+        f"{settings['threads']} torch threads, {settings['rounds']} interleaved rounds; "
+        f"1/5/15-min load average after: {results['load']['after']}. "
+        "Target: samora >= 3x lm-eval's examples/s.",
+        "",
+        "| template | contender | median s [min-max] | examples/s | acc | acc_norm |",
+        "|---|---|---|---|---|---|",
+    ]
     for template, entry in results["templates"].items():
         for name in CONTENDERS:
             stats, metrics = entry["seconds"][name], entry["metrics"][name]
-            lines.append(f"| {template} | {name} | {stats['median']:.2f} [{stats['min']:.2f}-"
-                         f"{stats['max']:.2f}] | {entry['examples_per_s'][name]:.2f} | "
-                         f"{metrics['acc']:.3f} | {metrics['acc_norm']:.3f} |")
-    lines += ["", "| template | shared vs lm-eval (x) | shared vs plain (x) | target met | "
-              "max abs shared-plain score |", "|---|---|---|---|---|"]
+            lines.append(
+                f"| {template} | {name} | {stats['median']:.2f} [{stats['min']:.2f}-"
+                f"{stats['max']:.2f}] | {entry['examples_per_s'][name]:.2f} | "
+                f"{metrics['acc']:.3f} | {metrics['acc_norm']:.3f} |"
+            )
+    lines += [
+        "",
+        "| template | shared vs lm-eval (x) | shared vs plain (x) | target met | max abs shared-plain score |",
+        "|---|---|---|---|---|",
+    ]
     for template, entry in results["templates"].items():
         lm, plain = entry["speedup_vs_lm_eval"], entry["speedup_vs_plain"]
-        lines.append(f"| {template} | {lm['median']:.2f} [{lm['min']:.2f}-{lm['max']:.2f}] | "
-                     f"{plain['median']:.2f} [{plain['min']:.2f}-{plain['max']:.2f}] | "
-                     f"{'yes' if lm['median'] >= 3 else 'no'} | "
-                     f"{entry['max_abs_shared_minus_plain']:.1e} |")
+        lines.append(
+            f"| {template} | {lm['median']:.2f} [{lm['min']:.2f}-{lm['max']:.2f}] | "
+            f"{plain['median']:.2f} [{plain['min']:.2f}-{plain['max']:.2f}] | "
+            f"{'yes' if lm['median'] >= 3 else 'no'} | "
+            f"{entry['max_abs_shared_minus_plain']:.1e} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -204,10 +236,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--templates", default=",".join(TEMPLATES))
     parser.add_argument("--lm-eval-python", default=LM_EVAL_PYTHON)
-    parser.add_argument("--max-load", type=float, default=None,
-                        help="wait until the 1-minute load average is below this first")
-    parser.add_argument("--output", type=Path,
-                        default=Path(__file__).with_name("results") / "loglik_vs_lm_eval")
+    parser.add_argument(
+        "--max-load", type=float, default=None, help="wait until the 1-minute load average is below this first"
+    )
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("results") / "loglik_vs_lm_eval")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = load_smollm2(dtype=torch.float32)
@@ -220,15 +252,26 @@ def main() -> None:
             measured = measure(cases, model, tokenizer, worker, args)
         finally:
             worker.close()
-    version = subprocess.run([args.lm_eval_python, "-c", "import importlib.metadata as m; "
-                              "print(m.version('lm_eval'))"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    results = {"settings": {"examples": args.examples, "rounds": args.rounds,
-                            "batch_size": args.batch_size, "threads": args.threads,
-                            "task": "arc_easy", "model": "SmolLM2-135M-Instruct float32"},
-               "lm_eval": version, "machine": machine_description(SimpleNamespace(device="cpu")),
-               "load": {"before": load, "after": [round(x, 2) for x in os.getloadavg()]},
-               "templates": summarise(measured, args.examples)}
+    version = subprocess.run(
+        [args.lm_eval_python, "-c", "import importlib.metadata as m; print(m.version('lm_eval'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    results = {
+        "settings": {
+            "examples": args.examples,
+            "rounds": args.rounds,
+            "batch_size": args.batch_size,
+            "threads": args.threads,
+            "task": "arc_easy",
+            "model": "SmolLM2-135M-Instruct float32",
+        },
+        "lm_eval": version,
+        "machine": machine_description(SimpleNamespace(device="cpu")),
+        "load": {"before": load, "after": [round(x, 2) for x in os.getloadavg()]},
+        "templates": summarise(measured, args.examples),
+    }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "loglik_vs_lm_eval.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.output / "loglik_vs_lm_eval.md").write_text(markdown(results))

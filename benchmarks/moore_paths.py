@@ -40,10 +40,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"CPU, threads={args.threads}, tokens={args.tokens}, float32, min thread time of {args.repeats}, "
-          "r=8 reflections, E=128, d_te=64\n")
-    print("| d_in x d_out | frozen linear (ms) | layer: U (w * V^T H x) + b (ms) | W H x + b + correction (ms) "
-          "| correction form / layer | max rel. diff |")
+    print(
+        f"CPU, threads={args.threads}, tokens={args.tokens}, float32, min thread time of {args.repeats}, "
+        "r=8 reflections, E=128, d_te=64\n"
+    )
+    print(
+        "| d_in x d_out | frozen linear (ms) | layer: U (w * V^T H x) + b (ms) | W H x + b + correction (ms) "
+        "| correction form / layer | max rel. diff |"
+    )
     print("|---|---|---|---|---|---|")
     for d_in, d_out in ((576, 576), (576, 1536), (2048, 2048)):
         x = torch.randn(args.tokens, d_in, requires_grad=True)  # as inside a model: x needs its gradient
@@ -57,10 +61,15 @@ def main() -> None:
         ours, other = layer(x), residual_form(layer, x)
         diff = ((ours - other).abs().max() / ours.abs().max()).item()
         frozen = cpu_ms(lambda: base(x).square().mean().backward(), args.repeats)
-        times = [cpu_ms(lambda f=f: f(x).square().mean().backward(), args.repeats)
-                 for f in (layer, lambda v: residual_form(layer, v))]
-        print(f"| {d_in} x {d_out} | {frozen:.1f} | {times[0]:.1f} | {times[1]:.1f} | {times[1] / times[0]:.2f} "
-              f"| {diff:.1e} |", flush=True)
+        times = [
+            cpu_ms(lambda f=f: f(x).square().mean().backward(), args.repeats)
+            for f in (layer, lambda v: residual_form(layer, v))
+        ]
+        print(
+            f"| {d_in} x {d_out} | {frozen:.1f} | {times[0]:.1f} | {times[1]:.1f} | {times[1] / times[0]:.2f} "
+            f"| {diff:.1e} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

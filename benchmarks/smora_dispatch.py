@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"CPU, threads={args.threads}, tokens={args.tokens}, float32, min thread time of {args.repeats}\n")
-    print("| d_in = d_out | r | k | k/r | train dense (ms) | train sparse (ms) | sparse/dense | "
-          "infer dense (ms) | infer sparse (ms) | sparse/dense |")
+    print(
+        "| d_in = d_out | r | k | k/r | train dense (ms) | train sparse (ms) | sparse/dense | "
+        "infer dense (ms) | infer sparse (ms) | sparse/dense |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for d in (int(v) for v in args.dims.split(",")):
         x = torch.randn(args.tokens, d)
@@ -67,8 +69,11 @@ def main(argv: list[str] | None = None) -> None:
                     layer.config.compute = mode
                     with torch.no_grad():
                         row.append(cpu_ms(lambda: layer.delta(x, None), args.repeats))
-                print(f"| {d} | {r} | {k} | {k / r:.3f} | {row[0]:.1f} | {row[1]:.1f} | {row[1] / row[0]:.2f} | "
-                      f"{row[2]:.1f} | {row[3]:.1f} | {row[3] / row[2]:.2f} |", flush=True)
+                print(
+                    f"| {d} | {r} | {k} | {k / r:.3f} | {row[0]:.1f} | {row[1]:.1f} | {row[1] / row[0]:.2f} | "
+                    f"{row[2]:.1f} | {row[3]:.1f} | {row[3] / row[2]:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

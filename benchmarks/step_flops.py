@@ -53,19 +53,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         inputs = settings.batch_inputs(base.config.vocab_size)
         if not contender.uses_task:
             inputs.pop("task_ids")
-        rows.append({"name": contender.name, "flops": step_flops(model, inputs),
-                     "forward_flops": forward_flops(model, inputs)})
+        rows.append(
+            {"name": contender.name, "flops": step_flops(model, inputs), "forward_flops": forward_flops(model, inputs)}
+        )
     reference = next(row for row in rows if row["name"] == "peft_lora")
-    print(f"{settings.model}, batch {settings.batch} x {settings.seq_len}, r = {settings.r}, targets "
-          f"{','.join(settings.targets)}: matmul FLOPs\n")
-    print("| contender | training step (forward + backward), GFLOP | / PEFT LoRA | no-grad forward, GFLOP "
-          "| / PEFT LoRA |")
+    print(
+        f"{settings.model}, batch {settings.batch} x {settings.seq_len}, r = {settings.r}, targets "
+        f"{','.join(settings.targets)}: matmul FLOPs\n"
+    )
+    print(
+        "| contender | training step (forward + backward), GFLOP | / PEFT LoRA | no-grad forward, GFLOP "
+        "| / PEFT LoRA |"
+    )
     print("|---|---|---|---|---|")
     for row in rows:
         row["ratio_to_peft_lora"] = row["flops"] / reference["flops"]
         row["forward_ratio_to_peft_lora"] = row["forward_flops"] / reference["forward_flops"]
-        print(f"| {row['name']} | {row['flops'] / 1e9:.3f} | {row['ratio_to_peft_lora']:.3f} | "
-              f"{row['forward_flops'] / 1e9:.3f} | {row['forward_ratio_to_peft_lora']:.3f} |")
+        print(
+            f"| {row['name']} | {row['flops'] / 1e9:.3f} | {row['ratio_to_peft_lora']:.3f} | "
+            f"{row['forward_flops'] / 1e9:.3f} | {row['forward_ratio_to_peft_lora']:.3f} |"
+        )
     return rows
 
 

@@ -49,8 +49,16 @@ def measure(name: str, weight: torch.Tensor, ks: list[int], repeats: int) -> lis
         values = top_singular_values(weight, k).double()
         error = ((values - exact[:k]) / exact[:k]).abs().max().item()
         seconds = wall_s(lambda: top_singular_values(weight, k), repeats, device)
-        rows.append({"weight": name, "shape": tuple(weight.shape), "k": k, "time_s": seconds,
-                     "exact_time_s": exact_s, "error": error})
+        rows.append(
+            {
+                "weight": name,
+                "shape": tuple(weight.shape),
+                "k": k,
+                "time_s": seconds,
+                "exact_time_s": exact_s,
+                "error": error,
+            }
+        )
     return rows
 
 
@@ -85,8 +93,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for name, weight in weights(args.shapes, args.smollm2, device):
         for row in measure(name, weight, ks, args.repeats):
             rows.append(row)
-            print(f"| {name} | {row['k']} | {row['time_s']:.4f} | {row['exact_time_s']:.4f} | {row['error']:.1e} |",
-                  flush=True)
+            print(
+                f"| {name} | {row['k']} | {row['time_s']:.4f} | {row['exact_time_s']:.4f} | {row['error']:.1e} |",
+                flush=True,
+            )
     for k in ks:
         times = {row["shape"]: row["time_s"] for row in rows if row["k"] == k and row["weight"].startswith("Gaussian")}
         if all(shape in times for shape in EIGHT_B):

@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"CPU, threads={args.threads}, d={args.d}, batch {args.batch} x {args.tokens} tokens, float32, "
-          f"min thread time of {args.repeats}, forward + backward of one layer\n")
+    print(
+        f"CPU, threads={args.threads}, d={args.d}, batch {args.batch} x {args.tokens} tokens, float32, "
+        f"min thread time of {args.repeats}, forward + backward of one layer\n"
+    )
     print("| T | MTL-LoRA (ms) | MTL-LoRA, all-tasks path (ms) | MoORE (ms) |")
     print("|---|---|---|---|")
     x = torch.randn(args.batch, args.tokens, args.d, requires_grad=True)
@@ -59,9 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         task_ids = torch.arange(args.batch) % num_tasks
         mtl, moore = build("mtllora", num_tasks, args.d), build("moore", num_tasks, args.d)
         moore.state.task_ids = task_ids
-        times = [cpu_ms(lambda: mtl.delta(x, task_ids).square().mean().backward(), args.repeats),
-                 cpu_ms(lambda: all_tasks_delta(mtl, x, task_ids).square().mean().backward(), args.repeats),
-                 cpu_ms(lambda: moore(x).square().mean().backward(), args.repeats)]
+        times = [
+            cpu_ms(lambda: mtl.delta(x, task_ids).square().mean().backward(), args.repeats),
+            cpu_ms(lambda: all_tasks_delta(mtl, x, task_ids).square().mean().backward(), args.repeats),
+            cpu_ms(lambda: moore(x).square().mean().backward(), args.repeats),
+        ]
         print(f"| {num_tasks} | " + " | ".join(f"{t:.1f}" for t in times) + " |", flush=True)
 
 

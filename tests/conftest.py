@@ -22,7 +22,9 @@ def _test_precision() -> tuple[torch.device, torch.dtype]:
     if name not in ("float32", "bfloat16", "float16"):
         raise ValueError(f"SAMORA_TEST_DTYPE must be float32, bfloat16 or float16, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("SAMORA_TEST_DEVICE=cuda but torch sees no CUDA device (torch.cuda.is_available() is False)")
+        raise RuntimeError(
+            "SAMORA_TEST_DEVICE=cuda but torch sees no CUDA device (torch.cuda.is_available() is False)"
+        )
     return device, getattr(torch, name)
 
 
@@ -31,28 +33,51 @@ TEST_DEVICE, TEST_DTYPE = _test_precision()
 
 def tiny_model(arch: str = "llama", seed: int = 0):
     """A 2-layer model of the given architecture with hidden size 32 and a 64-token vocabulary."""
-    from transformers import (GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM,
-                              Qwen3Config, Qwen3ForCausalLM)
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(seed)
-    common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                  pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    common = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
     if arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(**common))
     elif arch == "qwen3":
         model = Qwen3ForCausalLM(Qwen3Config(head_dim=8, **common))
     elif arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=VOCAB, n_positions=64,
-                                           pad_token_id=0, eos_token_id=1, bos_token_id=2,
-                                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+        model = GPT2LMHeadModel(
+            GPT2Config(
+                n_embd=32,
+                n_layer=2,
+                n_head=4,
+                vocab_size=VOCAB,
+                n_positions=64,
+                pad_token_id=0,
+                eos_token_id=1,
+                bos_token_id=2,
+                resid_pdrop=0.0,
+                embd_pdrop=0.0,
+                attn_pdrop=0.0,
+            )
+        )
     else:
         raise ValueError(arch)
     return model.eval()
 
 
-TARGETS = {"llama": ["q_proj", "k_proj", "v_proj", "o_proj"], "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
-           "gpt2": ["c_attn", "c_proj"]}
+TARGETS = {
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gpt2": ["c_attn", "c_proj"],
+}
 ARCHS = list(TARGETS)
 
 
@@ -82,8 +107,11 @@ def checkpointing_arguments(reentrant: bool) -> dict:
     """TrainingArguments fields that turn on checkpointing: transformers 5's names, or 4.57's."""
     from transformers import TrainingArguments
 
-    prefix = "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ \
+    prefix = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
         else "gradient_checkpointing"
+    )
     return {prefix: True, f"{prefix}_kwargs": {"use_reentrant": reentrant}}
 
 

@@ -15,8 +15,17 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from samora import (AdapterConfig, HydraLoRAConfig, LoRAConfig, MoELoRAConfig, MoOREConfig, MTLLoRAConfig,
-                    MultiLoRAConfig, SAMoRAConfig, SMoRAConfig)
+from samora import (
+    AdapterConfig,
+    HydraLoRAConfig,
+    LoRAConfig,
+    MoELoRAConfig,
+    MoOREConfig,
+    MTLLoRAConfig,
+    MultiLoRAConfig,
+    SAMoRAConfig,
+    SMoRAConfig,
+)
 
 Case = Callable[[list[str]], AdapterConfig]
 
@@ -30,8 +39,9 @@ METHOD_CASES: dict[str, dict[str, Case]] = {
     },
     "hydralora": {
         "hydralora": lambda tasks: HydraLoRAConfig(r=4, num_experts=3, tasks=tasks),
-        "hydralora_mlp_router": lambda tasks: HydraLoRAConfig(r=4, num_experts=3, tasks=tasks, router="mlp",
-                                                              router_hidden=8),
+        "hydralora_mlp_router": lambda tasks: HydraLoRAConfig(
+            r=4, num_experts=3, tasks=tasks, router="mlp", router_hidden=8
+        ),
     },
     "mtllora": {
         "mtllora": lambda tasks: MTLLoRAConfig(r=4, num_experts=3, tasks=tasks),
@@ -67,8 +77,11 @@ def contract_cases(methods: Iterable[str]) -> dict[str, Case]:
 
 def _no_case(method: str) -> Case:
     def fail(tasks: list[str]) -> AdapterConfig:
-        pytest.fail(f"method {method!r} is registered but has no case: add one to METHOD_CASES in "
-                    "tests/method_cases.py", pytrace=False)
+        pytest.fail(
+            f"method {method!r} is registered but has no case: add one to METHOD_CASES in tests/method_cases.py",
+            pytrace=False,
+        )
+
     return fail
 
 

@@ -33,22 +33,32 @@ def test_count_without_adapting_equals_trainable_parameters_of_adapted_model(cas
 # Per-module counts from REFERENCE sections 1 and 3 (T tasks), written out independently.
 REFERENCE_FORMULAS = {
     "lora": (samora.LoRAConfig(r=4), lambda c, i, o, t: c.r * (i + o)),
-    "multilora": (samora.MultiLoRAConfig(r=4, num_experts=3),
-                  lambda c, i, o, t: c.num_experts * (c.r * (i + o) + o)),
-    "hydralora": (samora.HydraLoRAConfig(r=4, num_experts=3),
-                  lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + c.num_experts * i),
-    "mtllora": (samora.MTLLoRAConfig(r=4, num_experts=3, tasks=TASKS),
-                lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + t * c.r**2 + t * c.num_experts),
+    "multilora": (samora.MultiLoRAConfig(r=4, num_experts=3), lambda c, i, o, t: c.num_experts * (c.r * (i + o) + o)),
+    "hydralora": (
+        samora.HydraLoRAConfig(r=4, num_experts=3),
+        lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + c.num_experts * i,
+    ),
+    "mtllora": (
+        samora.MTLLoRAConfig(r=4, num_experts=3, tasks=TASKS),
+        lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + t * c.r**2 + t * c.num_experts,
+    ),
     # REFERENCE counts (T+1) d_te; the extra row is unused in the released code (see methods/moelora.py).
-    "moelora": (samora.MoELoRAConfig(r=8, num_experts=4, task_dim=16, tasks=TASKS),
-                lambda c, i, o, t: c.r * (i + o) + (t + 1) * c.task_dim + c.task_dim * c.num_experts - c.task_dim),
+    "moelora": (
+        samora.MoELoRAConfig(r=8, num_experts=4, task_dim=16, tasks=TASKS),
+        lambda c, i, o, t: c.r * (i + o) + (t + 1) * c.task_dim + c.task_dim * c.num_experts - c.task_dim,
+    ),
     # REFERENCE's released-code count (d_g = 8) plus the paper's b_gate, eq. (6), which that code omits.
-    "samora": (samora.SAMoRAConfig(r=4, num_experts=3, tasks=TASKS),
-               lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + c.num_experts * c.r + c.r + 8 * t + 8 + 1),
+    "samora": (
+        samora.SAMoRAConfig(r=4, num_experts=3, tasks=TASKS),
+        lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + c.num_experts * c.r + c.r + 8 * t + 8 + 1,
+    ),
     "smora": (samora.SMoRAConfig(r=8, top_k=2), lambda c, i, o, t: c.r * (i + o) + c.r * i),  # + router R
-    "moore": (samora.MoOREConfig(r=4, num_experts=8, task_dim=5, tasks=TASKS),
-              lambda c, i, o, t: (i * c.num_experts + c.num_experts * min(i, o) + t * c.task_dim
-                                  + c.task_dim * min(i, o) + c.r * i)),
+    "moore": (
+        samora.MoOREConfig(r=4, num_experts=8, task_dim=5, tasks=TASKS),
+        lambda c, i, o, t: (
+            i * c.num_experts + c.num_experts * min(i, o) + t * c.task_dim + c.task_dim * min(i, o) + c.r * i
+        ),
+    ),
 }
 
 
@@ -73,8 +83,13 @@ def test_meta_device_model_counts_like_a_real_one():
 
 def lora_counts_by_rank(model, ranks):
     """LoRA's count for each rank from the closed form r (d_in + d_out), summed over the targets."""
-    per_rank = sum(d_in + d_out for d_in, d_out in (samora.methods.base.linear_shape(m)[:2] for m in
-                   samora.inject.find_targets(model, TARGETS["llama"]).values()))
+    per_rank = sum(
+        d_in + d_out
+        for d_in, d_out in (
+            samora.methods.base.linear_shape(m)[:2]
+            for m in samora.inject.find_targets(model, TARGETS["llama"]).values()
+        )
+    )
     return {r: r * per_rank for r in ranks}
 
 
@@ -93,12 +108,16 @@ def test_lora_rank_matched_to_samora_budget():
 def test_match_number_of_experts_and_skip_invalid_sizes():
     model = tiny_model("llama")
     budget = 20_000
-    match = samora.match_parameter_budget(model, samora.MultiLoRAConfig(r=2), budget, size="num_experts",
-                                          candidates=range(1, 33))
-    counts = {n: samora.adapter_parameter_count(model, samora.MultiLoRAConfig(r=2, num_experts=n)) for n in range(1, 33)}
+    match = samora.match_parameter_budget(
+        model, samora.MultiLoRAConfig(r=2), budget, size="num_experts", candidates=range(1, 33)
+    )
+    counts = {
+        n: samora.adapter_parameter_count(model, samora.MultiLoRAConfig(r=2, num_experts=n)) for n in range(1, 33)
+    }
     assert counts[match.config.num_experts] == min(counts.values(), key=lambda c: abs(c - budget))
-    moe = samora.match_parameter_budget(model, samora.MoELoRAConfig(num_experts=4, tasks=TASKS), budget,
-                                        candidates=range(1, 65))
+    moe = samora.match_parameter_budget(
+        model, samora.MoELoRAConfig(num_experts=4, tasks=TASKS), budget, candidates=range(1, 65)
+    )
     assert moe.config.r % 4 == 0  # ranks the 4 experts do not divide were skipped
 
 
@@ -106,13 +125,16 @@ def test_match_rejects_a_non_integer_size():
     with pytest.raises(ValueError, match=r"size must name an int field of LoRAConfig: one of \['r'\]"):
         samora.match_parameter_budget(tiny_model("llama"), samora.LoRAConfig(), 1000, size="alpha")
     with pytest.raises(ValueError, match="no candidate value of r is valid"):
-        samora.match_parameter_budget(tiny_model("llama"), samora.MoELoRAConfig(num_experts=4, tasks=TASKS),
-                                      1000, candidates=[3, 5])
+        samora.match_parameter_budget(
+            tiny_model("llama"), samora.MoELoRAConfig(num_experts=4, tasks=TASKS), 1000, candidates=[3, 5]
+        )
 
 
 def test_committed_methods_table_is_up_to_date():
     assert DOCS.is_file(), "docs/methods.md is missing; run: python -m samora.method_docs"
-    assert DOCS.read_text() == method_docs.methods_table(), "docs/methods.md is stale; run: python -m samora.method_docs"
+    assert DOCS.read_text() == method_docs.methods_table(), (
+        "docs/methods.md is stale; run: python -m samora.method_docs"
+    )
 
 
 def test_table_has_a_row_per_method_with_flags_from_the_class(tmp_path):

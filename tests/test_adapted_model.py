@@ -57,11 +57,15 @@ def test_unload_restores_the_class_save_pretrained(tmp_path):
 
 
 NO_BF16_CPU_KERNEL = pytest.mark.xfail(
-    raises=NotImplementedError, strict=True,
-    reason="MoORE's Householder solve has no bf16 CPU kernel (get_model(adapter_dtype=torch.bfloat16) fails alike)")
+    raises=NotImplementedError,
+    strict=True,
+    reason="MoORE's Householder solve has no bf16 CPU kernel (get_model(adapter_dtype=torch.bfloat16) fails alike)",
+)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=NO_BF16_CPU_KERNEL) if c == "moore" else c for c in sorted(CASES)])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=NO_BF16_CPU_KERNEL) if c == "moore" else c for c in sorted(CASES)]
+)
 def test_casting_the_adapted_model_to_bf16_keeps_it_working(case, input_ids):
     model = perturb(adapted(case))
     task_ids = [0, 1, 2]

@@ -23,9 +23,23 @@ from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 
-FILE_SYSTEM_EVENTS = {"open", "os.rename", "os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.truncate",
-                      "os.link", "os.symlink", "os.listdir", "os.scandir", "shutil.rmtree", "shutil.move",
-                      "tempfile.mkstemp", "tempfile.mkdtemp"}
+FILE_SYSTEM_EVENTS = {
+    "open",
+    "os.rename",
+    "os.remove",
+    "os.rmdir",
+    "os.mkdir",
+    "os.chmod",
+    "os.truncate",
+    "os.link",
+    "os.symlink",
+    "os.listdir",
+    "os.scandir",
+    "shutil.rmtree",
+    "shutil.move",
+    "tempfile.mkstemp",
+    "tempfile.mkdtemp",
+}
 
 
 def save_killed_before_operation(model, folder, k: int) -> bool:
@@ -100,12 +114,15 @@ def test_a_save_committed_but_not_installed_is_read_from_its_pending_copy(tmp_pa
     assert torch.equal(loaded(input_ids, task_ids="a").logits, new(input_ids, task_ids="a").logits)
 
 
-@pytest.mark.parametrize("version,match", [
-    (99, r"format_version 99, written by samora .*reads format_version 1 only. Upgrade samora"),
-    (0, r"format_version 0 .*does not read"),
-    ("1", r"format_version '1' .*does not read"),
-    (None, r"format_version None .*does not read"),
-])
+@pytest.mark.parametrize(
+    "version,match",
+    [
+        (99, r"format_version 99, written by samora .*reads format_version 1 only. Upgrade samora"),
+        (0, r"format_version 0 .*does not read"),
+        ("1", r"format_version '1' .*does not read"),
+        (None, r"format_version None .*does not read"),
+    ],
+)
 def test_a_format_version_this_samora_does_not_read_is_refused(tmp_path, version, match):
     samora.save_adapter(trained_samora(seed=0), tmp_path)
     saved = json.loads((tmp_path / CONFIG_NAME).read_text())

@@ -36,7 +36,9 @@ def test_the_bundled_model_is_recorded_by_name_with_its_path_apart(converted_fol
     assert saved["base_model"] == saved["base_model_name_or_path"] == SMOLLM2_NAME
     assert saved["base_model_path"] == str(converted_folder.resolve())
     samora.export_peft(tmp_path / "adapter", tmp_path / "peft")
-    assert json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["base_model_name_or_path"] == SMOLLM2_NAME
+    assert (
+        json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["base_model_name_or_path"] == SMOLLM2_NAME
+    )
 
 
 def test_hub_ids_and_local_folders_keep_their_names(tmp_path):
@@ -45,8 +47,12 @@ def test_hub_ids_and_local_folders_keep_their_names(tmp_path):
     assert base_model_identity(None) == (None, None)
 
 
-@pytest.mark.parametrize("recorded", [SMOLLM2_NAME, "/home/someone/.cache/samora/smollm2-135m-instruct-transformers-5.0.0"])
-def test_an_adapter_naming_the_bundled_model_loads_this_machines_copy(recorded, converted_folder, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "recorded", [SMOLLM2_NAME, "/home/someone/.cache/samora/smollm2-135m-instruct-transformers-5.0.0"]
+)
+def test_an_adapter_naming_the_bundled_model_loads_this_machines_copy(
+    recorded, converted_folder, tmp_path, monkeypatch
+):
     """New adapters record the name; old ones a cache path from another machine: both load the bundled model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -59,7 +65,8 @@ def test_an_adapter_naming_the_bundled_model_loads_this_machines_copy(recorded, 
     def bundled(**kwargs):
         loads.append(kwargs)
         return AutoModelForCausalLM.from_pretrained(converted_folder), AutoTokenizer.from_pretrained(
-            samora.models.smollm2_path())
+            samora.models.smollm2_path()
+        )
 
     monkeypatch.setattr(samora.models, "load_smollm2", bundled)
     loaded, _, saved = load_adapted(tmp_path / "adapter", load_run_config(overrides=["model.dtype=float32"]))
@@ -102,6 +109,10 @@ def test_a_converted_model_folder_follows_the_umask(umask, tmp_path):
         (staging / "tokenizer" / "config.json").write_text("{}")
 
     write_folder_atomically(target, write)
-    assert modes(target) == {".": 0o755, "model.safetensors": 0o644, "tokenizer": 0o755,
-                             "tokenizer/config.json": 0o644}
+    assert modes(target) == {
+        ".": 0o755,
+        "model.safetensors": 0o644,
+        "tokenizer": 0o755,
+        "tokenizer/config.json": 0o644,
+    }
     assert [p.name for p in target.parent.iterdir()] == ["converted"]  # no staging folder left

@@ -17,8 +17,15 @@ from torch import nn
 
 import samora
 from samora.benchmark import add_bench_arguments, main, run_bench
-from samora.benchmark.contenders import (FLOOR, METHOD, PEFT_LORA, BenchSettings, Contender, expert_count,
-                                        load_base_model)
+from samora.benchmark.contenders import (
+    FLOOR,
+    METHOD,
+    PEFT_LORA,
+    BenchSettings,
+    Contender,
+    expert_count,
+    load_base_model,
+)
 from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
 from samora.benchmark.runner import MeasureOptions, median_memory
@@ -41,9 +48,12 @@ def tiny_base():
 def shape_check(base, contender: Contender, settings: BenchSettings = TINY) -> list[tuple[int, ...]]:
     step = TrainingStep(contender.build(base, settings), contender, settings)
     adapter = step.model.samora_adapter
-    return per_expert_activations(step.run, tokens=settings.batch * settings.seq_len,
-                                  experts=expert_count(adapter.config),
-                                  d_outs=[layer.out_features for layer in adapter.layers.values()])
+    return per_expert_activations(
+        step.run,
+        tokens=settings.batch * settings.seq_len,
+        experts=expert_count(adapter.config),
+        d_outs=[layer.out_features for layer in adapter.layers.values()],
+    )
 
 
 def method_fields(method: str) -> set[str]:
@@ -63,10 +73,17 @@ def test_shape_check_catches_stacked_expert_outputs(tiny_base, monkeypatch):
     assert (2, 8, 5, 64) in found and (2, 8, 5, 32) in found  # q/o (64) and k/v (2 heads x 16)
 
 
-@pytest.mark.parametrize("shape,expected", [
-    ((2, 8, 5, 64), True), ((5, 2, 8, 64), True), ((16, 5, 64), True), ((2, 8, 320), False),
-    ((2, 8, 5, 63), False), ((5, 64, 16), True),
-])
+@pytest.mark.parametrize(
+    "shape,expected",
+    [
+        ((2, 8, 5, 64), True),
+        ((5, 2, 8, 64), True),
+        ((16, 5, 64), True),
+        ((2, 8, 320), False),
+        ((2, 8, 5, 63), False),
+        ((5, 64, 16), True),
+    ],
+)
 def test_per_expert_shape_rule(shape, expected):
     assert is_per_expert_activation(shape, tokens=16, experts=5, d_out=64) is expected
     assert not is_per_expert_activation((2, 8, 1, 64), tokens=16, experts=1, d_out=64)  # N = 1 is no mixture
@@ -107,17 +124,45 @@ def test_peak_memory_runs_in_a_fresh_process():
 
 
 def test_memory_repeats_report_medians_and_keep_every_repeat():
-    repeats = [{"peak_mb": 10.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
-               {"peak_mb": 12.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
-               {"peak_mb": 30.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"}]
-    assert median_memory(repeats) == {"peak_mb": 12.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps",
-                                      "repeats": repeats}
+    repeats = [
+        {"peak_mb": 10.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
+        {"peak_mb": 12.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
+        {"peak_mb": 30.0, "tensor_peak_mb": 4.0, "measure": "peak_rss_during_steps"},
+    ]
+    assert median_memory(repeats) == {
+        "peak_mb": 12.0,
+        "tensor_peak_mb": 4.0,
+        "measure": "peak_rss_during_steps",
+        "repeats": repeats,
+    }
 
 
 def test_bench_end_to_end_writes_results_with_ratios_from_its_own_timings(tmp_path):
-    code = main(["--model", "tiny", "--methods", "lora,samora", "--batch", "2", "--seq-len", "8",
-                 "--num-tasks", "3", "--rounds", "3", "--warmup", "0", "--no-memory", "--generation-tokens", "2",
-                 "--generation-prompt", "4", "--output", str(tmp_path)])
+    code = main(
+        [
+            "--model",
+            "tiny",
+            "--methods",
+            "lora,samora",
+            "--batch",
+            "2",
+            "--seq-len",
+            "8",
+            "--num-tasks",
+            "3",
+            "--rounds",
+            "3",
+            "--warmup",
+            "0",
+            "--no-memory",
+            "--generation-tokens",
+            "2",
+            "--generation-prompt",
+            "4",
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "bench.json").read_text())
     comparison = results["comparison"]
@@ -128,14 +173,20 @@ def test_bench_end_to_end_writes_results_with_ratios_from_its_own_timings(tmp_pa
         assert entry["tokens_per_s"] == pytest.approx(16 / entry["step"]["median"])
         assert entry["step_ratio_to_peft_lora"] == summary(paired_ratios(entry["step_s"], reference["step_s"]))
         assert entry["generation_ratio_to_peft_lora"] == summary(
-            paired_ratios(entry["generation_s_per_token"], reference["generation_s_per_token"]))
+            paired_ratios(entry["generation_s_per_token"], reference["generation_s_per_token"])
+        )
         if name != FLOOR:
-            assert entry["adapter_share_of_step"] == pytest.approx(1 - floor["step"]["median"] / entry["step"]["median"])
+            assert entry["adapter_share_of_step"] == pytest.approx(
+                1 - floor["step"]["median"] / entry["step"]["median"]
+            )
     assert comparison["samora"]["per_expert_activations"] == []
     assert comparison["samora"]["config"]["dropout"] == comparison[PEFT_LORA]["config"]["lora_dropout"] == 0.05
     assert results["settings"]["batch"] == 2 and results["machine"]["device"] == "cpu"
     targets = {t["target"]: t for t in results["targets"]}
-    assert targets["samora training step / PEFT LoRA"]["measured"] == comparison["samora"]["step_ratio_to_peft_lora"]["median"]
+    assert (
+        targets["samora training step / PEFT LoRA"]["measured"]
+        == comparison["samora"]["step_ratio_to_peft_lora"]["median"]
+    )
     assert targets["samora peak memory (RSS) / PEFT LoRA"]["met"] is None  # not measured in this run
     text = (tmp_path / "bench.md").read_text()
     assert "| contender |" in text and "| samora |" in text and "## Targets" in text
@@ -145,8 +196,12 @@ def test_bench_end_to_end_writes_results_with_ratios_from_its_own_timings(tmp_pa
 def test_experts_sweep_pairs_each_point_with_its_references(tiny_base):
     sweep = run_sweep("experts", [1, 2], "samora", TINY, tiny_base, NO_MEMORY, log=lambda _: None)
     roles = [(p["name"], p["role"], p["value"]) for p in sweep["points"]]
-    assert roles == [(FLOOR, FLOOR, None), (PEFT_LORA, PEFT_LORA, None), ("samora[N=1]", METHOD, 1),
-                     ("samora[N=2]", METHOD, 2)]
+    assert roles == [
+        (FLOOR, FLOOR, None),
+        (PEFT_LORA, PEFT_LORA, None),
+        ("samora[N=1]", METHOD, 1),
+        ("samora[N=2]", METHOD, 2),
+    ]
     floor, reference = sweep["points"][:2]
     for point in sweep["points"][2:]:
         assert point["step_ratio_to_peft_lora"] == summary(paired_ratios(point["step_s"], reference["step_s"]))
@@ -157,7 +212,11 @@ def test_active_ranks_sweep_measures_dense_and_sparse_smora_and_their_crossover(
     sweep = run_sweep("active_ranks", [1, 4], "smora", TINY, tiny_base, NO_MEMORY, log=lambda _: None, sparse_ranks=16)
     methods = [p for p in sweep["points"] if p["role"] == METHOD]
     assert [(p["config"]["top_k"], p["config"]["compute"], p["config"]["r"]) for p in methods] == [
-        (1, "dense", 16), (1, "sparse", 16), (4, "dense", 16), (4, "sparse", 16)]
+        (1, "dense", 16),
+        (1, "sparse", 16),
+        (4, "dense", 16),
+        (4, "sparse", 16),
+    ]
     ratios = sweep["crossover"]["ratios"]
     assert [(p["top_k"], p["share"]) for p in ratios] == [(1, 1 / 16), (4, 4 / 16)]
     assert ratios[1]["sparse_over_dense"] == summary(paired_ratios(methods[3]["step_s"], methods[2]["step_s"]))
@@ -165,8 +224,11 @@ def test_active_ranks_sweep_measures_dense_and_sparse_smora_and_their_crossover(
 
 def test_crossover_is_the_largest_share_below_the_first_dense_win():
     def rows(times):  # k -> (sparse step, dense step), one round each
-        return [{"role": METHOD, "value": k, "config": {"compute": mode, "r": 64}, "step_s": [t]}
-                for k, (sparse, dense) in times.items() for mode, t in (("sparse", sparse), ("dense", dense))]
+        return [
+            {"role": METHOD, "value": k, "config": {"compute": mode, "r": 64}, "step_s": [t]}
+            for k, (sparse, dense) in times.items()
+            for mode, t in (("sparse", sparse), ("dense", dense))
+        ]
 
     crossover = sparse_crossover(rows({1: (0.5, 1.0), 2: (0.9, 1.0), 4: (1.2, 1.0), 8: (0.8, 1.0)}))
     assert crossover["sparse_faster_up_to_share"] == 2 / 64 and crossover["dense_faster_from_share"] == 4 / 64
@@ -174,31 +236,50 @@ def test_crossover_is_the_largest_share_below_the_first_dense_win():
 
 
 def test_targets_are_judged_against_their_limits():
-    ratio = lambda median: {"median": median, "min": median, "max": median}
-    comparison = {"samora": {"step_ratio_to_peft_lora": ratio(1.05),
-                             "memory": {"peak_ratio_to_peft_lora": 1.2, "tensor_peak_ratio_to_peft_lora": 1.01},
-                             "generation_ratio_to_peft_lora": ratio(1.0), "per_expert_activations": []},
-                  "other": {"per_expert_activations": [(2, 8, 5, 64)]}}
-    sweeps = {"experts": {"points": [{"value": 1, "role": METHOD, "step_s": [1.0, 2.0]},
-                                     {"value": 16, "role": METHOD, "step_s": [1.5, 2.2]}]}}
+    def ratio(median):
+        return {"median": median, "min": median, "max": median}
+
+    comparison = {
+        "samora": {
+            "step_ratio_to_peft_lora": ratio(1.05),
+            "memory": {"peak_ratio_to_peft_lora": 1.2, "tensor_peak_ratio_to_peft_lora": 1.01},
+            "generation_ratio_to_peft_lora": ratio(1.0),
+            "per_expert_activations": [],
+        },
+        "other": {"per_expert_activations": [(2, 8, 5, 64)]},
+    }
+    sweeps = {
+        "experts": {
+            "points": [
+                {"value": 1, "role": METHOD, "step_s": [1.0, 2.0]},
+                {"value": 16, "role": METHOD, "step_s": [1.5, 2.2]},
+            ]
+        }
+    }
     met = {t["target"]: t["met"] for t in check_targets(comparison, sweeps)}
     assert list(met.values()) == [True, False, True, False, True, None, False]  # no active_ranks sweep: None
     measured = check_targets(comparison, sweeps)[3]["measured"]
     assert measured == pytest.approx(1.3)  # median of the round ratios 1.5 and 1.1
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--methods", "nope"], "unknown method 'nope'"),
-    (["--no-comparison"], "nothing to run"),
-    (["--sweep", "experts", "--sweep-method", "lora", "--no-comparison"], "needs a method with num_experts"),
-    (["--sweep", "active_ranks", "--active-ranks-values", "8", "--active-ranks-r", "4", "--no-comparison"],
-     "top_k must be an int in"),
-    (["--batch", "0"], "batch must be a positive int"),
-    (["--dtype", "float32", "--dropout", "1.5"], "dropout must be in"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--methods", "nope"], "unknown method 'nope'"),
+        (["--no-comparison"], "nothing to run"),
+        (["--sweep", "experts", "--sweep-method", "lora", "--no-comparison"], "needs a method with num_experts"),
+        (
+            ["--sweep", "active_ranks", "--active-ranks-values", "8", "--active-ranks-r", "4", "--no-comparison"],
+            "top_k must be an int in",
+        ),
+        (["--batch", "0"], "batch must be a positive int"),
+        (["--dtype", "float32", "--dropout", "1.5"], "dropout must be in"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(argv, message, tmp_path):
     args = add_bench_arguments(argparse.ArgumentParser()).parse_args(
-        ["--model", "tiny", "--rounds", "1", "--no-memory", "--output", str(tmp_path), *argv])
+        ["--model", "tiny", "--rounds", "1", "--no-memory", "--output", str(tmp_path), *argv]
+    )
     with pytest.raises(ValueError, match=message):
         run_bench(args)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,10 @@ def benchmarks_on_path(monkeypatch):
 def test_step_flops_counts_each_contender_against_peft_lora(capsys):
     import step_flops
 
-    rows = {row["name"]: row for row in step_flops.main(["--model", "tiny", "--methods", "moore,lora",
-                                                          "--batch", "1", "--seq-len", "8"])}
+    rows = {
+        row["name"]: row
+        for row in step_flops.main(["--model", "tiny", "--methods", "moore,lora", "--batch", "1", "--seq-len", "8"])
+    }
     assert rows.keys() == {"floor", "peft_lora", "moore", "lora"}
     assert rows["peft_lora"]["ratio_to_peft_lora"] == 1.0
     assert rows["floor"]["flops"] < rows["peft_lora"]["flops"] < rows["moore"]["flops"]
@@ -31,7 +32,9 @@ def test_task_scaling_sweep_runs(capsys):
     import task_scaling
 
     task_scaling.main(["--d", "16", "--batch", "2", "--tokens", "3", "--tasks", "1,50", "--repeats", "1"])
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1") or line.startswith("| 50")]
+    lines = [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("| 1") or line.startswith("| 50")
+    ]
     assert len(lines) == 2 and all(line.count("|") == 5 for line in lines)
 
 

@@ -36,8 +36,11 @@ MESSAGES = [
     (samora.SAMoRAConfig, {"scaling": 1}, "scaling must be True or False, got 1"),
     (samora.SMoRAConfig, {"compute": "fast"}, "compute must be one of 'auto', 'dense', 'sparse', got 'fast'"),
     (samora.SMoRAConfig, {"top_k": 65}, r"top_k must be an int in \[1, r=64\], got 65; lower top_k or raise r"),
-    (samora.HydraLoRAConfig, {"router_input": "clean"},
-     r"router_input must be 'dropout' \(route on dropout\(x\)\) or 'input' \(on x\), got 'clean'"),
+    (
+        samora.HydraLoRAConfig,
+        {"router_input": "clean"},
+        r"router_input must be 'dropout' \(route on dropout\(x\)\) or 'input' \(on x\), got 'clean'",
+    ),
 ]
 
 
@@ -104,8 +107,19 @@ def test_scaled_configs_give_the_scale_their_layers_use():
     assert torch.allclose(layer.delta_weight(), 3.0 * layer.lora_B @ layer.lora_A)
 
 
-LIBRARY = ["config.py", "routing.py", "inject.py", "bound.py", "persistence.py", "merging.py", "accounting.py",
-           "peft_format.py", "method_docs.py", "methods/*.py", "analysis/features.py"]
+LIBRARY = [
+    "config.py",
+    "routing.py",
+    "inject.py",
+    "bound.py",
+    "persistence.py",
+    "merging.py",
+    "accounting.py",
+    "peft_format.py",
+    "method_docs.py",
+    "methods/*.py",
+    "analysis/features.py",
+]
 
 
 def test_the_library_imports_no_private_name_from_another_module():
@@ -113,8 +127,11 @@ def test_the_library_imports_no_private_name_from_another_module():
     for path in (path for pattern in LIBRARY for path in SRC.glob(pattern)):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("samora"):
-                offenders += [f"{path.relative_to(SRC)}: {alias.name}" for alias in node.names
-                              if alias.name.startswith("_") and alias.name != "__version__"]
+                offenders += [
+                    f"{path.relative_to(SRC)}: {alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and alias.name != "__version__"
+                ]
     assert offenders == []
 
 

@@ -129,8 +129,12 @@ def test_only_adapter_parameters_train(case, arch, input_ids):
     model.train()
     perturb(model)
     model(input_ids, labels=input_ids, task_ids=[0, 1, 2]).loss.backward()
-    adapter_names = {f"{name}.{key}" for name, layer in model.samora_adapter.layers.items()
-                     for key, _ in layer.named_parameters() if not key.startswith("base_layer.")}
+    adapter_names = {
+        f"{name}.{key}"
+        for name, layer in model.samora_adapter.layers.items()
+        for key, _ in layer.named_parameters()
+        if not key.startswith("base_layer.")
+    }
     for name, parameter in model.named_parameters():
         if name in adapter_names:
             assert parameter.requires_grad and parameter.grad is not None, name
@@ -138,7 +142,8 @@ def test_only_adapter_parameters_train(case, arch, input_ids):
         else:
             assert not parameter.requires_grad and parameter.grad is None, name
     assert samora.trainable_parameters(model).trainable == sum(
-        p.numel() for n, p in model.named_parameters() if n in adapter_names)
+        p.numel() for n, p in model.named_parameters() if n in adapter_names
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -160,8 +165,8 @@ def test_mixed_task_batch_equals_per_task_batches(case, input_ids):
     perturb(model)
     mixed = model(input_ids, task_ids=["alpha", "beta", "gamma"]).logits
     for row, task in enumerate(TASKS):
-        alone = model(input_ids[row:row + 1], task_ids=[task]).logits
-        assert_close(alone, mixed[row:row + 1], atol=1e-5, rtol=1e-5, message=task)
+        alone = model(input_ids[row : row + 1], task_ids=[task]).logits
+        assert_close(alone, mixed[row : row + 1], atol=1e-5, rtol=1e-5, message=task)
 
 
 @pytest.mark.parametrize("reentrant", [True, False])
@@ -193,8 +198,8 @@ def test_generate_with_beams_and_task_ids(case, arch, input_ids):
     as_tensor = model.generate(input_ids, task_ids=torch.tensor([0, 1, 2]), num_return_sequences=2, **options)
     assert torch.equal(batched, as_tensor)
     for row, task in enumerate(TASKS if FULL_PRECISION else []):
-        alone = model.generate(input_ids[row:row + 1], task_ids=[task], num_return_sequences=2, **options)
-        assert torch.equal(alone, batched[2 * row:2 * row + 2]), task
+        alone = model.generate(input_ids[row : row + 1], task_ids=[task], num_return_sequences=2, **options)
+        assert torch.equal(alone, batched[2 * row : 2 * row + 2]), task
     greedy = model.generate(input_ids, task_ids=[0, 1, 2], max_new_tokens=3, do_sample=False, pad_token_id=0)
     assert greedy.shape == (3, input_ids.shape[1] + 3)
 
@@ -206,8 +211,14 @@ def test_generate_keeps_parameter_only_values_for_one_call_only(case, input_ids)
     changed between calls (even through .data, which no version counter sees) is picked up."""
     model = adapted(case)
     perturb(model)
-    options = dict(max_new_tokens=4, do_sample=False, pad_token_id=0, output_scores=True, return_dict_in_generate=True,
-                   task_ids=[0, 1, 2])
+    options = dict(
+        max_new_tokens=4,
+        do_sample=False,
+        pad_token_id=0,
+        output_scores=True,
+        return_dict_in_generate=True,
+        task_ids=[0, 1, 2],
+    )
 
     def scores(generate):
         return torch.stack(generate(input_ids, **options).scores)

@@ -30,30 +30,51 @@ def adapted_t5():
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
-    config = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
-                      num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0)
+    config = T5Config(
+        vocab_size=VOCAB,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        dropout_rate=0.0,
+    )
     model = T5ForConditionalGeneration(config).eval()
-    return perturbed(samora.get_model(model, samora.SAMoRAConfig(r=4, tasks=TASKS, target_modules=["q", "k", "v", "o"])))
+    return perturbed(
+        samora.get_model(model, samora.SAMoRAConfig(r=4, tasks=TASKS, target_modules=["q", "k", "v", "o"]))
+    )
 
 
 PROMPTS = torch.randint(3, VOCAB, (2, 5), generator=torch.Generator().manual_seed(3))
 
 
 def generate(model, prompts, task_ids, **options):
-    return model.generate(prompts, attention_mask=torch.ones_like(prompts), task_ids=task_ids, max_new_tokens=4,
-                          do_sample=False, **options)
+    return model.generate(
+        prompts,
+        attention_mask=torch.ones_like(prompts),
+        task_ids=task_ids,
+        max_new_tokens=4,
+        do_sample=False,
+        **options,
+    )
 
 
 def per_example(model, **options):
     """Each prompt generated alone with its own task: what a mixed batch must reproduce."""
-    return [generate(model, PROMPTS[i:i + 1], task, **options) for i, task in enumerate(TASKS)]
+    return [generate(model, PROMPTS[i : i + 1], task, **options) for i, task in enumerate(TASKS)]
 
 
 def rows_of(output, example, rows):
-    return output[example * rows:(example + 1) * rows]
+    return output[example * rows : (example + 1) * rows]
 
 
-OPTIONS = [(cache, beams, returned, "names") for cache in (True, False) for beams, returned in ((1, 1), (3, 1), (3, 3))]
+OPTIONS = [
+    (cache, beams, returned, "names") for cache in (True, False) for beams, returned in ((1, 1), (3, 1), (3, 3))
+]
 OPTIONS += [(False, 3, 3, "tensor"), (True, 3, 2, "per_row")]
 
 
@@ -63,8 +84,11 @@ def test_a_mixed_task_batch_generates_what_each_example_generates_alone(make, us
     model = make()
     options = dict(use_cache=use_cache, num_beams=beams, num_return_sequences=returned)
     rows = max(beams, returned)
-    task_ids = {"names": TASKS, "tensor": torch.tensor([0, 1]),
-                "per_row": [task for task in TASKS for _ in range(rows)]}[form]
+    task_ids = {
+        "names": TASKS,
+        "tensor": torch.tensor([0, 1]),
+        "per_row": [task for task in TASKS for _ in range(rows)],
+    }[form]
     expected = per_example(model, **options)
     unrelated = dict(decoder_input_ids=PROMPTS[:1].repeat(3, 2)) if make is adapted_t5 else {}
     model(PROMPTS[:1].repeat(3, 1), task_ids=["b", "b", "b"], **unrelated)  # an unrelated call first

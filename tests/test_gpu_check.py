@@ -17,8 +17,9 @@ SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ("GPU_CHECK_PYTHON", "SAMORA_WHEELS")}
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          env=environment | env, cwd=ROOT)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60, env=environment | env, cwd=ROOT
+    )
 
 
 def test_dry_run_plans_every_step_on_cuda_in_bf16_within_eight_minutes():
@@ -35,7 +36,12 @@ def test_dry_run_plans_every_step_on_cuda_in_bf16_within_eight_minutes():
     assert "4096x4096,1024x4096" in commands["svd-init"]
     total = int(re.search(r"^TOTAL_S=(\d+)", SCRIPT.read_text(), flags=re.M).group(1))
     assert total < 8 * 60  # every step's limit is capped by what is left of this total
-    for path in ("requirements/gpu.txt", "benchmarks/eight_b_like.py", "benchmarks/svd_init.py", "tests/test_contract.py"):
+    for path in (
+        "requirements/gpu.txt",
+        "benchmarks/eight_b_like.py",
+        "benchmarks/svd_init.py",
+        "tests/test_contract.py",
+    ):
         assert (ROOT / path).is_file(), path
 
 
@@ -50,8 +56,25 @@ def test_eight_b_like_model_has_the_asked_layer_shapes(tmp_path):
     spec = importlib.util.spec_from_file_location("eight_b_like", ROOT / "benchmarks" / "eight_b_like.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.main([str(tmp_path), "--layers", "1", "--hidden", "64", "--intermediate", "96", "--heads", "4",
-                 "--kv-heads", "2", "--vocab", "100", "--dtype", "float32"])
+    module.main(
+        [
+            str(tmp_path),
+            "--layers",
+            "1",
+            "--hidden",
+            "64",
+            "--intermediate",
+            "96",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--vocab",
+            "100",
+            "--dtype",
+            "float32",
+        ]
+    )
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tmp_path)

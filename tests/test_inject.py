@@ -15,7 +15,9 @@ def adapted_names(model):
 
 def test_suffix_list_selects_matching_linears():
     model = samora.get_model(tiny_model(), samora.LoRAConfig(target_modules=["q_proj", "down_proj"]))
-    assert adapted_names(model) == [f"model.layers.{i}.{m}" for i in range(2) for m in ("mlp.down_proj", "self_attn.q_proj")]
+    assert adapted_names(model) == [
+        f"model.layers.{i}.{m}" for i in range(2) for m in ("mlp.down_proj", "self_attn.q_proj")
+    ]
 
 
 def test_exact_full_name():
@@ -91,7 +93,8 @@ def test_the_callers_config_is_not_mutated():
     kept = samora.adapter_of(model).config
     assert kept is not config and kept.base_model == "tiny/llama"
     assert {k: v for k, v in kept.to_dict().items() if k != "base_model"} == {
-        k: v for k, v in before.items() if k != "base_model"}
+        k: v for k, v in before.items() if k != "base_model"
+    }
     named = samora.LoRAConfig(base_model="my/base")
     assert samora.adapter_of(samora.get_model(tiny_model(), named)).config.base_model == "my/base"
     assert named.base_model == "my/base"

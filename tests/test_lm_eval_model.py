@@ -23,21 +23,32 @@ LOCAL_TASKS = {"arc-e": "ALPHA", "tiny_piqa": "BRAVO", "tiny_other": "CHARLIE"}
 def workspace(tmp_path, smollm2_tokenizer):
     """A tiny Llama over SmolLM2's tokenizer saved as a model folder, and the three task folders."""
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(smollm2_tokenizer), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(smollm2_tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
     model.save_pretrained(tmp_path / "base")
     smollm2_tokenizer.save_pretrained(tmp_path / "base")
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     for task, marker in LOCAL_TASKS.items():
-        rows = [{"question": f"{marker} question {i}?", "choices": ["yes", "no", "maybe"], "label": i % 3}
-                for i in range(4)]
+        rows = [
+            {"question": f"{marker} question {i}?", "choices": ["yes", "no", "maybe"], "label": i % 3}
+            for i in range(4)
+        ]
         data = tasks / f"{task}.jsonl"
         data.write_text("".join(json.dumps(row) + "\n" for row in rows))
         (tasks / f"{task}.yaml").write_text(
             f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\n"
             "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{question}}'\n"
-            "doc_to_choice: choices\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n")
+            "doc_to_choice: choices\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n"
+        )
     return tmp_path
 
 
@@ -62,24 +73,35 @@ def record_routes(lm: SamoraLM, tokenizer) -> dict[str, set]:
             for marker in LOCAL_TASKS.values():
                 if marker in text:
                     seen.setdefault(marker, set()).add(int(task_id))
+
     lm.model.register_forward_pre_hook(hook, with_kwargs=True)
     return seen
 
 
 def evaluate(lm, workspace, tasks):
-    return lm_eval.simple_evaluate(model=lm, tasks=tasks, log_samples=False,
-                                   task_manager=TaskManager(include_path=str(workspace / "tasks"), include_defaults=False))
+    return lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        log_samples=False,
+        task_manager=TaskManager(include_path=str(workspace / "tasks"), include_defaults=False),
+    )
 
 
 def test_each_lm_eval_task_runs_with_its_task_id(workspace, smollm2_tokenizer):
     run = save_adapter(workspace, samora.MTLLoRAConfig(r=4, num_experts=2, tasks=["arc_easy", "piqa"]))
-    lm = SamoraLM(adapter=run, pretrained=str(workspace / "base"), task_map="tiny_piqa:piqa", device="cpu",
-                  batch_size=4)
+    lm = SamoraLM(
+        adapter=run, pretrained=str(workspace / "base"), task_map="tiny_piqa:piqa", device="cpu", batch_size=4
+    )
     seen = record_routes(lm, smollm2_tokenizer)
     results = evaluate(lm, workspace, ["arc-e", "tiny_piqa"])
     assert seen == {"ALPHA": {0}, "BRAVO": {1}}  # registry alias -> arc_easy (0); task_map -> piqa (1)
     routing = results["config"]["samora_routing"]
-    assert routing["arc-e"] == {"adapter_task": "arc_easy", "task_id": 0, "how": "samora task registry", "requests": 12}
+    assert routing["arc-e"] == {
+        "adapter_task": "arc_easy",
+        "task_id": 0,
+        "how": "samora task registry",
+        "requests": 12,
+    }
     assert routing["tiny_piqa"]["task_id"] == 1 and routing["tiny_piqa"]["how"] == "task_map"
     assert set(results["results"]) == {"arc-e", "tiny_piqa"} and "acc,none" in results["results"]["arc-e"]
 
@@ -95,9 +117,25 @@ def test_cli_scores_unknown_tasks_through_the_unseen_route(workspace, smollm2_to
     """`samora-lm-eval --model samora ...` (lm-eval's CLI with the model registered); base from the adapter."""
     run = save_adapter(workspace, samora.SAMoRAConfig(r=4, num_experts=2, tasks=["arc_easy", "piqa"]))
     out = workspace / "results"
-    monkeypatch.setattr(sys, "argv", ["samora-lm-eval", "--model", "samora", "--model_args", f"adapter={run}",
-                                      "--tasks", "arc-e,tiny_other", "--include_path", str(workspace / "tasks"),
-                                      "--device", "cpu", "--output_path", str(out)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "samora-lm-eval",
+            "--model",
+            "samora",
+            "--model_args",
+            f"adapter={run}",
+            "--tasks",
+            "arc-e,tiny_other",
+            "--include_path",
+            str(workspace / "tasks"),
+            "--device",
+            "cpu",
+            "--output_path",
+            str(out),
+        ],
+    )
     with caplog.at_level("WARNING", logger="samora"):
         cli()
     [written] = out.rglob("results_*.json")

@@ -135,8 +135,10 @@ def _float64_lora(adapter_dtype):
         for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator, dtype=torch.float64))
-    return model.eval(), {name: (layer.lora_A.detach().double().clone(), layer.lora_B.detach().double().clone())
-                          for name, layer in model.samora_adapter.layers.items()}
+    return model.eval(), {
+        name: (layer.lora_A.detach().double().clone(), layer.lora_B.detach().double().clone())
+        for name, layer in model.samora_adapter.layers.items()
+    }
 
 
 def test_float64_merge_equals_peft_merge_at_the_same_weights(input_ids):
@@ -145,8 +147,10 @@ def test_float64_merge_equals_peft_merge_at_the_same_weights(input_ids):
     expected = model(input_ids).logits
     merged = dict(samora.merge(model).named_parameters())
     assert (model(input_ids).logits - expected).abs().max() < 1e-12  # float32 rounding would give ~1e-7
-    reference = peft.get_peft_model(tiny_model().double(), peft.LoraConfig(
-        r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    reference = peft.get_peft_model(
+        tiny_model().double(),
+        peft.LoraConfig(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+    )
     with torch.no_grad():
         for name, module in reference.base_model.model.named_modules():
             if name in factors:

@@ -100,7 +100,9 @@ def test_multilora_export_has_rank_n_r_and_lora_keeps_its_alpha(tmp_path):
 def test_one_task_goes_into_the_folder_itself(tmp_path, input_ids):
     model = adapted("moelora")
     assert export_peft(model, tmp_path / "piqa", task="piqa") == [tmp_path / "piqa"]
-    assert (peft_logits(tmp_path / "piqa", input_ids) - samora_logits(model, input_ids, "piqa")).abs().max() < TOLERANCE
+    assert (
+        peft_logits(tmp_path / "piqa", input_ids) - samora_logits(model, input_ids, "piqa")
+    ).abs().max() < TOLERANCE
     with pytest.raises(ValueError, match=r"unknown task 'mnli'.*\['arc_easy', 'piqa', 'boolq'\]"):
         export_peft(model, tmp_path / "x", task="mnli")
 
@@ -138,8 +140,14 @@ def test_cli_export_writes_per_task_folders_and_refuses_token_routing(tmp_path, 
 
 @pytest.mark.parametrize("rslora", [False, True])
 def test_a_peft_lora_loads_in_samora_with_identical_logits(rslora, tmp_path, input_ids):
-    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "o_proj"], init_lora_weights=False,
-                             use_rslora=rslora, lora_dropout=0.05)
+    config = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "o_proj"],
+        init_lora_weights=False,
+        use_rslora=rslora,
+        lora_dropout=0.05,
+    )
     model = peft.get_peft_model(tiny_model("llama"), config).eval()
     model.save_pretrained(tmp_path / "peft")
     with torch.no_grad():
@@ -158,8 +166,9 @@ def test_samora_rejects_peft_options_a_lora_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="DoRA"):
         samora.load_adapter(base, tmp_path / "dora")
     assert not hasattr(base, "samora_adapter")
-    peft.get_peft_model(tiny_model("llama"), peft.IA3Config(target_modules=["k_proj"], feedforward_modules=[])
-                        ).save_pretrained(tmp_path / "ia3")
+    peft.get_peft_model(
+        tiny_model("llama"), peft.IA3Config(target_modules=["k_proj"], feedforward_modules=[])
+    ).save_pretrained(tmp_path / "ia3")
     with pytest.raises(ValueError, match="PEFT 'IA3' adapter"):
         samora.load_adapter(base, tmp_path / "ia3")
 
@@ -179,8 +188,9 @@ def test_peft_and_transformers_pointed_at_a_samora_folder_name_samora(tmp_path):
 
 def test_gpt2_conv1d_layers_export_too(tmp_path, input_ids):
     """GPT-2 stores its projections as Conv1D (d_in, d_out); PEFT's LoRA factors have the same shapes."""
-    model = samora.get_model(tiny_model("gpt2"), samora.MultiLoRAConfig(r=2, num_experts=2,
-                                                                         target_modules=["c_attn", "c_proj"]))
+    model = samora.get_model(
+        tiny_model("gpt2"), samora.MultiLoRAConfig(r=2, num_experts=2, target_modules=["c_attn", "c_proj"])
+    )
     with torch.no_grad():
         for layer in samora.adapter_of(model).layers.values():
             for name, parameter in layer.named_parameters():

@@ -96,10 +96,20 @@ def test_base_with_other_shapes_is_refused_and_untouched(tmp_path, input_ids):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     samora.save_adapter(trained_samora(), tmp_path)
-    other = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2))
+    other = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=48,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(ValueError, match=r"do not match this model.*q_proj: saved \(in, out\) \[32, 32\], this model \[48, 48\]"):
+    with pytest.raises(
+        ValueError, match=r"do not match this model.*q_proj: saved \(in, out\) \[32, 32\], this model \[48, 48\]"
+    ):
         samora.load_adapter(other, tmp_path)
     assert not hasattr(other, "samora_adapter")
     assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())

@@ -28,8 +28,14 @@ def batches(tasks: list[str], steps: int = 3) -> list[dict]:
     out = []
     for step in range(steps):
         ids = torch.randint(3, 64, (2, 8), generator=generator)
-        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids,
-                    "task_ids": [tasks[step % len(tasks)]] * 2 if tasks else None})
+        out.append(
+            {
+                "input_ids": ids,
+                "attention_mask": torch.ones_like(ids),
+                "labels": ids,
+                "task_ids": [tasks[step % len(tasks)]] * 2 if tasks else None,
+            }
+        )
     return out
 
 

@@ -23,14 +23,19 @@ def smollm2():
 def test_samora_trains_on_smollm2_and_loss_falls(smollm2, tmp_path):
     model, tokenizer = smollm2
     torch.manual_seed(0)
-    texts = ["Question: Is the sky blue on a clear day? Answer: the correct answer is true",
-             "Question: Which is heavier, a feather or a brick? Answer: the correct answer is brick"]
+    texts = [
+        "Question: Is the sky blue on a clear day? Answer: the correct answer is true",
+        "Question: Which is heavier, a feather or a brick? Answer: the correct answer is brick",
+    ]
     batch = tokenizer(texts, return_tensors="pt", padding=True)
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     model = samora.get_model(model, samora.SAMoRAConfig(tasks=["boolq", "piqa"]))
+
     # per module: r d_in + N r d_out + N r + r + T d_g + d_g + 1 (r=8, N=3, T=2, d_g=8); 30 layers of
     # q, o (576 -> 576) and k, v (576 -> 192, three key-value heads of 64)
-    per_module = lambda d_in, d_out: 8 * d_in + 3 * 8 * d_out + 3 * 8 + 8 + 2 * 8 + 8 + 1
+    def per_module(d_in, d_out):
+        return 8 * d_in + 3 * 8 * d_out + 3 * 8 + 8 + 2 * 8 + 8 + 1
+
     expected = 30 * (2 * per_module(576, 576) + 2 * per_module(576, 192))
     assert samora.trainable_parameters(model).trainable == expected
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)

@@ -17,8 +17,9 @@ def test_every_preset_loads_and_builds_its_adapter_config():
 def test_yaml_then_overrides_in_order(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("adapter: {method: lora, r: 4}\ntrain: {learning_rate: 1.0e-3, max_steps: 5}\n")
-    config = load_run_config(str(path), ["train.learning_rate=3e-4", "adapter.r=16", "data.tasks=[boolq, piqa]"],
-                             preset="demo")
+    config = load_run_config(
+        str(path), ["train.learning_rate=3e-4", "adapter.r=16", "data.tasks=[boolq, piqa]"], preset="demo"
+    )
     assert config.adapter["method"] == "lora" and config.adapter["r"] == 16  # file, then override
     assert "num_experts" not in config.adapter  # the preset's SAMoRA options went with its method
     same_method = load_run_config(overrides=["adapter.r=16"], preset="demo")
@@ -29,17 +30,20 @@ def test_yaml_then_overrides_in_order(tmp_path):
     assert load_run_config().model.name is None  # train: SmolLM2; eval: the adapter's recorded base
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["train.learnig_rate=1e-4"], r"unknown key\(s\) \['train.learnig_rate'\].*train.learning_rate"),
-    (["optimizer.lr=1"], r"unknown key\(s\) \['optimizer'\]"),
-    (["train.batch_size=eight"], "train.batch_size must be int"),
-    (["train.batch_size=0"], "train.batch_size/grad_accum must be > 0"),
-    (["eval.protocol=beam"], "eval.protocol must be loglik or generate"),
-    (["adapter.method=qlora"], r"adapter.method must be one of \[.*'samora'"),
-    (["adapter.temperature=-1"], "adapter: temperature must be > 0"),
-    (["adapter.tempreature=1"], r"adapter: SAMoRAConfig has no field\(s\) \['tempreature'\]"),
-    (["train.learning_rate"], "must look like section.key=value"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["train.learnig_rate=1e-4"], r"unknown key\(s\) \['train.learnig_rate'\].*train.learning_rate"),
+        (["optimizer.lr=1"], r"unknown key\(s\) \['optimizer'\]"),
+        (["train.batch_size=eight"], "train.batch_size must be int"),
+        (["train.batch_size=0"], "train.batch_size/grad_accum must be > 0"),
+        (["eval.protocol=beam"], "eval.protocol must be loglik or generate"),
+        (["adapter.method=qlora"], r"adapter.method must be one of \[.*'samora'"),
+        (["adapter.temperature=-1"], "adapter: temperature must be > 0"),
+        (["adapter.tempreature=1"], r"adapter: SAMoRAConfig has no field\(s\) \['tempreature'\]"),
+        (["train.learning_rate"], "must look like section.key=value"),
+    ],
+)
 def test_bad_keys_and_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_run_config(overrides=overrides)

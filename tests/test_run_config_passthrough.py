@@ -26,24 +26,36 @@ def test_a_trainingarguments_field_passes_through_and_round_trips(tmp_path):
     assert again.train.training_arguments == {"optim": "adafactor", "adam_beta2": 0.9, "max_grad_norm": 0.5}
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["train.per_device_train_batch_size=4"], "use train.batch_size instead"),
-    (["train.gradient_accumulation_steps=2"], "use train.grad_accum instead"),
-    (["train.num_train_epochs=2"], "use train.epochs instead"),
-    (["train.lr_scheduler_type=cosine"], "use train.lr_scheduler instead"),
-    (["train.output_dir=/tmp/x"], "use output_dir instead"),
-    (["train.bf16=true"], "use train.precision instead"),
-    (["train.logging_dir=/tmp/tb"], "TensorBoard writes into <run folder>/tensorboard"),
-    (["train.training_arguments={learning_rate: 0.1}"], "learning_rate is samora's own key; set train.learning_rate"),
-    (["train.learnig_rate=1e-4"], r"unknown key\(s\) \['train.learnig_rate'\] \(did you mean train.learning_rate\?\)"
-                                  r".*any field of transformers.TrainingArguments"),
-    (["train.max_grad_norm=big"], "train.max_grad_norm must be float, got 'big'"),
-    (["train.optim=adamw_nosuch"], "train.optim: transformers.TrainingArguments refuses it: adamw_nosuch is not a valid"),
-    (["train.training_arguments=[1]"], "train.training_arguments must be dict"),
-    (["train.precision=fp8"], "train.precision must be auto / fp32 / bf16 / fp16"),
-    (["train.save_total_limit=0"], "train.save_total_limit must be > 0 or null"),
-    (["train.report_to=[tensorboard, nosuch]"], r"train.report_to: unknown integration\(s\) \['nosuch'\]"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["train.per_device_train_batch_size=4"], "use train.batch_size instead"),
+        (["train.gradient_accumulation_steps=2"], "use train.grad_accum instead"),
+        (["train.num_train_epochs=2"], "use train.epochs instead"),
+        (["train.lr_scheduler_type=cosine"], "use train.lr_scheduler instead"),
+        (["train.output_dir=/tmp/x"], "use output_dir instead"),
+        (["train.bf16=true"], "use train.precision instead"),
+        (["train.logging_dir=/tmp/tb"], "TensorBoard writes into <run folder>/tensorboard"),
+        (
+            ["train.training_arguments={learning_rate: 0.1}"],
+            "learning_rate is samora's own key; set train.learning_rate",
+        ),
+        (
+            ["train.learnig_rate=1e-4"],
+            r"unknown key\(s\) \['train.learnig_rate'\] \(did you mean train.learning_rate\?\)"
+            r".*any field of transformers.TrainingArguments",
+        ),
+        (["train.max_grad_norm=big"], "train.max_grad_norm must be float, got 'big'"),
+        (
+            ["train.optim=adamw_nosuch"],
+            "train.optim: transformers.TrainingArguments refuses it: adamw_nosuch is not a valid",
+        ),
+        (["train.training_arguments=[1]"], "train.training_arguments must be dict"),
+        (["train.precision=fp8"], "train.precision must be auto / fp32 / bf16 / fp16"),
+        (["train.save_total_limit=0"], "train.save_total_limit must be > 0 or null"),
+        (["train.report_to=[tensorboard, nosuch]"], r"train.report_to: unknown integration\(s\) \['nosuch'\]"),
+    ],
+)
 def test_refused_and_bad_keys_name_what_to_use(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_run_config(None, overrides)
@@ -53,4 +65,3 @@ def test_refused_and_bad_keys_name_what_to_use(overrides, message):
 def test_fp16_without_a_gpu_is_refused_before_the_model_loads():
     with pytest.raises(ConfigError, match="train.precision must be fp32 or bf16 on a machine without a CUDA GPU"):
         load_run_config(None, ["train.precision=fp16"])
-

@@ -83,12 +83,15 @@ def test_output_dir_that_is_a_file_or_unwritable_is_a_clear_error(tmp_path):
         locked.chmod(0o700)
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"tasks": "piqa"}, r"tasks must be a list of task names, got the string 'piqa'; write tasks=\['piqa'\]"),
-    ({"tasks": ["piqa"], "alpha": float("nan")}, "alpha must be a finite number, got nan"),
-    ({"tasks": ["piqa"], "alpha": 0.0}, "alpha .* must be > 0"),
-    ({"tasks": ["piqa"], "dropout": float("inf")}, "dropout must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"tasks": "piqa"}, r"tasks must be a list of task names, got the string 'piqa'; write tasks=\['piqa'\]"),
+        ({"tasks": ["piqa"], "alpha": float("nan")}, "alpha must be a finite number, got nan"),
+        ({"tasks": ["piqa"], "alpha": 0.0}, "alpha .* must be > 0"),
+        ({"tasks": ["piqa"], "dropout": float("inf")}, "dropout must be a finite number"),
+    ],
+)
 def test_adapter_configs_refuse_a_task_string_and_non_finite_numbers(options, message):
     for config_cls in (samora.LoRAConfig, samora.MoELoRAConfig):
         with pytest.raises(ValueError, match=message):

@@ -30,8 +30,11 @@ def test_plans_for_each_state_of_the_folder(tmp_path):
     assert plan_run_folder(run, load_run_config(overrides=["adapter.r=8", "adapter.method=samora"])).action == "resume"
     assert plan_run_folder(run, moved) == RunPlan("replace")
     other = load_run_config(overrides=["adapter.r=4", "eval.limit=3"])
-    with pytest.raises(ConfigError, match=r"another configuration \(adapter.r: 8 in the folder, 4 now; "
-                                          r"eval.limit: None in the folder, 3 now\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"another configuration \(adapter.r: 8 in the folder, 4 now; "
+        r"eval.limit: None in the folder, 3 now\)",
+    ):
         plan_run_folder(run, other)
     assert plan_run_folder(run, other, overwrite=True) == RunPlan("replace")
     write_run(run, config, finished=True)

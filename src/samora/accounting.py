@@ -31,8 +31,7 @@ def module_parameter_count(config: AdapterConfig, in_features: int, out_features
     base = nn.Linear(in_features, out_features, bias=False, device="meta")
     layer = layer_class(base, config, RoutingState())
     return sum(
-        p.numel() for name, p in layer.named_parameters()
-        if p.requires_grad and not name.startswith("base_layer.")
+        p.numel() for name, p in layer.named_parameters() if p.requires_grad and not name.startswith("base_layer.")
     )
 
 

@@ -57,8 +57,9 @@ def _adapted_generate(self, *args, **kwargs):
     """The class's generate, with ``task_ids`` resolved for its input batch and stored before it runs."""
     handle = getattr(self, ATTRIBUTE)
     handle.follow_parameter_dtype()
-    ids = handle.set_task_ids(kwargs.get("task_ids"), batch_input(args, kwargs),
-                              rows_per_example=_rows_per_example(self, kwargs))
+    ids = handle.set_task_ids(
+        kwargs.get("task_ids"), batch_input(args, kwargs), rows_per_example=_rows_per_example(self, kwargs)
+    )
     if ids is not None or "task_ids" in kwargs:
         kwargs["task_ids"] = ids
     state = handle.state
@@ -122,6 +123,7 @@ def _forward_with_task_ids(class_forward):
     The signature is what ``generate`` checks its keyword arguments against and what the Trainer
     reads to keep dataset columns, so ``task_ids`` must appear in it.
     """
+
     def forward(self, *args, task_ids=None, **kwargs):
         return _adapted_forward(self, *args, task_ids=task_ids, **kwargs)
 
@@ -136,6 +138,7 @@ def _forward_with_task_ids(class_forward):
 
 def _generate_with_task_ids(class_generate):
     """:func:`_adapted_generate` under the class generate's name, signature and doc."""
+
     @functools.wraps(class_generate)
     def generate(self, *args, **kwargs):
         return _adapted_generate(self, *args, **kwargs)

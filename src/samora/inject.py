@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from samora.bound import ATTRIBUTE, bind, unbind
+from samora.cache import base_model_identity
 from samora.config import AdapterConfig
 from samora.methods import AdapterLayer, get_method
 from samora.methods.base import linear_shape
-from samora.cache import base_model_identity
 from samora.routing import UNSEEN_TASK, RoutingState, resolve_generation_task_ids, resolve_task_ids
 
 
@@ -33,8 +33,13 @@ class AdapterHandle:
         last_losses: detached terms of the last forward that returned a loss ("task", "orth", ...).
     """
 
-    def __init__(self, config: AdapterConfig, layers: dict[str, AdapterLayer], state: RoutingState,
-                 requires_grad_before: dict[str, bool]) -> None:
+    def __init__(
+        self,
+        config: AdapterConfig,
+        layers: dict[str, AdapterLayer],
+        state: RoutingState,
+        requires_grad_before: dict[str, bool],
+    ) -> None:
         self.config = config
         self.layers = layers
         self.state = state
@@ -45,8 +50,11 @@ class AdapterHandle:
         self.last_losses: dict[str, torch.Tensor] = {}
         self.enabled_input_grads = False
         # full shapes, recorded before any FSDP / ZeRO-3 sharding: what a saved adapter must hold
-        self.tensor_shapes = {f"{name}.{key}": tuple(value.shape) for name, layer in layers.items()
-                              for key, value in layer.adapter_state().items()}
+        self.tensor_shapes = {
+            f"{name}.{key}": tuple(value.shape)
+            for name, layer in layers.items()
+            for key, value in layer.adapter_state().items()
+        }
 
     def aux_losses(self) -> dict[str, torch.Tensor]:
         """The method's weighted regulariser terms (e.g. ``orth``, ``match``), with gradients.
@@ -64,8 +72,9 @@ class AdapterHandle:
         for layer in self.layers.values():
             layer.after_optimizer_step()
 
-    def set_task_ids(self, task_ids, inputs: torch.Tensor | None, *,
-                     rows_per_example: int | None = None) -> torch.Tensor | None:
+    def set_task_ids(
+        self, task_ids, inputs: torch.Tensor | None, *, rows_per_example: int | None = None
+    ) -> torch.Tensor | None:
         """Validate ``task_ids`` for a batch shaped like ``inputs``, store them for the layers, return them.
 
         ``rows_per_example``: set by ``generate`` (beams / returned sequences per example); the ids
@@ -84,8 +93,9 @@ class AdapterHandle:
         if rows_per_example is None:
             ids = resolve_task_ids(task_ids, config.tasks, batch, allow_unseen=allow_unseen, device=device)
         else:
-            ids = resolve_generation_task_ids(task_ids, config.tasks, batch, rows_per_example,
-                                              allow_unseen=allow_unseen, device=device)
+            ids = resolve_generation_task_ids(
+                task_ids, config.tasks, batch, rows_per_example, allow_unseen=allow_unseen, device=device
+            )
         self.state.task_ids = ids
         self.state.forward_count += 1
         self.state.routing.clear()
@@ -169,8 +179,9 @@ def _is_linear(module: nn.Module) -> bool:
         return False
 
 
-def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.dtype = torch.float32,
-              init_weights: bool = True) -> nn.Module:
+def get_model(
+    model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.dtype = torch.float32, init_weights: bool = True
+) -> nn.Module:
     """Adapt ``model`` in place with the method ``config`` names, freeze everything else, return it.
 
     Args:
@@ -187,8 +198,11 @@ def get_model(model: nn.Module, config: AdapterConfig, *, adapter_dtype: torch.d
     targets = find_targets(model, config.target_modules)
     # The adapter keeps its own copy, with the base recorded by name (the hub id or the bundled model's
     # name, not a machine-local cache path); the caller's config is left as it was.
-    base_model = config.base_model if config.base_model is not None else \
-        base_model_identity(getattr(model, "name_or_path", None))[0]
+    base_model = (
+        config.base_model
+        if config.base_model is not None
+        else base_model_identity(getattr(model, "name_or_path", None))[0]
+    )
     config = dataclasses.replace(config, base_model=base_model)
     requires_grad_before = {n: p.requires_grad for n, p in model.named_parameters()}
     state = RoutingState()
@@ -271,5 +285,13 @@ def print_trainable_parameters(model: nn.Module) -> None:
     print(trainable_parameters(model))
 
 
-__all__ = ["UNSEEN_TASK", "AdapterHandle", "adapter_of", "find_targets", "get_model",
-           "print_trainable_parameters", "trainable_parameters", "unload"]
+__all__ = [
+    "UNSEEN_TASK",
+    "AdapterHandle",
+    "adapter_of",
+    "find_targets",
+    "get_model",
+    "print_trainable_parameters",
+    "trainable_parameters",
+    "unload",
+]

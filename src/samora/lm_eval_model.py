@@ -78,13 +78,17 @@ class TaskRouter:
         wanted = self.task_map.get(lm_task, lm_task) if lm_task is not None else None
         if wanted in UNSEEN_NAMES and lm_task in self.task_map:
             return self._unseen(lm_task, "task_map asks for the unseen-task route")
-        for name, how in ((wanted, "task_map" if lm_task in self.task_map else "same name"),
-                          (_registry_name(wanted), "samora task registry")):
+        for name, how in (
+            (wanted, "task_map" if lm_task in self.task_map else "same name"),
+            (_registry_name(wanted), "samora task registry"),
+        ):
             if name is not None and name in tasks:
                 return {"adapter_task": name, "task_id": tasks.index(name), "how": how}
         if lm_task in self.task_map:
-            raise ValueError(f"task_map maps {lm_task!r} to {wanted!r}, which is not a task of this adapter; "
-                             f"its tasks are {tasks} (or 'unseen')")
+            raise ValueError(
+                f"task_map maps {lm_task!r} to {wanted!r}, which is not a task of this adapter; "
+                f"its tasks are {tasks} (or 'unseen')"
+            )
         return self._unseen(lm_task, "not a task of this adapter")
 
     def _unseen(self, lm_task: str | None, why: str) -> dict:
@@ -93,8 +97,11 @@ class TaskRouter:
             raise ValueError(
                 f"lm-eval task {lm_task!r} is not one of this '{config.method}' adapter's tasks {config.tasks}, "
                 f"and '{config.method}' has no route for unseen tasks; map it with "
-                f"task_map={lm_task}:<one of {config.tasks}>")
-        logger.warning("[samora] lm-eval task %r: %s; it is scored through the unseen-task route (id -1)", lm_task, why)
+                f"task_map={lm_task}:<one of {config.tasks}>"
+            )
+        logger.warning(
+            "[samora] lm-eval task %r: %s; it is scored through the unseen-task route (id -1)", lm_task, why
+        )
         return {"adapter_task": "unseen", "task_id": UNSEEN_TASK, "how": why}
 
 
@@ -111,11 +118,15 @@ def _registry_name(name: str | None) -> str | None:
 class SamoraLM(HFLM):
     """lm-eval's Hugging Face model with a samora adapter and per-task routing (see the module doc)."""
 
-    def __init__(self, adapter: str, pretrained: str | None = None, task_map: str | dict | None = None, **kwargs) -> None:
+    def __init__(
+        self, adapter: str, pretrained: str | None = None, task_map: str | dict | None = None, **kwargs
+    ) -> None:
         folder = _adapter_folder(Path(adapter))
         saved = _saved_config(folder)
-        super().__init__(pretrained=_base_path(pretrained or saved.get("base_model") or saved.get("base_model_name_or_path")),
-                         **kwargs)
+        super().__init__(
+            pretrained=_base_path(pretrained or saved.get("base_model") or saved.get("base_model_name_or_path")),
+            **kwargs,
+        )
         samora.load_adapter(self._model, folder)
         self._model.eval()
         self.adapter = str(folder)
@@ -152,8 +163,14 @@ class SamoraLM(HFLM):
         """Logits (batch, seq, vocab) of a causal LM call, with the current task's ids."""
         if attn_mask is not None or labels is not None:
             raise ValueError("the samora model evaluates causal LMs only (no encoder-decoder backend)")
-        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
-                                             enabled=self.mixed_precision_dtype is not None):
+        with (
+            torch.no_grad(),
+            torch.autocast(
+                device_type=self.device.type,
+                dtype=self.mixed_precision_dtype,
+                enabled=self.mixed_precision_dtype is not None,
+            ),
+        ):
             return self.model(inps, task_ids=self._task_id).logits
 
     def _model_generate(self, context, max_length, stop, **generation_kwargs):

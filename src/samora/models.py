@@ -47,7 +47,6 @@ def smollm2_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / f"{CONVERTED_PREFIX}{transformers_version}"
 
 
-
 def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Return a plain Hugging Face folder of SmolLM2-135M-Instruct, converting the GGUF once."""
     target = smollm2_folder(cache_dir)
@@ -67,7 +66,9 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
     model.tie_weights()
     _special_tokens_from_config(tokenizer, config)
 
-    write_folder_atomically(target, lambda staging: (model.save_pretrained(staging), tokenizer.save_pretrained(staging)))
+    write_folder_atomically(
+        target, lambda staging: (model.save_pretrained(staging), tokenizer.save_pretrained(staging))
+    )
     return target
 
 
@@ -96,8 +97,10 @@ def write_folder_atomically(target: Path, write: Callable[[Path], object]) -> Pa
 def cache_report() -> dict[str, str]:
     """The folders samora reads and writes models and data in, for ``samora env``."""
     converted = smollm2_folder()
-    report = {"samora cache": str(default_cache_dir()),
-              "converted smollm2": f"{converted}{'' if (converted / 'config.json').is_file() else ' (not yet converted)'}"}
+    report = {
+        "samora cache": str(default_cache_dir()),
+        "converted smollm2": f"{converted}{'' if (converted / 'config.json').is_file() else ' (not yet converted)'}",
+    }
     try:
         from huggingface_hub import constants
 

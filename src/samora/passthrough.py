@@ -80,11 +80,15 @@ def check_training_arguments(arguments: dict[str, Any], section: type) -> dict[s
     if unknown:
         close = {key: difflib.get_close_matches(f"train.{key}", own, n=1) for key in unknown}
         hints = "".join(f" (did you mean {match[0]}?)" for match in close.values() if match)
-        raise ConfigError(f"unknown key(s) {[f'train.{k}' for k in unknown]}{hints}; valid keys here: {own}, or any "
-                          "field of transformers.TrainingArguments (its documentation lists them)")
+        raise ConfigError(
+            f"unknown key(s) {[f'train.{k}' for k in unknown]}{hints}; valid keys here: {own}, or any "
+            "field of transformers.TrainingArguments (its documentation lists them)"
+        )
     hints = typing.get_type_hints(TrainingArguments)
-    return {key: _coerce(value, hints[key], f"train.{key}") if _is_plain(hints[key]) else value
-            for key, value in arguments.items()}
+    return {
+        key: _coerce(value, hints[key], f"train.{key}") if _is_plain(hints[key]) else value
+        for key, value in arguments.items()
+    }
 
 
 def check_training_argument_values(arguments: dict[str, Any]) -> None:
@@ -111,12 +115,15 @@ def check_report_to(report_to: str | list[str]) -> None:
 
     unknown = [name for name in names if name not in INTEGRATION_TO_CALLBACK]
     if unknown:
-        raise ConfigError(f"train.report_to: unknown integration(s) {unknown}; transformers knows "
-                          f"{sorted(INTEGRATION_TO_CALLBACK)} (or none / all)")
+        raise ConfigError(
+            f"train.report_to: unknown integration(s) {unknown}; transformers knows "
+            f"{sorted(INTEGRATION_TO_CALLBACK)} (or none / all)"
+        )
     missing = [name for name in names if name not in get_available_reporting_integrations()]
     if missing:
-        raise ConfigError(f"train.report_to: {missing} not installed; pip install {' '.join(missing)} "
-                          "(or report_to=none)")
+        raise ConfigError(
+            f"train.report_to: {missing} not installed; pip install {' '.join(missing)} (or report_to=none)"
+        )
 
 
 def _is_plain(hint: Any) -> bool:

@@ -35,8 +35,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from samora.config import AdapterConfig
-from samora.methods import config_from_dict, get_method
 from samora.files import match_umask
+from samora.methods import config_from_dict, get_method
 from samora.methods.base import AdapterLayer, not_exportable
 from samora.routing import RoutingState
 
@@ -45,8 +45,10 @@ WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
 #: What ``peft_type`` says in a samora-native adapter_config.json: PEFT and transformers look this
 #: value up among their adapter types and fail with it in the message (a ``KeyError`` naming it).
-NOT_PEFT_TYPE = ("SAMORA: a samora adapter, not a PEFT one. Load it with samora.load_adapter(model, folder), "
-                 "or write a PEFT LoRA with `samora export RUN --to peft OUT`")
+NOT_PEFT_TYPE = (
+    "SAMORA: a samora adapter, not a PEFT one. Load it with samora.load_adapter(model, folder), "
+    "or write a PEFT LoRA with `samora export RUN --to peft OUT`"
+)
 
 Factors = tuple[torch.Tensor, torch.Tensor, float]  # (B (d_out, R), A (R, d_in), scale)
 
@@ -78,11 +80,22 @@ def peft_lora(layers: dict[str, AdapterLayer], config: AdapterConfig, task_id: i
         raise ValueError(f"the exported layers disagree on rank {sorted(ranks)} or scale {sorted(scales)}")
     rank, scale = ranks.pop(), scales.pop()
     peft_config = {
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": config.base_model,
-        "r": rank, "lora_alpha": scale * rank, "target_modules": config.target_modules,
-        "lora_dropout": config.dropout, "bias": "none", "fan_in_fan_out": False, "use_rslora": False,
-        "use_dora": False, "modules_to_save": None, "inference_mode": True, "init_lora_weights": True,
-        "rank_pattern": {}, "alpha_pattern": {},
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": config.base_model,
+        "r": rank,
+        "lora_alpha": scale * rank,
+        "target_modules": config.target_modules,
+        "lora_dropout": config.dropout,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "use_rslora": False,
+        "use_dora": False,
+        "modules_to_save": None,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "rank_pattern": {},
+        "alpha_pattern": {},
     }
     return peft_config, tensors
 
@@ -92,8 +105,10 @@ def write_peft_lora(peft_config: dict, tensors: dict[str, torch.Tensor], output:
     output = Path(output)
     existing = output / CONFIG_NAME
     if existing.is_file() and not is_peft_folder(output):
-        raise ValueError(f"{output} holds a samora adapter (or another adapter_config.json); exporting there would "
-                         "overwrite it: choose another output folder")
+        raise ValueError(
+            f"{output} holds a samora adapter (or another adapter_config.json); exporting there would "
+            "overwrite it: choose another output folder"
+        )
     output.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(output / WEIGHTS_NAME), metadata={"format": "pt"})
     match_umask(output / WEIGHTS_NAME)  # save_file writes 0o600; the user's umask decides
@@ -101,7 +116,9 @@ def write_peft_lora(peft_config: dict, tensors: dict[str, torch.Tensor], output:
     return output
 
 
-def export_peft(source: str | os.PathLike | nn.Module, output: str | os.PathLike, *, task: str | None = None) -> list[Path]:
+def export_peft(
+    source: str | os.PathLike | nn.Module, output: str | os.PathLike, *, task: str | None = None
+) -> list[Path]:
     """Write ``source`` (an adapted model, an adapter folder or a run folder) as PEFT LoRA folder(s).
 
     LoRA and MultiLoRA give one folder, ``output``. MoELoRA and MTL-LoRA give one LoRA per task:
@@ -116,8 +133,10 @@ def export_peft(source: str | os.PathLike | nn.Module, output: str | os.PathLike
         if task not in config.tasks:
             raise ValueError(f"unknown task {task!r} for this adapter; its tasks are {config.tasks}")
         return [write_peft_lora(*peft_lora(layers, config, config.tasks.index(task)), output)]
-    return [write_peft_lora(*peft_lora(layers, config, task_id), Path(output) / name)
-            for task_id, name in enumerate(config.tasks)]
+    return [
+        write_peft_lora(*peft_lora(layers, config, task_id), Path(output) / name)
+        for task_id, name in enumerate(config.tasks)
+    ]
 
 
 def _exportable_layers(source) -> tuple[AdapterConfig, dict[str, AdapterLayer]]:
@@ -147,12 +166,14 @@ def _layers_from_folder(folder: Path) -> tuple[AdapterConfig, dict[str, AdapterL
     for name, (d_in, d_out) in metadata["modules"].items():
         stand_in = nn.Linear(d_in, d_out, bias=False, device="meta")
         layer = layer_class(stand_in, config, state, name=name)
-        own = {key[len(name) + 1:]: value for key, value in tensors.items() if key.startswith(f"{name}.")}
+        own = {key[len(name) + 1 :]: value for key, value in tensors.items() if key.startswith(f"{name}.")}
         missing, unexpected = layer.load_state_dict(own, strict=False, assign=True)
         missing = [key for key in missing if not key.startswith("base_layer.")]
         if missing or unexpected:
-            raise ValueError(f"{folder}: the tensors of {name} do not fit a '{config.method}' layer "
-                             f"(missing {missing}, unexpected {unexpected}); re-save the adapter")
+            raise ValueError(
+                f"{folder}: the tensors of {name} do not fit a '{config.method}' layer "
+                f"(missing {missing}, unexpected {unexpected}); re-save the adapter"
+            )
         layers[name] = layer.eval()
     return config, layers
 
@@ -195,16 +216,28 @@ def load_peft_lora(base_model: nn.Module, directory: str | os.PathLike, *, is_tr
     factors = _peft_factors(_read_peft_weights(directory), directory)
     ranks = {tensors["lora_A"].shape[0] for tensors in factors.values()}
     if len(ranks) != 1:
-        raise ValueError(f"{directory}: the LoRA modules have different ranks {sorted(ranks)}; samora's LoRA has one rank")
+        raise ValueError(
+            f"{directory}: the LoRA modules have different ranks {sorted(ranks)}; samora's LoRA has one rank"
+        )
     r = ranks.pop()
-    scale = peft_config["lora_alpha"] / (r ** 0.5 if peft_config.get("use_rslora") else r)
-    config = LoRAConfig(r=r, alpha=scale * r, target_modules=sorted(factors),
-                        dropout=float(peft_config.get("lora_dropout") or 0.0),
-                        base_model=peft_config.get("base_model_name_or_path"))
+    scale = peft_config["lora_alpha"] / (r**0.5 if peft_config.get("use_rslora") else r)
+    config = LoRAConfig(
+        r=r,
+        alpha=scale * r,
+        target_modules=sorted(factors),
+        dropout=float(peft_config.get("lora_dropout") or 0.0),
+        base_model=peft_config.get("base_model_name_or_path"),
+    )
     tensors = {f"{name}.{key}": tensor for name, pair in factors.items() for key, tensor in pair.items()}
     dtypes = {tensor.dtype for tensor in tensors.values()}
-    install_adapter(base_model, config, tensors, dtype=dtypes.pop() if len(dtypes) == 1 else torch.float32,
-                    source=str(directory), is_trainable=is_trainable)
+    install_adapter(
+        base_model,
+        config,
+        tensors,
+        dtype=dtypes.pop() if len(dtypes) == 1 else torch.float32,
+        source=str(directory),
+        is_trainable=is_trainable,
+    )
     return base_model
 
 
@@ -212,24 +245,33 @@ def _check_plain_lora(peft_config: dict, directory: Path) -> None:
     """Refuse PEFT adapters that are not a plain LoRA of one rank on linear layers."""
     kind = peft_config.get("peft_type")
     if kind != "LORA":
-        raise ValueError(f"{directory} holds a PEFT '{kind}' adapter; samora converts only PEFT LoRA adapters "
-                         "(peft_type 'LORA'): load this one with peft.PeftModel.from_pretrained")
+        raise ValueError(
+            f"{directory} holds a PEFT '{kind}' adapter; samora converts only PEFT LoRA adapters "
+            "(peft_type 'LORA'): load this one with peft.PeftModel.from_pretrained"
+        )
     unsupported = {
-        "use_dora": "DoRA's magnitude vectors", "lora_bias": "LoRA biases", "bias": "trained biases",
-        "modules_to_save": "fully trained modules (modules_to_save)", "rank_pattern": "per-module ranks",
+        "use_dora": "DoRA's magnitude vectors",
+        "lora_bias": "LoRA biases",
+        "bias": "trained biases",
+        "modules_to_save": "fully trained modules (modules_to_save)",
+        "rank_pattern": "per-module ranks",
         "alpha_pattern": "per-module alphas",
     }
     used = [what for key, what in unsupported.items() if peft_config.get(key) not in (None, False, "none", {}, [])]
     if used:
-        raise ValueError(f"{directory} is a PEFT LoRA with {', '.join(used)}, which a samora LoRA cannot hold; "
-                         "load it with peft.PeftModel.from_pretrained, or retrain without those options")
+        raise ValueError(
+            f"{directory} is a PEFT LoRA with {', '.join(used)}, which a samora LoRA cannot hold; "
+            "load it with peft.PeftModel.from_pretrained, or retrain without those options"
+        )
 
 
 def _read_peft_weights(directory: Path) -> dict[str, torch.Tensor]:
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights} is missing; samora reads PEFT adapters saved as safetensors "
-                                "(PEFT's default: save_pretrained(..., safe_serialization=True))")
+        raise FileNotFoundError(
+            f"{weights} is missing; samora reads PEFT adapters saved as safetensors "
+            "(PEFT's default: save_pretrained(..., safe_serialization=True))"
+        )
     return load_file(str(weights))
 
 
@@ -242,10 +284,12 @@ def _peft_factors(tensors: dict[str, torch.Tensor], directory: Path) -> dict[str
         if not key.startswith(PEFT_PREFIX) or not key.endswith(".weight") or factor not in ("lora_A", "lora_B"):
             unexpected.append(key)
             continue
-        factors.setdefault(stem[len(PEFT_PREFIX):], {})[factor] = tensor
+        factors.setdefault(stem[len(PEFT_PREFIX) :], {})[factor] = tensor
     incomplete = sorted(name for name, pair in factors.items() if len(pair) != 2)
     if unexpected or incomplete or not factors:
-        raise ValueError(f"{directory}: not a plain PEFT LoRA: unexpected tensors {unexpected[:4]}, modules "
-                         f"without both lora_A and lora_B {incomplete[:4]}; expected only "
-                         f"'{PEFT_PREFIX}<module>.lora_A.weight' and '.lora_B.weight'")
+        raise ValueError(
+            f"{directory}: not a plain PEFT LoRA: unexpected tensors {unexpected[:4]}, modules "
+            f"without both lora_A and lora_B {incomplete[:4]}; expected only "
+            f"'{PEFT_PREFIX}<module>.lora_A.weight' and '.lora_B.weight'"
+        )
     return factors

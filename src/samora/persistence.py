@@ -37,11 +37,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from samora.cache import base_model_identity
+from samora.files import match_umask
 from samora.inject import adapter_of, find_targets, get_model, unload
 from samora.methods import config_from_dict
 from samora.methods.base import linear_shape
-from samora.cache import base_model_identity
-from samora.files import match_umask
 from samora.peft_format import NOT_PEFT_TYPE, is_peft_folder, load_peft_lora
 from samora.version import __version__
 
@@ -55,8 +55,11 @@ STAGING_PREFIX = ".samora-staging-"
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``"<module name>.<parameter>" -> tensor`` for every adapter parameter and buffer."""
-    return {f"{name}.{key}": value.detach() for name, layer in adapter_of(model).layers.items()
-            for key, value in layer.adapter_state().items()}
+    return {
+        f"{name}.{key}": value.detach()
+        for name, layer in adapter_of(model).layers.items()
+        for key, value in layer.adapter_state().items()
+    }
 
 
 def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
@@ -113,7 +116,7 @@ def _metadata(handle, tensors: dict[str, torch.Tensor], name_or_path: str | None
         "target_modules": handle.config.target_modules,
         "config": handle.config.to_dict(),
         "adapter_dtype": sorted(dtypes)[0] if len(dtypes) == 1 else "float32",
-        "modules": {n: [l.in_features, l.out_features] for n, l in handle.layers.items()},
+        "modules": {name: [layer.in_features, layer.out_features] for name, layer in handle.layers.items()},
     }
 
 
@@ -121,14 +124,18 @@ def _gathered_adapter_tensors(handle, own: dict[str, torch.Tensor], state_dict: 
     """The adapter's entries of a gathered ``state_dict``, checked complete and full-sized."""
     missing = sorted(set(own) - set(state_dict))
     if missing:
-        raise ValueError(f"the state dict passed to save_adapter lacks {len(missing)} adapter tensors "
-                         f"(first: {missing[0]}); pass the model's full state dict (model.state_dict(), or "
-                         "accelerator.get_state_dict(model) under FSDP / DeepSpeed)")
+        raise ValueError(
+            f"the state dict passed to save_adapter lacks {len(missing)} adapter tensors "
+            f"(first: {missing[0]}); pass the model's full state dict (model.state_dict(), or "
+            "accelerator.get_state_dict(model) under FSDP / DeepSpeed)"
+        )
     for key in own:
         got, expected = tuple(state_dict[key].shape), handle.tensor_shapes[key]
         if got != expected:
-            raise ValueError(f"{key} in the state dict passed to save_adapter has shape {got}, expected "
-                             f"{expected}: it is a shard, not the gathered tensor")
+            raise ValueError(
+                f"{key} in the state dict passed to save_adapter has shape {got}, expected "
+                f"{expected}: it is a shard, not the gathered tensor"
+            )
     return {key: state_dict[key] for key in own}
 
 
@@ -138,7 +145,9 @@ def read_adapter_config(directory: str | os.PathLike) -> dict:
     if not Path(directory).is_dir():
         raise FileNotFoundError(f"adapter folder {str(directory)!r} does not exist")
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: not a samora adapter folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})")
+        raise FileNotFoundError(
+            f"{path} is missing: not a samora adapter folder (expected {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
     try:
         metadata = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -203,8 +212,15 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
     return base_model
 
 
-def install_adapter(base_model: nn.Module, config, tensors: dict[str, torch.Tensor], *, dtype: torch.dtype,
-                    source: str, is_trainable: bool) -> None:
+def install_adapter(
+    base_model: nn.Module,
+    config,
+    tensors: dict[str, torch.Tensor],
+    *,
+    dtype: torch.dtype,
+    source: str,
+    is_trainable: bool,
+) -> None:
     """Adapt ``base_model`` with ``config`` (no init), copy ``tensors`` in and set their ``requires_grad``;
     on a bad tensor the base model is restored and the error raised (``source`` names the file in it)."""
     get_model(base_model, config, adapter_dtype=dtype, init_weights=False)
@@ -242,13 +258,17 @@ def _check_shapes(model: nn.Module, target, saved: dict, base_name: str | None) 
     except ValueError as err:
         raise ValueError(f"this adapter was made for base model {base_name!r} and does not fit: {err}") from None
     here = {name: list(linear_shape(module)[:2]) for name, module in found.items()}
-    problems = [f"{name}: saved (in, out) {shape}, this model {here.get(name, 'missing')}"
-                for name, shape in saved.items() if here.get(name) != shape]
+    problems = [
+        f"{name}: saved (in, out) {shape}, this model {here.get(name, 'missing')}"
+        for name, shape in saved.items()
+        if here.get(name) != shape
+    ]
     problems += [f"{name}: in this model but not in the adapter" for name in here if name not in saved]
     if problems:
         raise ValueError(
             f"this adapter was made for base model {base_name!r} and its layers do not match this model: "
-            + "; ".join(problems[:6]) + (f" (and {len(problems) - 6} more)" if len(problems) > 6 else "")
+            + "; ".join(problems[:6])
+            + (f" (and {len(problems) - 6} more)" if len(problems) > 6 else "")
         )
 
 

@@ -101,19 +101,31 @@ def save_config(config: RunConfig, run_dir: Path) -> None:
     _write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def evaluate_model(model, tokenizer, config: RunConfig, tasks: list[str],
-                   samples_path: Path | None = None) -> dict[str, Any]:
+def evaluate_model(
+    model, tokenizer, config: RunConfig, tasks: list[str], samples_path: Path | None = None
+) -> dict[str, Any]:
     """Evaluate as ``config.eval`` says (examples subsampled with ``train.seed``); with
     ``samples_path``, also write the per-example records there (``samples.jsonl``)."""
     from samora.evaluation import evaluate, write_samples
     from samora.logs import progress_bars_enabled
 
     section = config.eval
-    results = evaluate(model, tokenizer, tasks, protocol=section.protocol, split=section.split,
-                       source=config.data.source, limit=section.limit, seed=config.train.seed,
-                       batch_size=section.batch_size, template=config.data.template, num_beams=section.num_beams,
-                       max_new_tokens=section.max_new_tokens,
-                       log_samples=samples_path is not None, progress=progress_bars_enabled())
+    results = evaluate(
+        model,
+        tokenizer,
+        tasks,
+        protocol=section.protocol,
+        split=section.split,
+        source=config.data.source,
+        limit=section.limit,
+        seed=config.train.seed,
+        batch_size=section.batch_size,
+        template=config.data.template,
+        num_beams=section.num_beams,
+        max_new_tokens=section.max_new_tokens,
+        log_samples=samples_path is not None,
+        progress=progress_bars_enabled(),
+    )
     if samples_path is not None:
         write_samples(results, samples_path)
     return results
@@ -133,9 +145,12 @@ def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> N
             except DataSourceError as err:
                 missing.append(f"  {task} ({split} split): {err}")
     if missing:
-        raise ConfigError(f"no data for {len(missing)} requested task split(s) with data.source="
-                          f"{config.data.source!r}:\n" + "\n".join(missing) +
-                          "\nFix data.source, or leave those tasks out of data.tasks")
+        raise ConfigError(
+            f"no data for {len(missing)} requested task split(s) with data.source="
+            f"{config.data.source!r}:\n"
+            + "\n".join(missing)
+            + "\nFix data.source, or leave those tasks out of data.tasks"
+        )
 
 
 def resolve_run_tasks(config: RunConfig) -> list[str]:
@@ -171,8 +186,11 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     check_task_data(config, tasks, ["train", config.eval.split])
     main = is_main_process()
     if config.compare.methods:
-        _say(main, f"this configuration is a comparison ({config.compare.methods}): `samora compare` runs it; "
-                   f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}")
+        _say(
+            main,
+            f"this configuration is a comparison ({config.compare.methods}): `samora compare` runs it; "
+            f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}",
+        )
     plan = _start_run_folder(run_dir, config, overwrite, main)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
@@ -184,8 +202,9 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
         print(format_table(metrics["before"]), flush=True)
     model = samora.get_model(model, adapter_config)
     _say(main, f"{adapter_config.method}: {samora.trainable_parameters(model)}")
-    result, metrics["train"] = train_adapter(model, tokenizer, stream, config, run_dir / "adapter",
-                                             resume=plan.resume_from or False, run_dir=run_dir)
+    result, metrics["train"] = train_adapter(
+        model, tokenizer, stream, config, run_dir / "adapter", resume=plan.resume_from or False, run_dir=run_dir
+    )
     if not main:
         return metrics
     _say(main, "evaluating the adapted model")
@@ -219,14 +238,30 @@ def build_stream(config: RunConfig, tokenizer, tasks: list[str]):
     from samora.data import build_training_stream
 
     _say(is_main_process(), f"building the {len(tasks)}-task training stream ({config.data.tasks})")
-    return build_training_stream(tokenizer, tasks, max_length=config.data.max_length,
-                                 per_task_cap=config.data.per_task_cap, sampling=config.data.sampling,
-                                 temperature=config.data.temperature, seed=config.train.seed,
-                                 template=config.data.template, source=config.data.source)
+    return build_training_stream(
+        tokenizer,
+        tasks,
+        max_length=config.data.max_length,
+        per_task_cap=config.data.per_task_cap,
+        sampling=config.data.sampling,
+        temperature=config.data.temperature,
+        seed=config.train.seed,
+        template=config.data.template,
+        source=config.data.source,
+    )
 
 
-def train_adapter(model, tokenizer, stream, config: RunConfig, output_dir: Path, seed: int | None = None,
-                  resume: bool | str = False, *, run_dir: Path):
+def train_adapter(
+    model,
+    tokenizer,
+    stream,
+    config: RunConfig,
+    output_dir: Path,
+    seed: int | None = None,
+    resume: bool | str = False,
+    *,
+    run_dir: Path,
+):
     """Train an adapted ``model`` on ``stream`` as ``config.train`` says (``seed`` overrides
     ``train.seed``; ``resume``: a checkpoint to continue from, or False) into ``output_dir``; the
     training history goes to ``run_dir/history.jsonl``, TensorBoard's events (``train.report_to``) to
@@ -240,22 +275,45 @@ def train_adapter(model, tokenizer, stream, config: RunConfig, output_dir: Path,
 
     section = config.train
     count = samora.trainable_parameters(model)
-    result = train(model, tokenizer, stream, output_dir=output_dir, max_steps=section.max_steps,
-                   num_epochs=section.epochs, learning_rate=section.learning_rate, batch_size=section.batch_size,
-                   grad_accum=section.grad_accum, warmup_ratio=section.warmup_ratio,
-                   weight_decay=section.weight_decay, lr_scheduler=section.lr_scheduler,
-                   seed=section.seed if seed is None else seed,
-                   gradient_checkpointing=section.gradient_checkpointing, logging_steps=section.logging_steps,
-                   save_steps=section.save_steps, resume=resume, on_nonfinite=section.on_nonfinite,
-                   precision=section.precision, save_total_limit=section.save_total_limit,
-                   report_to=section.report_to, logging_dir=run_dir / "tensorboard",
-                   callbacks=[HistoryFile(run_dir / "history.jsonl")],
-                   progress="bar" if progress_bars_enabled() else "lines", **section.training_arguments)
-    summary = {"steps": result.global_step, "train_loss": result.train_loss, "runtime_s": result.runtime_s,
-               "tokens_per_second": result.tokens_per_second, "loss_history": result.loss_history,
-               "examples": len(stream), "trainable_parameters": count.trainable,
-               "total_parameters": count.total, "method": samora.adapter_of(model).config.method,
-               "processes": _process_count()}
+    result = train(
+        model,
+        tokenizer,
+        stream,
+        output_dir=output_dir,
+        max_steps=section.max_steps,
+        num_epochs=section.epochs,
+        learning_rate=section.learning_rate,
+        batch_size=section.batch_size,
+        grad_accum=section.grad_accum,
+        warmup_ratio=section.warmup_ratio,
+        weight_decay=section.weight_decay,
+        lr_scheduler=section.lr_scheduler,
+        seed=section.seed if seed is None else seed,
+        gradient_checkpointing=section.gradient_checkpointing,
+        logging_steps=section.logging_steps,
+        save_steps=section.save_steps,
+        resume=resume,
+        on_nonfinite=section.on_nonfinite,
+        precision=section.precision,
+        save_total_limit=section.save_total_limit,
+        report_to=section.report_to,
+        logging_dir=run_dir / "tensorboard",
+        callbacks=[HistoryFile(run_dir / "history.jsonl")],
+        progress="bar" if progress_bars_enabled() else "lines",
+        **section.training_arguments,
+    )
+    summary = {
+        "steps": result.global_step,
+        "train_loss": result.train_loss,
+        "runtime_s": result.runtime_s,
+        "tokens_per_second": result.tokens_per_second,
+        "loss_history": result.loss_history,
+        "examples": len(stream),
+        "trainable_parameters": count.trainable,
+        "total_parameters": count.total,
+        "method": samora.adapter_of(model).config.method,
+        "processes": _process_count(),
+    }
     return result, summary
 
 
@@ -279,7 +337,9 @@ def load_adapted(adapter_dir: Path, config: RunConfig, saved: dict[str, Any] | N
     saved = saved or read_saved_adapter(adapter_dir)
     name = config.model.name or saved.get("base_model")
     if not name:
-        raise ConfigError(f"the adapter in {adapter_dir} does not name its base model; set model.name=<hub id or folder>")
+        raise ConfigError(
+            f"the adapter in {adapter_dir} does not name its base model; set model.name=<hub id or folder>"
+        )
     model, tokenizer = load_base_model(name, config.model.dtype)
     return samora.load_adapter(model, adapter_dir), tokenizer, saved
 
@@ -343,10 +403,11 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
     collate = MultiTaskCollator(tokenizer)
     for task_id, task in enumerate(tasks):
         examples = load_examples(task, config.eval.split, source=config.data.source, limit=16, seed=config.train.seed)
-        encoded = tokenize_for_training(tokenizer, list(examples["prompt"]), list(examples["target"]),
-                                        max_length=config.data.max_length)
+        encoded = tokenize_for_training(
+            tokenizer, list(examples["prompt"]), list(examples["target"]), max_length=config.data.max_length
+        )
         rows = [{**{k: v[i] for k, v in encoded.items()}, "task_ids": task_id} for i in range(len(examples))]
-        batches.extend(collate(rows[i:i + 8]) for i in range(0, len(rows), 8))
+        batches.extend(collate(rows[i : i + 8]) for i in range(0, len(rows), 8))
     if not batches:
         return {"skipped": "no evaluation examples available for analysis"}
     return analyze(model, batches, output)

@@ -32,9 +32,16 @@ def task_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         name = picked[0]
         either = after.get(task) or before.get(task)
-        rows.append({"task": task, "metric": name, "before": _stage(before.get(task), name),
-                     "after": _stage(after.get(task), name), "chance": either.get("chance"),
-                     "majority": either.get("majority_baseline")})
+        rows.append(
+            {
+                "task": task,
+                "metric": name,
+                "before": _stage(before.get(task), name),
+                "after": _stage(after.get(task), name),
+                "chance": either.get("chance"),
+                "majority": either.get("majority_baseline"),
+            }
+        )
     return rows
 
 
@@ -42,8 +49,11 @@ def _stage(entry: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
     if not entry or metric not in (entry.get("metrics") or {}):
         return None
     statistics = (entry.get("statistics") or {}).get(metric, {})
-    return {"value": float(entry["metrics"][metric]), "ci95": statistics.get("ci95"),
-            "labels": entry.get("label_distribution")}
+    return {
+        "value": float(entry["metrics"][metric]),
+        "ci95": statistics.get("ci95"),
+        "labels": entry.get("label_distribution"),
+    }
 
 
 def plot_training_loss(log_history: list[dict], path: Path) -> Path | None:
@@ -74,8 +84,7 @@ def plot_task_metrics(rows: list[dict[str, Any]], path: Path) -> Path | None:
     width = 0.4
     for offset, stage in ((-width / 2, "before"), (width / 2, "after")):
         values = [r[stage]["value"] if r[stage] else 0.0 for r in rows]
-        axis.bar(positions + offset, values, width, label=stage,
-                 yerr=_error_bars([r[stage] for r in rows]), capsize=2)
+        axis.bar(positions + offset, values, width, label=stage, yerr=_error_bars([r[stage] for r in rows]), capsize=2)
     chance = [r["chance"] if r["chance"] is not None and r["metric"] == "acc" else np.nan for r in rows]
     axis.scatter(positions, chance, marker="_", s=400, color="black", label="chance accuracy", zorder=3)
     axis.set_xticks(list(positions), [f"{r['task']}\n({r['metric']})" for r in rows], fontsize=7)
@@ -94,8 +103,9 @@ def _error_bars(stages: list[dict[str, Any] | None]) -> np.ndarray:
     return np.clip(bars, 0, None)
 
 
-def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: list[dict],
-                 warnings: list[str] = ()) -> Path:
+def write_report(
+    run_dir: Path, config, metrics: dict[str, Any], log_history: list[dict], warnings: list[str] = ()
+) -> Path:
     """Write ``report.md`` (and the plots it shows) into ``run_dir``; return its path. ``warnings``:
     the messages of the warnings logged during the run, repeated under a "Warnings" heading."""
     plots = run_dir / "plots"
@@ -105,9 +115,11 @@ def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: li
     train = metrics.get("train", {})
     after = metrics.get("after") or {}
     lines = [
-        f"# samora run: {train.get('method', config.adapter.get('method'))} on {metrics.get('model', config.model.name)}",
+        f"# samora run: {train.get('method', config.adapter.get('method'))} "
+        f"on {metrics.get('model', config.model.name)}",
         "",
-        "| | |", "|---|---|",
+        "| | |",
+        "|---|---|",
         f"| tasks | {', '.join(metrics.get('tasks', []))} |",
         f"| adapter | {config.adapter} |",
         f"| trainable parameters | {train.get('trainable_parameters', 0):,} of {train.get('total_parameters', 0):,} |",
@@ -125,20 +137,25 @@ def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: li
         "always answering the most frequent gold choice; labels = gold / predicted count per choice index "
         "(a shift of the predicted counts is a label bias, not knowledge).",
         "",
-        "| task | metric | before [95% CI] | after [95% CI] | change | chance | majority | labels gold / before / after |",
+        "| task | metric | before [95% CI] | after [95% CI] | change | chance | majority "
+        "| labels gold / before / after |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         old, new = row["before"], row["after"]
         change = f"{new['value'] - old['value']:+.4f}" if old and new else ""
-        lines.append(f"| {row['task']} | {row['metric']} | {_fmt(old)} | {_fmt(new)} | {change} | "
-                     f"{_fmt_plain(row['chance'])} | {_fmt_plain(row['majority'])} | {_labels(old, new)} |")
+        lines.append(
+            f"| {row['task']} | {row['metric']} | {_fmt(old)} | {_fmt(new)} | {change} | "
+            f"{_fmt_plain(row['chance'])} | {_fmt_plain(row['majority'])} | {_labels(old, new)} |"
+        )
     before_average = (metrics.get("before") or {}).get("average", {})
     for benchmark, average in (after.get("average") or before_average).items():
         old, new = before_average.get(benchmark), (after.get("average") or {}).get(benchmark)
         change = f"{new['value'] - old['value']:+.4f}" if old and new else ""
-        lines.append(f"| **mean ({benchmark}, {average['n_tasks']} tasks)** | primary | {_fmt(old)} | "
-                     f"{_fmt(new)} | {change} | | | |")
+        lines.append(
+            f"| **mean ({benchmark}, {average['n_tasks']} tasks)** | primary | {_fmt(old)} | "
+            f"{_fmt(new)} | {change} | | | |"
+        )
     counts = {t: e.get("n") for t, e in (after.get("tasks") or {}).items()}
     if counts:
         lines += ["", f"Examples per task: {counts}."]
@@ -148,10 +165,16 @@ def write_report(run_dir: Path, config, metrics: dict[str, Any], log_history: li
     lines += _analysis_lines(metrics.get("analysis") or {}, run_dir)
     if warnings:
         lines += ["", "## Warnings", "", *(f"- {message}" for message in dict.fromkeys(warnings))]
-    lines += ["", "## Files", "", "- `config.yaml`: the configuration as used",
-              "- `adapter/`: the adapter (load with `samora.load_adapter(base_model, path)`)",
-              "- `metrics.json`: every number above", "- `analysis/`: router statistics and plots",
-              "- `history.jsonl`: every logged training scalar (loss, lr, grad norm, router/gate statistics) per step"]
+    lines += [
+        "",
+        "## Files",
+        "",
+        "- `config.yaml`: the configuration as used",
+        "- `adapter/`: the adapter (load with `samora.load_adapter(base_model, path)`)",
+        "- `metrics.json`: every number above",
+        "- `analysis/`: router statistics and plots",
+        "- `history.jsonl`: every logged training scalar (loss, lr, grad norm, router/gate statistics) per step",
+    ]
     if (run_dir / "tensorboard").is_dir():
         lines.append("- `tensorboard/`: the same as TensorBoard events (`tensorboard --logdir tensorboard`)")
     path = run_dir / "report.md"

@@ -125,8 +125,12 @@ def resolve_generation_task_ids(
     (batch,), or one per row (batch * k,) where the k rows of an example must share one task (beam
     search reorders rows within an example at every step); any other length is an error.
     """
-    if batch_size is None or task_ids is None or isinstance(task_ids, (str, int)) or (
-            isinstance(task_ids, torch.Tensor) and task_ids.dim() == 0):
+    if (
+        batch_size is None
+        or task_ids is None
+        or isinstance(task_ids, (str, int))
+        or (isinstance(task_ids, torch.Tensor) and task_ids.dim() == 0)
+    ):
         return resolve_task_ids(task_ids, tasks, batch_size, allow_unseen=allow_unseen, device=device)
     ids = resolve_task_ids(task_ids, tasks, None, allow_unseen=allow_unseen)
     rows = batch_size * rows_per_example

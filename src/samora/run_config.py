@@ -160,8 +160,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def load_run_config(path: str | None = None, overrides: list[str] = (), preset: str | None = None,
-                    base: dict[str, Any] | None = None) -> RunConfig:
+def load_run_config(
+    path: str | None = None, overrides: list[str] = (), preset: str | None = None, base: dict[str, Any] | None = None
+) -> RunConfig:
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
@@ -205,7 +206,11 @@ def _merge_layer(values: dict[str, Any], layer: dict[str, Any]) -> None:
     method replaces the earlier adapter section: the old method's options mean nothing to the new one."""
     adapter = layer.get("adapter")
     earlier = values.get("adapter")
-    if isinstance(adapter, dict) and isinstance(earlier, dict) and adapter.get("method", earlier.get("method")) != earlier.get("method"):
+    if (
+        isinstance(adapter, dict)
+        and isinstance(earlier, dict)
+        and adapter.get("method", earlier.get("method")) != earlier.get("method")
+    ):
         values["adapter"] = {}
     _merge(values, layer)
 
@@ -225,7 +230,9 @@ def _build(cls: type, values: Any, prefix: str):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]}; valid keys here: {sorted(prefix + k for k in known)}")
+        raise ConfigError(
+            f"unknown key(s) {[prefix + k for k in unknown]}; valid keys here: {sorted(prefix + k for k in known)}"
+        )
     built = {}
     for name, value in values.items():
         hint, key = hints[name], prefix + name
@@ -238,7 +245,11 @@ def _build(cls: type, values: Any, prefix: str):
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check ``value`` against a simple annotation (int, float, str, bool, list, dict, unions, None)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union else (hint,)
+    options = (
+        typing.get_args(hint)
+        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        else (hint,)
+    )
     for option in options:
         if option is type(None) and value is None:
             return None
@@ -276,8 +287,9 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
     config_cls = METHODS[method][0]
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls)}
-    coerced = {key: _coerce(value, hints[key], f"adapter.{key}") if key in fields else value
-               for key, value in values.items()}  # unknown keys: the method's from_dict names the valid ones
+    coerced = {
+        key: _coerce(value, hints[key], f"adapter.{key}") if key in fields else value for key, value in values.items()
+    }  # unknown keys: the method's from_dict names the valid ones
     return {"method": method, **coerced}  # the saved config.yaml always names its method
 
 
@@ -312,15 +324,25 @@ def _check_values(config: RunConfig) -> None:
     data, train, evaluation = config.data, config.train, config.eval
     schedulers = sorted(s.value for s in SchedulerType)
     checks = [
-        (config.model.dtype in ("auto", "float32", "bfloat16", "float16"), "model.dtype", "auto, float32, bfloat16 or float16"),
+        (
+            config.model.dtype in ("auto", "float32", "bfloat16", "float16"),
+            "model.dtype",
+            "auto, float32, bfloat16 or float16",
+        ),
         (data.sampling in ("proportional", "temperature"), "data.sampling", "proportional or temperature"),
         (data.max_length > 0, "data.max_length", "> 0"),
         (data.per_task_cap is None or data.per_task_cap > 0, "data.per_task_cap", "> 0 or null"),
         (data.temperature is None or data.temperature > 0, "data.temperature", "> 0 or null"),
-        (data.sampling != "temperature" or data.temperature is not None, "data.temperature",
-         "set (e.g. 2.0) when data.sampling is temperature"),
-        (data.sampling == "temperature" or data.temperature is None, "data.temperature",
-         "null unless data.sampling is temperature"),
+        (
+            data.sampling != "temperature" or data.temperature is not None,
+            "data.temperature",
+            "set (e.g. 2.0) when data.sampling is temperature",
+        ),
+        (
+            data.sampling == "temperature" or data.temperature is None,
+            "data.temperature",
+            "null unless data.sampling is temperature",
+        ),
         (train.max_steps is None or train.max_steps > 0, "train.max_steps", "> 0 or null"),
         (train.epochs > 0, "train.epochs", "> 0"),
         (train.learning_rate > 0, "train.learning_rate", "> 0"),
@@ -333,8 +355,11 @@ def _check_values(config: RunConfig) -> None:
         (train.save_steps is None or train.save_steps > 0, "train.save_steps", "> 0 or null"),
         (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
         (train.precision in PRECISIONS, "train.precision", " / ".join(PRECISIONS)),
-        (train.precision != "fp16" or torch.cuda.is_available(), "train.precision",
-         "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)"),
+        (
+            train.precision != "fp16" or torch.cuda.is_available(),
+            "train.precision",
+            "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)",
+        ),
         (train.save_total_limit is None or train.save_total_limit > 0, "train.save_total_limit", "> 0 or null"),
         (evaluation.protocol in ("loglik", "generate"), "eval.protocol", "loglik or generate"),
         (evaluation.limit is None or evaluation.limit > 0, "eval.limit", "> 0 or null"),
@@ -363,8 +388,10 @@ def _check_data(config: RunConfig) -> None:
         tasks = resolve_tasks(config.data.tasks)
     except ValueError as err:
         raise ConfigError(f"data.tasks: {err}") from None
-    for key, check in (("eval.split", lambda task: resolve_split(task, config.eval.split)),
-                       ("data.template", lambda task: get_template(config.data.template, task))):
+    for key, check in (
+        ("eval.split", lambda task: resolve_split(task, config.eval.split)),
+        ("data.template", lambda task: get_template(config.data.template, task)),
+    ):
         for task in tasks:
             try:
                 check(task)
@@ -381,5 +408,7 @@ def _check_output_dir(output_dir: str) -> None:
     if not existing.is_dir():
         raise ConfigError(f"output_dir {output_dir!r} cannot be created: {str(existing)!r} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"output_dir {output_dir!r} is not writable ({str(existing)!r} does not allow this "
-                          "user to write); choose another output_dir or fix its permissions")
+        raise ConfigError(
+            f"output_dir {output_dir!r} is not writable ({str(existing)!r} does not allow this "
+            "user to write); choose another output_dir or fix its permissions"
+        )

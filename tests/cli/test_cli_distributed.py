@@ -16,18 +16,41 @@ SOURCE = Path(__file__).resolve().parents[2] / "src"
 LAUNCHERS = {
     "torchrun": ["torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
     # on a machine without GPUs, accelerate starts its torch.distributed launcher only with --multi_gpu
-    "accelerate": ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"],
+    "accelerate": [
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "0",
+    ],
 }
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_dir, tmp_path):  # noqa: F811
     run_dir = tmp_path / "run"
-    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", *LAUNCHERS[launcher],
-               "-m", "samora.cli", "train", "--preset", "demo", *run_overrides(tiny_model_dir, run_dir)]
+    environment = os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        *LAUNCHERS[launcher],
+        "-m",
+        "samora.cli",
+        "train",
+        "--preset",
+        "demo",
+        *run_overrides(tiny_model_dir, run_dir),
+    ]
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())

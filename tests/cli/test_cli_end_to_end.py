@@ -21,9 +21,18 @@ def tiny_model_dir(tmp_path_factory):
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                         max_position_embeddings=512, tie_word_embeddings=True))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            tie_word_embeddings=True,
+        )
+    )
     folder = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -35,16 +44,34 @@ def snapshot_of(folder):
 
 
 def run_overrides(model_dir, run_dir, *extra):
-    return [f"model.name={model_dir}", "model.dtype=float32", f"data.tasks={TASKS}", "data.per_task_cap=6",
-            "data.max_length=128", "train.max_steps=3", "train.batch_size=4", "train.logging_steps=1",
-            "eval.limit=4", "eval.batch_size=8", f"output_dir={run_dir}", *extra]
+    return [
+        f"model.name={model_dir}",
+        "model.dtype=float32",
+        f"data.tasks={TASKS}",
+        "data.per_task_cap=6",
+        "data.max_length=128",
+        "train.max_steps=3",
+        "train.batch_size=4",
+        "train.logging_steps=1",
+        "eval.limit=4",
+        "eval.batch_size=8",
+        f"output_dir={run_dir}",
+        *extra,
+    ]
 
 
 def test_train_eval_analyze_write_a_complete_run_folder(tiny_model_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["train", "--preset", "demo", *run_overrides(tiny_model_dir, run_dir)]) == 0
-    for name in ("config.yaml", "metrics.json", "report.md", "adapter/adapter_config.json",
-                 "adapter/adapter_model.safetensors", "plots/training_loss.png", "plots/task_metrics.png"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "report.md",
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "plots/training_loss.png",
+        "plots/task_metrics.png",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["tasks"] == ["boolq", "piqa", "arc_easy"] and metrics["train"]["steps"] == 3
@@ -82,11 +109,14 @@ def test_train_eval_analyze_write_a_complete_run_folder(tiny_model_dir, tmp_path
     assert "transformers" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["adapter.method=qlora"], "adapter.method must be one of"),
-    (["data.tasks=[boolq, nosuchtask]"], "nosuchtask"),
-    (["train.learning_rat=1e-4"], "train.learning_rat"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["adapter.method=qlora"], "adapter.method must be one of"),
+        (["data.tasks=[boolq, nosuchtask]"], "nosuchtask"),
+        (["train.learning_rat=1e-4"], "train.learning_rat"),
+    ],
+)
 def test_bad_input_is_a_clear_error_before_any_work(overrides, message, tiny_model_dir, tmp_path, capsys):
     code = main(["train", *run_overrides(tiny_model_dir, tmp_path / "run"), *overrides])
     assert code == 2 and message in capsys.readouterr().err
@@ -99,11 +129,20 @@ def test_unknown_model_path_names_the_key(tmp_path, capsys):
 
 
 def test_adapter_from_another_base_is_refused(tiny_model_dir, tmp_path, capsys):
-    import samora
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    other = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2))
+    import samora
+
+    other = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=48,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
     samora.save_adapter(samora.get_model(other, samora.SAMoRAConfig(tasks=["boolq"])), tmp_path / "foreign")
     code = main(["eval", "--adapter", str(tmp_path / "foreign"), *run_overrides(tiny_model_dir, tmp_path / "eval")])
     assert code == 1 and "do not match this model" in capsys.readouterr().err

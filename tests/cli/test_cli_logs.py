@@ -17,8 +17,10 @@ from samora.logs import set_progress_bars
 from samora.run_config import config_from_dict
 from samora.training import read_history
 
-STEP_LINE = re.compile(r"^\[samora\] step (\d+)/3 \| loss [\d.]+ \| lr [\d.e+-]+ \| grad [\d.e+-]+ \| [\d,]+ tok/s "
-                       r"\| ETA \d+s$")
+STEP_LINE = re.compile(
+    r"^\[samora\] step (\d+)/3 \| loss [\d.]+ \| lr [\d.e+-]+ \| grad [\d.e+-]+ \| [\d,]+ tok/s "
+    r"\| ETA \d+s$"
+)
 BAR = re.compile(r"it/s\]|s/it\]|\d+%\|")  # tqdm's rate and bar
 
 
@@ -30,8 +32,18 @@ def bars_back_on():
 
 def test_default_run_is_quiet_and_keeps_everything(tiny_model_dir, tmp_path, capsys):  # noqa: F811
     run = tmp_path / "run"
-    code = main(["train", *run_overrides(tiny_model_dir, run), "eval.before=false", "train.report_to=tensorboard",
-                 "train.precision=bf16", "train.max_grad_norm=0.25", "train.save_steps=1", "train.save_total_limit=2"])
+    code = main(
+        [
+            "train",
+            *run_overrides(tiny_model_dir, run),
+            "eval.before=false",
+            "train.report_to=tensorboard",
+            "train.precision=bf16",
+            "train.max_grad_norm=0.25",
+            "train.save_steps=1",
+            "train.save_total_limit=2",
+        ]
+    )
     assert code == 0
     out, err = capsys.readouterr()
     steps = [STEP_LINE.match(line) for line in err.splitlines() if line.startswith("[samora] step ")]
@@ -48,8 +60,14 @@ def test_default_run_is_quiet_and_keeps_everything(tiny_model_dir, tmp_path, cap
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/loss", "train/grad_norm", "train/learning_rate", "train/router/load_entropy",
-            "train/gate/boolq", "train/tokens_per_second"} <= tags
+    assert {
+        "train/loss",
+        "train/grad_norm",
+        "train/learning_rate",
+        "train/router/load_entropy",
+        "train/gate/boolq",
+        "train/tokens_per_second",
+    } <= tags
     for key in ("loss", "grad_norm", "router/load_entropy", "gate/piqa"):
         logged = [(e["step"], e[key]) for e in history if key in e]
         assert [(s.step, pytest.approx(s.value, rel=1e-6)) for s in events.Scalars(f"train/{key}")] == logged
@@ -69,8 +87,15 @@ def test_default_run_is_quiet_and_keeps_everything(tiny_model_dir, tmp_path, cap
 
 
 def test_verbose_shows_the_progress_bars(tiny_model_dir, tmp_path, capsys):  # noqa: F811
-    code = main(["train", "--verbose", *run_overrides(tiny_model_dir, tmp_path / "run"), "eval.before=false",
-                 "adapter.method=lora"])
+    code = main(
+        [
+            "train",
+            "--verbose",
+            *run_overrides(tiny_model_dir, tmp_path / "run"),
+            "eval.before=false",
+            "adapter.method=lora",
+        ]
+    )
     assert code == 0
     out, err = capsys.readouterr()
     assert BAR.search(err)  # data, training and evaluation bars

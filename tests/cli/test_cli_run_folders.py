@@ -18,15 +18,31 @@ from samora.run_folder import new_results_folder, saved_run_values
 def short_run(tiny_model_dir, tmp_path_factory):  # noqa: F811
     """A finished SAMoRA run with max_length 96, two tasks and the harness template."""
     run_dir = tmp_path_factory.mktemp("short") / "run"
-    assert main(["train", *run_overrides(tiny_model_dir, run_dir), "data.max_length=96", "data.tasks=[piqa, boolq]",
-                 "data.template=harness", "eval.before=false", "eval.limit=2", "train.max_steps=1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *run_overrides(tiny_model_dir, run_dir),
+                "data.max_length=96",
+                "data.tasks=[piqa, boolq]",
+                "data.template=harness",
+                "eval.before=false",
+                "eval.limit=2",
+                "train.max_steps=1",
+            ]
+        )
+        == 0
+    )
     return run_dir
 
 
 def capture_analysis_config(monkeypatch) -> list:
     seen = []
-    monkeypatch.setattr(samora.pipeline, "run_analysis_on",
-                        lambda model, tokenizer, config, tasks, output: seen.append((config, tasks)) or {"usage": {}})
+    monkeypatch.setattr(
+        samora.pipeline,
+        "run_analysis_on",
+        lambda model, tokenizer, config, tasks, output: seen.append((config, tasks)) or {"usage": {}},
+    )
     return seen
 
 
@@ -66,8 +82,10 @@ def test_eval_of_a_run_uses_its_tasks_template_and_writes_into_it(short_run, cap
     results = json.loads((short_run / "evals" / "eval-001" / "eval.json").read_text())
     assert list(results["tasks"]) == ["piqa", "boolq"] and results["settings"]["limit"] == 2
     assert all(entry["template"]["name"] == "harness" for entry in results["tasks"].values())
-    assert results["tasks"]["piqa"]["metrics"] == json.loads((short_run / "metrics.json").read_text())[
-        "after"]["tasks"]["piqa"]["metrics"]
+    assert (
+        results["tasks"]["piqa"]["metrics"]
+        == json.loads((short_run / "metrics.json").read_text())["after"]["tasks"]["piqa"]["metrics"]
+    )
 
 
 def test_new_results_folders_are_numbered_past_the_highest_and_never_reused(tmp_path):
@@ -83,7 +101,8 @@ def test_the_runs_config_is_a_base_layer_that_the_user_overrides_key_by_key(tmp_
     (tmp_path / "run" / "adapter").mkdir(parents=True)
     (tmp_path / "run" / "config.yaml").write_text(
         "data: {tasks: [piqa], max_length: 96, template: harness}\ntrain: {seed: 7, resume: false}\n"
-        "compare: {methods: [lora, samora]}\noutput_dir: somewhere/else\n")
+        "compare: {methods: [lora, samora]}\noutput_dir: somewhere/else\n"
+    )
     base = saved_run_values(tmp_path / "run")
     config = load_run_config(None, ["eval.limit=3", "data.tasks=[boolq]"], base=base)
     assert (config.data.max_length, config.data.template, config.train.seed) == (96, "harness", 7)
@@ -95,8 +114,12 @@ def test_the_runs_config_is_a_base_layer_that_the_user_overrides_key_by_key(tmp_
 
 @pytest.mark.parametrize("command", ["eval", "train", "compare"])
 def test_a_requested_task_without_data_is_an_error_naming_it(command, tiny_model_dir, tmp_path, capsys):  # noqa: F811
-    args = [command, *run_overrides(tiny_model_dir, tmp_path / "run"), f"data.source={tmp_path / 'typo'}",
-            "data.tasks=[piqa, boolq]"]
+    args = [
+        command,
+        *run_overrides(tiny_model_dir, tmp_path / "run"),
+        f"data.source={tmp_path / 'typo'}",
+        "data.tasks=[piqa, boolq]",
+    ]
     if command == "compare":
         args.append("compare.methods=[lora]")
     assert main(args) == 2
@@ -118,7 +141,9 @@ def test_a_peft_lora_folder_evaluates_on_the_base_it_names(tiny_model_dir, tmp_p
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    lora = peft.get_peft_model(base, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora = peft.get_peft_model(
+        base, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     lora.save_pretrained(tmp_path / "peft")
     overrides = [o for o in run_overrides(tiny_model_dir, tmp_path / "out") if not o.startswith("model.name")]
     assert main(["eval", "--adapter", str(tmp_path / "peft"), *overrides, "data.tasks=[piqa]"]) == 0

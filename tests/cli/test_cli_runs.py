@@ -28,8 +28,10 @@ def samora_train(model_dir, run_dir, *extra) -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    return os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(SOURCE),
-                                                                               os.environ.get("PYTHONPATH", "")])}
+    return os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:
@@ -42,8 +44,16 @@ def adapter_of_run(run_dir: Path) -> dict:
 
 def test_a_diverging_run_fails_and_writes_no_adapter(tiny_model_dir, tmp_path):  # noqa: F811
     run_dir = tmp_path / "run"
-    finished = run(samora_train(tiny_model_dir, run_dir, "train.learning_rate=1e10", "train.warmup_ratio=0",
-                                "train.max_steps=6", "train.save_steps=1"))
+    finished = run(
+        samora_train(
+            tiny_model_dir,
+            run_dir,
+            "train.learning_rate=1e10",
+            "train.warmup_ratio=0",
+            "train.max_steps=6",
+            "train.save_steps=1",
+        )
+    )
     assert finished.returncode == 3, finished.stdout[-2000:] + finished.stderr[-2000:]
     assert "training failed: training diverged at step" in finished.stderr
     assert "learning rate" in finished.stderr and "alpha" in finished.stderr
@@ -67,8 +77,10 @@ def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed_dir / "adapter" / "adapter_model.safetensors").exists(), "killed after training ended"
-    complete = sorted((p for p in (killed_dir / "adapter").glob("checkpoint-*") if (p / "trainer_state.json").exists()),
-                      key=lambda p: int(p.name.split("-")[1]))
+    complete = sorted(
+        (p for p in (killed_dir / "adapter").glob("checkpoint-*") if (p / "trainer_state.json").exists()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
     last = complete[-1]
     weights = last / "adapter_model.safetensors"
     damaged = bytearray(weights.read_bytes())
@@ -81,8 +93,10 @@ def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_
     assert f"resuming the unfinished run in {killed_dir} from {complete[-2]}" in resumed.stderr
     expected, got = adapter_of_run(tmp_path / "straight"), adapter_of_run(killed_dir)
     assert expected.keys() == got.keys()
-    assert all(expected[k].dtype == got[k].dtype and expected[k].numpy().tobytes() == got[k].numpy().tobytes()
-               for k in expected)  # bit for bit
+    assert all(
+        expected[k].dtype == got[k].dtype and expected[k].numpy().tobytes() == got[k].numpy().tobytes()
+        for k in expected
+    )  # bit for bit
     loss_straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())["train"]["loss_history"]
     loss_resumed = json.loads((killed_dir / "metrics.json").read_text())["train"]["loss_history"]
     assert loss_resumed == loss_straight
@@ -109,27 +123,45 @@ def test_a_finished_run_is_refused_unless_overwrite(finished_run, tiny_model_dir
     assert "holds a finished run (metrics.json); pass --overwrite" in capsys.readouterr().err
     assert snapshot(run_dir) == before
     (run_dir / "note-from-the-old-run.txt").write_text("old")
-    assert main(["train", "--overwrite", *run_overrides(tiny_model_dir, run_dir), *QUICK,
-                 "train.learning_rate=1e-3"]) == 0
+    assert (
+        main(["train", "--overwrite", *run_overrides(tiny_model_dir, run_dir), *QUICK, "train.learning_rate=1e-3"])
+        == 0
+    )
     assert not (run_dir / "note-from-the-old-run.txt").exists()  # the old run went as a whole
     assert "learning_rate: 0.001" in (run_dir / "config.yaml").read_text()
     assert not list(tmp_path.glob(".run.discarded-*"))
 
 
-def test_a_failed_overwrite_never_leaves_the_old_results_beside_the_new_run(finished_run, tiny_model_dir,  # noqa: F811
-                                                                            tmp_path, capsys):
+def test_a_failed_overwrite_never_leaves_the_old_results_beside_the_new_run(
+    finished_run,
+    tiny_model_dir,  # noqa: F811
+    tmp_path,
+    capsys,
+):
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
-    code = main(["train", "--overwrite", *run_overrides(tiny_model_dir, run_dir), *QUICK,
-                 "train.learning_rate=1e10", "train.warmup_ratio=0"])
+    code = main(
+        [
+            "train",
+            "--overwrite",
+            *run_overrides(tiny_model_dir, run_dir),
+            *QUICK,
+            "train.learning_rate=1e10",
+            "train.warmup_ratio=0",
+        ]
+    )
     assert code == 3 and "training diverged" in capsys.readouterr().err
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "report.md").exists()
     assert not (run_dir / "adapter" / "adapter_model.safetensors").exists()
     assert "learning_rate: 10000000000.0" in (run_dir / "config.yaml").read_text()
 
 
-def test_an_unfinished_run_with_another_config_is_refused_and_no_resume_starts_over(finished_run, tiny_model_dir,  # noqa: F811
-                                                                                   tmp_path, capsys):
+def test_an_unfinished_run_with_another_config_is_refused_and_no_resume_starts_over(
+    finished_run,
+    tiny_model_dir,  # noqa: F811
+    tmp_path,
+    capsys,
+):
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
     (run_dir / "metrics.json").unlink()  # killed before it finished
@@ -138,11 +170,16 @@ def test_an_unfinished_run_with_another_config_is_refused_and_no_resume_starts_o
     before = snapshot(run_dir)
     assert main(["train", *run_overrides(tiny_model_dir, run_dir), *QUICK, "train.learning_rate=3e-3"]) == 2
     err = capsys.readouterr().err
-    assert "holds an unfinished run with another configuration (train.learning_rate: 0.0002 in the folder, " \
-           "0.003 now)" in err and "--no-resume or --overwrite" in err
+    assert (
+        "holds an unfinished run with another configuration (train.learning_rate: 0.0002 in the folder, 0.003 now)"
+        in err
+        and "--no-resume or --overwrite" in err
+    )
     assert snapshot(run_dir) == before
-    assert main(["train", "--no-resume", *run_overrides(tiny_model_dir, run_dir), *QUICK,
-                 "train.learning_rate=3e-3"]) == 0
+    assert (
+        main(["train", "--no-resume", *run_overrides(tiny_model_dir, run_dir), *QUICK, "train.learning_rate=3e-3"])
+        == 0
+    )
     assert not stale.exists() and (run_dir / "metrics.json").is_file()
 
 
@@ -157,7 +194,8 @@ def test_a_folder_that_is_not_a_run_is_refused(tiny_model_dir, tmp_path, capsys)
 
 
 def test_a_nan_alpha_is_refused_before_anything_loads(tiny_model_dir, tmp_path, capsys):  # noqa: F811
-    code = main(["train", *run_overrides(tiny_model_dir, tmp_path / "run"), "adapter.method=lora",
-                 "adapter.alpha=.nan"])
+    code = main(
+        ["train", *run_overrides(tiny_model_dir, tmp_path / "run"), "adapter.method=lora", "adapter.alpha=.nan"]
+    )
     assert code == 2 and "adapter.alpha must be a finite number, got nan" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -20,28 +20,61 @@ from samora.run_config import ConfigError, load_run_config
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 METHODS = "[lora, samora, 'samora(router=linear)']"
-CELLS = ["lora-seed1", "samora-seed1", "samora-router-linear-seed1", "lora-seed2", "samora-seed2",
-         "samora-router-linear-seed2"]  # seed by seed: every row's first seed before any second
+CELLS = [
+    "lora-seed1",
+    "samora-seed1",
+    "samora-router-linear-seed1",
+    "lora-seed2",
+    "samora-seed2",
+    "samora-router-linear-seed2",
+]  # seed by seed: every row's first seed before any second
 
 
 def compare_arguments(model_dir, output):
-    return ["compare", "--preset", "demo", f"model.name={model_dir}", "model.dtype=float32",
-            "data.tasks=[boolq, arc_easy]", "data.per_task_cap=6", "data.max_length=96", "train.max_steps=2",
-            "train.batch_size=4", "train.learning_rate=0.05", "train.logging_steps=1", "eval.limit=5",
-            "eval.batch_size=8", f"compare.methods={METHODS}", "compare.seeds=[1, 2]", "compare.reference=lora",
-            "compare.budget=lora", "compare.bootstrap_samples=200", f"output_dir={output}"]
+    return [
+        "compare",
+        "--preset",
+        "demo",
+        f"model.name={model_dir}",
+        "model.dtype=float32",
+        "data.tasks=[boolq, arc_easy]",
+        "data.per_task_cap=6",
+        "data.max_length=96",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "train.learning_rate=0.05",
+        "train.logging_steps=1",
+        "eval.limit=5",
+        "eval.batch_size=8",
+        f"compare.methods={METHODS}",
+        "compare.seeds=[1, 2]",
+        "compare.reference=lora",
+        "compare.budget=lora",
+        "compare.bootstrap_samples=200",
+        f"output_dir={output}",
+    ]
 
 
 def run_cli(arguments, **popen):
     environment = {**os.environ, "PYTHONPATH": str(SOURCE), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "samora.cli", *arguments], env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "samora.cli", *arguments],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **popen,
+    )
 
 
 def finished_files(output):
     """mtime of every file of every finished cell (a retrained cell would rewrite them)."""
-    return {str(path.relative_to(output)): path.stat().st_mtime_ns
-            for marker in output.glob("cells/*/done.json") for path in marker.parent.rglob("*") if path.is_file()}
+    return {
+        str(path.relative_to(output)): path.stat().st_mtime_ns
+        for marker in output.glob("cells/*/done.json")
+        for path in marker.parent.rglob("*")
+        if path.is_file()
+    }
 
 
 def test_method_specs_parse_into_method_and_overrides():
@@ -55,14 +88,17 @@ def test_method_specs_parse_into_method_and_overrides():
             parse_method_spec(text)
 
 
-@pytest.mark.parametrize("overrides,message", [
-    (["compare.methods=['samora(nosuch=1)']"], "SAMoRAConfig has no field.*nosuch"),
-    (["compare.methods=['samora(router=mlp)']"], "router must be"),
-    (["compare.reference=moelora"], "compare.reference 'moelora' must be one of"),
-    (["compare.methods=[lora, lora]"], "lists a method twice"),
-    (["compare.seeds=[1, 1]"], "distinct integers"),
-    (["compare.metric=f1"], "acc or acc_norm"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["compare.methods=['samora(nosuch=1)']"], "SAMoRAConfig has no field.*nosuch"),
+        (["compare.methods=['samora(router=mlp)']"], "router must be"),
+        (["compare.reference=moelora"], "compare.reference 'moelora' must be one of"),
+        (["compare.methods=[lora, lora]"], "lists a method twice"),
+        (["compare.seeds=[1, 1]"], "distinct integers"),
+        (["compare.metric=f1"], "acc or acc_norm"),
+    ],
+)
 def test_bad_compare_sections_are_refused_before_any_work(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_run_config(preset="demo", overrides=overrides)
@@ -119,16 +155,23 @@ def test_grid_resumes_after_a_kill_without_retraining_and_matches_an_uninterrupt
 def check_comparison(comparison, output):
     assert list(comparison["table"]) == ["lora", "samora", "samora(router=linear)", "base"]
     assert {row: len(cells) for row, cells in comparison["cells"].items()} == {
-        "lora": 2, "samora": 2, "samora(router=linear)": 2, "base": 1}
-    for label, plan in comparison["parameters"].items():
+        "lora": 2,
+        "samora": 2,
+        "samora(router=linear)": 2,
+        "base": 1,
+    }
+    for _label, plan in comparison["parameters"].items():
         assert plan["budget"] == comparison["parameters"]["lora"]["matched"] and plan["within_10_percent"]
     assert comparison["parameters"]["samora"]["requested"] > comparison["parameters"]["samora"]["matched"]
     for row in comparison["table"].values():
         mean = row["mean"]
         assert mean["ci95"][0] <= mean["value"] <= mean["ci95"][1]
     # the table is the mean correctness of the cells' per-example records
-    records = [json.loads(line) for cell in ("lora-seed1", "lora-seed2")
-               for line in (output / "cells" / cell / "samples.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for cell in ("lora-seed1", "lora-seed2")
+        for line in (output / "cells" / cell / "samples.jsonl").read_text().splitlines()
+    ]
     boolq = [r["pred"] == r["gold"] for r in records if r["task"] == "boolq"]
     assert comparison["table"]["lora"]["tasks"]["boolq"]["value"] == pytest.approx(sum(boolq) / len(boolq))
     assert set(comparison["paired"]["vs_reference"]) == {"samora", "samora(router=linear)"}
@@ -157,8 +200,9 @@ def test_the_recorded_grid_config_protects_finished_cells_only(tmp_path):
     assert "limit: 7" in (tmp_path / "grid.yaml").read_text()
     (tmp_path / "cells" / "base").mkdir(parents=True)
     (tmp_path / "cells" / "base" / "done.json").write_text("{}")
-    more_seeds = load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}", "eval.limit=7",
-                                                           "compare.seeds=[41, 42]"])
+    more_seeds = load_run_config(
+        preset="demo", overrides=[f"output_dir={tmp_path}", "eval.limit=7", "compare.seeds=[41, 42]"]
+    )
     check_grid_config(more_seeds, tmp_path)  # a larger grid over the same settings is compatible
     with pytest.raises(ConfigError, match=rf"eval.limit: 7 -> {first.eval.limit}"):
         check_grid_config(first, tmp_path)

@@ -24,34 +24,67 @@ def write_cell(folder, correct_rate, seed, rng):
         golds = rng.integers(0, choices, N)
         right = rng.random(N) < correct_rate
         preds = np.where(right, golds, (golds + 1) % choices)
-        records += [{"id": i, "task": task, "gold": int(g), "pred": int(p), "pred_norm": int(p)}
-                    for i, (g, p) in enumerate(zip(golds, preds))]
-        tasks[task] = {"n": N, "majority_baseline": 0.55, "label_distribution": {
-            "gold": {"0": N // 2, "1": N // 2}, "pred": {"0": N // 2, "1": N // 2}}}
+        records += [
+            {"id": i, "task": task, "gold": int(g), "pred": int(p), "pred_norm": int(p)}
+            for i, (g, p) in enumerate(zip(golds, preds))
+        ]
+        tasks[task] = {
+            "n": N,
+            "majority_baseline": 0.55,
+            "label_distribution": {"gold": {"0": N // 2, "1": N // 2}, "pred": {"0": N // 2, "1": N // 2}},
+        }
     (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (folder / "results.json").write_text(json.dumps({"tasks": tasks}))
     (folder / "done.json").write_text(json.dumps({"identity": {}, "wall_s": 1.5}))
     if seed is not None:
-        (folder / "cell.json").write_text(json.dumps({
-            "seed": seed, "parameters": {"matched": 100}, "train_wall_s": 1.0, "eval_wall_s": 0.5,
-            "train": {"train_loss": 1.0, "steps": 2}}))
+        (folder / "cell.json").write_text(
+            json.dumps(
+                {
+                    "seed": seed,
+                    "parameters": {"matched": 100},
+                    "train_wall_s": 1.0,
+                    "eval_wall_s": 0.5,
+                    "train": {"train_loss": 1.0, "steps": 2},
+                }
+            )
+        )
     return records
 
 
 def test_comparison_of_finished_cells(tmp_path):
-    config = load_run_config(preset="demo", overrides=[
-        f"output_dir={tmp_path}", "compare.methods=[samora, lora, 'samora(router=linear)']", "compare.seeds=[1, 2]",
-        "compare.reference=lora", "compare.budget=samora", "compare.also_against=[samora]",
-        "compare.bootstrap_samples=1000"])
+    config = load_run_config(
+        preset="demo",
+        overrides=[
+            f"output_dir={tmp_path}",
+            "compare.methods=[samora, lora, 'samora(router=linear)']",
+            "compare.seeds=[1, 2]",
+            "compare.reference=lora",
+            "compare.budget=samora",
+            "compare.also_against=[samora]",
+            "compare.bootstrap_samples=1000",
+        ],
+    )
     specs, reference, _ = compare_specs(config)
     rates = {"samora": 0.8, "lora": 0.5, "samora-router-linear": 0.52}
     rng = np.random.default_rng(0)
-    written = {slug: [write_cell(tmp_path / "cells" / f"{slug}-seed{seed}", rate, seed, rng) for seed in (1, 2)]
-               for slug, rate in rates.items()}
+    written = {
+        slug: [write_cell(tmp_path / "cells" / f"{slug}-seed{seed}", rate, seed, rng) for seed in (1, 2)]
+        for slug, rate in rates.items()
+    }
     write_cell(tmp_path / "cells" / "base", 0.3, None, rng)
-    plan = {spec.label: {"requested": 10, "matched": 9, "budget": 9, "relative_gap": 0.0, "within_10_percent": True,
-                         "matched_by": "r", "budget_source": spec.label == "samora", "config": {}}
-            for spec in specs}
+    plan = {
+        spec.label: {
+            "requested": 10,
+            "matched": 9,
+            "budget": 9,
+            "relative_gap": 0.0,
+            "within_10_percent": True,
+            "matched_by": "r",
+            "budget_source": spec.label == "samora",
+            "config": {},
+        }
+        for spec in specs
+    }
     comparison = write_comparison(config, tmp_path, specs, reference, plan)
 
     boolq = [r["pred"] == r["gold"] for cell in written["samora"] for r in cell if r["task"] == "boolq"]
@@ -62,23 +95,34 @@ def test_comparison_of_finished_cells(tmp_path):
     assert comparison["paired"]["vs_also"]["samora"]["lora"]["value"] == pytest.approx(-vs_lora["samora"]["value"])
     assert all(test["significant"] for test in comparison["paired"]["vs_base"].values())
     answer = comparison["answer"]
-    stated = re.match(r"samora (\S+) \+- (\S+), lora (\S+) \+- \S+, samora\(router=linear\) \S+ \+- \S+, "
-                      r"base (\S+) \+- \S+ \(mean acc over 2 tasks", answer[0])
+    stated = re.match(
+        r"samora (\S+) \+- (\S+), lora (\S+) \+- \S+, samora\(router=linear\) \S+ \+- \S+, "
+        r"base (\S+) \+- \S+ \(mean acc over 2 tasks",
+        answer[0],
+    )
     assert stated, answer[0]
     table = comparison["table"]
     low, high = table["samora"]["mean"]["ci95"]
     assert [float(v) for v in stated.groups()] == pytest.approx(
-        [100 * table["samora"]["mean"]["value"], 50 * (high - low), 100 * table["lora"]["mean"]["value"],
-         100 * table["base"]["mean"]["value"]], abs=0.051)
+        [
+            100 * table["samora"]["mean"]["value"],
+            50 * (high - low),
+            100 * table["lora"]["mean"]["value"],
+            100 * table["base"]["mean"]["value"],
+        ],
+        abs=0.051,
+    )
     assert "95% CI, n=200 examples per task, 2 seeds per method" in answer[0]
     assert any(line.startswith("samora - lora = +") and line.endswith("significant (p < 0.05)") for line in answer)
-    assert any(line.startswith("samora(router=linear) - lora") and "not significant at this scale" in line
-               for line in answer)
+    assert any(
+        line.startswith("samora(router=linear) - lora") and "not significant at this scale" in line for line in answer
+    )
     markdown = (tmp_path / "comparison.md").read_text().splitlines()
     assert markdown[2] == answer[0] and "| lora - samora |" in "\n".join(markdown)
     assert (tmp_path / "comparison.png").is_file()
     assert json.loads((tmp_path / "comparison.json").read_text())["table"] == json.loads(
-        json.dumps(comparison["table"]))
+        json.dumps(comparison["table"])
+    )
 
 
 def test_cells_on_different_examples_are_refused(tmp_path):
@@ -96,9 +140,16 @@ def test_cells_on_different_examples_are_refused(tmp_path):
 def test_a_grid_run_in_part_is_summarised_as_far_as_it_got(tmp_path):
     """Rows hold their finished seeds, a row with none is only listed as pending, and each paired
     test runs on the seeds both rows finished."""
-    config = load_run_config(preset="demo", overrides=[
-        f"output_dir={tmp_path}", "compare.methods=[samora, lora, moelora]", "compare.seeds=[1, 2]",
-        "compare.reference=lora", "compare.bootstrap_samples=500"])
+    config = load_run_config(
+        preset="demo",
+        overrides=[
+            f"output_dir={tmp_path}",
+            "compare.methods=[samora, lora, moelora]",
+            "compare.seeds=[1, 2]",
+            "compare.reference=lora",
+            "compare.bootstrap_samples=500",
+        ],
+    )
     specs, reference, _ = compare_specs(config)
     rng = np.random.default_rng(1)
     for cell, rate, seed in [("samora-seed1", 0.8, 1), ("lora-seed1", 0.5, 1), ("samora-seed2", 0.8, 2)]:
@@ -109,7 +160,10 @@ def test_a_grid_run_in_part_is_summarised_as_far_as_it_got(tmp_path):
 
     assert comparison["pending"] == ["moelora-seed1", "lora-seed2", "moelora-seed2"]
     assert {label: row["seeds"] for label, row in comparison["table"].items()} == {
-        "samora": [1, 2], "lora": [1], "base": []}
+        "samora": [1, 2],
+        "lora": [1],
+        "base": [],
+    }
     assert comparison["paired"]["vs_reference"]["samora"]["seeds"] == [1]
     assert comparison["paired"]["vs_base"]["samora"]["seeds"] == [1, 2]
     assert comparison["answer"][1].startswith("PARTIAL: 3 of 6 training cells finished; not yet run: moelora-seed1, ")

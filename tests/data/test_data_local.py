@@ -10,44 +10,47 @@ from samora.data.templates import ALPACA_WRAPPER
 
 SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 
-MNLI_HEADER = ("index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
-               "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label")
+MNLI_HEADER = (
+    "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"
+    "sentence1_parse\tsentence2_parse\tsentence1\tsentence2\tlabel1\tgold_label"
+)
 
 
 def _mnli_row(index, premise, hypothesis, label):
-    return f"{index}\t{index}1\t{index}1e\tfiction\t( x )\t( y )\t(ROOT x)\t(ROOT y)\t" \
-           f"{premise}\t{hypothesis}\t{label}\t{label}"
+    return (
+        f"{index}\t{index}1\t{index}1e\tfiction\t( x )\t( y )\t(ROOT x)\t(ROOT y)\t"
+        f"{premise}\t{hypothesis}\t{label}\t{label}"
+    )
 
 
 GLUE_FILES = {
     "CoLA/train.tsv": "gj04\t1\t\tThe sailors rode the breeze clear of the rocks.\n"
-                      "gj04\t0\t*\tThe more books I ask to whom he will give, the more he reads.\n",
+    "gj04\t0\t*\tThe more books I ask to whom he will give, the more he reads.\n",
     "CoLA/dev.tsv": "gj04\t1\t\tThe cat sat.\n",
-    "SST-2/train.tsv": "sentence\tlabel\nhide new secretions \t0\na \"charming\" film \t1\n",
+    "SST-2/train.tsv": 'sentence\tlabel\nhide new secretions \t0\na "charming" film \t1\n',
     "SST-2/dev.tsv": "sentence\tlabel\nit 's a charming journey . \t1\n",
     "MRPC/train.tsv": "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-                      "1\t702876\t702977\tAmrozi accused his brother .\tHe called him a liar .\n"
-                      "0\t2108705\t2108831\tYucaipa owned Dominick 's .\tYucaipa bought it .\n",
-    "MRPC/dev.tsv": "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-                    "1\t1\t2\tHe said \" no \" .\tHe refused .\n",
+    "1\t702876\t702977\tAmrozi accused his brother .\tHe called him a liar .\n"
+    "0\t2108705\t2108831\tYucaipa owned Dominick 's .\tYucaipa bought it .\n",
+    "MRPC/dev.tsv": '\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tHe said " no " .\tHe refused .\n',
     "QQP/train.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
-                     "0\t1\t2\tHow do I cook rice?\tWhat is the way to cook rice?\t1\n"
-                     "1\t3\t4\tWhy is the sky blue?\n"  # a malformed row, as QQP's train has
-                     "2\t5\t6\tWho won?\tWhat time is it?\t0\n",
-    "QQP/dev.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
-                   "7\t8\t9\tIs it \"safe\"?\tIs it safe?\t1\n",
-    "MNLI/train.tsv": MNLI_HEADER + "\n" + _mnli_row(0, "A dog runs.", "An animal moves.",
-                                                     "entailment") + "\n",
-    "MNLI/dev_matched.tsv": MNLI_HEADER + "\n" + _mnli_row(1, "It rains.", "It is dry.",
-                                                           "contradiction") + "\n"
-                            + _mnli_row(2, "He sings.", "He is happy.", "neutral") + "\n",
-    "MNLI/dev_mismatched.tsv": MNLI_HEADER + "\n" + _mnli_row(3, "A man eats.", "Food.",
-                                                              "neutral") + "\n",
+    "0\t1\t2\tHow do I cook rice?\tWhat is the way to cook rice?\t1\n"
+    "1\t3\t4\tWhy is the sky blue?\n"  # a malformed row, as QQP's train has
+    "2\t5\t6\tWho won?\tWhat time is it?\t0\n",
+    "QQP/dev.tsv": 'id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n7\t8\t9\tIs it "safe"?\tIs it safe?\t1\n',
+    "MNLI/train.tsv": MNLI_HEADER + "\n" + _mnli_row(0, "A dog runs.", "An animal moves.", "entailment") + "\n",
+    "MNLI/dev_matched.tsv": MNLI_HEADER
+    + "\n"
+    + _mnli_row(1, "It rains.", "It is dry.", "contradiction")
+    + "\n"
+    + _mnli_row(2, "He sings.", "He is happy.", "neutral")
+    + "\n",
+    "MNLI/dev_mismatched.tsv": MNLI_HEADER + "\n" + _mnli_row(3, "A man eats.", "Food.", "neutral") + "\n",
     "QNLI/train.tsv": "index\tquestion\tsentence\tlabel\n0\tWho ran?\tBob ran.\tentailment\n"
-                      "1\tWho sang?\tIt rained.\tnot_entailment\n",
+    "1\tWho sang?\tIt rained.\tnot_entailment\n",
     "QNLI/dev.tsv": "index\tquestion\tsentence\tlabel\n5\tWhen?\tAt noon.\tentailment\n",
     "RTE/train.tsv": "index\tsentence1\tsentence2\tlabel\n0\tBob ran home.\tBob moved.\t"
-                     "entailment\n1\tBob sat.\tBob flew.\tnot_entailment\n",
+    "entailment\n1\tBob sat.\tBob flew.\tnot_entailment\n",
     "RTE/dev.tsv": "index\tsentence1\tsentence2\tlabel\n0\tA b.\tC d.\tnot_entailment\n",
 }
 
@@ -60,30 +63,59 @@ def glue_root(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("task, split, expected", [
-    ("cola", "train", [{"sentence": "The sailors rode the breeze clear of the rocks.", "label": 1},
-                       {"sentence": "The more books I ask to whom he will give, the more he "
-                                    "reads.", "label": 0}]),
-    ("sst2", "train", [{"sentence": "hide new secretions ", "label": 0},
-                       {"sentence": "a \"charming\" film ", "label": 1}]),
-    ("mrpc", "train", [{"sentence1": "Amrozi accused his brother .",
-                        "sentence2": "He called him a liar .", "label": 1},
-                       {"sentence1": "Yucaipa owned Dominick 's .",
-                        "sentence2": "Yucaipa bought it .", "label": 0}]),
-    ("qqp", "train", [{"question1": "How do I cook rice?",
-                       "question2": "What is the way to cook rice?", "label": 1},
-                      {"question1": "Who won?", "question2": "What time is it?", "label": 0}]),
-    ("qqp", "validation", [{"question1": "Is it \"safe\"?", "question2": "Is it safe?",
-                            "label": 1}]),
-    ("mnli", "validation_matched", [
-        {"premise": "It rains.", "hypothesis": "It is dry.", "label": 2},
-        {"premise": "He sings.", "hypothesis": "He is happy.", "label": 1}]),
-    ("mnli", "validation_mismatched", [{"premise": "A man eats.", "hypothesis": "Food.",
-                                        "label": 1}]),
-    ("qnli", "train", [{"question": "Who ran?", "sentence": "Bob ran.", "label": 0},
-                       {"question": "Who sang?", "sentence": "It rained.", "label": 1}]),
-    ("rte", "validation", [{"sentence1": "A b.", "sentence2": "C d.", "label": 1}]),
-])
+@pytest.mark.parametrize(
+    "task, split, expected",
+    [
+        (
+            "cola",
+            "train",
+            [
+                {"sentence": "The sailors rode the breeze clear of the rocks.", "label": 1},
+                {"sentence": "The more books I ask to whom he will give, the more he reads.", "label": 0},
+            ],
+        ),
+        (
+            "sst2",
+            "train",
+            [{"sentence": "hide new secretions ", "label": 0}, {"sentence": 'a "charming" film ', "label": 1}],
+        ),
+        (
+            "mrpc",
+            "train",
+            [
+                {"sentence1": "Amrozi accused his brother .", "sentence2": "He called him a liar .", "label": 1},
+                {"sentence1": "Yucaipa owned Dominick 's .", "sentence2": "Yucaipa bought it .", "label": 0},
+            ],
+        ),
+        (
+            "qqp",
+            "train",
+            [
+                {"question1": "How do I cook rice?", "question2": "What is the way to cook rice?", "label": 1},
+                {"question1": "Who won?", "question2": "What time is it?", "label": 0},
+            ],
+        ),
+        ("qqp", "validation", [{"question1": 'Is it "safe"?', "question2": "Is it safe?", "label": 1}]),
+        (
+            "mnli",
+            "validation_matched",
+            [
+                {"premise": "It rains.", "hypothesis": "It is dry.", "label": 2},
+                {"premise": "He sings.", "hypothesis": "He is happy.", "label": 1},
+            ],
+        ),
+        ("mnli", "validation_mismatched", [{"premise": "A man eats.", "hypothesis": "Food.", "label": 1}]),
+        (
+            "qnli",
+            "train",
+            [
+                {"question": "Who ran?", "sentence": "Bob ran.", "label": 0},
+                {"question": "Who sang?", "sentence": "It rained.", "label": 1},
+            ],
+        ),
+        ("rte", "validation", [{"sentence1": "A b.", "sentence2": "C d.", "label": 1}]),
+    ],
+)
 def test_glue_tsv_layout_parses(glue_root, task, split, expected):
     records = load_records(task, split, source=glue_root)
     assert [{k: v for k, v in r.items() if k != "id"} for r in records] == expected
@@ -115,11 +147,17 @@ def test_unknown_source_is_rejected():
         resolve_source("rte", "train", source="/no/such/folder")
 
 
-REAL_GLUE_COUNTS = [("cola", "train", 8551), ("cola", "validation", 1043),
-                    ("sst2", "train", 67349), ("sst2", "validation", 872),
-                    ("mrpc", "train", 3668), ("mrpc", "validation", 408),
-                    ("rte", "train", 2490), ("rte", "validation", 277),
-                    ("qnli", "validation", 5463)]
+REAL_GLUE_COUNTS = [
+    ("cola", "train", 8551),
+    ("cola", "validation", 1043),
+    ("sst2", "train", 67349),
+    ("sst2", "validation", 872),
+    ("mrpc", "train", 3668),
+    ("mrpc", "validation", 408),
+    ("rte", "train", 2490),
+    ("rte", "validation", 277),
+    ("qnli", "validation", 5463),
+]
 
 
 @pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="shared GLUE files are not present")
@@ -132,20 +170,32 @@ def test_real_glue_files_have_official_sizes(task, split, count):
 
 # --- commonsense_170k-style JSON ------------------------------------------------------------
 
-BOOLQ = {"instruction": "Please answer the following question with true or false, question: "
-                        "do iran and afghanistan speak the same language?\n\nAnswer format: "
-                        "true/false", "input": "", "output": "the correct answer is true",
-         "answer": "true"}
-PIQA = {"instruction": "Please choose the correct solution to the question: When boiling butter, "
-                       "when it's ready, you can\n\nSolution1: Pour it onto a plate\n\nSolution2: "
-                       "Pour it into a jar\n\nAnswer format: solution1/solution2", "input": "",
-        "output": "the correct answer is solution2", "answer": "solution2"}
-ARC = {"instruction": "Please choose the correct answer to the question: Which factor will most "
-                      "likely cause a person to develop a fever?\n\nAnswer1: a leg muscle relaxing "
-                      "after exercise Answer2: a bacterial population in the bloodstream Answer3: "
-                      "several viral particles on the skin Answer4: carbohydrates being digested "
-                      "in the stomach\n\nAnswer format: answer1/answer2/answer3/answer4",
-       "input": "", "output": "the correct answer is answer2", "answer": "answer2"}
+BOOLQ = {
+    "instruction": "Please answer the following question with true or false, question: "
+    "do iran and afghanistan speak the same language?\n\nAnswer format: "
+    "true/false",
+    "input": "",
+    "output": "the correct answer is true",
+    "answer": "true",
+}
+PIQA = {
+    "instruction": "Please choose the correct solution to the question: When boiling butter, "
+    "when it's ready, you can\n\nSolution1: Pour it onto a plate\n\nSolution2: "
+    "Pour it into a jar\n\nAnswer format: solution1/solution2",
+    "input": "",
+    "output": "the correct answer is solution2",
+    "answer": "solution2",
+}
+ARC = {
+    "instruction": "Please choose the correct answer to the question: Which factor will most "
+    "likely cause a person to develop a fever?\n\nAnswer1: a leg muscle relaxing "
+    "after exercise Answer2: a bacterial population in the bloodstream Answer3: "
+    "several viral particles on the skin Answer4: carbohydrates being digested "
+    "in the stomach\n\nAnswer format: answer1/answer2/answer3/answer4",
+    "input": "",
+    "output": "the correct answer is answer2",
+    "answer": "answer2",
+}
 
 
 def test_instruction_json_round_trips_through_the_template(tmp_path):
@@ -162,8 +212,7 @@ def test_instruction_json_round_trips_through_the_template(tmp_path):
 
 def test_instruction_json_with_a_task_field_is_filtered(tmp_path):
     path = tmp_path / "mixed.json"
-    path.write_text(json.dumps([{**BOOLQ, "task": "boolq"}, {**ARC, "task": "ARC-Easy"},
-                                {**BOOLQ, "task": "BoolQ"}]))
+    path.write_text(json.dumps([{**BOOLQ, "task": "boolq"}, {**ARC, "task": "ARC-Easy"}, {**BOOLQ, "task": "BoolQ"}]))
     boolq = load_records("boolq", "train", source=path)
     assert len(boolq) == 2 and boolq[0]["label"] == 0
     assert boolq[0]["question"] == "do iran and afghanistan speak the same language"

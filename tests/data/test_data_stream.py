@@ -34,11 +34,15 @@ def test_temperature_counts():
     assert mixture_counts(sizes, "temperature", 1e6, total=30) == [10, 10, 10]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"sampling": "uniform"}, "proportional' or 'temperature'"),
-    ({"sampling": "temperature"}, "needs temperature > 0"),
-    ({"temperature": 2.0}, "only applies to sampling='temperature'"),
-    ({"total": 0}, "num_examples must be positive")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sampling": "uniform"}, "proportional' or 'temperature'"),
+        ({"sampling": "temperature"}, "needs temperature > 0"),
+        ({"temperature": 2.0}, "only applies to sampling='temperature'"),
+        ({"total": 0}, "num_examples must be positive"),
+    ],
+)
 def test_mixture_counts_reject_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         mixture_counts([3, 4], **kwargs)
@@ -70,7 +74,10 @@ def test_long_prompts_lose_their_start(smollm2_tokenizer):
 
 
 def test_a_response_longer_than_the_window_keeps_the_prompt_end_and_loses_its_own_end(smollm2_tokenizer):
-    prompt, response = "Question: pick the one answer that fits the question best\nAnswer:", " " + " ".join(f"w{i}" for i in range(60))
+    prompt, response = (
+        "Question: pick the one answer that fits the question best\nAnswer:",
+        " " + " ".join(f"w{i}" for i in range(60)),
+    )
     columns = tokenize_for_training(smollm2_tokenizer, [prompt], [response], 16)
     ids, labels = columns["input_ids"][0], columns["labels"][0]
     prompt_ids = smollm2_tokenizer(prompt)["input_ids"]
@@ -83,8 +90,7 @@ def test_a_response_longer_than_the_window_keeps_the_prompt_end_and_loses_its_ow
 @needs_bundle
 def test_nine_task_stream(smollm2_tokenizer):
     tasks = BENCHMARKS["commonsense"]
-    stream = build_training_stream(smollm2_tokenizer, "commonsense", max_length=256,
-                                   per_task_cap=12, seed=7)
+    stream = build_training_stream(smollm2_tokenizer, "commonsense", max_length=256, per_task_cap=12, seed=7)
     assert stream.column_names == ["input_ids", "attention_mask", "labels", "task_ids"]
     assert Counter(stream["task_ids"]) == {task_id: 12 for task_id in range(9)}
     report = json.loads(stream.info.description)
@@ -104,8 +110,8 @@ def test_nine_task_stream(smollm2_tokenizer):
 @needs_bundle
 def test_stream_is_deterministic_under_a_seed(smollm2_tokenizer):
     def build(seed):
-        return build_training_stream(smollm2_tokenizer, ["boolq", "piqa"], per_task_cap=10,
-                                     seed=seed)
+        return build_training_stream(smollm2_tokenizer, ["boolq", "piqa"], per_task_cap=10, seed=seed)
+
     first, again, other = build(3), build(3), build(4)
     assert first["input_ids"] == again["input_ids"] and first["task_ids"] == again["task_ids"]
     assert first["input_ids"] != other["input_ids"]
@@ -123,39 +129,44 @@ def test_task_ids_follow_the_given_order(smollm2_tokenizer):
 
 @needs_bundle
 def test_temperature_stream_repeats_small_tasks(smollm2_tokenizer):
-    stream = build_training_stream(smollm2_tokenizer, ["arc_challenge", "boolq"],
-                                   per_task_cap={"ARC-C": 4, "boolq": 64},
-                                   sampling="temperature", temperature=2.0, seed=1)
+    stream = build_training_stream(
+        smollm2_tokenizer,
+        ["arc_challenge", "boolq"],
+        per_task_cap={"ARC-C": 4, "boolq": 64},
+        sampling="temperature",
+        temperature=2.0,
+        seed=1,
+    )
     counts = Counter(stream["task_ids"])
     assert [counts[0], counts[1]] == mixture_counts([4, 64], "temperature", 2.0) == [14, 54]
     arc = [tuple(e["input_ids"]) for e in stream if e["task_ids"] == 0]
     assert len(set(arc)) == 4  # every capped example used, then repeated
     prompts = set(load_examples("arc_challenge", "train")["prompt"])
-    assert all(smollm2_tokenizer.decode(ids).split("### Response:")[0] + "### Response:\n"
-               in prompts for ids in set(arc))
+    assert all(
+        smollm2_tokenizer.decode(ids).split("### Response:")[0] + "### Response:\n" in prompts for ids in set(arc)
+    )
 
 
 @needs_bundle
 def test_length_bucketing_sorts_each_window(smollm2_tokenizer):
-    stream = build_training_stream(smollm2_tokenizer, ["piqa", "boolq"], per_task_cap=16, seed=2,
-                                   length_bucketing=8)
+    stream = build_training_stream(smollm2_tokenizer, ["piqa", "boolq"], per_task_cap=16, seed=2, length_bucketing=8)
     lengths = [len(ids) for ids in stream["input_ids"]]
     for start in range(0, len(lengths), 8):
-        window = lengths[start:start + 8]
+        window = lengths[start : start + 8]
         assert window == sorted(window, reverse=True)
     assert lengths != sorted(lengths, reverse=True)
 
 
 def test_collator_pads_and_carries_task_ids(smollm2_tokenizer):
-    examples = [{"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1],
-                 "labels": [IGNORE_INDEX, 6, 7], "task_ids": 2},
-                {"input_ids": [8], "attention_mask": [1], "labels": [8], "task_ids": 0}]
+    examples = [
+        {"input_ids": [5, 6, 7], "attention_mask": [1, 1, 1], "labels": [IGNORE_INDEX, 6, 7], "task_ids": 2},
+        {"input_ids": [8], "attention_mask": [1], "labels": [8], "task_ids": 0},
+    ]
     batch = MultiTaskCollator(smollm2_tokenizer, pad_to_multiple_of=4)(examples)
     pad = smollm2_tokenizer.pad_token_id
     assert batch["input_ids"].tolist() == [[5, 6, 7, pad], [8, pad, pad, pad]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
-    assert batch["labels"].tolist() == [[IGNORE_INDEX, 6, 7, IGNORE_INDEX],
-                                        [8] + [IGNORE_INDEX] * 3]
+    assert batch["labels"].tolist() == [[IGNORE_INDEX, 6, 7, IGNORE_INDEX], [8] + [IGNORE_INDEX] * 3]
     assert batch["task_ids"].dtype == torch.long and batch["task_ids"].tolist() == [2, 0]
     with pytest.raises(ValueError, match="needs a 'task_ids' entry"):
         MultiTaskCollator(smollm2_tokenizer)([{"input_ids": [1]}])
@@ -171,11 +182,16 @@ def test_capped_stream_is_the_one_the_render_everything_code_built(smollm2_token
         columns = [list(stream[c]) for c in ("input_ids", "attention_mask", "labels", "task_ids")]
         return hashlib.sha256(json.dumps(columns).encode()).hexdigest(), json.loads(stream.info.description)["capped"]
 
-    assert digest(per_task_cap={"boolq": 20, "piqa": 7}, sampling="temperature", temperature=2.0,
-                  num_examples=90, seed=5) == ("12a8b3f450f5d514ce2b6a355da7959c842498a9d55dffc59539667e61234bba",
-                                               [20, 1119, 7])  # ARC-C uncapped: all 1,119
+    assert digest(
+        per_task_cap={"boolq": 20, "piqa": 7}, sampling="temperature", temperature=2.0, num_examples=90, seed=5
+    ) == (
+        "12a8b3f450f5d514ce2b6a355da7959c842498a9d55dffc59539667e61234bba",
+        [20, 1119, 7],
+    )  # ARC-C uncapped: all 1,119
     assert digest(per_task_cap=9, seed=3, length_bucketing=8) == (
-        "7b9e4ba372992044d6fe001c0304862d94bbdc0ac7503807ed2bb352fad6000a", [9, 9, 9])
+        "7b9e4ba372992044d6fe001c0304862d94bbdc0ac7503807ed2bb352fad6000a",
+        [9, 9, 9],
+    )
 
 
 @needs_bundle

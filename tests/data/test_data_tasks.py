@@ -7,8 +7,16 @@ from samora.evaluation.metrics import METRICS
 
 def test_benchmark_orders_are_the_papers():
     assert BENCHMARKS["commonsense"] == [
-        "arc_challenge", "arc_easy", "openbookqa", "piqa", "social_iqa", "boolq", "hellaswag",
-        "winogrande", "commonsense_qa"]
+        "arc_challenge",
+        "arc_easy",
+        "openbookqa",
+        "piqa",
+        "social_iqa",
+        "boolq",
+        "hellaswag",
+        "winogrande",
+        "commonsense_qa",
+    ]
     assert BENCHMARKS["glue"] == ["cola", "sst2", "mrpc", "qqp", "mnli", "qnli", "rte"]
     assert sorted(TASKS) == sorted(BENCHMARKS["commonsense"] + BENCHMARKS["glue"])
 
@@ -20,11 +28,21 @@ def test_task_ids_are_positions_in_the_benchmark(benchmark):
         assert TASKS[name].benchmark == benchmark
 
 
-@pytest.mark.parametrize("alias, name", [
-    ("ARC-C", "arc_challenge"), ("arc-e", "arc_easy"), ("ARC-Challenge", "arc_challenge"),
-    ("obqa", "openbookqa"), ("SIQA", "social_iqa"), ("social_i_qa", "social_iqa"),
-    ("csqa", "commonsense_qa"), ("SST-2", "sst2"), ("mnli_matched", "mnli"), (" BoolQ ", "boolq"),
-])
+@pytest.mark.parametrize(
+    "alias, name",
+    [
+        ("ARC-C", "arc_challenge"),
+        ("arc-e", "arc_easy"),
+        ("ARC-Challenge", "arc_challenge"),
+        ("obqa", "openbookqa"),
+        ("SIQA", "social_iqa"),
+        ("social_i_qa", "social_iqa"),
+        ("csqa", "commonsense_qa"),
+        ("SST-2", "sst2"),
+        ("mnli_matched", "mnli"),
+        (" BoolQ ", "boolq"),
+    ],
+)
 def test_aliases_resolve(alias, name):
     assert get_task(alias).name == name
 
@@ -43,8 +61,9 @@ def test_resolve_tasks_expands_benchmarks_and_aliases():
     assert resolve_tasks(["glue", "boolq"]) == BENCHMARKS["glue"] + ["boolq"]
 
 
-@pytest.mark.parametrize("spec, match", [
-    (["boolq", "BoolQ"], "more than once"), ([], "No tasks"), (["nope"], "Unknown task")])
+@pytest.mark.parametrize(
+    "spec, match", [(["boolq", "BoolQ"], "more than once"), ([], "No tasks"), (["nope"], "Unknown task")]
+)
 def test_resolve_tasks_rejects_bad_specs(spec, match):
     with pytest.raises(ValueError, match=match):
         resolve_tasks(spec)

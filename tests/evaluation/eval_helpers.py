@@ -26,16 +26,22 @@ def data_tiny_model(tokenizer, *, routed_tasks=None, seed=0, recording=True, **c
     :class:`RecordingLlama`; with ``routed_tasks`` it carries a ``samora_adapter`` whose config
     lists those tasks, like a model adapted by samora."""
     torch.manual_seed(seed)
-    settings = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id)
+    settings = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model_class = RecordingLlama if recording else LlamaForCausalLM
     model = model_class(LlamaConfig(**{**settings, **config})).eval()
     model.recorded = []
     if routed_tasks is not None:
-        model.samora_adapter = SimpleNamespace(
-            config=SimpleNamespace(method="stand-in", tasks=list(routed_tasks)))
+        model.samora_adapter = SimpleNamespace(config=SimpleNamespace(method="stand-in", tasks=list(routed_tasks)))
     return model
 
 

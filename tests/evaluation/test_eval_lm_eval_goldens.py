@@ -16,8 +16,7 @@ import pytest
 from samora.evaluation import choice_length, evaluate
 from samora.models import load_smollm2
 
-GOLDENS = json.loads((Path(__file__).with_name("goldens") / "lm_eval_smollm2.json")
-                     .read_text(encoding="utf-8"))
+GOLDENS = json.loads((Path(__file__).with_name("goldens") / "lm_eval_smollm2.json").read_text(encoding="utf-8"))
 TASKS = GOLDENS["tasks"]
 
 
@@ -41,8 +40,10 @@ def test_goldens_hold_lm_eval_records():
 def test_acc_norm_convention_reproduces_lm_eval_on_its_logliks(task):
     examples = TASKS[task]["examples"]
     for example in examples:
-        assert correct(example["loglik"], example["choices"], example["gold"], choice_length) \
-            == (example["acc"], example["acc_norm"]), example["id"]
+        assert correct(example["loglik"], example["choices"], example["gold"], choice_length) == (
+            example["acc"],
+            example["acc_norm"],
+        ), example["id"]
 
 
 def test_counting_the_delimiter_would_not_match_lm_eval():
@@ -56,15 +57,23 @@ def test_counting_the_delimiter_would_not_match_lm_eval():
 def test_samora_matches_lm_eval_on_smollm2():
     model, tokenizer = load_smollm2()
     for task, golden in TASKS.items():
-        results = evaluate(model, tokenizer, task, template=golden["template"],
-                           limit=golden["limit"], progress=False, log_samples=True)
+        results = evaluate(
+            model,
+            tokenizer,
+            task,
+            template=golden["template"],
+            limit=golden["limit"],
+            progress=False,
+            log_samples=True,
+        )
         entry, expected = results["tasks"][task], golden["examples"]
         assert [s["id"] for s in entry["samples"]] == [e["id"] for e in expected]
         for sample, example in zip(entry["samples"], expected):
             assert sample["scores"] == pytest.approx(example["loglik"], abs=2e-3), example["id"]
-            assert (int(sample["pred"] == example["gold"]), int(sample["pred_norm"] ==
-                    example["gold"])) == (example["acc"], example["acc_norm"]), example["id"]
+            assert (int(sample["pred"] == example["gold"]), int(sample["pred_norm"] == example["gold"])) == (
+                example["acc"],
+                example["acc_norm"],
+            ), example["id"]
         # the runner's metrics, acc_norm included, equal lm-eval's on the same examples
         assert entry["metrics"]["acc"] == pytest.approx(np.mean([e["acc"] for e in expected]))
-        assert entry["metrics"]["acc_norm"] == pytest.approx(
-            np.mean([e["acc_norm"] for e in expected]))
+        assert entry["metrics"]["acc_norm"] == pytest.approx(np.mean([e["acc_norm"] for e in expected]))

@@ -52,8 +52,7 @@ def test_f1_known_values():
 
 
 def test_compute_metrics_and_errors():
-    assert compute_metrics(["acc", "f1"], [1, 0], [1, 1]) == {"acc": 0.5,
-                                                              "f1": pytest.approx(2 / 3)}
+    assert compute_metrics(["acc", "f1"], [1, 0], [1, 1]) == {"acc": 0.5, "f1": pytest.approx(2 / 3)}
     with pytest.raises(ValueError, match="Unknown metric"):
         compute_metrics(["bleu"], [1], [1])
     with pytest.raises(ValueError, match="equally long, non-empty"):

@@ -19,8 +19,7 @@ SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 def test_plain_model_results(smollm2_tokenizer, tmp_path):
     model = data_tiny_model(smollm2_tokenizer)
     model.train()
-    results = evaluate(model, smollm2_tokenizer, ["arc_challenge", "boolq"], limit=4,
-                       progress=False, log_samples=True)
+    results = evaluate(model, smollm2_tokenizer, ["arc_challenge", "boolq"], limit=4, progress=False, log_samples=True)
     assert model.training  # restored
     assert model.recorded and all(ids is None for ids in model.recorded)  # no task_ids
     assert results["protocol"] == "loglik" and results["adapter"] is None
@@ -33,8 +32,7 @@ def test_plain_model_results(smollm2_tokenizer, tmp_path):
     for entry in results["tasks"].values():
         samples = entry["samples"]
         golds = [s["gold"] for s in samples]
-        assert entry["metrics"]["acc"] == np.mean([np.argmax(s["scores"]) == g
-                                                   for s, g in zip(samples, golds)])
+        assert entry["metrics"]["acc"] == np.mean([np.argmax(s["scores"]) == g for s, g in zip(samples, golds)])
         assert set(entry["metrics"]) == {"acc", "acc_norm"}
     assert results["average"]["commonsense"]["n_tasks"] == 2
     assert results["task_order"] == {"commonsense": BENCHMARKS["commonsense"]}
@@ -46,8 +44,9 @@ def test_plain_model_results(smollm2_tokenizer, tmp_path):
 
 def test_adapted_model_gets_its_task_ids(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer, routed_tasks=["boolq", "ARC-Challenge"])
-    results = evaluate(model, smollm2_tokenizer, ["arc_challenge", "boolq", "piqa"], limit=2,
-                       batch_size=16, progress=False)
+    results = evaluate(
+        model, smollm2_tokenizer, ["arc_challenge", "boolq", "piqa"], limit=2, batch_size=16, progress=False
+    )
     routed = {name: entry["routed_task_id"] for name, entry in results["tasks"].items()}
     assert routed == {"arc_challenge": 1, "boolq": 0, "piqa": -1}  # piqa: unseen
     assert list(dict.fromkeys(ids[0] for ids in model.recorded)) == [1, 0, -1]  # task by task
@@ -66,8 +65,17 @@ def test_task_names_need_an_adapted_model(data_model, smollm2_tokenizer):
 
 def test_generate_protocol(smollm2_tokenizer, tmp_path):
     model = data_tiny_model(smollm2_tokenizer, routed_tasks=["sst2"])
-    results = evaluate(model, smollm2_tokenizer, ["sst2"], protocol="generate", limit=3,
-                       max_new_tokens=4, num_beams=2, progress=False, log_samples=True)
+    results = evaluate(
+        model,
+        smollm2_tokenizer,
+        ["sst2"],
+        protocol="generate",
+        limit=3,
+        max_new_tokens=4,
+        num_beams=2,
+        progress=False,
+        log_samples=True,
+    )
     entry = results["tasks"]["sst2"]
     assert results["settings"]["num_beams"] == 2 and entry["n"] == 3
     unparsed = sum(sample["pred"] == -1 for sample in entry["samples"])
@@ -85,8 +93,7 @@ def test_generate_protocol(smollm2_tokenizer, tmp_path):
 
 def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokenizer, caplog):
     with caplog.at_level("INFO", logger="samora.evaluation.runner"):
-        results = evaluate(data_model, smollm2_tokenizer, "cola,sst2", limit=3, progress=False,
-                           skip_unavailable=True)
+        results = evaluate(data_model, smollm2_tokenizer, "cola,sst2", limit=3, progress=False, skip_unavailable=True)
     assert "SAMORA_GLUE_DIR" in results["tasks"]["cola"]["skipped"]
     assert results["tasks"]["sst2"]["n"] == 3
     lines = [record.getMessage() for record in caplog.records]  # one progress line per task
@@ -101,25 +108,29 @@ def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokeni
 @pytest.mark.skipif(not SHARED_GLUE.is_dir(), reason="shared GLUE files are not present")
 def test_cola_reports_matthews_correlation(data_model, smollm2_tokenizer, monkeypatch):
     monkeypatch.setenv("SAMORA_GLUE_DIR", str(SHARED_GLUE))
-    entry = evaluate(data_model, smollm2_tokenizer, ["cola", "mrpc"], limit=6,
-                     progress=False)["tasks"]
+    entry = evaluate(data_model, smollm2_tokenizer, ["cola", "mrpc"], limit=6, progress=False)["tasks"]
     assert entry["cola"]["primary_metric"] == "mcc" and "CoLA/dev.tsv" in entry["cola"]["source"]
     assert set(entry["cola"]["metrics"]) == {"mcc", "acc", "acc_norm"}
     assert set(entry["mrpc"]["metrics"]) == {"acc", "f1", "acc_norm"}
 
 
 def test_template_per_task(data_model, smollm2_tokenizer):
-    results = evaluate(data_model, smollm2_tokenizer, ["arc_easy", "piqa"], limit=2,
-                       template={"ARC-E": "harness"}, progress=False)
+    results = evaluate(
+        data_model, smollm2_tokenizer, ["arc_easy", "piqa"], limit=2, template={"ARC-E": "harness"}, progress=False
+    )
     assert results["tasks"]["arc_easy"]["template"]["name"] == "harness"
     assert results["tasks"]["piqa"]["template"]["name"] == "commonsense_170k"
     assert results["template"] == {"arc_easy": "harness"}
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"protocol": "ppl"}, "protocol must be one of"),
-    ({"answer_match": "fuzzy"}, "answer_match must be"),
-    ({"protocol": "generate", "template": "harness"}, "log-likelihood only")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"protocol": "ppl"}, "protocol must be one of"),
+        ({"answer_match": "fuzzy"}, "answer_match must be"),
+        ({"protocol": "generate", "template": "harness"}, "log-likelihood only"),
+    ],
+)
 def test_bad_settings_are_clear_errors(data_model, smollm2_tokenizer, kwargs, match):
     with pytest.raises(ValueError, match=match):
         evaluate(data_model, smollm2_tokenizer, ["piqa"], limit=1, progress=False, **kwargs)
@@ -131,37 +142,43 @@ def test_with_the_samora_core(smollm2_tokenizer):
     from samora.methods.samora import SAMoRAConfig
 
     base = data_tiny_model(smollm2_tokenizer, seed=1, recording=False)
-    plain = evaluate(base, smollm2_tokenizer, ["arc_challenge"], limit=2, progress=False,
-                     log_samples=True)
-    model = inject.get_model(base, SAMoRAConfig(r=4, tasks=["boolq", "arc_challenge"],
-                                                scale_init="ones"))  # skip the SVD: speed
-    adapted = evaluate(model, smollm2_tokenizer, ["arc_challenge", "piqa"], limit=2,
-                       progress=False, log_samples=True)
+    plain = evaluate(base, smollm2_tokenizer, ["arc_challenge"], limit=2, progress=False, log_samples=True)
+    model = inject.get_model(
+        base, SAMoRAConfig(r=4, tasks=["boolq", "arc_challenge"], scale_init="ones")
+    )  # skip the SVD: speed
+    adapted = evaluate(model, smollm2_tokenizer, ["arc_challenge", "piqa"], limit=2, progress=False, log_samples=True)
     assert adapted["adapter"]["method"] == "samora"
     assert adapted["tasks"]["arc_challenge"]["routed_task_id"] == 1
     assert adapted["tasks"]["piqa"]["routed_task_id"] == -1
     assert model.samora_adapter.state.task_ids.tolist() == [-1] * 2  # last: piqa's 2 prompts
     # B starts at zero, so the adapted model scores exactly like the base model
-    for before, after in zip(plain["tasks"]["arc_challenge"]["samples"],
-                             adapted["tasks"]["arc_challenge"]["samples"]):
+    for before, after in zip(plain["tasks"]["arc_challenge"]["samples"], adapted["tasks"]["arc_challenge"]["samples"]):
         assert after["scores"] == pytest.approx(before["scores"], abs=1e-5)
-    generated = evaluate(model, smollm2_tokenizer, ["boolq"], protocol="generate", limit=2,
-                         num_beams=2, max_new_tokens=2, progress=False)
+    generated = evaluate(
+        model,
+        smollm2_tokenizer,
+        ["boolq"],
+        protocol="generate",
+        limit=2,
+        num_beams=2,
+        max_new_tokens=2,
+        progress=False,
+    )
     assert generated["tasks"]["boolq"]["routed_task_id"] == 0
 
 
 @pytest.mark.parametrize("template", [None, "harness"])
 def test_all_nine_commonsense_tasks_offline(data_model, smollm2_tokenizer, template):
-    results = evaluate(data_model, smollm2_tokenizer, "commonsense", template=template, limit=2,
-                       batch_size=16, progress=False)
+    results = evaluate(
+        data_model, smollm2_tokenizer, "commonsense", template=template, limit=2, batch_size=16, progress=False
+    )
     assert list(results["tasks"]) == BENCHMARKS["commonsense"]
     assert all(entry["n"] == 2 for entry in results["tasks"].values())
     assert results["average"]["commonsense"]["n_tasks"] == 9
 
 
 def test_glue_benchmark_offline_evaluates_what_is_bundled(data_model, smollm2_tokenizer):
-    results = evaluate(data_model, smollm2_tokenizer, "glue", limit=2, progress=False,
-                       skip_unavailable=True)
+    results = evaluate(data_model, smollm2_tokenizer, "glue", limit=2, progress=False, skip_unavailable=True)
     evaluated = [name for name, entry in results["tasks"].items() if "metrics" in entry]
     assert evaluated == ["sst2", "mrpc", "rte"]
     assert results["average"]["glue"]["n_tasks"] == 3
@@ -170,9 +187,17 @@ def test_glue_benchmark_offline_evaluates_what_is_bundled(data_model, smollm2_to
 def test_results_carry_intervals_baselines_and_label_distributions(data_model, smollm2_tokenizer, tmp_path):
     from samora.evaluation import read_samples, write_samples
 
-    results = evaluate(data_model, smollm2_tokenizer, ["boolq", "arc_easy"], limit=12, seed=3,
-                       progress=False, log_samples=True, bootstrap_samples=200)
-    for name, entry in results["tasks"].items():
+    results = evaluate(
+        data_model,
+        smollm2_tokenizer,
+        ["boolq", "arc_easy"],
+        limit=12,
+        seed=3,
+        progress=False,
+        log_samples=True,
+        bootstrap_samples=200,
+    )
+    for _name, entry in results["tasks"].items():
         golds = [s["gold"] for s in entry["samples"]]
         preds = [s["pred"] for s in entry["samples"]]
         n_choices = [len(s["scores"]) for s in entry["samples"]]
@@ -187,8 +212,9 @@ def test_results_carry_intervals_baselines_and_label_distributions(data_model, s
             assert stats["ci95"][0] <= stats["value"] <= stats["ci95"][1] and stats["stderr"] >= 0
     average = results["average"]["commonsense"]
     assert average["ci95"][0] <= average["value"] <= average["ci95"][1]
-    again = evaluate(data_model, smollm2_tokenizer, ["boolq", "arc_easy"], limit=12, seed=3,
-                     progress=False, bootstrap_samples=200)
+    again = evaluate(
+        data_model, smollm2_tokenizer, ["boolq", "arc_easy"], limit=12, seed=3, progress=False, bootstrap_samples=200
+    )
     assert again["average"]["commonsense"] == average and "samples" not in again["tasks"]["boolq"]  # seeded
     assert "acc [95% CI]" in format_table(results) and "majority" in format_table(results)
 

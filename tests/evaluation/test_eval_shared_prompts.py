@@ -11,16 +11,16 @@ import random
 
 import pytest
 import torch
-
 from eval_helpers import data_tiny_model
 
 import samora
-from samora.models import load_smollm2
 from samora.data import load_examples
 from samora.evaluation import loglik_scores
+from samora.models import load_smollm2
 
-WORDS = ("the a cat dog sky blue answer question yes no red green tree house run jump over "
-         "under carbon oxygen 1 2 3 ! ?").split()
+WORDS = (
+    "the a cat dog sky blue answer question yes no red green tree house run jump over under carbon oxygen 1 2 3 ! ?"
+).split()
 
 
 HEADER = "Below is an instruction that describes a task.\n\n### Instruction:\n"
@@ -47,15 +47,13 @@ def random_requests(seed: int, examples: int = 7, longest_prompt: int = 30, head
 
 def assert_same_scores(model, tokenizer, contexts, continuations, *, sizes=None, **options):
     shared = loglik_scores(model, tokenizer, contexts, continuations, progress=False, **options)
-    plain = loglik_scores(model, tokenizer, contexts, continuations, progress=False,
-                          share_prompts=False, **options)
+    plain = loglik_scores(model, tokenizer, contexts, continuations, progress=False, share_prompts=False, **options)
     assert shared == pytest.approx(plain, abs=1e-4)
     assert all(score < 0 for score in shared)
     start = 0
     for size in sizes or []:  # the same prediction per example
         chosen = slice(start, start + size)
-        assert max(range(size), key=shared[chosen].__getitem__) == \
-            max(range(size), key=plain[chosen].__getitem__)
+        assert max(range(size), key=shared[chosen].__getitem__) == max(range(size), key=plain[chosen].__getitem__)
         start += size
     return shared
 
@@ -63,8 +61,7 @@ def assert_same_scores(model, tokenizer, contexts, continuations, *, sizes=None,
 def forward_shapes(model):
     """A list that records the (batch, tokens) shape of every forward of ``model`` from now on."""
     shapes = []
-    model.model.embed_tokens.register_forward_hook(
-        lambda module, args, output: shapes.append(tuple(args[0].shape)))
+    model.model.embed_tokens.register_forward_hook(lambda module, args, output: shapes.append(tuple(args[0].shape)))
     return shapes
 
 
@@ -121,11 +118,9 @@ def test_a_header_common_to_the_batch_runs_once(smollm2_tokenizer):
 def test_task_ids_follow_every_expanded_row(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer)
     contexts = ["Q: one?\nA:"] * 3 + ["Q: one?\nA:"] * 2 + ["Q: two?\nA:"] * 2
-    continuations = [" yes it is", " no it is not", " maybe so", " yes it is", " no",
-                     " red or blue", " green"]
+    continuations = [" yes it is", " no it is not", " maybe so", " yes it is", " no", " red or blue", " green"]
     task_ids = [0, 0, 0, 2, 2, 1, 1]  # the same prompt under two tasks is two groups
-    loglik_scores(model, smollm2_tokenizer, contexts, continuations, task_id=task_ids,
-                  progress=False)
+    loglik_scores(model, smollm2_tokenizer, contexts, continuations, task_id=task_ids, progress=False)
     # prompts (longest first, ties in input order): [0, 2, 1]; then the rows of choices > 1 token
     assert model.recorded == [[0, 2, 1], [0, 0, 0, 2, 1]]
 
@@ -133,13 +128,13 @@ def test_task_ids_follow_every_expanded_row(smollm2_tokenizer):
 def test_a_task_id_list_of_the_wrong_length_is_a_clear_error(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer)
     with pytest.raises(ValueError, match="task_id has 2 entries for 3 requests"):
-        loglik_scores(model, smollm2_tokenizer, ["a", "a", "b"], [" x", " y", " z"],
-                      task_id=[0, 1], progress=False)
+        loglik_scores(model, smollm2_tokenizer, ["a", "a", "b"], [" x", " y", " z"], task_id=[0, 1], progress=False)
 
 
 def test_shared_prompts_match_on_a_samora_model_with_mixed_task_ids(smollm2_tokenizer):
-    config = samora.SAMoRAConfig(r=4, num_experts=3, tasks=["alpha", "beta", "gamma"],
-                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    config = samora.SAMoRAConfig(
+        r=4, num_experts=3, tasks=["alpha", "beta", "gamma"], target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
     model = samora.get_model(data_tiny_model(smollm2_tokenizer, recording=False), config).eval()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():  # move B (zero at init) and the rest off their init
@@ -150,12 +145,12 @@ def test_shared_prompts_match_on_a_samora_model_with_mixed_task_ids(smollm2_toke
     rng = random.Random(0)
     task_by_prompt = {context: rng.choice([0, 1, 2, -1]) for context in contexts}
     task_ids = [task_by_prompt[context] for context in contexts]
-    routed = assert_same_scores(model, smollm2_tokenizer, contexts, continuations, batch_size=3,
-                                task_id=task_ids)
+    routed = assert_same_scores(model, smollm2_tokenizer, contexts, continuations, batch_size=3, task_id=task_ids)
     headed = random_requests(seed=12, header=HEADER)  # one task: the header runs once, routed
     assert_same_scores(model, smollm2_tokenizer, *headed, batch_size=3, task_id=1)
-    other = loglik_scores(model, smollm2_tokenizer, contexts, continuations, progress=False,
-                          task_id=[(t + 1) % 3 for t in task_ids])
+    other = loglik_scores(
+        model, smollm2_tokenizer, contexts, continuations, progress=False, task_id=[(t + 1) % 3 for t in task_ids]
+    )
     assert max(abs(a - b) for a, b in zip(routed, other)) > 1e-3  # the task ids matter
 
 
@@ -166,13 +161,27 @@ def test_shared_prompts_match_on_smollm2(template):
     examples = load_examples("arc_easy", "eval", limit=4, template=template)
     contexts = [p for prompts in examples["choice_prompts"] for p in prompts]
     continuations = [c for choices in examples["choices"] for c in choices]
-    assert_same_scores(model.eval(), tokenizer, contexts, continuations, batch_size=4,
-                       sizes=[len(choices) for choices in examples["choices"]])
+    assert_same_scores(
+        model.eval(),
+        tokenizer,
+        contexts,
+        continuations,
+        batch_size=4,
+        sizes=[len(choices) for choices in examples["choices"]],
+    )
 
 
 def test_the_reference_path_is_still_the_plain_one(smollm2_tokenizer):
     # share_prompts=False: one full forward per request, batch_size requests at a time
     model = data_tiny_model(smollm2_tokenizer)
-    loglik_scores(model, smollm2_tokenizer, ["p"] * 5, [" a", " b", " c", " d", " e"],
-                  batch_size=2, share_prompts=False, task_id=4, progress=False)
+    loglik_scores(
+        model,
+        smollm2_tokenizer,
+        ["p"] * 5,
+        [" a", " b", " c", " d", " e"],
+        batch_size=2,
+        share_prompts=False,
+        task_id=4,
+        progress=False,
+    )
     assert model.recorded == [[4, 4], [4, 4], [4]]

@@ -76,8 +76,9 @@ def test_init_starts_at_base_and_shapes():
 def test_parameter_count_matches_reference_closed_form(d_in, d_out):
     r, n, hidden = 4, 3, 8
     linear = HydraLoRALayer(nn.Linear(d_in, d_out), HydraLoRAConfig(r=r, num_experts=n), RoutingState())
-    mlp = HydraLoRALayer(nn.Linear(d_in, d_out), HydraLoRAConfig(r=r, num_experts=n, router="mlp",
-                                                                   router_hidden=hidden), RoutingState())
+    mlp = HydraLoRALayer(
+        nn.Linear(d_in, d_out), HydraLoRAConfig(r=r, num_experts=n, router="mlp", router_hidden=hidden), RoutingState()
+    )
 
     def adapter_count(layer):
         return sum(p.numel() for name, p in layer.named_parameters() if name.startswith("hydralora_"))
@@ -108,7 +109,9 @@ def test_task_ids_are_ignored():
 def test_invalid_router_options_name_the_field():
     with pytest.raises(ValueError, match="router must be 'linear' or 'mlp'"):
         HydraLoRAConfig(router="cosine")
-    with pytest.raises(ValueError, match=r"router_hidden \(hidden width of the MLP router\) must be a positive int, got 0"):
+    with pytest.raises(
+        ValueError, match=r"router_hidden \(hidden width of the MLP router\) must be a positive int, got 0"
+    ):
         HydraLoRAConfig(router="mlp", router_hidden=0)
 
 

@@ -19,8 +19,9 @@ TASKS = ["a", "b", "c"]
 def make_layer(dtype=torch.float64, seed=0, **overrides) -> MoELoRALayer:
     """A MoELoRA layer (r = 6 over 3 experts of rank 2) with every adapter parameter random."""
     torch.manual_seed(seed)
-    config = MoELoRAConfig(**{"r": 6, "num_experts": 3, "alpha": 12.0, "task_dim": 4, "dropout": 0.0,
-                              "tasks": TASKS, **overrides})
+    config = MoELoRAConfig(
+        **{"r": 6, "num_experts": 3, "alpha": 12.0, "task_dim": 4, "dropout": 0.0, "tasks": TASKS, **overrides}
+    )
     layer = MoELoRALayer(nn.Linear(D_IN, D_OUT).to(dtype), config, RoutingState(), adapter_dtype=dtype)
     with torch.no_grad():
         for parameter in layer.parameters():

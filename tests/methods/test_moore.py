@@ -130,7 +130,7 @@ def test_bf16_base_at_init_stays_within_bf16_rounding(input_ids):
     model = samora.get_model(base, MoOREConfig(r=4, num_experts=8, task_dim=4, tasks=TASKS))
     logits = model(input_ids, task_ids=[0, 1, 2]).logits
     assert logits.dtype == torch.bfloat16
-    assert (logits.float() - expected).abs().max() <= 2 ** -7 * expected.abs().max()
+    assert (logits.float() - expected).abs().max() <= 2**-7 * expected.abs().max()
 
 
 def test_shapes_and_parameter_count():

@@ -20,8 +20,9 @@ TASKS = ["a", "b", "c"]
 def make_layer(dtype=torch.float64, seed=0, **overrides) -> MTLLoRALayer:
     """An MTL-LoRA layer on a bare linear with every adapter parameter random."""
     torch.manual_seed(seed)
-    config = MTLLoRAConfig(**{"r": 3, "num_experts": 4, "alpha": 6.0, "temperature": 0.7, "dropout": 0.0,
-                              "tasks": TASKS, **overrides})
+    config = MTLLoRAConfig(
+        **{"r": 3, "num_experts": 4, "alpha": 6.0, "temperature": 0.7, "dropout": 0.0, "tasks": TASKS, **overrides}
+    )
     layer = MTLLoRALayer(nn.Linear(D_IN, D_OUT).to(dtype), config, RoutingState(), adapter_dtype=dtype)
     with torch.no_grad():
         for parameter in layer.parameters():
@@ -102,7 +103,9 @@ def test_mixture_depends_on_the_task_only_and_is_recorded():
     weights = layer.state.routing["proj"]
     assert weights.shape == (3, 4, 4)
     expected = torch.softmax(layer.mtllora_mix.detach() / 0.7, dim=-1)
-    assert torch.allclose(weights[0], expected[0].expand(4, 4)) and torch.allclose(weights[1], expected[1].expand(4, 4))
+    assert torch.allclose(weights[0], expected[0].expand(4, 4)) and torch.allclose(
+        weights[1], expected[1].expand(4, 4)
+    )
     assert torch.equal(weights[0], weights[2])
 
 
@@ -157,9 +160,14 @@ def test_distinct_task_path_matches_the_all_tasks_path(transform):
         if path == "distinct":
             out = layer.delta(x, task_ids)
         else:
-            out = torch.bmm(x @ layer.mtllora_A.T, layer.task_matrices()[task_ids].transpose(1, 2)) * layer.config.scaling
+            out = (
+                torch.bmm(x @ layer.mtllora_A.T, layer.task_matrices()[task_ids].transpose(1, 2))
+                * layer.config.scaling
+            )
         out.square().sum().backward()
-        results.append([out.detach(), *[p.grad.clone() for n, p in layer.named_parameters() if n.startswith("mtllora_")]])
+        results.append(
+            [out.detach(), *[p.grad.clone() for n, p in layer.named_parameters() if n.startswith("mtllora_")]]
+        )
     for distinct, everything in zip(*results):
         assert torch.allclose(distinct, everything, atol=1e-12, rtol=1e-12)
     assert results[0][-1].abs().sum() > 0  # the mixture logits got a gradient

@@ -25,8 +25,16 @@ class ScratchConfig(samora.LoRAConfig):
 
 
 def test_every_method_module_registers_its_pair():
-    assert sorted(samora.METHODS) == ["hydralora", "lora", "moelora", "moore", "mtllora", "multilora", "samora",
-                                      "smora"]
+    assert sorted(samora.METHODS) == [
+        "hydralora",
+        "lora",
+        "moelora",
+        "moore",
+        "mtllora",
+        "multilora",
+        "samora",
+        "smora",
+    ]
     for name, (config_cls, layer_cls) in samora.METHODS.items():
         assert config_cls.method == name and issubclass(layer_cls, AdapterLayer)
         assert config_cls.__module__ == layer_cls.__module__  # config and layer live in one file
@@ -52,9 +60,11 @@ def test_decorator_registers_and_returns_the_class(scratch_registry):
 
 def test_a_second_pair_under_one_name_is_refused(scratch_registry):
     with pytest.raises(ValueError, match="method 'lora' is already registered by LoRAConfig and LoRALayer"):
+
         @registry.register(samora.LoRAConfig)
         class OtherLayer(LoRALayer):
             pass
+
     assert scratch_registry["lora"] == (samora.LoRAConfig, LoRALayer)
 
 

@@ -33,8 +33,11 @@ def reference_output(layer: SAMoRALayer, x: torch.Tensor, task_ids) -> torch.Ten
     p = {k: v.detach().double() for k, v in layer.named_parameters()}
     c = layer.config
     out = torch.empty(x.shape[0], x.shape[1], D_OUT, dtype=torch.float64)
-    gate_logits = [float(p["samora_task_embedding"][t] @ p["samora_gate_weight"] + p["samora_gate_bias"][0])
-                   for t in range(T)] if c.scaling else []
+    gate_logits = (
+        [float(p["samora_task_embedding"][t] @ p["samora_gate_weight"] + p["samora_gate_bias"][0]) for t in range(T)]
+        if c.scaling
+        else []
+    )
     for b in range(x.shape[0]):
         g_task = 1.0
         if c.scaling:
@@ -106,6 +109,7 @@ def test_model_loss_adds_weighted_regularisers_mean_or_sum_over_modules(input_id
 @pytest.mark.parametrize("reentrant", [True, False])
 def test_regularisers_receive_gradient_under_checkpointing(reentrant, input_ids):
     """The regulariser gradient with checkpointing on equals d(lambda L_aux)/dtheta computed alone."""
+
     def grads(lambda_orth, checkpointing):
         config = samora.SAMoRAConfig(r=4, tasks=["a"], dropout=0.0, lambda_orth=lambda_orth, lambda_match=0.0)
         model = samora.get_model(tiny_model(), config)
@@ -135,7 +139,9 @@ def test_scale_starts_at_top_singular_values_and_ones_switch():
     layer.reset_parameters()
     exact = torch.linalg.svdvals(layer.base_weight().detach())[:R]
     assert torch.allclose(layer.samora_S, exact, rtol=1e-4)
-    ones = SAMoRALayer(nn.Linear(D_IN, D_OUT), samora.SAMoRAConfig(r=R, tasks=["a"], scale_init="ones"), RoutingState())
+    ones = SAMoRALayer(
+        nn.Linear(D_IN, D_OUT), samora.SAMoRAConfig(r=R, tasks=["a"], scale_init="ones"), RoutingState()
+    )
     ones.reset_parameters()
     assert torch.equal(ones.samora_S.detach(), torch.ones(R))
 
@@ -161,9 +167,18 @@ def test_unseen_task_gate_is_sigmoid_of_mean_logit_and_no_ids_use_it():
 
 
 def test_ablation_switches_change_the_parameter_set():
-    names = lambda **kw: {n for n, _ in make_layer(**kw).named_parameters() if n.startswith("samora_")}
-    assert names() == {"samora_A", "samora_B", "samora_keys", "samora_S", "samora_task_embedding",
-                       "samora_gate_weight", "samora_gate_bias"}
+    def names(**kw):
+        return {n for n, _ in make_layer(**kw).named_parameters() if n.startswith("samora_")}
+
+    assert names() == {
+        "samora_A",
+        "samora_B",
+        "samora_keys",
+        "samora_S",
+        "samora_task_embedding",
+        "samora_gate_weight",
+        "samora_gate_bias",
+    }
     assert names(router="linear") == names() - {"samora_keys"} | {"samora_router"}
     assert names(scaling=False) == {"samora_A", "samora_B", "samora_keys"}
     assert "match" not in make_layer(router="linear").aux_losses()
@@ -176,10 +191,17 @@ def test_parameter_count_matches_closed_form():
     assert count == R * D_IN + N * R * D_OUT + N * R + R + T * 8 + 8 + 1
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("temperature", 0.0, "temperature"), ("router", "mlp", "router"), ("aux_reduction", "max", "aux_reduction"),
-    ("scale_init", "svd2", "scale_init"), ("num_experts", 0, "num_experts"), ("r", 0, "r must"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("temperature", 0.0, "temperature"),
+        ("router", "mlp", "router"),
+        ("aux_reduction", "max", "aux_reduction"),
+        ("scale_init", "svd2", "scale_init"),
+        ("num_experts", 0, "num_experts"),
+        ("r", 0, "r must"),
+    ],
+)
 def test_invalid_config_names_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         samora.SAMoRAConfig(**{field: value})

@@ -39,9 +39,16 @@ def released_layer(seed=0, dtype=torch.float64, **overrides) -> SAMoRALayer:
 def copied_weights(layer: SAMoRALayer) -> dict[str, torch.Tensor]:
     """The layer's weights in the released code's layout, as independent float64 copies."""
     p = {k: v.detach().double().clone() for k, v in layer.named_parameters()}
-    return {"W": p["base_layer.weight"], "bias": p.get("base_layer.bias", 0.0), "A": p["samora_A"], "B": p["samora_B"],
-            "keys": p["samora_keys"], "S": p["samora_S"], "E": p["samora_task_embedding"],
-            "W_gate": p["samora_gate_weight"].reshape(-1, 1)}
+    return {
+        "W": p["base_layer.weight"],
+        "bias": p.get("base_layer.bias", 0.0),
+        "A": p["samora_A"],
+        "B": p["samora_B"],
+        "keys": p["samora_keys"],
+        "S": p["samora_S"],
+        "E": p["samora_task_embedding"],
+        "W_gate": p["samora_gate_weight"].reshape(-1, 1),
+    }
 
 
 def released_forward(w: dict, x: torch.Tensor, task_ids: list[int], tau: float) -> torch.Tensor:
@@ -62,7 +69,10 @@ def released_forward(w: dict, x: torch.Tensor, task_ids: list[int], tau: float) 
 
 def released_losses(w: dict) -> tuple[float, float]:
     eye = torch.eye(R, dtype=torch.float64)
-    mse = lambda m: float(((m - eye) ** 2).sum()) / R**2
+
+    def mse(m):
+        return float(((m - eye) ** 2).sum()) / R**2
+
     orth = mse(w["A"] @ w["A"].T) + sum(mse(w["B"][i].T @ w["B"][i]) for i in range(N)) / N
     match = 0.0
     for i in range(N):
@@ -98,8 +108,12 @@ def test_released_losses_equal_released_formulas_to_1e6():
     orth, match = released_losses(copied_weights(layer))
     losses = layer.aux_losses()
     assert abs(losses["orth"].item() - orth) < 1e-6 and abs(losses["match"].item() - match) < 1e-6
-    paper = SAMoRALayer(layer.base_layer, samora.SAMoRAConfig(r=R, num_experts=N, tasks=TASKS), RoutingState(),
-                        adapter_dtype=torch.float64)
+    paper = SAMoRALayer(
+        layer.base_layer,
+        samora.SAMoRAConfig(r=R, num_experts=N, tasks=TASKS),
+        RoutingState(),
+        adapter_dtype=torch.float64,
+    )
     paper.load_state_dict(layer.state_dict(), strict=False)
     assert paper.aux_losses()["orth"].item() > 2 * orth  # the switch really changes the term
 
@@ -130,8 +144,10 @@ def test_released_init_has_no_gate_bias_unit_gate_weight_and_ones_scale():
     assert count == R * d_in + 3 * R * d_out + 3 * R + R + len(TASKS) * 8 + 8  # no b_gate
 
 
-@pytest.mark.parametrize("field,value", [("variant", "authors"), ("orth_form", "l1"), ("gate_init", "zero"),
-                                         ("gate_bias", "no"), ("match_normalize", 1)])
+@pytest.mark.parametrize(
+    "field,value",
+    [("variant", "authors"), ("orth_form", "l1"), ("gate_init", "zero"), ("gate_bias", "no"), ("match_normalize", 1)],
+)
 def test_invalid_switch_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         samora.SAMoRAConfig(**{field: value})

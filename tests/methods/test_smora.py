@@ -30,7 +30,9 @@ def layer(dtype=torch.float64, seed=0, **overrides) -> SMoRALayer:
 def test_golden_against_float64_per_token_equation(compute, gate_with_bias):
     smora = layer(compute=compute, gate_with_bias=gate_with_bias)
     x = torch.randn(2, 5, D_IN, dtype=torch.float64)
-    a, b, router, bias = (t.detach().numpy() for t in (smora.smora_A, smora.smora_B, smora.smora_router, smora.smora_bias))
+    a, b, router, bias = (
+        t.detach().numpy() for t in (smora.smora_A, smora.smora_B, smora.smora_router, smora.smora_bias)
+    )
     expected = torch.zeros(2, 5, D_OUT, dtype=torch.float64)
     k, scale = 3, 6.0 / 3
     for i in range(2):
@@ -65,11 +67,19 @@ def test_sparse_and_dense_paths_give_the_same_gradients():
         assert torch.allclose(dense, sparse, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("r", "top_k", "compute", "grad", "sparse"), [
-    (64, 1, "auto", False, True), (256, 4, "auto", False, True), (64, 2, "auto", False, False),
-    (64, 8, "auto", False, False), (64, 1, "auto", True, False), (512, 1, "auto", True, False),
-    (64, 8, "sparse", True, True), (64, 1, "dense", False, False),
-])
+@pytest.mark.parametrize(
+    ("r", "top_k", "compute", "grad", "sparse"),
+    [
+        (64, 1, "auto", False, True),
+        (256, 4, "auto", False, True),
+        (64, 2, "auto", False, False),
+        (64, 8, "auto", False, False),
+        (64, 1, "auto", True, False),
+        (512, 1, "auto", True, False),
+        (64, 8, "sparse", True, True),
+        (64, 1, "dense", False, False),
+    ],
+)
 def test_auto_dispatch_follows_the_measured_crossover(r, top_k, compute, grad, sparse):
     """Inference: sparse below k/r = 1/32. Training: dense at every k/r (sparse never measured faster)."""
     smora = layer(dtype=torch.float32, r=r, top_k=top_k, compute=compute)
@@ -97,7 +107,11 @@ def test_init_and_parameter_count():
     model = samora.get_model(tiny_model(), SMoRAConfig(r=8, top_k=2, target_modules=["q_proj", "v_proj"]))
     first = model.samora_adapter.layers["model.layers.0.self_attn.q_proj"]
     assert first.smora_A.shape == (8, 32) and first.smora_B.shape == (32, 8) and first.smora_router.shape == (8, 32)
-    assert torch.count_nonzero(first.smora_B) == 0 and first.smora_A.abs().sum() > 0 and first.smora_router.abs().sum() > 0
+    assert (
+        torch.count_nonzero(first.smora_B) == 0
+        and first.smora_A.abs().sum() > 0
+        and first.smora_router.abs().sum() > 0
+    )
     assert torch.count_nonzero(first.smora_bias) == 0
     # r (2 d_in + d_out) per module: A, router, B. q: 32 -> 32, v: 32 -> 16 (2 kv heads of 8).
     expected = 2 * (8 * (2 * 32 + 32) + 8 * (2 * 32 + 16))

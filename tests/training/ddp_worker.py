@@ -13,14 +13,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # tiny_data and the shared conftest helpers
 
-import samora  # noqa: E402
 from tiny_data import Collator, tiny_dataset  # noqa: E402
+
+import samora  # noqa: E402
 
 # One optimizer step covers the whole 8-example dataset: 2 ranks x 2 micro-batches x 2 examples.
 # The test runs the same configuration in one process with batch 8 and compares the results.
 STEPS = 3
-OPTIONS = dict(max_steps=STEPS, learning_rate=0.5, optim="sgd", max_grad_norm=0.0, logging_steps=1,
-               warmup_ratio=0.0, disable_tqdm=True)
+OPTIONS = dict(
+    max_steps=STEPS,
+    learning_rate=0.5,
+    optim="sgd",
+    max_grad_norm=0.0,
+    logging_steps=1,
+    warmup_ratio=0.0,
+    disable_tqdm=True,
+)
 MODEL = dict(dropout=0.0, lambda_orth=0.05, lambda_match=0.5, perturb=0.2)
 
 
@@ -30,8 +38,16 @@ def main(output_dir: str) -> None:
     from samora.training import train
 
     model = adapted_model(**MODEL)
-    result = train(model, None, tiny_dataset(8), output_dir=Path(output_dir) / "run", batch_size=2, grad_accum=2,
-                   data_collator=Collator(), **OPTIONS)
+    result = train(
+        model,
+        None,
+        tiny_dataset(8),
+        output_dir=Path(output_dir) / "run",
+        batch_size=2,
+        grad_accum=2,
+        data_collator=Collator(),
+        **OPTIONS,
+    )
     rank = int(os.environ["RANK"])
     samora.save_adapter(model, Path(output_dir) / f"rank{rank}")
     assert result.global_step == STEPS

@@ -8,7 +8,6 @@ half of one 8-example batch.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,9 +16,9 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # tiny_data and the shared conftes
 
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
+from tiny_data import Collator, adapted_model, tiny_dataset  # noqa: E402
 
 import samora  # noqa: E402
-from tiny_data import Collator, adapted_model, tiny_dataset  # noqa: E402
 
 STEPS = 3
 LEARNING_RATE = 0.5

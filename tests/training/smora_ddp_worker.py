@@ -17,8 +17,15 @@ from tiny_data import Collator, smora_model, tiny_dataset  # noqa: E402
 # lr 0: the router stays fixed, so only the load (and so the bias) can tell the runs apart; the
 # bias itself changes which ranks are chosen from step to step.
 STEPS = 4
-OPTIONS = dict(max_steps=STEPS, learning_rate=0.0, optim="sgd", max_grad_norm=0.0, logging_steps=1,
-               warmup_ratio=0.0, disable_tqdm=True)
+OPTIONS = dict(
+    max_steps=STEPS,
+    learning_rate=0.0,
+    optim="sgd",
+    max_grad_norm=0.0,
+    logging_steps=1,
+    warmup_ratio=0.0,
+    disable_tqdm=True,
+)
 
 
 def main(output_dir: str) -> None:
@@ -26,8 +33,16 @@ def main(output_dir: str) -> None:
     from samora.training import train
 
     model = smora_model()
-    train(model, None, tiny_dataset(4 * STEPS, min_len=3, max_len=12), output_dir=Path(output_dir) / "run",
-          batch_size=2, grad_accum=1, data_collator=Collator(), **OPTIONS)
+    train(
+        model,
+        None,
+        tiny_dataset(4 * STEPS, min_len=3, max_len=12),
+        output_dir=Path(output_dir) / "run",
+        batch_size=2,
+        grad_accum=1,
+        data_collator=Collator(),
+        **OPTIONS,
+    )
     samora.save_adapter(model, Path(output_dir) / "adapter")
 
 

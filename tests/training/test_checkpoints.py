@@ -25,16 +25,22 @@ def test_two_n_steps_equal_n_steps_then_resume_for_n_more(tmp_path):
     straight = adapted_model(dropout=0.1)
     train(straight, None, dataset, output_dir=tmp_path / "straight", max_steps=6, save_steps=3, **COMMON)
     checkpoint = tmp_path / "straight" / "checkpoint-3"
-    assert {p.name for p in checkpoint.iterdir()} >= {"adapter_model.safetensors", "adapter_config.json",
-                                                      "optimizer.pt", "scheduler.pt", "rng_state.pth",
-                                                      "trainer_state.json"}
+    assert {p.name for p in checkpoint.iterdir()} >= {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+        "trainer_state.json",
+    }
     assert not (checkpoint / "model.safetensors").exists()  # the frozen base is never written
 
     resumed = adapted_model(dropout=0.1, adapter_seed=123)  # same base, different adapter init
     at_first_forward = []
     resumed.register_forward_pre_hook(lambda *_: at_first_forward.append(adapter_tensors(resumed)))
-    result = train(resumed, None, dataset, output_dir=tmp_path / "resumed", max_steps=6, resume=str(checkpoint),
-                   **COMMON)
+    result = train(
+        resumed, None, dataset, output_dir=tmp_path / "resumed", max_steps=6, resume=str(checkpoint), **COMMON
+    )
 
     saved = samora.load_adapter(_fresh_base(), checkpoint)
     assert all(torch.equal(v, adapter_tensors(saved)[k]) for k, v in at_first_forward[0].items())
@@ -88,8 +94,9 @@ def test_disk_full_during_a_checkpoint_keeps_the_last_complete_one_resumable(tmp
     snapshot = {p.name: p.read_bytes() for p in first.iterdir()}
 
     monkeypatch.setattr(samora.persistence, "save_file", real_save)  # space freed
-    result = train(adapted_model(), None, dataset, output_dir=tmp_path, max_steps=3, save_steps=1, resume=True,
-                   **COMMON)
+    result = train(
+        adapted_model(), None, dataset, output_dir=tmp_path, max_steps=3, save_steps=1, resume=True, **COMMON
+    )
     assert result.resumed_from == str(first) and result.global_step == 3
     assert {p.name: p.read_bytes() for p in first.iterdir()} == snapshot
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-3")

@@ -24,10 +24,20 @@ def read(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_two_process_data_parallel_equals_one_process_with_the_same_global_batch(tmp_path):
-    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), str(tmp_path)]
+    environment = os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        str(tmp_path),
+    ]
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
 
@@ -40,8 +50,16 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_global_batch
     # regularisers are each weighted once per step across the two ranks.
     single = adapted_model(**MODEL)
     start = adapter_tensors(single)
-    train(single, None, tiny_dataset(8), output_dir=tmp_path / "single", batch_size=8, grad_accum=1,
-          data_collator=Collator(), **OPTIONS)
+    train(
+        single,
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path / "single",
+        batch_size=8,
+        grad_accum=1,
+        data_collator=Collator(),
+        **OPTIONS,
+    )
     expected = adapter_tensors(single)
     for name in expected:
         assert torch.allclose(rank0[name], expected[name], atol=1e-5, rtol=1e-4), name

@@ -38,8 +38,9 @@ class PoisonStep(TrainerCallback):
 def test_huge_learning_rate_stops_with_the_step_and_the_causes(tmp_path):
     model = adapted_model()
     with pytest.raises(TrainingDiverged, match=r"diverged at step \d+ of 6.*learning rate.*alpha"):
-        train(model, None, tiny_dataset(16), output_dir=tmp_path, max_steps=6, learning_rate=1e10,
-              save_steps=1, **COMMON)
+        train(
+            model, None, tiny_dataset(16), output_dir=tmp_path, max_steps=6, learning_rate=1e10, save_steps=1, **COMMON
+        )
     assert not (tmp_path / "adapter_model.safetensors").exists()  # no final adapter
     for checkpoint in tmp_path.glob("checkpoint-*"):  # every checkpoint written holds finite weights
         from safetensors.torch import load_file
@@ -52,16 +53,33 @@ def test_a_nan_step_stops_before_the_optimizer_applies_it(tmp_path):
     model = adapted_model(perturb=0.1)
     poison = PoisonStep(model, step=2)
     with pytest.raises(TrainingDiverged, match=r"step 2 of 4: 1 non-finite micro-batch loss"):
-        train(model, None, tiny_dataset(16), output_dir=tmp_path, max_steps=4, learning_rate=1e-2,
-              callbacks=[poison], **COMMON)
+        train(
+            model,
+            None,
+            tiny_dataset(16),
+            output_dir=tmp_path,
+            max_steps=4,
+            learning_rate=1e-2,
+            callbacks=[poison],
+            **COMMON,
+        )
     assert all(torch.equal(poison.before[k], v) for k, v in adapter_tensors(model).items())
 
 
 def test_skip_drops_the_step_and_trains_on(tmp_path):
     model = adapted_model(perturb=0.1)
     poison = PoisonStep(model, step=2)
-    result = train(model, None, tiny_dataset(16), output_dir=tmp_path, max_steps=4, learning_rate=1e-2,
-                   callbacks=[poison], on_nonfinite="skip", **COMMON)
+    result = train(
+        model,
+        None,
+        tiny_dataset(16),
+        output_dir=tmp_path,
+        max_steps=4,
+        learning_rate=1e-2,
+        callbacks=[poison],
+        on_nonfinite="skip",
+        **COMMON,
+    )
     assert result.global_step == 4
     assert all(torch.equal(poison.before[k], poison.after[k]) for k in poison.before)  # step 2 changed nothing
     assert any(not torch.equal(poison.after[k], v) for k, v in adapter_tensors(model).items())  # 3, 4 trained
@@ -103,6 +121,13 @@ def test_train_turns_the_trainer_nan_filter_off_unless_skipping(tmp_path, monkey
 
     monkeypatch.setattr(SamoraTrainer, "__init__", spy)
     for action in ("stop", "skip"):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / action, max_steps=1,
-              on_nonfinite=action, **COMMON)
+        train(
+            adapted_model(),
+            None,
+            tiny_dataset(4),
+            output_dir=tmp_path / action,
+            max_steps=1,
+            on_nonfinite=action,
+            **COMMON,
+        )
     assert seen == [False, True]

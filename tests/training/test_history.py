@@ -17,8 +17,15 @@ COMMON = dict(batch_size=4, logging_steps=1, data_collator=Collator(), learning_
 
 def test_history_file_holds_every_logged_entry_with_its_step(tmp_path):
     path = tmp_path / "run" / "history.jsonl"
-    result = train(adapted_model(), None, tiny_dataset(8), output_dir=tmp_path / "adapter", max_steps=3,
-                   callbacks=[HistoryFile(path)], **COMMON)
+    result = train(
+        adapted_model(),
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path / "adapter",
+        max_steps=3,
+        callbacks=[HistoryFile(path)],
+        **COMMON,
+    )
     history = read_history(path)
     assert history == [entry for entry in result.log_history if "step" in entry]
     assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3]
@@ -39,13 +46,30 @@ def test_a_resumed_run_has_each_logged_step_once(tmp_path):
     """A run killed after step 5 left entries 4 and 5 behind its last checkpoint (step 3); resuming
     from that checkpoint rewrites the file from the checkpoint's history, so they are not doubled."""
     dataset, path = tiny_dataset(16), tmp_path / "history.jsonl"
-    straight = train(adapted_model(), None, dataset, output_dir=tmp_path / "straight", max_steps=6, save_steps=3,
-                     **COMMON)
-    train(adapted_model(), None, dataset, output_dir=tmp_path / "killed", max_steps=6, save_steps=3,
-          callbacks=[HistoryFile(path), StopAfter(5)], **COMMON)
+    straight = train(
+        adapted_model(), None, dataset, output_dir=tmp_path / "straight", max_steps=6, save_steps=3, **COMMON
+    )
+    train(
+        adapted_model(),
+        None,
+        dataset,
+        output_dir=tmp_path / "killed",
+        max_steps=6,
+        save_steps=3,
+        callbacks=[HistoryFile(path), StopAfter(5)],
+        **COMMON,
+    )
     assert [e["step"] for e in read_history(path) if "loss" in e] == [1, 2, 3, 4, 5]  # what the killed run left
-    resumed = train(adapted_model(), None, dataset, output_dir=tmp_path / "killed", max_steps=6,
-                    resume=str(tmp_path / "killed" / "checkpoint-3"), callbacks=[HistoryFile(path)], **COMMON)
+    resumed = train(
+        adapted_model(),
+        None,
+        dataset,
+        output_dir=tmp_path / "killed",
+        max_steps=6,
+        resume=str(tmp_path / "killed" / "checkpoint-3"),
+        callbacks=[HistoryFile(path)],
+        **COMMON,
+    )
     logged = [e for e in read_history(path) if "loss" in e]
     assert [e["step"] for e in logged] == [1, 2, 3, 4, 5, 6]
     assert [(e["step"], e["loss"]) for e in logged] == [(s, loss) for s, loss in straight.loss_history]
@@ -68,25 +92,52 @@ def test_step_lines_replace_the_trainers_dict_print(tmp_path, caplog, capsys):
 
 def test_step_line_and_duration_format():
     logs = {"loss": 2.13449, "learning_rate": 9.1e-4, "grad_norm": 1.4219, "tokens_per_second": 1234.4}
-    assert step_line(10, 25, logs, 65.2) == "step 10/25 | loss 2.134 | lr 9.1e-04 | grad 1.42 | 1,234 tok/s | ETA 1m05s"
+    assert (
+        step_line(10, 25, logs, 65.2) == "step 10/25 | loss 2.134 | lr 9.1e-04 | grad 1.42 | 1,234 tok/s | ETA 1m05s"
+    )
     assert step_line(1, 25, {"loss": 3.0}, None) == "step 1/25 | loss 3"
     assert [duration(s) for s in (0.4, 42, 60, 3599, 7380)] == ["0s", "42s", "1m00s", "59m59s", "2h03m"]
 
 
 def test_save_total_limit_keeps_that_many_checkpoints(tmp_path):
-    train(adapted_model(), None, tiny_dataset(8), output_dir=tmp_path, max_steps=5, save_steps=1, save_total_limit=2,
-          **COMMON)
+    train(
+        adapted_model(),
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path,
+        max_steps=5,
+        save_steps=1,
+        save_total_limit=2,
+        **COMMON,
+    )
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-5"]
 
 
 def test_eval_steps_is_honoured(tmp_path):
-    result = train(adapted_model(), None, tiny_dataset(8), output_dir=tmp_path, max_steps=4, eval_steps=2,
-                   eval_dataset=tiny_dataset(4, seed=3), **COMMON)
+    result = train(
+        adapted_model(),
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path,
+        max_steps=4,
+        eval_steps=2,
+        eval_dataset=tiny_dataset(4, seed=3),
+        **COMMON,
+    )
     assert [entry["step"] for entry in result.log_history if "eval_loss" in entry] == [2, 4]
 
 
 def test_a_passthrough_argument_reaches_the_trainer(tmp_path):
-    train(adapted_model(), None, tiny_dataset(8), output_dir=tmp_path, max_steps=2, save_steps=2, max_grad_norm=0.25,
-          adam_beta2=0.95, **COMMON)
+    train(
+        adapted_model(),
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path,
+        max_steps=2,
+        save_steps=2,
+        max_grad_norm=0.25,
+        adam_beta2=0.95,
+        **COMMON,
+    )
     arguments = torch.load(tmp_path / "checkpoint-2" / "training_args.bin", weights_only=False)
     assert arguments.max_grad_norm == 0.25 and arguments.adam_beta2 == 0.95

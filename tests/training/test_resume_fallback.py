@@ -13,8 +13,15 @@ from tiny_data import Collator, adapted_model, adapter_tensors, tiny_dataset
 from samora.training import last_complete_checkpoint, train
 from samora.training.checkpoints import checkpoint_problem
 
-COMMON = dict(batch_size=4, logging_steps=1, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True,
-              max_steps=4, save_steps=1)
+COMMON = dict(
+    batch_size=4,
+    logging_steps=1,
+    data_collator=Collator(),
+    learning_rate=1e-2,
+    disable_tqdm=True,
+    max_steps=4,
+    save_steps=1,
+)
 
 
 def flip_a_byte(path, where: float = 1.0):
@@ -46,8 +53,7 @@ def straight(tmp_path_factory):
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGES))
-def test_a_damaged_last_checkpoint_is_skipped_and_the_previous_one_resumes_exactly(damage, straight, tmp_path,
-                                                                                    caplog):
+def test_a_damaged_last_checkpoint_is_skipped_and_the_previous_one_resumes_exactly(damage, straight, tmp_path, caplog):
     folder, expected = straight
     run = tmp_path / "run"
     shutil.copytree(folder, run)

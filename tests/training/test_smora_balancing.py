@@ -24,8 +24,9 @@ SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 @pytest.mark.parametrize("reentrant", [False, True])
 def test_bias_moves_once_per_step_from_the_load_of_all_micro_batches(tmp_path, reentrant):
-    model = samora.get_model(tiny_model(), samora.SMoRAConfig(r=8, top_k=2, dropout=0.0, tasks=TASKS,
-                                                                bias_update_rate=0.25))
+    model = samora.get_model(
+        tiny_model(), samora.SMoRAConfig(r=8, top_k=2, dropout=0.0, tasks=TASKS, bias_update_rate=0.25)
+    )
     layers = list(model.samora_adapter.layers.values())
     loads, tokens = [], []
     original = model.samora_adapter.after_optimizer_step
@@ -35,13 +36,23 @@ def test_bias_moves_once_per_step_from_the_load_of_all_micro_batches(tmp_path, r
         original()
 
     model.samora_adapter.after_optimizer_step = remember_load_then_update
-    model.register_forward_pre_hook(lambda _m, _a, kwargs: tokens.append(int(kwargs["attention_mask"].sum())),
-                                    with_kwargs=True)
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2,
-                             gradient_accumulation_steps=2, learning_rate=1e-2, save_strategy="no",
-                             report_to="none", disable_tqdm=True, use_cpu=True, seed=41,
-                             activation_checkpointing=True,
-                             activation_checkpointing_kwargs={"use_reentrant": reentrant})
+    model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: tokens.append(int(kwargs["attention_mask"].sum())), with_kwargs=True
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-2,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=41,
+        activation_checkpointing=True,
+        activation_checkpointing_kwargs={"use_reentrant": reentrant},
+    )
     SamoraTrainer(model=model, args=args, train_dataset=tiny_dataset(8), data_collator=Collator()).train()
 
     assert len(loads) == 2 and len(tokens) == 4
@@ -60,17 +71,35 @@ def biases(model) -> dict[str, torch.Tensor]:
 
 def trained_bias(tmp_path, batch_size: int, grad_accum: int) -> dict[str, torch.Tensor]:
     model = smora_model()
-    train(model, None, tiny_dataset(4 * STEPS, min_len=3, max_len=12), output_dir=tmp_path / f"{batch_size}x{grad_accum}",
-          batch_size=batch_size, grad_accum=grad_accum, data_collator=Collator(), **OPTIONS)
+    train(
+        model,
+        None,
+        tiny_dataset(4 * STEPS, min_len=3, max_len=12),
+        output_dir=tmp_path / f"{batch_size}x{grad_accum}",
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        data_collator=Collator(),
+        **OPTIONS,
+    )
     return biases(model)
 
 
 def test_bias_is_the_same_for_one_process_and_two_and_for_any_accumulation(tmp_path):
     """1 process x batch 4, 1 process x (2 micro-batches of 2) and 2 processes x 2 pad differently."""
-    environment = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(SOURCE), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), str(tmp_path / "ddp")]
+    environment = os.environ | {
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        str(tmp_path / "ddp"),
+    ]
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     from safetensors.torch import load_file

@@ -15,9 +15,19 @@ from samora.training import SamoraTrainer, train
 
 
 def arguments(tmp_path, **overrides) -> TrainingArguments:
-    options = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, learning_rate=1e-2,
-                   logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_cpu=True,
-                   optim="adamw_torch", seed=41)
+    options = dict(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        optim="adamw_torch",
+        seed=41,
+    )
     return TrainingArguments(**(options | overrides))
 
 
@@ -48,8 +58,12 @@ def test_task_ids_survive_column_filtering_and_reach_every_layer(tmp_path):
     for layer in model.samora_adapter.layers.values():
         layer.register_forward_pre_hook(check_layer)
     collator = Collator()
-    trainer = SamoraTrainer(model=model, args=arguments(tmp_path, max_steps=3),
-                            train_dataset=tiny_dataset(12, task_token=True), data_collator=collator)
+    trainer = SamoraTrainer(
+        model=model,
+        args=arguments(tmp_path, max_steps=3),
+        train_dataset=tiny_dataset(12, task_token=True),
+        data_collator=collator,
+    )
     trainer.train()
     assert "task_ids" in trainer._signature_columns
     assert "task_ids" in collator.seen_keys and "task_name" not in collator.seen_keys
@@ -68,10 +82,19 @@ def test_regularisers_count_once_per_optimizer_step(tmp_path, grad_accum, loss_k
         model.accepts_loss_kwargs = False  # the Trainer then divides each micro-batch loss by grad_accum itself
     start = adapter_tensors(model)
     spy = GradientsBeforeStep()
-    trainer = SamoraTrainer(model=model, args=arguments(tmp_path, max_steps=1, max_grad_norm=0.0,
-                                                        per_device_train_batch_size=8 // grad_accum,
-                                                        gradient_accumulation_steps=grad_accum),
-                            train_dataset=dataset, data_collator=Collator(), callbacks=[spy])
+    trainer = SamoraTrainer(
+        model=model,
+        args=arguments(
+            tmp_path,
+            max_steps=1,
+            max_grad_norm=0.0,
+            per_device_train_batch_size=8 // grad_accum,
+            gradient_accumulation_steps=grad_accum,
+        ),
+        train_dataset=dataset,
+        data_collator=Collator(),
+        callbacks=[spy],
+    )
     trainer.train()
     assert trainer.model_accepts_loss_kwargs is loss_kwargs
     assert model.samora_adapter.aux_scale == pytest.approx(1 / grad_accum if loss_kwargs else 1.0)
@@ -109,10 +132,19 @@ def test_after_optimizer_step_once_per_step_with_accumulation_and_checkpointing(
     handle.after_optimizer_step = lambda: (calls.append(1), original())[1]
     model.register_forward_pre_hook(lambda *_: forwards.append(1))
     counter = StepCounter()
-    trainer = SamoraTrainer(model=model, args=arguments(tmp_path, max_steps=3, gradient_accumulation_steps=2,
-                                                        per_device_train_batch_size=2,
-                                                        **checkpointing_arguments(reentrant)),
-                            train_dataset=tiny_dataset(16), data_collator=Collator(), callbacks=[counter])
+    trainer = SamoraTrainer(
+        model=model,
+        args=arguments(
+            tmp_path,
+            max_steps=3,
+            gradient_accumulation_steps=2,
+            per_device_train_batch_size=2,
+            **checkpointing_arguments(reentrant),
+        ),
+        train_dataset=tiny_dataset(16),
+        data_collator=Collator(),
+        callbacks=[counter],
+    )
     trainer.train()
     assert model.model.gradient_checkpointing
     assert len(forwards) == 6 and counter.steps == 3 and len(calls) == 3
@@ -121,8 +153,18 @@ def test_after_optimizer_step_once_per_step_with_accumulation_and_checkpointing(
 def test_gradient_checkpointing_trains_the_same_weights(tmp_path):
     def trained(checkpointing: bool) -> dict[str, torch.Tensor]:
         model = adapted_model(dropout=0.0)
-        train(model, None, tiny_dataset(8), output_dir=tmp_path / str(checkpointing), max_steps=3, batch_size=4,
-              gradient_checkpointing=checkpointing, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
+        train(
+            model,
+            None,
+            tiny_dataset(8),
+            output_dir=tmp_path / str(checkpointing),
+            max_steps=3,
+            batch_size=4,
+            gradient_checkpointing=checkpointing,
+            data_collator=Collator(),
+            learning_rate=1e-2,
+            disable_tqdm=True,
+        )
         return adapter_tensors(model)
 
     plain, checkpointed = trained(False), trained(True)
@@ -136,10 +178,15 @@ def test_router_statistics_reach_the_logs_and_are_sampled_only_on_logging_steps(
     recorded = []
     trainer_box = []
     model.register_forward_pre_hook(
-        lambda *_: recorded.append((trainer_box[0].state.global_step + 1, model.samora_adapter.state.record_routing)))
+        lambda *_: recorded.append((trainer_box[0].state.global_step + 1, model.samora_adapter.state.record_routing))
+    )
     dataset = tiny_dataset(16)
-    trainer = SamoraTrainer(model=model, args=arguments(tmp_path, max_steps=4, logging_steps=2),
-                            train_dataset=dataset, data_collator=Collator())
+    trainer = SamoraTrainer(
+        model=model,
+        args=arguments(tmp_path, max_steps=4, logging_steps=2),
+        train_dataset=dataset,
+        data_collator=Collator(),
+    )
     trainer_box.append(trainer)
     trainer.train()
     assert recorded == [(1, False), (2, True), (3, False), (4, True)]
@@ -161,26 +208,50 @@ def test_router_statistics_reach_the_logs_and_are_sampled_only_on_logging_steps(
 
 
 def test_train_returns_history_and_saves_the_adapter_only(tmp_path):
-    import samora
     from conftest import tiny_model
+
+    import samora
 
     model = adapted_model(dropout=0.0)
     dataset = tiny_dataset(8)
-    result = train(model, None, dataset, output_dir=tmp_path, max_steps=4, batch_size=4, logging_steps=2,
-                   data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
+    result = train(
+        model,
+        None,
+        dataset,
+        output_dir=tmp_path,
+        max_steps=4,
+        batch_size=4,
+        logging_steps=2,
+        data_collator=Collator(),
+        learning_rate=1e-2,
+        disable_tqdm=True,
+    )
     assert result.global_step == 4 and [step for step, _ in result.loss_history] == [2, 4]
     assert result.tokens_seen == 2 * sum(sum(row) for row in dataset["attention_mask"])
     assert result.runtime_s > 0 and result.tokens_per_second == pytest.approx(result.tokens_seen / result.runtime_s)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
-                                                          "training_args.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "training_args.bin",
+    ]
     loaded = samora.load_adapter(tiny_model(), tmp_path)
     assert all(torch.equal(v, adapter_tensors(model)[k]) for k, v in adapter_tensors(loaded).items())
 
 
 def test_bf16_autocast_on_cpu_keeps_fp32_adapter(tmp_path):
     model = adapted_model(dropout=0.0)
-    result = train(model, None, tiny_dataset(8), output_dir=tmp_path, max_steps=2, batch_size=4, precision="bf16",
-                   data_collator=Collator(), logging_steps=1, disable_tqdm=True)
+    result = train(
+        model,
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path,
+        max_steps=2,
+        batch_size=4,
+        precision="bf16",
+        data_collator=Collator(),
+        logging_steps=1,
+        disable_tqdm=True,
+    )
     assert all(torch.isfinite(torch.tensor(loss)) for _, loss in result.loss_history)
     assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
 
@@ -191,8 +262,12 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="get_model"):
         train(tiny_model(), None, tiny_dataset(4), output_dir=tmp_path, data_collator=Collator())
     with pytest.raises(ValueError, match="label_smoothing_factor"):
-        SamoraTrainer(model=adapted_model(), args=arguments(tmp_path, label_smoothing_factor=0.1),
-                      train_dataset=tiny_dataset(4), data_collator=Collator())
+        SamoraTrainer(
+            model=adapted_model(),
+            args=arguments(tmp_path, label_smoothing_factor=0.1),
+            train_dataset=tiny_dataset(4),
+            data_collator=Collator(),
+        )
     with pytest.raises(ValueError, match="no complete checkpoint"):
         train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, resume=True, data_collator=Collator())
     with pytest.raises(ValueError, match="precision"):
@@ -202,8 +277,19 @@ def test_clear_errors(tmp_path):
 def test_evaluation_loss_counts_the_regularisers_once(tmp_path):
     model = adapted_model(perturb=0.2, dropout=0.0, lambda_orth=0.05, lambda_match=0.5)
     evaluation = tiny_dataset(4, seed=7)
-    result = train(model, None, tiny_dataset(8), output_dir=tmp_path, max_steps=2, batch_size=4, logging_steps=2,
-                   eval_dataset=evaluation, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
+    result = train(
+        model,
+        None,
+        tiny_dataset(8),
+        output_dir=tmp_path,
+        max_steps=2,
+        batch_size=4,
+        logging_steps=2,
+        eval_dataset=evaluation,
+        data_collator=Collator(),
+        learning_rate=1e-2,
+        disable_tqdm=True,
+    )
     logged = [entry["eval_loss"] for entry in result.log_history if "eval_loss" in entry]
     assert len(logged) == 1
     model.eval()

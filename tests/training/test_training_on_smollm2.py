@@ -37,10 +37,21 @@ def test_smollm2_trains_with_checkpointing_and_accumulation_then_analyzes(tmp_pa
         rows["labels"].append(ids)
         rows["task_ids"].append(TASKS.index(task))
     dataset = Dataset.from_dict(rows)
-    result = train(model, tokenizer, dataset, output_dir=tmp_path / "run", max_steps=2, batch_size=1, grad_accum=2,
-                   gradient_checkpointing=True, logging_steps=1, learning_rate=1e-3, data_collator=Collator(),
-                   disable_tqdm=True)
-    assert result.global_step == 2 and all(torch.isfinite(torch.tensor(l)) for _, l in result.loss_history)
+    result = train(
+        model,
+        tokenizer,
+        dataset,
+        output_dir=tmp_path / "run",
+        max_steps=2,
+        batch_size=1,
+        grad_accum=2,
+        gradient_checkpointing=True,
+        logging_steps=1,
+        learning_rate=1e-3,
+        data_collator=Collator(),
+        disable_tqdm=True,
+    )
+    assert result.global_step == 2 and all(torch.isfinite(torch.tensor(loss)) for _, loss in result.loss_history)
     assert "router/load_entropy" in result.log_history[0] and result.tokens_per_second > 0
     assert (tmp_path / "run" / "adapter_model.safetensors").stat().st_size < 5_000_000  # adapter only
     batch = Collator()([dataset[i] for i in range(4)])

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import torch
-from datasets import Dataset
-
 from conftest import VOCAB
+from datasets import Dataset
 
 TASKS = ["alpha", "beta", "gamma"]
 PAD = 0
 
 
-def tiny_dataset(size: int = 16, *, seed: int = 0, min_len: int = 5, max_len: int = 9,
-                 task_token: bool = False) -> Dataset:
+def tiny_dataset(
+    size: int = 16, *, seed: int = 0, min_len: int = 5, max_len: int = 9, task_token: bool = False
+) -> Dataset:
     """Random token sequences with labels on the second half and a task id per example.
 
     With ``task_token`` the first token is ``10 + task id``, so a test can tell each example's task
@@ -28,7 +28,7 @@ def tiny_dataset(size: int = 16, *, seed: int = 0, min_len: int = 5, max_len: in
             ids[0] = 10 + task
         rows["input_ids"].append(ids)
         rows["attention_mask"].append([1] * length)
-        rows["labels"].append([-100] * (length // 2) + ids[length // 2:])
+        rows["labels"].append([-100] * (length // 2) + ids[length // 2 :])
         rows["task_ids"].append(task)
         rows["task_name"].append(TASKS[task])
     return Dataset.from_dict(rows)
@@ -51,8 +51,11 @@ class Collator:
         def pad(key: str, value: int) -> torch.Tensor:
             return torch.tensor([list(f[key]) + [value] * (width - len(f[key])) for f in features])
 
-        batch = {"input_ids": pad("input_ids", PAD), "attention_mask": pad("attention_mask", 0),
-                 "labels": pad("labels", -100)}
+        batch = {
+            "input_ids": pad("input_ids", PAD),
+            "attention_mask": pad("attention_mask", 0),
+            "labels": pad("labels", -100),
+        }
         if "task_ids" in features[0]:
             batch["task_ids"] = torch.tensor([f["task_ids"] for f in features], dtype=torch.long)
         return batch
@@ -63,8 +66,9 @@ def adapted_model(seed: int = 0, perturb: float = 0.0, adapter_seed: int | None 
 
     ``perturb`` moves the adapter off its init (so every adapter parameter gets a gradient).
     """
-    import samora
     from conftest import tiny_model
+
+    import samora
 
     options = {"r": 4, "num_experts": 3, "tasks": list(TASKS)} | config
     base = tiny_model(seed=seed)
@@ -87,8 +91,9 @@ def adapter_tensors(model) -> dict[str, torch.Tensor]:
 
 def smora_model(seed: int = 0):
     """The tiny Llama of ``seed`` with an SMoRA adapter (r=8, top_k=2) and a fast-moving bias."""
-    import samora
     from conftest import tiny_model
+
+    import samora
 
     base = tiny_model(seed=seed)
     torch.manual_seed(seed)

@@ -71,8 +71,9 @@ def usage_norm(values: list[torch.Tensor], experts: int):
     return TwoSlopeNorm(vcenter=uniform, vmin=max(0.0, uniform - spread), vmax=min(1.0, uniform + spread))
 
 
-def _usage_heatmap(ax, values: torch.Tensor, rows: list[str] | None, title: str, norm, annotate: bool,
-                   text_size: int = TICK_SIZE - 1):
+def _usage_heatmap(
+    ax, values: torch.Tensor, rows: list[str] | None, title: str, norm, annotate: bool, text_size: int = TICK_SIZE - 1
+):
     import matplotlib
 
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="lightgrey")
@@ -85,8 +86,15 @@ def _usage_heatmap(ax, values: torch.Tensor, rows: list[str] | None, title: str,
     if annotate:
         for (row, col), value in _items(values):
             dark = not math.isnan(value) and abs(float(norm(value)) - 0.5) > 0.3
-            ax.text(col, row, "-" if math.isnan(value) else f"{value:.2f}", ha="center", va="center",
-                    fontsize=text_size, color="white" if dark else "black")
+            ax.text(
+                col,
+                row,
+                "-" if math.isnan(value) else f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=text_size,
+                color="white" if dark else "black",
+            )
     return image
 
 
@@ -114,10 +122,13 @@ def plot_usage(usage: dict[str, torch.Tensor], mean_usage: torch.Tensor, groups:
     row_height = 0.16 * len(groups) + 0.55
     mean_height = 0.22 * len(groups) + 0.9
     fig = _figure(figsize=(WIDTH, mean_height + row_height * math.ceil(len(usage) / cols) + 0.5), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[mean_height, max(row_height * math.ceil(len(usage) / cols), 0.01)])
+    top, bottom = fig.subfigures(
+        2, 1, height_ratios=[mean_height, max(row_height * math.ceil(len(usage) / cols), 0.01)]
+    )
     mean_ax = top.subplots()
-    image = _usage_heatmap(mean_ax, mean_usage, groups, "mean over routed layers", norm, experts <= 8,
-                           text_size=TICK_SIZE)
+    image = _usage_heatmap(
+        mean_ax, mean_usage, groups, "mean over routed layers", norm, experts <= 8, text_size=TICK_SIZE
+    )
     mean_ax.set_xlabel("expert", fontsize=LABEL_SIZE)
     _colorbar(top, image, mean_ax, f"router-weight share (white: 1/{experts})")
     if usage:
@@ -156,7 +167,7 @@ def _module_kind(name: str) -> str:
     """What a module is within its block: "model.layers.3.self_attn.q_proj" -> "self_attn.q_proj"."""
     parts = name.split(".")
     numbered = [i for i, part in enumerate(parts) if part.isdigit()]
-    return ".".join(parts[numbered[-1] + 1:]) if numbered else name
+    return ".".join(parts[numbered[-1] + 1 :]) if numbered else name
 
 
 def _kind_labels(kinds: list[str]) -> dict[str, str]:

@@ -74,12 +74,18 @@ def analyze(
             f"method '{handle.config.method}' records no router weights, has no expert outputs and no task "
             "gate: there is nothing to analyze (analysis needs a routed or task-gated method)"
         )
-    results: dict = {"method": handle.config.method, "tasks": handle.config.tasks, "num_batches": num_batches,
-                     **_routing_results(usage, collapse_threshold),
-                     "expert_pca": {n: {k: v for k, v in p.items() if k not in ("points", "experts")}
-                                    for n, p in projections.items()} or None,
-                     "task_gates": gates or None,
-                     "files": {"json": str(output_dir / RESULTS_NAME)}}
+    results: dict = {
+        "method": handle.config.method,
+        "tasks": handle.config.tasks,
+        "num_batches": num_batches,
+        **_routing_results(usage, collapse_threshold),
+        "expert_pca": {
+            n: {k: v for k, v in p.items() if k not in ("points", "experts")} for n, p in projections.items()
+        }
+        or None,
+        "task_gates": gates or None,
+        "files": {"json": str(output_dir / RESULTS_NAME)},
+    }
     files = results["files"]
     if usage and _same_width(usage.usage()):
         files["expert_usage"] = str(_plot_usage(usage, heatmap_layers, output_dir / "expert_usage.png"))
@@ -107,6 +113,7 @@ def _run(model, handle, batches, usage, pca_names, pca_tokens, max_batches):
             x, mask = args[0].detach(), current_mask[0]
             tokens = x[mask.bool()] if mask is not None and mask.shape == x.shape[:2] else x.reshape(-1, x.shape[-1])
             samples[name].append(tokens[: pca_tokens - taken].float().cpu())
+
         return hook
 
     hooks = [handle.layers[name].register_forward_pre_hook(keep_inputs(name)) for name in pca_names]
@@ -157,8 +164,11 @@ def _groups_with_tokens(usage: RouterUsage) -> tuple[list[str], list[int]]:
 def _routing_results(usage: RouterUsage, threshold: float) -> dict:
     load = usage.load()
     collapsed = find_collapse(load, threshold)
-    collapse = {"threshold": threshold, "layers": collapsed,
-                "warning": collapse_warning(collapsed, len(load), threshold)}
+    collapse = {
+        "threshold": threshold,
+        "layers": collapsed,
+        "warning": collapse_warning(collapsed, len(load), threshold),
+    }
     if not usage:
         return {"routing": None, "collapse": collapse}
     table = usage.usage()
@@ -189,8 +199,11 @@ def _expert_pca(handle, samples: dict[str, torch.Tensor]) -> dict[str, dict]:
         tokens, experts = outputs.shape[:2]
         points, ratios = pca_2d(outputs.reshape(tokens * experts, -1))
         projections[name] = {
-            "points": points, "experts": torch.arange(experts).repeat(tokens),
-            "tokens": tokens, "separation": separation(outputs), "explained_variance_ratio": ratios,
+            "points": points,
+            "experts": torch.arange(experts).repeat(tokens),
+            "tokens": tokens,
+            "separation": separation(outputs),
+            "explained_variance_ratio": ratios,
         }
     return projections
 

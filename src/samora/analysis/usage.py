@@ -47,8 +47,9 @@ class RouterUsage:
     def __bool__(self) -> bool:
         return bool(self.weight_sums)
 
-    def add(self, routing: Mapping[str, torch.Tensor], task_ids: torch.Tensor | None,
-            attention_mask: torch.Tensor | None) -> None:
+    def add(
+        self, routing: Mapping[str, torch.Tensor], task_ids: torch.Tensor | None, attention_mask: torch.Tensor | None
+    ) -> None:
         """Fold one forward's recorded router weights in.
 
         Args:
@@ -89,7 +90,7 @@ class RouterUsage:
         for store in (self.weight_sums, self.token_counts):
             for name in names:
                 size = store[name].numel()
-                store[name] = reduced[offset:offset + size].reshape(store[name].shape)
+                store[name] = reduced[offset : offset + size].reshape(store[name].shape)
                 offset += size
 
     def reset(self) -> None:
@@ -98,13 +99,14 @@ class RouterUsage:
 
     def usage(self) -> dict[str, torch.Tensor]:
         """layer -> (T + 1, E) mean share per task group; NaN rows for groups with no tokens."""
-        return {name: (sums / self.token_counts[name].unsqueeze(-1)).cpu()
-                for name, sums in self.weight_sums.items()}
+        return {name: (sums / self.token_counts[name].unsqueeze(-1)).cpu() for name, sums in self.weight_sums.items()}
 
     def load(self) -> dict[str, torch.Tensor]:
         """layer -> (E,) mean share over every counted token."""
-        return {name: (sums.sum(0) / self.token_counts[name].sum().clamp_min(1)).cpu()
-                for name, sums in self.weight_sums.items()}
+        return {
+            name: (sums.sum(0) / self.token_counts[name].sum().clamp_min(1)).cpu()
+            for name, sums in self.weight_sums.items()
+        }
 
     def tokens_per_group(self) -> dict[str, int]:
         """Counted tokens per task group (taken from the first layer; every layer sees the same tokens)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import os
 import platform
 import shlex
@@ -17,8 +18,16 @@ import sys
 import time
 from pathlib import Path
 
-from samora.benchmark.settings import (CLOCK_NAMES, DEFAULT_VALUES, DTYPE_NAMES, SPARSE_METHOD, SPARSE_METHOD_RANKS,
-                                      SWEEPS, BenchSettings, MeasureOptions)
+from samora.benchmark.settings import (
+    CLOCK_NAMES,
+    DEFAULT_VALUES,
+    DTYPE_NAMES,
+    SPARSE_METHOD,
+    SPARSE_METHOD_RANKS,
+    SWEEPS,
+    BenchSettings,
+    MeasureOptions,
+)
 
 
 def _int_list(text: str) -> list[int]:
@@ -38,21 +47,44 @@ def _name_list(text: str) -> list[str]:
 def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``samora bench`` options to ``parser`` (a sub-command parser or a script's own)."""
     what = parser.add_argument_group("what to run")
-    what.add_argument("--model", default="smollm2",
-                      help="'smollm2' (SmolLM2-135M-Instruct, offline), 'tiny' (a 2-layer random Llama, "
-                           "for smoke runs) or a local Hugging Face causal-LM folder (default: smollm2)")
-    what.add_argument("--methods", type=_name_list, default=None,
-                      help="comma-separated registered methods (default: all of samora.METHODS)")
-    what.add_argument("--sweep", action="append", choices=[*SWEEPS, "all"], default=[],
-                      help="also run a scaling sweep (repeatable): " + ", ".join(SWEEPS))
-    what.add_argument("--sweep-method", default="samora",
-                      help=f"the method the sweeps scale (default: samora; active_ranks always uses {SPARSE_METHOD})")
-    what.add_argument("--active-ranks-r", type=int, default=SPARSE_METHOD_RANKS,
-                      help=f"r of {SPARSE_METHOD} in the active_ranks sweep (default: {SPARSE_METHOD_RANKS})")
+    what.add_argument(
+        "--model",
+        default="smollm2",
+        help="'smollm2' (SmolLM2-135M-Instruct, offline), 'tiny' (a 2-layer random Llama, "
+        "for smoke runs) or a local Hugging Face causal-LM folder (default: smollm2)",
+    )
+    what.add_argument(
+        "--methods",
+        type=_name_list,
+        default=None,
+        help="comma-separated registered methods (default: all of samora.METHODS)",
+    )
+    what.add_argument(
+        "--sweep",
+        action="append",
+        choices=[*SWEEPS, "all"],
+        default=[],
+        help="also run a scaling sweep (repeatable): " + ", ".join(SWEEPS),
+    )
+    what.add_argument(
+        "--sweep-method",
+        default="samora",
+        help=f"the method the sweeps scale (default: samora; active_ranks always uses {SPARSE_METHOD})",
+    )
+    what.add_argument(
+        "--active-ranks-r",
+        type=int,
+        default=SPARSE_METHOD_RANKS,
+        help=f"r of {SPARSE_METHOD} in the active_ranks sweep (default: {SPARSE_METHOD_RANKS})",
+    )
     what.add_argument("--no-comparison", action="store_true", help="only run the sweeps")
     for name, values in DEFAULT_VALUES.items():
-        what.add_argument(f"--{name.replace('_', '-')}-values", type=_int_list, default=values,
-                          help=f"values of the {name} sweep (default: {','.join(map(str, values))})")
+        what.add_argument(
+            f"--{name.replace('_', '-')}-values",
+            type=_int_list,
+            default=values,
+            help=f"values of the {name} sweep (default: {','.join(map(str, values))})",
+        )
     shape = parser.add_argument_group("shared settings")
     defaults = BenchSettings()
     shape.add_argument("--batch", type=int, default=defaults.batch)
@@ -62,8 +94,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     shape.add_argument("--dropout", type=float, default=defaults.dropout, help="adapter dropout, PEFT LoRA's too")
     shape.add_argument("--num-tasks", type=int, default=defaults.num_tasks)
     shape.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    shape.add_argument("--dtype", choices=sorted(DTYPE_NAMES), default=None,
-                       help="base model dtype (default: float32 on CPU, bfloat16 on CUDA)")
+    shape.add_argument(
+        "--dtype",
+        choices=sorted(DTYPE_NAMES),
+        default=None,
+        help="base model dtype (default: float32 on CPU, bfloat16 on CUDA)",
+    )
     shape.add_argument("--seed", type=int, default=defaults.seed)
     how = parser.add_argument_group("how much to measure")
     options = MeasureOptions()
@@ -79,26 +115,45 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     how.add_argument("--generation-batch", type=int, default=options.generation_batch)
     how.add_argument("--no-shape-check", action="store_true", help="skip the per-expert activation check")
     how.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    how.add_argument("--clock", choices=sorted(CLOCK_NAMES), default=options.clock,
-                     help="wall: elapsed time (default); cpu: CPU time of the calling thread, which other "
-                          "processes on a shared machine do not inflate (needs --threads 1)")
-    how.add_argument("--max-load", type=float, default=None,
-                     help="wait until the 1-minute load average is below this before measuring")
+    how.add_argument(
+        "--clock",
+        choices=sorted(CLOCK_NAMES),
+        default=options.clock,
+        help="wall: elapsed time (default); cpu: CPU time of the calling thread, which other "
+        "processes on a shared machine do not inflate (needs --threads 1)",
+    )
+    how.add_argument(
+        "--max-load",
+        type=float,
+        default=None,
+        help="wait until the 1-minute load average is below this before measuring",
+    )
     how.add_argument("--max-wait", type=float, default=1500.0, help="seconds to wait for --max-load at most")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="results folder (default: benchmarks/results/<model>-<device>-<dtype>)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="results folder (default: benchmarks/results/<model>-<device>-<dtype>)",
+    )
     return parser
 
 
 def machine_description(settings: BenchSettings) -> dict:
     import torch
 
-    description = {"device": settings.device, "platform": platform.platform(), "python": platform.python_version(),
-                   "logical cpus": os.cpu_count(), "torch threads": torch.get_num_threads(),
-                   "torch": torch.__version__}
+    description = {
+        "device": settings.device,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "logical cpus": os.cpu_count(),
+        "torch threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            description["cpu"] = next(l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name"))
+            description["cpu"] = next(
+                line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")
+            )
         with open("/proc/meminfo") as meminfo:
             description["memory"] = f"{int(meminfo.readline().split()[1]) / 2**20:.1f} GiB"
     except (OSError, StopIteration):
@@ -122,8 +177,12 @@ def wait_for_quiet(max_load: float, max_wait: float, log) -> dict:
             break
         log(f"1-minute load {seen[-1]} >= {max_load}; waiting")
         time.sleep(min(60.0, max(1.0, max_wait - (time.monotonic() - start))))
-    return {"limit": max_load, "quiet": seen[-1] < max_load, "polled": seen,
-            "waited_s": round(time.monotonic() - start)}
+    return {
+        "limit": max_load,
+        "quiet": seen[-1] < max_load,
+        "polled": seen,
+        "waited_s": round(time.monotonic() - start),
+    }
 
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
@@ -133,9 +192,18 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was given but torch sees no CUDA device; use --device cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    return BenchSettings(model=args.model, device=device, dtype=dtype, r=args.r, targets=args.targets,
-                         dropout=args.dropout, num_tasks=args.num_tasks, batch=args.batch,
-                         seq_len=args.seq_len, seed=args.seed)
+    return BenchSettings(
+        model=args.model,
+        device=device,
+        dtype=dtype,
+        r=args.r,
+        targets=args.targets,
+        dropout=args.dropout,
+        num_tasks=args.num_tasks,
+        batch=args.batch,
+        seq_len=args.seq_len,
+        seed=args.seed,
+    )
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -148,48 +216,71 @@ def run_bench(args: argparse.Namespace) -> int:
     from samora.benchmark.statistics import check_targets
     from samora.benchmark.sweeps import run_sweep
 
-    log = lambda message: print(message, file=sys.stderr, flush=True)
+    log = functools.partial(print, file=sys.stderr, flush=True)
     settings = settings_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    options = MeasureOptions(rounds=args.rounds, warmup=args.warmup, memory=not args.no_memory,
-                             memory_steps=args.memory_steps, memory_repeats=args.memory_repeats,
-                             generation_tokens=args.generation_tokens,
-                             generation_prompt=args.generation_prompt, generation_batch=args.generation_batch,
-                             check_materialisation=not args.no_shape_check, threads=args.threads, clock=args.clock)
+    options = MeasureOptions(
+        rounds=args.rounds,
+        warmup=args.warmup,
+        memory=not args.no_memory,
+        memory_steps=args.memory_steps,
+        memory_repeats=args.memory_repeats,
+        generation_tokens=args.generation_tokens,
+        generation_prompt=args.generation_prompt,
+        generation_batch=args.generation_batch,
+        check_materialisation=not args.no_shape_check,
+        threads=args.threads,
+        clock=args.clock,
+    )
     sweeps = list(SWEEPS) if "all" in args.sweep else list(dict.fromkeys(args.sweep))
     if args.no_comparison and not sweeps:
         raise ValueError("--no-comparison leaves nothing to run: add --sweep")
     contenders = default_contenders(args.methods)  # validates the method names before any waiting
-    run = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-           "clock": options.clock, "rounds": options.rounds, "warmup": options.warmup,
-           "memory steps": options.memory_steps, "memory repeats": options.memory_repeats,
-           "sweep rounds": args.sweep_rounds, "sweep memory repeats": args.sweep_memory_repeats,
-           "generation": f"batch {options.generation_batch}, prompt {options.generation_prompt}, "
-                         f"{options.generation_tokens} new tokens"}
+    run = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "clock": options.clock,
+        "rounds": options.rounds,
+        "warmup": options.warmup,
+        "memory steps": options.memory_steps,
+        "memory repeats": options.memory_repeats,
+        "sweep rounds": args.sweep_rounds,
+        "sweep memory repeats": args.sweep_memory_repeats,
+        "generation": f"batch {options.generation_batch}, prompt {options.generation_prompt}, "
+        f"{options.generation_tokens} new tokens",
+    }
     if args.max_load is not None:
         run["wait for load"] = wait_for_quiet(args.max_load, args.max_wait, log)
     run["load average before (1, 5, 15 min)"] = [round(v, 2) for v in os.getloadavg()]
     base = load_base_model(settings)
-    results = {"machine": machine_description(settings), "run": run, "settings": dataclasses.asdict(settings),
-               "comparison": {}, "sweeps": {}}
+    results = {
+        "machine": machine_description(settings),
+        "run": run,
+        "settings": dataclasses.asdict(settings),
+        "comparison": {},
+        "sweeps": {},
+    }
     if not args.no_comparison:
         entries = {c.name: (c, settings) for c in contenders}
         results["comparison"] = measure_group(entries, base, options, generation=True, log=log)
         compare_to_references(results["comparison"])
         run["load average after comparison"] = [round(v, 2) for v in os.getloadavg()]
-    sweep_options = dataclasses.replace(options, rounds=args.sweep_rounds, memory_repeats=args.sweep_memory_repeats,
-                                        check_materialisation=False)
+    sweep_options = dataclasses.replace(
+        options, rounds=args.sweep_rounds, memory_repeats=args.sweep_memory_repeats, check_materialisation=False
+    )
     for sweep in sweeps:
         values = getattr(args, f"{sweep}_values")
         method = SPARSE_METHOD if sweep == "active_ranks" else args.sweep_method
-        results["sweeps"][sweep] = run_sweep(sweep, values, method, settings, base, sweep_options, log,
-                                             sparse_ranks=args.active_ranks_r)
+        results["sweeps"][sweep] = run_sweep(
+            sweep, values, method, settings, base, sweep_options, log, sparse_ranks=args.active_ranks_r
+        )
         run[f"load average after {sweep} sweep"] = [round(v, 2) for v in os.getloadavg()]
     run["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     results["targets"] = check_targets(results["comparison"], results["sweeps"])
-    output = args.output or Path("benchmarks/results") / f"{Path(settings.model).name}-{settings.device}-{settings.dtype}"
+    output = (
+        args.output or Path("benchmarks/results") / f"{Path(settings.model).name}-{settings.device}-{settings.dtype}"
+    )
     for path in write_results(results, output):
         log(f"wrote {path}")
     return 0

@@ -59,8 +59,13 @@ class Contender:
     def method_config(self, settings: BenchSettings):
         """The method's config: its class defaults, then the shared settings, then the overrides."""
         config_cls, _ = get_method(self.method)
-        values = {"r": settings.r, "target_modules": list(settings.targets), "tasks": settings.tasks,
-                  "dropout": settings.dropout, **self.overrides}
+        values = {
+            "r": settings.r,
+            "target_modules": list(settings.targets),
+            "tasks": settings.tasks,
+            "dropout": settings.dropout,
+            **self.overrides,
+        }
         return config_cls.from_dict(values)  # rejects unknown fields, naming the valid ones
 
     def build(self, base: nn.Module, settings: BenchSettings) -> nn.Module:
@@ -81,8 +86,12 @@ class Contender:
             config.pop("base_model", None)
             return config
         if self.kind == PEFT_LORA:
-            return {"r": self.overrides.get("r", settings.r), "lora_alpha": PEFT_LORA_ALPHA,
-                    "lora_dropout": settings.dropout, "target_modules": list(settings.targets)}
+            return {
+                "r": self.overrides.get("r", settings.r),
+                "lora_alpha": PEFT_LORA_ALPHA,
+                "lora_dropout": settings.dropout,
+                "target_modules": list(settings.targets),
+            }
         return {}
 
 
@@ -92,8 +101,9 @@ def peft_lora(model: nn.Module, settings: BenchSettings, r: int) -> nn.Module:
         import peft
     except ImportError as err:
         raise ImportError("the benchmark compares against PEFT's LoRA: pip install 'samora[bench]' (peft)") from err
-    config = peft.LoraConfig(r=r, lora_alpha=PEFT_LORA_ALPHA, target_modules=list(settings.targets),
-                             lora_dropout=settings.dropout)
+    config = peft.LoraConfig(
+        r=r, lora_alpha=PEFT_LORA_ALPHA, target_modules=list(settings.targets), lora_dropout=settings.dropout
+    )
     return peft.get_peft_model(model, config)
 
 
@@ -106,8 +116,11 @@ def share_frozen_weights(base: nn.Module) -> nn.Module:
 def default_contenders(methods: list[str] | None = None) -> list[Contender]:
     """The floor, PEFT's LoRA, then ``methods`` (default: every registered method, sorted)."""
     names = sorted(METHODS) if methods is None else methods
-    return [Contender(FLOOR, FLOOR), Contender(PEFT_LORA, PEFT_LORA),
-            *[Contender(name, METHOD, name) for name in names]]
+    return [
+        Contender(FLOOR, FLOOR),
+        Contender(PEFT_LORA, PEFT_LORA),
+        *[Contender(name, METHOD, name) for name in names],
+    ]
 
 
 def expert_count(config) -> int:
@@ -120,9 +133,18 @@ def tiny_llama(seed: int = 0) -> nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         pad_token_id=0, eos_token_id=1, bos_token_id=2)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=2,
+    )
     return LlamaForCausalLM(config)
 
 

@@ -49,11 +49,13 @@ def is_per_expert_activation(shape: tuple[int, ...], tokens: int, experts: int, 
     return math.prod(rest) == tokens
 
 
-def per_expert_activations(step: Callable[[], object], *, tokens: int, experts: int,
-                           d_outs: Iterable[int]) -> list[tuple[int, ...]]:
+def per_expert_activations(
+    step: Callable[[], object], *, tokens: int, experts: int, d_outs: Iterable[int]
+) -> list[tuple[int, ...]]:
     """Run ``step`` (forward + backward) under a recorder; the shapes that are per-expert activations."""
     with TensorShapeRecorder() as recorder:
         step()
     d_outs = sorted(set(d_outs))
-    return sorted(shape for shape in recorder.shapes
-                  if any(is_per_expert_activation(shape, tokens, experts, d) for d in d_outs))
+    return sorted(
+        shape for shape in recorder.shapes if any(is_per_expert_activation(shape, tokens, experts, d) for d in d_outs)
+    )

@@ -95,8 +95,13 @@ def measure_in_this_process(request: dict) -> dict:
     else:
         peak = (_status_bytes("VmHWM") if measure == "peak_rss_during_steps" else None) or lifetime_peak_rss_bytes()
         tensor_peak = profiled_tensor_peak_bytes(step.run)
-    return {"peak_mb": peak / MEBIBYTE, "before_steps_mb": before / MEBIBYTE, "step_mb": (peak - before) / MEBIBYTE,
-            "tensor_peak_mb": tensor_peak / MEBIBYTE, "measure": measure}
+    return {
+        "peak_mb": peak / MEBIBYTE,
+        "before_steps_mb": before / MEBIBYTE,
+        "step_mb": (peak - before) / MEBIBYTE,
+        "tensor_peak_mb": tensor_peak / MEBIBYTE,
+        "measure": measure,
+    }
 
 
 def profiled_tensor_peak_bytes(step) -> int:
@@ -117,14 +122,19 @@ def measure_peak_memory(contender, settings, *, steps: int = 2, threads: int | N
     """Run :func:`measure_in_this_process` in a fresh Python process and return its figures."""
     if steps < 1:
         raise ValueError(f"memory steps must be >= 1, got {steps}")
-    request = {"contender": dataclasses.asdict(contender), "settings": dataclasses.asdict(settings),
-               "steps": steps, "threads": threads}
+    request = {
+        "contender": dataclasses.asdict(contender),
+        "settings": dataclasses.asdict(settings),
+        "steps": steps,
+        "threads": threads,
+    }
     source_root = str(Path(__file__).resolve().parents[2])  # the folder holding the samora package
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    completed = subprocess.run([sys.executable, "-m", "samora.benchmark.probe", json.dumps(request)],
-                               capture_output=True, text=True, env=env)
+    completed = subprocess.run(
+        [sys.executable, "-m", "samora.benchmark.probe", json.dumps(request)], capture_output=True, text=True, env=env
+    )
     if completed.returncode != 0:
         raise RuntimeError(f"memory measurement of {contender.name!r} failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])

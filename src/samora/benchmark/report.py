@@ -28,68 +28,88 @@ def _percent(value) -> str:
 
 
 def comparison_table(comparison: dict) -> list[str]:
-    lines = ["| contender | trainable params | step s | step / PEFT LoRA | tokens/s | adapter share of step "
-             "| peak RSS MB | peak / PEFT LoRA | step tensor peak MB | tensor peak / PEFT LoRA "
-             "| generation ms/token | generation / PEFT LoRA | per-expert tensors |",
-             "|" + "---|" * 13]
+    lines = [
+        "| contender | trainable params | step s | step / PEFT LoRA | tokens/s | adapter share of step "
+        "| peak RSS MB | peak / PEFT LoRA | step tensor peak MB | tensor peak / PEFT LoRA "
+        "| generation ms/token | generation / PEFT LoRA | per-expert tensors |",
+        "|" + "---|" * 13,
+    ]
     for name, e in comparison.items():
         memory = e.get("memory", {})
         generation = e.get("generation")
         gen_ms = {k: v * 1000 if k != "n" else v for k, v in generation.items()} if generation else None
         shapes = e.get("per_expert_activations")
         lines.append(
-            f"| {name} | {e['trainable_parameters']:,} | {_spread(e['step'])} | {_spread(e.get('step_ratio_to_peft_lora'))} "
-            f"| {e['tokens_per_s']:.0f} | {_percent(e.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
+            f"| {name} | {e['trainable_parameters']:,} | {_spread(e['step'])} "
+            f"| {_spread(e.get('step_ratio_to_peft_lora'))} | {e['tokens_per_s']:.0f} "
+            f"| {_percent(e.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
             f"| {_num(memory.get('peak_ratio_to_peft_lora'))} | {_num(memory.get('tensor_peak_mb'), 5)} "
             f"| {_num(memory.get('tensor_peak_ratio_to_peft_lora'))} | {_spread(gen_ms)} "
             f"| {_spread(e.get('generation_ratio_to_peft_lora'))} "
-            f"| {'-' if shapes is None else ('none' if not shapes else ', '.join(map(str, shapes)))} |")
+            f"| {'-' if shapes is None else ('none' if not shapes else ', '.join(map(str, shapes)))} |"
+        )
     return lines
 
 
 def crossover_table(crossover: dict) -> list[str]:
-    lines = ["Sparse / dense step time (paired medians [min-max] over rounds): sparse is faster up to "
-             f"k/r = {_num(crossover['sparse_faster_up_to_share'])}, dense from k/r = "
-             f"{_num(crossover['dense_faster_from_share'])}.", "", "| k | k/r | sparse / dense |", "|---|---|---|"]
-    lines += [f"| {p['top_k']} | {_num(p['share'])} | {_spread(p['sparse_over_dense'])} |" for p in crossover["ratios"]]
+    lines = [
+        "Sparse / dense step time (paired medians [min-max] over rounds): sparse is faster up to "
+        f"k/r = {_num(crossover['sparse_faster_up_to_share'])}, dense from k/r = "
+        f"{_num(crossover['dense_faster_from_share'])}.",
+        "",
+        "| k | k/r | sparse / dense |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {p['top_k']} | {_num(p['share'])} | {_spread(p['sparse_over_dense'])} |" for p in crossover["ratios"]
+    ]
     return lines + [""]
 
 
 def sweep_table(name: str, sweep: dict) -> list[str]:
-    lines = [f"### {name}: {sweep['method']} over {sweep['parameter']} = {sweep['values']}", "",
-             "| point | step s | step / PEFT LoRA | adapter share of step | peak RSS MB | step tensor peak MB |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"### {name}: {sweep['method']} over {sweep['parameter']} = {sweep['values']}",
+        "",
+        "| point | step s | step / PEFT LoRA | adapter share of step | peak RSS MB | step tensor peak MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in sweep["points"]:
         memory = p.get("memory", {})
-        lines.append(f"| {p['name']} | {_spread(p['step'])} | {_spread(p.get('step_ratio_to_peft_lora'))} "
-                     f"| {_percent(p.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
-                     f"| {_num(memory.get('tensor_peak_mb'), 5)} |")
+        lines.append(
+            f"| {p['name']} | {_spread(p['step'])} | {_spread(p.get('step_ratio_to_peft_lora'))} "
+            f"| {_percent(p.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
+            f"| {_num(memory.get('tensor_peak_mb'), 5)} |"
+        )
     lines.append("")
     return lines + (crossover_table(sweep["crossover"]) if "crossover" in sweep else [])
 
 
 def markdown(results: dict) -> str:
     machine, settings, run = results["machine"], results["settings"], results["run"]
-    lines = [f"# samora benchmark: {settings['model']} on {machine['device']}", "",
-             "## Machine and run", ""]
+    lines = [f"# samora benchmark: {settings['model']} on {machine['device']}", "", "## Machine and run", ""]
     lines += [f"- **{key}**: {value}" for key, value in machine.items()]
     lines += [f"- **{key}**: {value}" for key, value in run.items()]
     lines += ["", "## Settings (identical for every contender, PEFT LoRA included)", ""]
     lines += [f"- **{key}**: {value}" for key, value in settings.items()]
-    lines += ["", "## How to read this", "",
-              "- *step*: one training step (forward + backward + AdamW step + zero_grad) on the same "
-              "inputs; the floor is the frozen base's forward + backward down to the input embeddings.",
-              "- Contenders run interleaved, one step each per round in a rotating order; ratios are "
-              "medians of round-by-round ratios, shown as `median [min-max]` over the rounds.",
-              "- *adapter share of step*: (step - floor step) / step, medians.",
-              "- *peak RSS MB*: peak resident memory during the training steps of a fresh process that "
-              "loaded the model and built only this contender (median over fresh processes); *step tensor "
-              "peak MB*: the most tensor memory one step allocated on top of what was alive before it "
-              "(torch.profiler, deterministic). On CUDA: `torch.cuda.max_memory_allocated` and its step share.",
-              "- *generation*: greedy generation with the KV cache, adapters unmerged, time per new token "
-              "(prefill included).",
-              "- *per-expert tensors*: shapes of any (batch, seq, N, d_out)-sized tensor created during a "
-              "training step (recorded with a TorchDispatchMode); `none` means none was created.", ""]
+    lines += [
+        "",
+        "## How to read this",
+        "",
+        "- *step*: one training step (forward + backward + AdamW step + zero_grad) on the same "
+        "inputs; the floor is the frozen base's forward + backward down to the input embeddings.",
+        "- Contenders run interleaved, one step each per round in a rotating order; ratios are "
+        "medians of round-by-round ratios, shown as `median [min-max]` over the rounds.",
+        "- *adapter share of step*: (step - floor step) / step, medians.",
+        "- *peak RSS MB*: peak resident memory during the training steps of a fresh process that "
+        "loaded the model and built only this contender (median over fresh processes); *step tensor "
+        "peak MB*: the most tensor memory one step allocated on top of what was alive before it "
+        "(torch.profiler, deterministic). On CUDA: `torch.cuda.max_memory_allocated` and its step share.",
+        "- *generation*: greedy generation with the KV cache, adapters unmerged, time per new token "
+        "(prefill included).",
+        "- *per-expert tensors*: shapes of any (batch, seq, N, d_out)-sized tensor created during a "
+        "training step (recorded with a TorchDispatchMode); `none` means none was created.",
+        "",
+    ]
     if results.get("targets"):
         lines += ["## Targets", "", "| target | measured | limit | met |", "|---|---|---|---|"]
         for t in results["targets"]:
@@ -111,9 +131,11 @@ def plot_comparison(comparison: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("step_ratio_to_peft_lora", "training step / PEFT LoRA"),
-              ("generation_ratio_to_peft_lora", "generation time per token / PEFT LoRA"),
-              ("memory", "peak RSS (bar) and step tensor peak (dot) / PEFT LoRA")]
+    panels = [
+        ("step_ratio_to_peft_lora", "training step / PEFT LoRA"),
+        ("generation_ratio_to_peft_lora", "generation time per token / PEFT LoRA"),
+        ("memory", "peak RSS (bar) and step tensor peak (dot) / PEFT LoRA"),
+    ]
     names = list(comparison)
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.45 * len(names) + 1.5), sharey=True)
     for axis, (key, title) in zip(axes, panels):
@@ -150,7 +172,11 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [("step", "step time (s)"), ("memory", "step tensor peak (MB)"), ("adapter_share_of_step", "adapter share of step (%)")]
+    rows = [
+        ("step", "step time (s)"),
+        ("memory", "step tensor peak (MB)"),
+        ("adapter_share_of_step", "adapter share of step (%)"),
+    ]
     if not any("memory" in p for sweep in sweeps.values() for p in sweep["points"]):
         rows.pop(1)
     figure, axes = plt.subplots(len(rows), len(sweeps), figsize=(4.2 * len(sweeps), 3 * len(rows)), squeeze=False)
@@ -170,8 +196,10 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
                     xs = [p["value"] for p in points]
                 if key == "step":
                     medians = [p["step"]["median"] for p in points]
-                    errors = [[p["step"]["median"] - p["step"]["min"] for p in points],
-                              [p["step"]["max"] - p["step"]["median"] for p in points]]
+                    errors = [
+                        [p["step"]["median"] - p["step"]["min"] for p in points],
+                        [p["step"]["max"] - p["step"]["median"] for p in points],
+                    ]
                     axis.errorbar(xs, medians, yerr=errors, capsize=3, **style)
                 elif key == "memory" and all("memory" in p for p in points):
                     axis.plot(xs, [p["memory"]["tensor_peak_mb"] for p in points], **style)

@@ -16,17 +16,23 @@ from samora.inject import trainable_parameters
 Entries = dict[str, tuple[Contender, BenchSettings]]
 
 
-def measure_group(entries: Entries, base, options: MeasureOptions, *, generation: bool,
-                  log: Callable[[str], None]) -> dict[str, dict]:
+def measure_group(
+    entries: Entries, base, options: MeasureOptions, *, generation: bool, log: Callable[[str], None]
+) -> dict[str, dict]:
     """Build every contender on ``base``, time them interleaved, then measure the rest one by one."""
     results, steps = {}, {}
     for name, (contender, settings) in entries.items():
         clock = clock_for(options.clock, settings.device)
         model = contender.build(base, settings)
         steps[name] = TrainingStep(model, contender, settings, clock=clock)
-        results[name] = {"kind": contender.kind, "method": contender.method, "config": contender.describe(settings),
-                         "batch": settings.batch, "seq_len": settings.seq_len,
-                         "trainable_parameters": trainable_parameters(model).trainable}
+        results[name] = {
+            "kind": contender.kind,
+            "method": contender.method,
+            "config": contender.describe(settings),
+            "batch": settings.batch,
+            "seq_len": settings.seq_len,
+            "trainable_parameters": trainable_parameters(model).trainable,
+        }
     log(f"timing training steps of {len(entries)} contenders, {options.rounds} interleaved rounds")
     for name, times in interleave(steps, rounds=options.rounds, warmup=options.warmup, progress=log).items():
         settings = entries[name][1]
@@ -38,14 +44,25 @@ def measure_group(entries: Entries, base, options: MeasureOptions, *, generation
             if contender.kind == METHOD:
                 adapter = steps[name].model.samora_adapter
                 results[name]["per_expert_activations"] = per_expert_activations(
-                    steps[name].run, tokens=settings.batch * settings.seq_len,
-                    experts=expert_count(adapter.config), d_outs=[l.out_features for l in adapter.layers.values()])
+                    steps[name].run,
+                    tokens=settings.batch * settings.seq_len,
+                    experts=expert_count(adapter.config),
+                    d_outs=[layer.out_features for layer in adapter.layers.values()],
+                )
     if generation and options.generation_tokens:
         log(f"timing generation ({options.generation_tokens} new tokens), {options.rounds} interleaved rounds")
-        runs = {name: Generation(steps[name].model, contender, settings, batch=options.generation_batch,
-                                 prompt_len=options.generation_prompt, new_tokens=options.generation_tokens,
-                                 clock=steps[name].clock)
-                for name, (contender, settings) in entries.items()}
+        runs = {
+            name: Generation(
+                steps[name].model,
+                contender,
+                settings,
+                batch=options.generation_batch,
+                prompt_len=options.generation_prompt,
+                new_tokens=options.generation_tokens,
+                clock=steps[name].clock,
+            )
+            for name, (contender, settings) in entries.items()
+        }
         for name, times in interleave(runs, rounds=options.rounds, warmup=1, progress=log).items():
             results[name]["generation_s_per_token"] = times
             results[name]["generation"] = summary(times)
@@ -55,10 +72,13 @@ def measure_group(entries: Entries, base, options: MeasureOptions, *, generation
         repeats: dict[str, list[dict]] = {name: [] for name in entries}
         for repeat in range(options.memory_repeats):
             for name, (contender, settings) in entries.items():
-                log(f"peak memory of {name} (fresh process, {options.memory_steps} steps, "
-                    f"repeat {repeat + 1}/{options.memory_repeats})")
-                repeats[name].append(measure_peak_memory(contender, settings, steps=options.memory_steps,
-                                                         threads=options.threads))
+                log(
+                    f"peak memory of {name} (fresh process, {options.memory_steps} steps, "
+                    f"repeat {repeat + 1}/{options.memory_repeats})"
+                )
+                repeats[name].append(
+                    measure_peak_memory(contender, settings, steps=options.memory_steps, threads=options.threads)
+                )
         for name, measured in repeats.items():
             results[name]["memory"] = median_memory(measured)
     return results
@@ -67,8 +87,11 @@ def measure_group(entries: Entries, base, options: MeasureOptions, *, generation
 def median_memory(measured: list[dict]) -> dict:
     """The median of each memory figure over fresh-process repeats, with every repeat kept."""
     numbers = [key for key, value in measured[0].items() if isinstance(value, float)]
-    return {**{key: summary([m[key] for m in measured])["median"] for key in numbers},
-            "measure": measured[0]["measure"], "repeats": measured}
+    return {
+        **{key: summary([m[key] for m in measured])["median"] for key in numbers},
+        "measure": measured[0]["measure"],
+        "repeats": measured,
+    }
 
 
 def compare_to_references(results: dict[str, dict], *, reference: str = PEFT_LORA, floor: str = FLOOR) -> None:
@@ -90,8 +113,10 @@ def compare_to_references(results: dict[str, dict], *, reference: str = PEFT_LOR
         if "memory" in entry and "memory" in ref:
             entry["memory"]["peak_ratio_to_peft_lora"] = entry["memory"]["peak_mb"] / ref["memory"]["peak_mb"]
             entry["memory"]["step_ratio_to_peft_lora"] = entry["memory"]["step_mb"] / ref["memory"]["step_mb"]
-            entry["memory"]["tensor_peak_ratio_to_peft_lora"] = (entry["memory"]["tensor_peak_mb"]
-                                                                 / ref["memory"]["tensor_peak_mb"])
+            entry["memory"]["tensor_peak_ratio_to_peft_lora"] = (
+                entry["memory"]["tensor_peak_mb"] / ref["memory"]["tensor_peak_mb"]
+            )
         if "generation_s_per_token" in entry and "generation_s_per_token" in ref:
             entry["generation_ratio_to_peft_lora"] = summary(
-                paired_ratios(entry["generation_s_per_token"], ref["generation_s_per_token"]))
+                paired_ratios(entry["generation_s_per_token"], ref["generation_s_per_token"])
+            )

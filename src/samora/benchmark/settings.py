@@ -15,8 +15,13 @@ if TYPE_CHECKING:
 DTYPE_NAMES = ("float32", "bfloat16", "float16")  # base-model dtypes (contenders.DTYPES maps them)
 CLOCK_NAMES = ("wall", "cpu")  # timing.CLOCKS holds the clocks
 SWEEPS = {"experts": "num_experts", "rank": "r", "batch": "batch", "seq_len": "seq_len", "active_ranks": "top_k"}
-DEFAULT_VALUES = {"experts": [1, 2, 4, 8, 16], "rank": [4, 8, 16, 32, 64], "batch": [1, 2, 4, 8],
-                  "seq_len": [32, 64, 128, 256], "active_ranks": [1, 2, 4, 8, 16, 32]}
+DEFAULT_VALUES = {
+    "experts": [1, 2, 4, 8, 16],
+    "rank": [4, 8, 16, 32, 64],
+    "batch": [1, 2, 4, 8],
+    "seq_len": [32, 64, 128, 256],
+    "active_ranks": [1, 2, 4, 8, 16, 32],
+}
 SPARSE_METHOD = "smora"  # the method with top_k and a dense/sparse compute switch
 SPARSE_METHOD_RANKS = 64  # r of the active_ranks sweep: SMoRA's main setting (8 of 64 active)
 
@@ -74,8 +79,11 @@ class BenchSettings:
         generator = torch.Generator().manual_seed(self.seed)
         input_ids = torch.randint(0, vocab_size, (self.batch, self.seq_len), generator=generator)
         task_ids = torch.arange(self.batch) % self.num_tasks
-        return {"input_ids": input_ids.to(self.device), "labels": input_ids.to(self.device),
-                "task_ids": task_ids.to(self.device)}
+        return {
+            "input_ids": input_ids.to(self.device),
+            "labels": input_ids.to(self.device),
+            "task_ids": task_ids.to(self.device),
+        }
 
 
 @dataclass

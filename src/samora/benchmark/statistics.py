@@ -17,8 +17,14 @@ def summary(values: list[float]) -> dict[str, float]:
         raise ValueError("no measurements to summarise")
     array = np.asarray(values, dtype=float)
     q1, median, q3 = np.percentile(array, [25, 50, 75])
-    return {"median": float(median), "q1": float(q1), "q3": float(q3), "min": float(array.min()),
-            "max": float(array.max()), "n": int(array.size)}
+    return {
+        "median": float(median),
+        "q1": float(q1),
+        "q3": float(q3),
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "n": int(array.size),
+    }
 
 
 def paired_ratios(values: list[float], reference: list[float]) -> list[float]:
@@ -50,23 +56,45 @@ def check_targets(comparison: dict, sweeps: dict, method: str = "samora") -> lis
             growth = summary(paired_ratios(by_value[16]["step_s"], by_value[1]["step_s"]))["median"]
     rows = [
         (f"{method} training step / PEFT LoRA", median_of("step_ratio_to_peft_lora", "median"), STEP_RATIO_LIMIT),
-        (f"{method} peak memory (RSS) / PEFT LoRA", median_of("memory", "peak_ratio_to_peft_lora"), MEMORY_RATIO_LIMIT),
-        (f"{method} step tensor peak / PEFT LoRA", median_of("memory", "tensor_peak_ratio_to_peft_lora"),
-         MEMORY_RATIO_LIMIT),
+        (
+            f"{method} peak memory (RSS) / PEFT LoRA",
+            median_of("memory", "peak_ratio_to_peft_lora"),
+            MEMORY_RATIO_LIMIT,
+        ),
+        (
+            f"{method} step tensor peak / PEFT LoRA",
+            median_of("memory", "tensor_peak_ratio_to_peft_lora"),
+            MEMORY_RATIO_LIMIT,
+        ),
         (f"{method} step time N=16 / N=1", growth, EXPERT_GROWTH_LIMIT),
-        (f"{method} generation time per token / PEFT LoRA (unmerged)",
-         median_of("generation_ratio_to_peft_lora", "median"), GENERATION_RATIO_LIMIT),
+        (
+            f"{method} generation time per token / PEFT LoRA (unmerged)",
+            median_of("generation_ratio_to_peft_lora", "median"),
+            GENERATION_RATIO_LIMIT,
+        ),
     ]
-    targets = [{"target": name, "measured": value, "limit": limit,
-                "met": None if value is None else bool(value <= limit)} for name, value, limit in rows]
+    targets = [
+        {"target": name, "measured": value, "limit": limit, "met": None if value is None else bool(value <= limit)}
+        for name, value, limit in rows
+    ]
     crossover = sweeps.get("active_ranks", {}).get("crossover")
     share = crossover and crossover["sparse_faster_up_to_share"]
-    targets.append({"target": "SMoRA sparse path cheaper than dense below some k/r (largest such k/r)",
-                    "measured": share, "limit": "exists",
-                    "met": None if crossover is None else share is not None})
+    targets.append(
+        {
+            "target": "SMoRA sparse path cheaper than dense below some k/r (largest such k/r)",
+            "measured": share,
+            "limit": "exists",
+            "met": None if crossover is None else share is not None,
+        }
+    )
     checked = {name: e["per_expert_activations"] for name, e in comparison.items() if "per_expert_activations" in e}
     offenders = sorted(name for name, shapes in checked.items() if shapes)
-    targets.append({"target": "no per-expert activation (batch x seq x N x d_out) in a training step",
-                    "measured": offenders if checked else None, "limit": [],
-                    "met": (not offenders) if checked else None})
+    targets.append(
+        {
+            "target": "no per-expert activation (batch x seq x N x d_out) in a training step",
+            "measured": offenders if checked else None,
+            "limit": [],
+            "met": (not offenders) if checked else None,
+        }
+    )
     return targets

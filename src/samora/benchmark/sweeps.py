@@ -26,8 +26,9 @@ from samora.methods import get_method
 Point = tuple[str, Contender, BenchSettings, int | None, str, str]  # name, contender, settings, value, role, series
 
 
-def sweep_points(sweep: str, values: list[int], method: str, settings: BenchSettings, *,
-                 sparse_ranks: int = SPARSE_METHOD_RANKS) -> list[Point]:
+def sweep_points(
+    sweep: str, values: list[int], method: str, settings: BenchSettings, *, sparse_ranks: int = SPARSE_METHOD_RANKS
+) -> list[Point]:
     """The contenders of one sweep over ``values`` of the quantity ``sweep`` names."""
     if sweep not in SWEEPS:
         raise ValueError(f"unknown sweep {sweep!r}; choose from {sorted(SWEEPS)}")
@@ -37,31 +38,63 @@ def sweep_points(sweep: str, values: list[int], method: str, settings: BenchSett
     if sweep == "active_ranks":
         fields = _config_fields(method)
         if not {"top_k", "compute"} <= fields:
-            raise ValueError(f"the active_ranks sweep needs a method with top_k and compute (e.g. "
-                             f"{SPARSE_METHOD!r}); {method!r} has {sorted(fields)}")
-        points = [(FLOOR, floor, settings, None, FLOOR, FLOOR),
-                  (PEFT_LORA, reference, settings, None, PEFT_LORA, PEFT_LORA)]
+            raise ValueError(
+                f"the active_ranks sweep needs a method with top_k and compute (e.g. "
+                f"{SPARSE_METHOD!r}); {method!r} has {sorted(fields)}"
+            )
+        points = [
+            (FLOOR, floor, settings, None, FLOOR, FLOOR),
+            (PEFT_LORA, reference, settings, None, PEFT_LORA, PEFT_LORA),
+        ]
         for k in values:
             for compute in ("dense", "sparse"):
                 overrides = {"r": sparse_ranks, "top_k": k, "compute": compute}
-                points.append((f"{method}[k={k},{compute}]", Contender(method, METHOD, method, overrides),
-                               settings, k, METHOD, f"{method} {compute} (r={sparse_ranks})"))
+                points.append(
+                    (
+                        f"{method}[k={k},{compute}]",
+                        Contender(method, METHOD, method, overrides),
+                        settings,
+                        k,
+                        METHOD,
+                        f"{method} {compute} (r={sparse_ranks})",
+                    )
+                )
         return points
     if sweep == "experts":
         fields = _config_fields(method)
         if "num_experts" not in fields:
             raise ValueError(f"the experts sweep needs a method with num_experts; {method!r} has {sorted(fields)}")
-        return [(FLOOR, floor, settings, None, FLOOR, FLOOR),
-                (PEFT_LORA, reference, settings, None, PEFT_LORA, PEFT_LORA),
-                *[(f"{method}[N={n}]", Contender(method, METHOD, method, {"num_experts": n}), settings, n, METHOD,
-                   method) for n in values]]
+        return [
+            (FLOOR, floor, settings, None, FLOOR, FLOOR),
+            (PEFT_LORA, reference, settings, None, PEFT_LORA, PEFT_LORA),
+            *[
+                (
+                    f"{method}[N={n}]",
+                    Contender(method, METHOD, method, {"num_experts": n}),
+                    settings,
+                    n,
+                    METHOD,
+                    method,
+                )
+                for n in values
+            ],
+        ]
     if sweep == "rank":
         points = [(FLOOR, floor, settings, None, FLOOR, FLOOR)]
         for r in values:
-            points.append((f"{PEFT_LORA}[r={r}]", Contender(PEFT_LORA, PEFT_LORA, overrides={"r": r}),
-                           settings, r, PEFT_LORA, PEFT_LORA))
-            points.append((f"{method}[r={r}]", Contender(method, METHOD, method, {"r": r}), settings, r, METHOD,
-                           method))
+            points.append(
+                (
+                    f"{PEFT_LORA}[r={r}]",
+                    Contender(PEFT_LORA, PEFT_LORA, overrides={"r": r}),
+                    settings,
+                    r,
+                    PEFT_LORA,
+                    PEFT_LORA,
+                )
+            )
+            points.append(
+                (f"{method}[r={r}]", Contender(method, METHOD, method, {"r": r}), settings, r, METHOD, method)
+            )
         return points
     points = []
     for value in values:
@@ -87,20 +120,33 @@ def sparse_crossover(rows: list[dict]) -> dict:
         ratios.append({"top_k": k, "share": k / pair["dense"]["config"]["r"], "sparse_over_dense": ratio})
     faster = [p["share"] for p in ratios if p["sparse_over_dense"]["median"] < 1]
     slower = [p["share"] for p in ratios if p["sparse_over_dense"]["median"] >= 1]
-    return {"ratios": ratios,
-            "sparse_faster_up_to_share": max((s for s in faster if not slower or s < min(slower)), default=None),
-            "dense_faster_from_share": min(slower, default=None)}
+    return {
+        "ratios": ratios,
+        "sparse_faster_up_to_share": max((s for s in faster if not slower or s < min(slower)), default=None),
+        "dense_faster_from_share": min(slower, default=None),
+    }
 
 
-def run_sweep(sweep: str, values: list[int], method: str, settings: BenchSettings, base,
-              options: MeasureOptions, log: Callable[[str], None], *, sparse_ranks: int = SPARSE_METHOD_RANKS) -> dict:
+def run_sweep(
+    sweep: str,
+    values: list[int],
+    method: str,
+    settings: BenchSettings,
+    base,
+    options: MeasureOptions,
+    log: Callable[[str], None],
+    *,
+    sparse_ranks: int = SPARSE_METHOD_RANKS,
+) -> dict:
     """Measure one sweep; each point gets its ratio to PEFT LoRA and its adapter share of the step."""
     points = sweep_points(sweep, values, method, settings, sparse_ranks=sparse_ranks)
     entries: Entries = {name: (contender, shaped) for name, contender, shaped, *_ in points}
     log(f"sweep {sweep}: {method} at {SWEEPS[sweep]} in {values}")
     measured = measure_group(entries, base, options, generation=False, log=log)
-    rows = [{"name": name, "value": value, "role": role, "series": series, **measured[name]}
-            for name, _, _, value, role, series in points]
+    rows = [
+        {"name": name, "value": value, "role": role, "series": series, **measured[name]}
+        for name, _, _, value, role, series in points
+    ]
 
     def partner(role: str, value):
         return next((r for r in rows if r["role"] == role and r["value"] in (value, None)), None)

@@ -16,7 +16,6 @@ from torch import nn
 
 from samora.benchmark.contenders import FLOOR, BenchSettings, Contender
 
-
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}  # the clocks of CLOCK_NAMES
 
 
@@ -35,8 +34,10 @@ def clock_for(name: str, device: str) -> Callable[[], float]:
     if name == "cpu" and device.startswith("cuda"):
         raise ValueError("--clock cpu measures CPU work only; on CUDA use --clock wall")
     if name == "cpu" and torch.get_num_threads() != 1:
-        raise ValueError(f"--clock cpu times the calling thread only: add --threads 1 "
-                         f"(torch uses {torch.get_num_threads()} threads)")
+        raise ValueError(
+            f"--clock cpu times the calling thread only: add --threads 1 "
+            f"(torch uses {torch.get_num_threads()} threads)"
+        )
     return CLOCKS[name]
 
 
@@ -47,8 +48,14 @@ class TrainingStep:
     once-per-step hook (e.g. SMoRA's load-balancing update) is part of the step.
     """
 
-    def __init__(self, model: nn.Module, contender: Contender, settings: BenchSettings, *,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        contender: Contender,
+        settings: BenchSettings,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.model = model.train()
         self.device = settings.device
         self.clock = clock
@@ -82,8 +89,17 @@ class TrainingStep:
 class Generation:
     """Greedy generation of exactly ``new_tokens`` tokens with the KV cache, timed per new token."""
 
-    def __init__(self, model: nn.Module, contender: Contender, settings: BenchSettings, *, batch: int,
-                 prompt_len: int, new_tokens: int, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        contender: Contender,
+        settings: BenchSettings,
+        *,
+        batch: int,
+        prompt_len: int,
+        new_tokens: int,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.model = model.eval()
         self.device = settings.device
         self.clock = clock
@@ -91,9 +107,14 @@ class Generation:
         generator = torch.Generator().manual_seed(settings.seed + 1)
         vocab = model.config.vocab_size
         prompt = torch.randint(3, vocab, (batch, prompt_len), generator=generator).to(settings.device)
-        self.kwargs = {"input_ids": prompt, "attention_mask": torch.ones_like(prompt),
-                       "max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False,
-                       "pad_token_id": model.config.pad_token_id or 0}
+        self.kwargs = {
+            "input_ids": prompt,
+            "attention_mask": torch.ones_like(prompt),
+            "max_new_tokens": new_tokens,
+            "min_new_tokens": new_tokens,
+            "do_sample": False,
+            "pad_token_id": model.config.pad_token_id or 0,
+        }
         if contender.uses_task:
             self.kwargs["task_ids"] = torch.arange(batch, device=settings.device) % settings.num_tasks
 
@@ -111,8 +132,13 @@ class Generation:
         return elapsed / generated
 
 
-def interleave(runs: dict[str, Callable[[], float]], *, rounds: int, warmup: int = 1,
-               progress: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+def interleave(
+    runs: dict[str, Callable[[], float]],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
     """Call every run ``warmup`` times (untimed), then once per round in a rotating order.
 
     Returns name -> the ``rounds`` timings, in round order (so index k of two contenders comes from

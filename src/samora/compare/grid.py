@@ -25,6 +25,7 @@ import json
 import logging
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,17 @@ import torch
 import yaml
 
 from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
-from samora.pipeline import (DEFAULT_MODEL, _write_atomic, build_stream, check_task_data, evaluate_model,
-                             load_base_model, resolve_run_tasks, save_config, train_adapter)
+from samora.pipeline import (
+    DEFAULT_MODEL,
+    _write_atomic,
+    build_stream,
+    check_task_data,
+    evaluate_model,
+    load_base_model,
+    resolve_run_tasks,
+    save_config,
+    train_adapter,
+)
 from samora.run_config import ConfigError, RunConfig
 
 logger = logging.getLogger(__name__)
@@ -53,8 +63,10 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     from samora.compare.summary import write_comparison
 
     if not config.compare.methods:
-        raise ConfigError("compare.methods is empty: list the methods to compare, e.g. "
-                          "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)")
+        raise ConfigError(
+            "compare.methods is empty: list the methods to compare, e.g. "
+            "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)"
+        )
     output = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, ["train", config.eval.split])
@@ -63,8 +75,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     plan = budget_plan(model, config, specs, budget_spec, tasks)
     if config.compare.baseline:
-        run_cell(output / "cells" / "base", {"kind": "base"}, lambda cell: _evaluate_base(model, tokenizer,
-                                                                                         config, tasks, cell))
+        run_cell(output / "cells" / "base", {"kind": "base"}, partial(_evaluate_base, model, tokenizer, config, tasks))
     del model  # each cell loads a fresh copy; do not hold two base models (GPU memory) while training
     stream, trained = None, 0
     for seed in config.compare.seeds:
@@ -77,8 +88,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
                 logger.info(f"stopping after {trained} cell(s) (--max-cells); rerun to continue")
                 return write_comparison(config, output, specs, reference, plan)
             stream = stream if stream is not None else build_stream(config, tokenizer, tasks)
-            run_cell(cell, identity,
-                     lambda path, s=spec, k=seed: _train_cell(config, s, k, plan[s.label], tasks, stream, path))
+            run_cell(cell, identity, partial(_train_cell, config, spec, seed, plan[spec.label], tasks, stream))
             trained += 1
     return write_comparison(config, output, specs, reference, plan)
 
@@ -99,19 +109,25 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
     if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
         # a key the recorded file lacks (a field added to samora since) had its default value then
         stored = {**_flat(RunConfig().to_dict()), **_flat(yaml.safe_load(path.read_text()))}
-        changed = sorted(key for key in set(current) | set(stored)
-                         if key not in GRID_KEYS_FREE and current.get(key) != stored.get(key))
+        changed = sorted(
+            key
+            for key in set(current) | set(stored)
+            if key not in GRID_KEYS_FREE and current.get(key) != stored.get(key)
+        )
         if changed:
             details = "; ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in changed)
-            raise ConfigError(f"{output} holds a comparison run with another configuration ({details}). Rerun "
-                              "with the original settings to resume it, or choose a new output_dir=...")
+            raise ConfigError(
+                f"{output} holds a comparison run with another configuration ({details}). Rerun "
+                "with the original settings to resume it, or choose a new output_dir=..."
+            )
         return
     output.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def budget_plan(model, config: RunConfig, specs: list[MethodSpec], reference: MethodSpec,
-                tasks: list[str]) -> dict[str, dict[str, Any]]:
+def budget_plan(
+    model, config: RunConfig, specs: list[MethodSpec], reference: MethodSpec, tasks: list[str]
+) -> dict[str, dict[str, Any]]:
     """Per spec: the adapter config it trains with and its parameter counts against the budget
     ``reference`` spec's (``compare.budget``).
 
@@ -132,12 +148,20 @@ def budget_plan(model, config: RunConfig, specs: list[MethodSpec], reference: Me
             adapter = match_parameter_budget(model, adapter, budget, size=section.match_size).config
             matched_by = section.match_size
         count = adapter_parameter_count(model, adapter)
-        plan[spec.label] = {"config": adapter.to_dict(), "requested": requested, "matched": count,
-                            "budget": budget, "relative_gap": (count - budget) / budget,
-                            "within_10_percent": abs(count - budget) <= BUDGET_TOLERANCE * budget,
-                            "matched_by": matched_by, "budget_source": spec == reference}
-        logger.info(f"{spec.label}: {requested:,} trainable parameters as written, {count:,} as trained "
-                    f"({plan[spec.label]['relative_gap']:+.1%} vs the budget of {reference.label}, {budget:,})")
+        plan[spec.label] = {
+            "config": adapter.to_dict(),
+            "requested": requested,
+            "matched": count,
+            "budget": budget,
+            "relative_gap": (count - budget) / budget,
+            "within_10_percent": abs(count - budget) <= BUDGET_TOLERANCE * budget,
+            "matched_by": matched_by,
+            "budget_source": spec == reference,
+        }
+        logger.info(
+            f"{spec.label}: {requested:,} trainable parameters as written, {count:,} as trained "
+            f"({plan[spec.label]['relative_gap']:+.1%} vs the budget of {reference.label}, {budget:,})"
+        )
     return plan
 
 
@@ -148,9 +172,11 @@ def finished_cell(cell: Path, identity: dict[str, Any]) -> bool:
         logger.info(f"{cell.name}: finished earlier, skipped")
         return True
     if (cell / MARKER).is_file():
-        raise ConfigError(f"{cell} was finished with another configuration than this run's "
-                          f"({json.loads((cell / MARKER).read_text())['identity']} vs {identity}); "
-                          "use a new output_dir=... or remove that cell")
+        raise ConfigError(
+            f"{cell} was finished with another configuration than this run's "
+            f"({json.loads((cell / MARKER).read_text())['identity']} vs {identity}); "
+            "use a new output_dir=... or remove that cell"
+        )
     return False
 
 
@@ -164,8 +190,9 @@ def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
     cell.mkdir(parents=True)
     started = time.perf_counter()
     work(cell)
-    _write_atomic(cell / MARKER, json.dumps({"identity": identity,
-                                             "wall_s": round(time.perf_counter() - started, 3)}, indent=2))
+    _write_atomic(
+        cell / MARKER, json.dumps({"identity": identity, "wall_s": round(time.perf_counter() - started, 3)}, indent=2)
+    )
 
 
 def _is_done(cell: Path, identity: dict[str, Any]) -> bool:
@@ -179,8 +206,9 @@ def _evaluate_base(model, tokenizer, config: RunConfig, tasks: list[str], cell: 
     _write_atomic(cell / "results.json", json.dumps(results, indent=2))
 
 
-def _train_cell(config: RunConfig, spec: MethodSpec, seed: int, budget: dict[str, Any], tasks: list[str],
-                stream, cell: Path) -> None:
+def _train_cell(
+    config: RunConfig, spec: MethodSpec, seed: int, budget: dict[str, Any], tasks: list[str], stream, cell: Path
+) -> None:
     """Load a fresh base model, adapt it as planned, train with ``seed``, evaluate, write the cell."""
     import samora
     from samora.methods import get_method
@@ -197,8 +225,14 @@ def _train_cell(config: RunConfig, spec: MethodSpec, seed: int, budget: dict[str
     train_s = time.perf_counter() - started
     results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")  # examples: train.seed
     _write_atomic(cell / "results.json", json.dumps(results, indent=2))
-    record = {"spec": spec.label, "seed": seed, "parameters": budget, "train": summary,
-              "train_wall_s": round(train_s, 3), "eval_wall_s": results["duration_s"]}
+    record = {
+        "spec": spec.label,
+        "seed": seed,
+        "parameters": budget,
+        "train": summary,
+        "train_wall_s": round(train_s, 3),
+        "eval_wall_s": results["duration_s"],
+    }
     _write_atomic(cell / "cell.json", json.dumps(record, indent=2, default=str))
 
 

@@ -20,81 +20,132 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
     n = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]}-{counts[-1]}"
     seeds = _seed_counts(table)
     headline = ", ".join(f"{label} {_points(row['mean'])}" for label, row in table.items())
-    lines = [f"{headline} (mean {comparison['metric']} over {len(comparison['tasks'])} tasks, 95% CI, "
-             f"{n} examples per task, {seeds} seed{'s' * (seeds != '1')} per method)"]
+    lines = [
+        f"{headline} (mean {comparison['metric']} over {len(comparison['tasks'])} tasks, 95% CI, "
+        f"{n} examples per task, {seeds} seed{'s' * (seeds != '1')} per method)"
+    ]
     if comparison["pending"]:
         finished = sum(len(row["seeds"]) for row in table.values())
-        lines.append(f"PARTIAL: {finished} of {finished + len(comparison['pending'])} training cells finished; "
-                     f"not yet run: {', '.join(comparison['pending'])}. Rerun the same command to continue.")
+        lines.append(
+            f"PARTIAL: {finished} of {finished + len(comparison['pending'])} training cells finished; "
+            f"not yet run: {', '.join(comparison['pending'])}. Rerun the same command to continue."
+        )
     for against, tests in (("reference", paired["vs_reference"]), ("base", paired["vs_base"])):
         other = paired["reference"] if against == "reference" else "base"
         for label, test in tests.items():
-            lines.append(f"{label} - {other} = {_points(test, signed=True)} (paired bootstrap over examples and "
-                         f"{len(test['seeds'])} seed(s), p = {test['p_value']:.3f}): {_verdict(test)}")
+            lines.append(
+                f"{label} - {other} = {_points(test, signed=True)} (paired bootstrap over examples and "
+                f"{len(test['seeds'])} seed(s), p = {test['p_value']:.3f}): {_verdict(test)}"
+            )
     return lines + _scope_lines(comparison)
 
 
 def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     settings = comparison["settings"]
     paired = comparison["paired"]
-    groups = [(paired["vs_reference"], paired["reference"]), (paired["vs_base"], "base"),
-              *[(tests, other) for other, tests in paired.get("vs_also", {}).items()]]
-    significant = [f"{label} vs {other}" for tests, other in groups
-                   for label, test in tests.items() if test["significant"]]
-    shows = (f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
-             f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
-             f"training stream, with parameter budgets matched to {comparison['budget']}, "
-             + (f"these differences exceed the noise of the examples and seeds: {', '.join(significant)}."
-                if significant else "no difference between rows exceeds the noise of the examples and seeds."))
+    groups = [
+        (paired["vs_reference"], paired["reference"]),
+        (paired["vs_base"], "base"),
+        *[(tests, other) for other, tests in paired.get("vs_also", {}).items()],
+    ]
+    significant = [
+        f"{label} vs {other}" for tests, other in groups for label, test in tests.items() if test["significant"]
+    ]
+    shows = (
+        f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
+        f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
+        f"training stream, with parameter budgets matched to {comparison['budget']}, "
+        + (
+            f"these differences exceed the noise of the examples and seeds: {', '.join(significant)}."
+            if significant
+            else "no difference between rows exceeds the noise of the examples and seeds."
+        )
+    )
     seeds = _seed_counts(comparison["table"])
-    does_not = ("What it does not show: results at full training length, on other models or larger ones, "
-                f"under another protocol or template than `{settings['protocol']}` / `{settings['template']}`; "
-                "a difference that is not significant is not evidence that the methods are equal, and "
-                f"{seeds} seed(s) per row estimate the spread between training runs only roughly.")
+    does_not = (
+        "What it does not show: results at full training length, on other models or larger ones, "
+        f"under another protocol or template than `{settings['protocol']}` / `{settings['template']}`; "
+        "a difference that is not significant is not evidence that the methods are equal, and "
+        f"{seeds} seed(s) per row estimate the spread between training runs only roughly."
+    )
     lines = [shows, does_not]
     if comparison["label_bias"]:
         tasks = sorted({f"{b['row']}:{b['task']}" for b in comparison["label_bias"]})
-        lines.append(f"Label bias: most predictions fall on one choice (far beyond any gold choice's share) in "
-                     f"{', '.join(tasks)}; scores there measure that bias, not knowledge.")
+        lines.append(
+            f"Label bias: most predictions fall on one choice (far beyond any gold choice's share) in "
+            f"{', '.join(tasks)}; scores there measure that bias, not knowledge."
+        )
     return lines
 
 
 def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
     table = comparison["table"]
     tasks = comparison["tasks"]
-    lines = ["# Comparison", "", *comparison["answer"], "",
-             f"## {comparison['metric']} per task and mean (%, 95% CI over examples and seeds)", "",
-             "| row | seeds | " + " | ".join(tasks) + " | **mean** |", "|---" * (len(tasks) + 3) + "|"]
+    lines = [
+        "# Comparison",
+        "",
+        *comparison["answer"],
+        "",
+        f"## {comparison['metric']} per task and mean (%, 95% CI over examples and seeds)",
+        "",
+        "| row | seeds | " + " | ".join(tasks) + " | **mean** |",
+        "|---" * (len(tasks) + 3) + "|",
+    ]
     for label, row in table.items():
         cells = [_points(row["tasks"][task]) for task in tasks]
         seeds = ",".join(map(str, row["seeds"])) or "-"
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + f" | **{_points(row['mean'])}** |")
-    lines += ["", f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}"
-              + (f"; not yet run: {', '.join(comparison['pending'])}." if comparison["pending"] else "."),
-              "", "## Paired tests (difference in mean accuracy, points, paired bootstrap)", "",
-              "| comparison | difference [95% CI] | p | significant |", "|---|---|---|---|"]
+    lines += [
+        "",
+        f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}"
+        + (f"; not yet run: {', '.join(comparison['pending'])}." if comparison["pending"] else "."),
+        "",
+        "## Paired tests (difference in mean accuracy, points, paired bootstrap)",
+        "",
+        "| comparison | difference [95% CI] | p | significant |",
+        "|---|---|---|---|",
+    ]
     paired = comparison["paired"]
-    groups = [(paired["vs_reference"], paired["reference"]), (paired["vs_base"], "base"),
-              *[(tests, other) for other, tests in paired.get("vs_also", {}).items()]]
+    groups = [
+        (paired["vs_reference"], paired["reference"]),
+        (paired["vs_base"], "base"),
+        *[(tests, other) for other, tests in paired.get("vs_also", {}).items()],
+    ]
     for tests, other in groups:
         for label, test in tests.items():
             low, high = (100 * v for v in test["ci95"])
-            lines.append(f"| {label} - {other} | {100 * test['value']:+.2f} [{low:+.2f}, {high:+.2f}] | "
-                         f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} |")
-    lines += ["", f"## Trainable parameters (matched to {comparison['budget']}'s count)", "",
-              "| row | as written | as trained | budget | gap | within 10% | matched by |", "|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {label} - {other} | {100 * test['value']:+.2f} [{low:+.2f}, {high:+.2f}] | "
+                f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} |"
+            )
+    lines += [
+        "",
+        f"## Trainable parameters (matched to {comparison['budget']}'s count)",
+        "",
+        "| row | as written | as trained | budget | gap | within 10% | matched by |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for label, plan in comparison["parameters"].items():
-        lines.append(f"| {label} | {plan['requested']:,} | {plan['matched']:,} | {plan['budget']:,} | "
-                     f"{plan['relative_gap']:+.1%} | {'yes' if plan['within_10_percent'] else 'NO'} | "
-                     f"{plan['matched_by'] or ('budget' if plan['budget_source'] else 'as written')} |")
-    lines += ["", "## Cells (wall time)", "", "| row | cell | seed | trainable | steps | train loss | train s | "
-              "eval s | total s |", "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {label} | {plan['requested']:,} | {plan['matched']:,} | {plan['budget']:,} | "
+            f"{plan['relative_gap']:+.1%} | {'yes' if plan['within_10_percent'] else 'NO'} | "
+            f"{plan['matched_by'] or ('budget' if plan['budget_source'] else 'as written')} |"
+        )
+    lines += [
+        "",
+        "## Cells (wall time)",
+        "",
+        "| row | cell | seed | trainable | steps | train loss | train s | eval s | total s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, cells in comparison["cells"].items():
         for cell in cells:
-            lines.append(f"| {label} | {cell['cell']} | {cell.get('seed', '-')} | {cell.get('trainable_parameters', '-')} "
-                         f"| {cell.get('steps', '-')} | {_number(cell.get('train_loss'))} | "
-                         f"{_number(cell.get('train_wall_s'))} | {_number(cell.get('eval_wall_s'))} | "
-                         f"{cell['wall_s']:.1f} |")
+            lines.append(
+                f"| {label} | {cell['cell']} | {cell.get('seed', '-')} | {cell.get('trainable_parameters', '-')} "
+                f"| {cell.get('steps', '-')} | {_number(cell.get('train_loss'))} | "
+                f"{_number(cell.get('train_wall_s'))} | {_number(cell.get('eval_wall_s'))} | "
+                f"{cell['wall_s']:.1f} |"
+            )
     lines += ["", "![comparison](comparison.png)", ""]
     path.write_text("\n".join(lines))
     return path
@@ -110,10 +161,19 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
     for k, (label, row) in enumerate(rows):
         entries = [row["tasks"][task] for task in comparison["tasks"]] + [row["mean"]]
         values = np.array([e["value"] for e in entries])
-        errors = np.clip([[v - e["ci95"][0] for v, e in zip(values, entries)],
-                          [e["ci95"][1] - v for v, e in zip(values, entries)]], 0, None)
-        axis.bar(positions + (k - (len(rows) - 1) / 2) * width, 100 * values, width, yerr=100 * errors,
-                 capsize=2, label=label)
+        errors = np.clip(
+            [[v - e["ci95"][0] for v, e in zip(values, entries)], [e["ci95"][1] - v for v, e in zip(values, entries)]],
+            0,
+            None,
+        )
+        axis.bar(
+            positions + (k - (len(rows) - 1) / 2) * width,
+            100 * values,
+            width,
+            yerr=100 * errors,
+            capsize=2,
+            label=label,
+        )
     axis.set_xticks(positions, groups, rotation=30, ha="right", fontsize=8)
     axis.set_ylabel(f"{comparison['metric']} (%), 95% CI")
     axis.grid(axis="y", alpha=0.3)

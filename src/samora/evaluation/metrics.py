@@ -72,8 +72,7 @@ def f1_score(golds: Sequence[int], preds: Sequence[int], positive: int = 1) -> f
 METRICS = {"acc": accuracy, "mcc": matthews_corrcoef, "f1": f1_score}
 
 
-def compute_metrics(names: Sequence[str], golds: Sequence[int], preds: Sequence[int]
-                    ) -> dict[str, float]:
+def compute_metrics(names: Sequence[str], golds: Sequence[int], preds: Sequence[int]) -> dict[str, float]:
     """``{name: value}`` for metric names from :data:`METRICS`."""
     unknown = [name for name in names if name not in METRICS]
     if unknown:
@@ -84,6 +83,7 @@ def compute_metrics(names: Sequence[str], golds: Sequence[int], preds: Sequence[
 def _arrays(golds: Sequence[int], preds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     golds, preds = np.asarray(golds, dtype=np.int64), np.asarray(preds, dtype=np.int64)
     if golds.shape != preds.shape or golds.ndim != 1 or len(golds) == 0:
-        raise ValueError(f"Expected two equally long, non-empty 1-d label lists; got shapes "
-                         f"{golds.shape} and {preds.shape}.")
+        raise ValueError(
+            f"Expected two equally long, non-empty 1-d label lists; got shapes {golds.shape} and {preds.shape}."
+        )
     return golds, preds

@@ -80,10 +80,18 @@ class _Setup(NamedTuple):
 
 
 @torch.no_grad()
-def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
-                  continuations: Sequence[str], *, batch_size: int = 8,
-                  task_id: int | Sequence[int] | None = None, share_prompts: bool = True,
-                  progress: bool = True, desc: str = "loglik") -> list[float]:
+def loglik_scores(
+    model: Any,
+    tokenizer: Any,
+    contexts: Sequence[str],
+    continuations: Sequence[str],
+    *,
+    batch_size: int = 8,
+    task_id: int | Sequence[int] | None = None,
+    share_prompts: bool = True,
+    progress: bool = True,
+    desc: str = "loglik",
+) -> list[float]:
     """Sum of log-probabilities of each continuation given its context (see module docstring).
 
     ``task_id`` (one id for all requests, or one per request) is passed to the model as
@@ -110,10 +118,15 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
     single = [i for g in groups.values() if len(g) == 1 for i in g]
     single.sort(key=lambda i: -len(requests[i].prompt + requests[i].continuation))
     shared.sort(key=lambda g: -len(requests[g[0]].prompt))
-    setup = _Setup(model, pad_token_id(tokenizer), next(model.parameters()).device,
-                   "logits_to_keep" in inspect.signature(model.forward).parameters)
-    batches = [(_score_plain, batch) for batch in _chunks(single, batch_size)] + \
-              [(_score_shared, batch) for batch in _chunks(shared, batch_size)]
+    setup = _Setup(
+        model,
+        pad_token_id(tokenizer),
+        next(model.parameters()).device,
+        "logits_to_keep" in inspect.signature(model.forward).parameters,
+    )
+    batches = [(_score_plain, batch) for batch in _chunks(single, batch_size)] + [
+        (_score_shared, batch) for batch in _chunks(shared, batch_size)
+    ]
     scores = [0.0] * len(requests)
     for score, batch in tqdm(batches, desc=desc, disable=not progress):
         score(setup, requests, batch, scores)
@@ -121,40 +134,52 @@ def loglik_scores(model: Any, tokenizer: Any, contexts: Sequence[str],
     return scores
 
 
-def _encode_requests(model: Any, tokenizer: Any, contexts: Sequence[str],
-                     continuations: Sequence[str], task_id: int | Sequence[int] | None,
-                     desc: str = "loglik") -> list[_Request]:
+def _encode_requests(
+    model: Any,
+    tokenizer: Any,
+    contexts: Sequence[str],
+    continuations: Sequence[str],
+    task_id: int | Sequence[int] | None,
+    desc: str = "loglik",
+) -> list[_Request]:
     """Tokenise (:func:`encode_pairs`); an empty prompt becomes bos (else eos), and a sequence
     longer than the context window + 1 loses tokens from the start of its prompt."""
     if len(contexts) != len(continuations):
-        raise ValueError(f"Got {len(contexts)} contexts but {len(continuations)} continuations; "
-                         "give one context per continuation.")
+        raise ValueError(
+            f"Got {len(contexts)} contexts but {len(continuations)} continuations; give one context per continuation."
+        )
     tasks = list(task_id) if isinstance(task_id, Sequence) else [task_id] * len(contexts)
     if len(tasks) != len(contexts):
-        raise ValueError(f"task_id has {len(tasks)} entries for {len(contexts)} requests; give one "
-                         "id for all requests or one per request.")
+        raise ValueError(
+            f"task_id has {len(tasks)} entries for {len(contexts)} requests; give one "
+            "id for all requests or one per request."
+        )
     prompt_ids, continuation_ids = encode_pairs(tokenizer, list(contexts), list(continuations))
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else \
-        tokenizer.eos_token_id
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     window = context_window(model)
     requests, cut = [], 0
     for prompt, continuation, task in zip(prompt_ids, continuation_ids, tasks):
         if not continuation or len(continuation) > window:
-            raise ValueError(f"A continuation must have 1..{window} tokens, got "
-                             f"{len(continuation)}.")
+            raise ValueError(f"A continuation must have 1..{window} tokens, got {len(continuation)}.")
         sequence = (prompt or [start]) + continuation
         cut += len(sequence) > window + 1
-        sequence = sequence[-(window + 1):]
-        requests.append(_Request(tuple(sequence[:-len(continuation)]), tuple(continuation),
-                                 None if task is None else int(task)))
+        sequence = sequence[-(window + 1) :]
+        requests.append(
+            _Request(tuple(sequence[: -len(continuation)]), tuple(continuation), None if task is None else int(task))
+        )
     if cut:
-        logger.warning("%s: %d of %d scored sequences exceed the model's context window (%d tokens); their "
-                       "prompts were cut from the left", desc, cut, len(requests), window)
+        logger.warning(
+            "%s: %d of %d scored sequences exceed the model's context window (%d tokens); their "
+            "prompts were cut from the left",
+            desc,
+            cut,
+            len(requests),
+            window,
+        )
     return requests
 
 
-def _score_plain(setup: _Setup, requests: list[_Request], batch: list[int],
-                 scores: list[float]) -> None:
+def _score_plain(setup: _Setup, requests: list[_Request], batch: list[int], scores: list[float]) -> None:
     """Reference path: one right-padded forward over ``prompt + continuation[:-1]`` per request.
 
     Logits at position j predict token j + 1, so a request's c scored tokens are predicted at
@@ -164,20 +189,21 @@ def _score_plain(setup: _Setup, requests: list[_Request], batch: list[int],
     first = min(len(requests[i].prompt) - 1 for i in batch) if setup.keeps_logits else 0
     width = max(len(sequence) for sequence in sequences) - 1
     input_ids, attention_mask = _right_padded([s[:-1] for s in sequences], width, setup.pad)
-    extra = {"logits_to_keep": torch.arange(first, width, device=setup.device)} \
-        if setup.keeps_logits else {}
-    logits = setup.model(input_ids=input_ids.to(setup.device),
-                         attention_mask=attention_mask.to(setup.device), use_cache=False,
-                         **extra, **_routing([requests[i].task_id for i in batch],
-                                             setup.device)).logits
+    extra = {"logits_to_keep": torch.arange(first, width, device=setup.device)} if setup.keeps_logits else {}
+    logits = setup.model(
+        input_ids=input_ids.to(setup.device),
+        attention_mask=attention_mask.to(setup.device),
+        use_cache=False,
+        **extra,
+        **_routing([requests[i].task_id for i in batch], setup.device),
+    ).logits
     for row, i in enumerate(batch):
         end = len(sequences[row]) - 1 - first
         scored = requests[i].continuation
-        scores[i] = _sum_logprobs(logits[row, end - len(scored):end], scored)
+        scores[i] = _sum_logprobs(logits[row, end - len(scored) : end], scored)
 
 
-def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int]],
-                  scores: list[float]) -> None:
+def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int]], scores: list[float]) -> None:
     """Shared-prompt path: each group's stem once, then only the tokens where its choices differ.
 
     A group's stem is S_g = P_g + c[:m_g]: its prompt and the m_g leading tokens that all its
@@ -207,20 +233,21 @@ def _score_shared(setup: _Setup, requests: list[_Request], groups: list[list[int
     rows = []  # (group, request) of every choice whose tail has more than one token
     for g, (group, common) in enumerate(zip(groups, shared_tokens)):
         first = requests[group[0]].continuation
-        shared = _sum_logprobs(logits[g, keep - 1 - common:keep - 1], first[:common]) \
-            if common else 0.0
+        shared = _sum_logprobs(logits[g, keep - 1 - common : keep - 1], first[:common]) if common else 0.0
         last = torch.log_softmax(logits[g, -1].float(), dim=-1)
         for i in group:
             scores[i] = shared + float(last[requests[i].continuation[common]])
             if len(requests[i].continuation) > common + 1:
                 rows.append((g, i))
     if rows:
-        _score_tails(setup, requests, rows, cache, stem_mask,
-                     [len(stem) for stem in stems], shared_tokens, tasks, scores)
+        _score_tails(
+            setup, requests, rows, cache, stem_mask, [len(stem) for stem in stems], shared_tokens, tasks, scores
+        )
 
 
-def _run_stems(setup: _Setup, stems: list[tuple[int, ...]], tasks: list[int | None],
-               keep: int) -> tuple[torch.Tensor, Any, torch.Tensor]:
+def _run_stems(
+    setup: _Setup, stems: list[tuple[int, ...]], tasks: list[int | None], keep: int
+) -> tuple[torch.Tensor, Any, torch.Tensor]:
     """Step 1 of :func:`_score_shared`: logits of the stems' last ``keep`` positions (G, keep, V),
     their KV cache and attention mask (G, W).
 
@@ -230,13 +257,15 @@ def _run_stems(setup: _Setup, stems: list[tuple[int, ...]], tasks: list[int | No
     [1]*H + [0]*pad + [1]*rest, positions H + j. Otherwise the stems run whole, left-padded.
     """
     model, device = setup.model, setup.device
-    header = min(_common_prefix(stems), min(map(len, stems)) - 1) \
-        if len(stems) > 1 and len(set(tasks)) == 1 else 0
+    header = min(_common_prefix(stems), min(map(len, stems)) - 1) if len(stems) > 1 and len(set(tasks)) == 1 else 0
     cache = None
     if header >= MIN_SHARED_HEADER:
-        cache = model(input_ids=torch.tensor([stems[0][:header]], device=device),
-                      use_cache=True, **({"logits_to_keep": 1} if setup.keeps_logits else {}),
-                      **_routing(tasks[:1], device)).past_key_values
+        cache = model(
+            input_ids=torch.tensor([stems[0][:header]], device=device),
+            use_cache=True,
+            **({"logits_to_keep": 1} if setup.keeps_logits else {}),
+            **_routing(tasks[:1], device),
+        ).past_key_values
         cache.reorder_cache(torch.zeros(len(stems), dtype=torch.long, device=device))
     else:
         header = 0
@@ -244,36 +273,50 @@ def _run_stems(setup: _Setup, stems: list[tuple[int, ...]], tasks: list[int | No
     input_ids, rest_mask = _left_padded(rests, max(map(len, rests)), setup.pad)
     rest_mask = rest_mask.to(device)
     stem_mask = torch.cat([rest_mask.new_ones((len(stems), header)), rest_mask], dim=1)
-    output = model(input_ids=input_ids.to(device), attention_mask=stem_mask,
-                   position_ids=header + (rest_mask.cumsum(-1) - 1).clamp(min=0),
-                   past_key_values=cache, use_cache=True,
-                   **({"logits_to_keep": keep} if setup.keeps_logits else {}),
-                   **_routing(tasks, device))
+    output = model(
+        input_ids=input_ids.to(device),
+        attention_mask=stem_mask,
+        position_ids=header + (rest_mask.cumsum(-1) - 1).clamp(min=0),
+        past_key_values=cache,
+        use_cache=True,
+        **({"logits_to_keep": keep} if setup.keeps_logits else {}),
+        **_routing(tasks, device),
+    )
     if output.past_key_values is None:
-        raise ValueError(f"{type(model).__name__} returned no KV cache; score it with "
-                         "loglik_scores(..., share_prompts=False).")
+        raise ValueError(
+            f"{type(model).__name__} returned no KV cache; score it with loglik_scores(..., share_prompts=False)."
+        )
     return output.logits, output.past_key_values, stem_mask
 
 
-def _score_tails(setup: _Setup, requests: list[_Request], rows: list[tuple[int, int]],
-                 cache: Any, stem_mask: torch.Tensor, stem_lengths: list[int],
-                 shared_tokens: list[int], tasks: list[int | None], scores: list[float]) -> None:
+def _score_tails(
+    setup: _Setup,
+    requests: list[_Request],
+    rows: list[tuple[int, int]],
+    cache: Any,
+    stem_mask: torch.Tensor,
+    stem_lengths: list[int],
+    shared_tokens: list[int],
+    tasks: list[int | None],
+    scores: list[float],
+) -> None:
     """Step 2 of :func:`_score_shared`: add log p(t_k[1:] | S_g, t_k[0]) to each row's score."""
     device = setup.device
     row_group = torch.tensor([g for g, _ in rows], device=device)
     cache.reorder_cache(row_group)
-    tails = [requests[i].continuation[shared_tokens[g]:] for g, i in rows]
-    tail_ids, tail_mask = _right_padded([tail[:-1] for tail in tails],
-                                        max(map(len, tails)) - 1, setup.pad)
+    tails = [requests[i].continuation[shared_tokens[g] :] for g, i in rows]
+    tail_ids, tail_mask = _right_padded([tail[:-1] for tail in tails], max(map(len, tails)) - 1, setup.pad)
     starts = torch.tensor([stem_lengths[g] for g, _ in rows])
     logits = setup.model(
         input_ids=tail_ids.to(device),
         attention_mask=torch.cat([stem_mask[row_group], tail_mask.to(device)], 1),
         position_ids=(starts[:, None] + torch.arange(tail_ids.shape[1])).to(device),
-        past_key_values=cache, use_cache=True,
-        **_routing([tasks[g] for g, _ in rows], device)).logits
+        past_key_values=cache,
+        use_cache=True,
+        **_routing([tasks[g] for g, _ in rows], device),
+    ).logits
     for row, ((_, i), tail) in enumerate(zip(rows, tails)):
-        scores[i] += _sum_logprobs(logits[row, :len(tail) - 1], tail[1:])
+        scores[i] += _sum_logprobs(logits[row, : len(tail) - 1], tail[1:])
 
 
 def _common_prefix(sequences: Sequence[Sequence[int]]) -> int:
@@ -293,67 +336,81 @@ def _sum_logprobs(logits: torch.Tensor, targets: Sequence[int]) -> float:
     return float(logprobs.gather(-1, index).sum())
 
 
-def _right_padded(rows: Sequence[Sequence[int]], width: int, pad: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def _right_padded(rows: Sequence[Sequence[int]], width: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """input ids and attention mask (len(rows), width), each row's tokens at its start."""
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for row, tokens in enumerate(rows):
-        input_ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        attention_mask[row, :len(tokens)] = 1
+        input_ids[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[row, : len(tokens)] = 1
     return input_ids, attention_mask
 
 
-def _left_padded(rows: Sequence[Sequence[int]], width: int, pad: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _left_padded(rows: Sequence[Sequence[int]], width: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """input ids and attention mask (len(rows), width), each row's tokens at its end."""
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for row, tokens in enumerate(rows):
-        input_ids[row, width - len(tokens):] = torch.tensor(tokens, dtype=torch.long)
-        attention_mask[row, width - len(tokens):] = 1
+        input_ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[row, width - len(tokens) :] = 1
     return input_ids, attention_mask
 
 
 @torch.no_grad()
-def generate_responses(model: Any, tokenizer: Any, prompts: Sequence[str], *,
-                       batch_size: int = 8, num_beams: int = 1, max_new_tokens: int = 32,
-                       task_id: int | None = None, progress: bool = True,
-                       desc: str = "generate") -> list[str]:
+def generate_responses(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    batch_size: int = 8,
+    num_beams: int = 1,
+    max_new_tokens: int = 32,
+    task_id: int | None = None,
+    progress: bool = True,
+    desc: str = "generate",
+) -> list[str]:
     """Decode a response to each prompt (greedy when ``num_beams == 1``), left-padded batches."""
     encoded = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
     room = context_window(model) - max_new_tokens
     cut = sum(len(ids) > room for ids in encoded)
     if cut:
-        logger.warning("%s: %d of %d prompts exceed the model's context window less max_new_tokens (%d tokens); "
-                       "they were cut from the left", desc, cut, len(encoded), room)
+        logger.warning(
+            "%s: %d of %d prompts exceed the model's context window less max_new_tokens (%d tokens); "
+            "they were cut from the left",
+            desc,
+            cut,
+            len(encoded),
+            room,
+        )
     encoded = [ids[-room:] for ids in encoded]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     device = next(model.parameters()).device
     pad = pad_token_id(tokenizer)
     eos = getattr(model.generation_config, "eos_token_id", None) or tokenizer.eos_token_id
-    config = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams,
-                              do_sample=False, pad_token_id=pad, eos_token_id=eos)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False, pad_token_id=pad, eos_token_id=eos
+    )
     responses = [""] * len(encoded)
-    for batch in tqdm(_chunks(order, batch_size), desc=desc, disable=not progress,
-                      total=-(-len(order) // batch_size)):
+    for batch in tqdm(_chunks(order, batch_size), desc=desc, disable=not progress, total=-(-len(order) // batch_size)):
         width = max(len(encoded[i]) for i in batch)
         input_ids, attention_mask = _left_padded([encoded[i] for i in batch], width, pad)
-        output = model.generate(input_ids=input_ids.to(device),
-                                attention_mask=attention_mask.to(device),
-                                generation_config=config,
-                                **_routing([task_id] * len(batch), device))
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            generation_config=config,
+            **_routing([task_id] * len(batch), device),
+        )
         texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
         for i, text in zip(batch, texts):
             responses[i] = text.strip()
     return responses
 
 
-def extract_answer(text: str, labels: Sequence[str], *, ignore_case: bool = False,
-                   whole_words: bool = False, lenient: bool = False) -> int:
+def extract_answer(
+    text: str, labels: Sequence[str], *, ignore_case: bool = False, whole_words: bool = False, lenient: bool = False
+) -> int:
     """Index of the first answer label found in ``text``, or ``-1`` (see module docstring)."""
-    alternatives = "|".join(re.escape(label) for label in sorted(set(labels), key=len,
-                                                                   reverse=True))
+    alternatives = "|".join(re.escape(label) for label in sorted(set(labels), key=len, reverse=True))
     pattern = rf"\b(?:{alternatives})\b" if whole_words else alternatives
     flags = re.IGNORECASE if ignore_case else 0
     match = re.search(pattern, text, flags)
@@ -376,4 +433,4 @@ def _routing(task_ids: Sequence[int | None], device: torch.device) -> dict[str, 
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
+    return [items[start : start + size] for start in range(0, len(items), size)]

@@ -32,32 +32,35 @@ def interval(replicates: np.ndarray, value: float) -> dict[str, float | list[flo
     """``{value, stderr, ci95}`` from bootstrap replicates (percentile interval)."""
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail])
-    return {"value": float(value), "stderr": float(np.std(replicates, ddof=1)),
-            "ci95": [float(low), float(high)]}
+    return {"value": float(value), "stderr": float(np.std(replicates, ddof=1)), "ci95": [float(low), float(high)]}
 
 
-def metric_replicates(metric: Metric, golds: Sequence[int], preds: Sequence[int], *,
-                      samples: int = DEFAULT_SAMPLES, seed: int = 0) -> np.ndarray:
+def metric_replicates(
+    metric: Metric, golds: Sequence[int], preds: Sequence[int], *, samples: int = DEFAULT_SAMPLES, seed: int = 0
+) -> np.ndarray:
     """(samples,) values of ``metric`` on resamples of the (gold, pred) pairs, seeded."""
     golds, preds = np.asarray(golds), np.asarray(preds)
     if golds.shape != preds.shape or golds.ndim != 1 or len(golds) == 0:
-        raise ValueError(f"expected two equally long, non-empty label lists, got shapes {golds.shape} "
-                         f"and {preds.shape}")
+        raise ValueError(
+            f"expected two equally long, non-empty label lists, got shapes {golds.shape} and {preds.shape}"
+        )
     if samples < 2:
         raise ValueError(f"the bootstrap needs at least 2 resamples, got samples={samples}")
     rows = np.random.default_rng(seed).integers(0, len(golds), size=(samples, len(golds)))
     return np.array([metric(golds[row], preds[row]) for row in rows])
 
 
-def bootstrap_metric(metric: Metric, golds: Sequence[int], preds: Sequence[int], *,
-                     samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
+def bootstrap_metric(
+    metric: Metric, golds: Sequence[int], preds: Sequence[int], *, samples: int = DEFAULT_SAMPLES, seed: int = 0
+) -> dict:
     """``{value, stderr, ci95}`` of ``metric(golds, preds)`` by a seeded bootstrap over examples."""
     replicates = metric_replicates(metric, golds, preds, samples=samples, seed=seed)
     return interval(replicates, metric(np.asarray(golds), np.asarray(preds)))
 
 
-def bootstrap_task_mean(tasks: Sequence[tuple[Metric, Sequence[int], Sequence[int]]], *,
-                        samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
+def bootstrap_task_mean(
+    tasks: Sequence[tuple[Metric, Sequence[int], Sequence[int]]], *, samples: int = DEFAULT_SAMPLES, seed: int = 0
+) -> dict:
     """``{value, stderr, ci95}`` of the mean over tasks of each task's metric.
 
     ``tasks`` holds one ``(metric, golds, preds)`` per task; task k is resampled with seed
@@ -65,14 +68,15 @@ def bootstrap_task_mean(tasks: Sequence[tuple[Metric, Sequence[int], Sequence[in
     """
     if not tasks:
         raise ValueError("no tasks to average")
-    per_task = [metric_replicates(metric, golds, preds, samples=samples, seed=[seed, k])
-                for k, (metric, golds, preds) in enumerate(tasks)]
+    per_task = [
+        metric_replicates(metric, golds, preds, samples=samples, seed=[seed, k])
+        for k, (metric, golds, preds) in enumerate(tasks)
+    ]
     value = np.mean([metric(np.asarray(g), np.asarray(p)) for metric, g, p in tasks])
     return interval(np.mean(per_task, axis=0), value)
 
 
-def bootstrap_grid(values: Mapping[str, np.ndarray], *, samples: int = DEFAULT_SAMPLES,
-                   seed: int = 0) -> dict:
+def bootstrap_grid(values: Mapping[str, np.ndarray], *, samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
     """Per-task and mean-over-tasks ``{value, stderr, ci95}`` of arrays (seeds S, examples n_t).
 
     Every array must have the same S (the seeds, in the same order for every task). The point value
@@ -84,8 +88,10 @@ def bootstrap_grid(values: Mapping[str, np.ndarray], *, samples: int = DEFAULT_S
         raise ValueError("no tasks to bootstrap")
     seeds = {array.shape[0] for array in arrays.values()}
     if any(array.ndim != 2 or array.shape[1] == 0 for array in arrays.values()) or len(seeds) != 1:
-        raise ValueError("every task needs a 2-d (seeds, examples) array with the same number of seeds; got "
-                         f"{ {task: array.shape for task, array in arrays.items()} }")
+        raise ValueError(
+            "every task needs a 2-d (seeds, examples) array with the same number of seeds; got "
+            f"{ {task: array.shape for task, array in arrays.items()} }"
+        )
     rng = np.random.default_rng(seed)
     seed_rows = rng.integers(0, seeds.pop(), size=(samples, next(iter(arrays.values())).shape[0]))
     per_task, result = [], {"tasks": {}}
@@ -101,8 +107,13 @@ def bootstrap_grid(values: Mapping[str, np.ndarray], *, samples: int = DEFAULT_S
     return result
 
 
-def paired_test(values: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], *,
-                samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict:
+def paired_test(
+    values: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray],
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+) -> dict:
     """Paired bootstrap test of mean(values) - mean(reference) on the same examples and seeds.
 
     Both map task -> (seeds, examples) arrays over the same examples; a reference with one row (e.g.
@@ -118,12 +129,13 @@ def paired_test(values: Mapping[str, np.ndarray], reference: Mapping[str, np.nda
     for task, array in values.items():
         array, other = np.asarray(array, dtype=float), np.asarray(reference[task], dtype=float)
         if array.shape[1:] != other.shape[1:] or other.shape[0] not in (1, array.shape[0]):
-            raise ValueError(f"{task}: cannot pair arrays of shapes {array.shape} and {other.shape} "
-                             "(same examples; the reference has the same seeds or a single row)")
+            raise ValueError(
+                f"{task}: cannot pair arrays of shapes {array.shape} and {other.shape} "
+                "(same examples; the reference has the same seeds or a single row)"
+            )
         differences[task] = array - other
     grid = bootstrap_grid(differences, samples=samples, seed=seed)
     difference = grid["mean"]["value"]
     extreme = np.sum(np.abs(grid["replicates"] - difference) >= abs(difference))
     p_value = float((1 + extreme) / (samples + 1))
-    return {**grid["mean"], "p_value": p_value, "significant": bool(p_value < 1 - CONFIDENCE),
-            "tasks": grid["tasks"]}
+    return {**grid["mean"], "p_value": p_value, "significant": bool(p_value < 1 - CONFIDENCE), "tasks": grid["tasks"]}

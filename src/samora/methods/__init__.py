@@ -15,5 +15,12 @@ from samora.methods.registry import METHODS, config_from_dict, get_method, publi
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "AdapterLayer", "NotMergeableError", "config_from_dict", "get_method", "public_configs",
-           "register"]
+__all__ = [
+    "METHODS",
+    "AdapterLayer",
+    "NotMergeableError",
+    "config_from_dict",
+    "get_method",
+    "public_configs",
+    "register",
+]

@@ -37,11 +37,16 @@ class NotMergeableError(TypeError):
 
 def not_exportable(config: AdapterConfig) -> NotMergeableError:
     """The error for a method whose update is not one plain LoRA, with the reason."""
-    reason = ("it routes per token: its mixture weights depend on each input, so no fixed weight, "
-              "low-rank or not, reproduces it" if config.merge_kind == "token" else
-              "no exact low-rank factorisation of its update is known to samora")
-    return NotMergeableError(f"method '{config.method}' cannot be exported as a PEFT LoRA: {reason}; "
-                             "serve it with samora (samora.load_adapter)")
+    reason = (
+        "it routes per token: its mixture weights depend on each input, so no fixed weight, "
+        "low-rank or not, reproduces it"
+        if config.merge_kind == "token"
+        else "no exact low-rank factorisation of its update is known to samora"
+    )
+    return NotMergeableError(
+        f"method '{config.method}' cannot be exported as a PEFT LoRA: {reason}; "
+        "serve it with samora (samora.load_adapter)"
+    )
 
 
 def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
@@ -242,7 +247,9 @@ def require_task_ids(task_ids: torch.Tensor | None, method: str) -> torch.Tensor
     return task_ids
 
 
-def reduce_aux_losses(layers: list[AdapterLayer], weights: dict[str, float], reduction: str) -> dict[str, torch.Tensor]:
+def reduce_aux_losses(
+    layers: list[AdapterLayer], weights: dict[str, float], reduction: str
+) -> dict[str, torch.Tensor]:
     """Combine each layer's terms across modules (mean or sum), times their weight; zero weights skip."""
     per_layer = [layer.aux_losses() for layer in layers]
     totals = {}

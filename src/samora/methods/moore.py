@@ -72,7 +72,7 @@ class MoOREConfig(MixtureConfig):
         equation="replaces W x by U (relu(s + P_up G x + P_task e_t) * V^T H x), W = U diag(s) V^T",
         router="token x (G, then P_up onto all m singular directions) plus task embedding e_t",
         init="Householder vectors of H in identical pairs (H = I), P_up = P_task = 0, G kaiming-uniform, "
-             "e_t ~ N(0, 1)",
+        "e_t ~ N(0, 1)",
         parameters="d_in E + E m + T d_te + d_te m + r d_in, m = min(d_in, d_out)",
     )
     num_experts: int = 128
@@ -82,8 +82,10 @@ class MoOREConfig(MixtureConfig):
     def validate(self) -> None:
         super().validate()
         if self.r % 2:
-            raise ValueError(f"r (the number of Householder reflections) must be even so that they pair up "
-                             f"into H = I at init, got {self.r}")
+            raise ValueError(
+                f"r (the number of Householder reflections) must be even so that they pair up "
+                f"into H = I at init, got {self.r}"
+            )
         if not self.tasks:
             raise ValueError("MoORE learns one embedding per task: give tasks=[...] (the task names in id order)")
 
@@ -221,8 +223,12 @@ class MoORELayer(AdapterLayer):
 
     def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Deprecated name of :meth:`output_reference` (kept for one release)."""
-        warnings.warn("MoORELayer.forward_reference is deprecated: call output_reference, the reference-path "
-                      "name every method shares", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "MoORELayer.forward_reference is deprecated: call output_reference, the reference-path "
+            "name every method shares",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.output_reference(x, task_ids)
 
     def output_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:

@@ -28,9 +28,11 @@ def register(config_cls: type[AdapterConfig], layer_cls: type[AdapterLayer] | No
     the same name is refused (registering the same pair again is a no-op).
     """
     if layer_cls is None:
+
         def decorate(layer: type[AdapterLayer]) -> type[AdapterLayer]:
             register(config_cls, layer)
             return layer
+
         return decorate
     if not (isinstance(config_cls, type) and issubclass(config_cls, AdapterConfig)):
         raise TypeError(f"register expects an AdapterConfig subclass, got {config_cls!r}")
@@ -41,8 +43,10 @@ def register(config_cls: type[AdapterConfig], layer_cls: type[AdapterLayer] | No
         raise ValueError(f"{config_cls.__name__} must set a class attribute 'method'")
     registered = METHODS.get(name)
     if registered is not None and registered != (config_cls, layer_cls):
-        raise ValueError(f"method {name!r} is already registered by {registered[0].__name__} and "
-                         f"{registered[1].__name__}; give {config_cls.__name__} another 'method' name")
+        raise ValueError(
+            f"method {name!r} is already registered by {registered[0].__name__} and "
+            f"{registered[1].__name__}; give {config_cls.__name__} another 'method' name"
+        )
     METHODS[name] = (config_cls, layer_cls)
     return None
 

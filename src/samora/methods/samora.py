@@ -31,12 +31,20 @@ NORM_EPS = 1e-12  # F.normalize's default: x / max(|x|, eps)
 
 # The authors' released code, where it differs from the paper (or where the paper is silent).
 RELEASED = {
-    "orth_form": "mse", "match_normalize": True, "aux_reduction": "sum",
-    "gate_bias": False, "gate_init": "unit", "scale_init": "ones",
+    "orth_form": "mse",
+    "match_normalize": True,
+    "aux_reduction": "sum",
+    "gate_bias": False,
+    "gate_init": "unit",
+    "scale_init": "ones",
 }
 PAPER = {
-    "orth_form": "frobenius", "match_normalize": False, "aux_reduction": "mean",
-    "gate_bias": True, "gate_init": "fan_in", "scale_init": "svd",
+    "orth_form": "frobenius",
+    "match_normalize": False,
+    "aux_reduction": "mean",
+    "gate_bias": True,
+    "gate_init": "fan_in",
+    "scale_init": "svd",
 }
 VARIANTS = {"paper": PAPER, "released": RELEASED}
 
@@ -286,4 +294,3 @@ class SAMoRALayer(AdapterLayer):
         """Weighted totals: lambda_orth * reduce(L_orth) and lambda_match * reduce(L_match), eq. (8)."""
         weights = {"orth": config.lambda_orth, "match": config.lambda_match}
         return reduce_aux_losses(layers, weights, config.aux_reduction)
-

@@ -23,8 +23,9 @@ EXACT_MAX_SIDE = 1024  # smaller side up to which the exact values are computed
 KRYLOV_DEPTH = 16  # Krylov blocks after the first: W Omega, (W W^T) W Omega, ..., (W W^T)^16 W Omega
 
 
-def top_singular_values(weight: torch.Tensor, k: int, *, exact_max_side: int = EXACT_MAX_SIDE,
-                        depth: int = KRYLOV_DEPTH) -> torch.Tensor:
+def top_singular_values(
+    weight: torch.Tensor, k: int, *, exact_max_side: int = EXACT_MAX_SIDE, depth: int = KRYLOV_DEPTH
+) -> torch.Tensor:
     """The k largest singular values of ``weight`` (d_out, d_in), descending: (k,).
 
     Computed in float32 (float64 for a float64 weight) on the weight's device. Exact when

@@ -6,7 +6,7 @@
                   │                                        └──► s on the k chosen ranks,
                   │                                             rescaled to sum to k ──► G (diagonal)
                   │                                                                       │
-                  └──► A (r x d_in) ──► h ──────────────────────────────────────────► G * h ──► B ──► * alpha/k ──► + W x
+                  └──► A (r x d_in) ──► h ──────────────────────────────────────────► G * h ──► B ──► *alpha/k ─► +W x
 ```
 
 One LoRA of rank r whose r rank-one components ``B[:, j] A[j]`` are the experts; every token uses
@@ -21,9 +21,10 @@ LoRA's two rank-r matmuls; ``sparse`` reads only the k chosen columns of B per t
 (``embedding_bag``). Both compute the full router (all r scores are needed to choose) and the full
 rank-r latent A x: gathering the k chosen rows of A per token instead was 1.3-6.3x slower than
 dense (one layer, d = 576, r = 64-512, k = 8-64, CPU; a rough run on a loaded machine), since a
-gather moves k d_in numbers per token that a GEMM reads once per batch. So sparse saves only B's side. Measured on CPU (forward + backward, one
-layer, 1 thread, d 576-2048, r 16-256; benchmarks/smora_dispatch.py) sparse took 0.6-0.95x the
-dense time below k/r = 1/32 and 1.3-3.2x from 1/8 up; on the whole SmolLM2 training step
+gather moves k d_in numbers per token that a GEMM reads once per batch. So sparse saves only B's
+side. Measured on CPU (forward + backward, one layer, 1 thread, d 576-2048, r 16-256;
+benchmarks/smora_dispatch.py) sparse took 0.6-0.95x the dense time below k/r = 1/32 and 1.3-3.2x
+from 1/8 up; on the whole SmolLM2 training step
 (``samora bench --sweep active_ranks``, r = 64) it tied at k/r = 1/64 (0.99) and lost from 1/32
 (1.01-1.36x), and at r = 512, k = 8 (1/64) it was 1.09x slower. Without autograd (inference) it
 took 0.62-0.95x below k/r = 1/32. ``compute="auto"`` therefore takes sparse only without autograd,

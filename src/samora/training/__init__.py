@@ -5,8 +5,8 @@ statistics in the logs, adapter-only checkpoints that resume exactly.
 :class:`SamoraTrainer` is the Trainer subclass it uses, for users who build their own Trainer.
 """
 
-from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback, StepLines
 from samora.persistence import load_adapter_weights
+from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback, StepLines
 from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.divergence import NONFINITE_ACTIONS, NonFiniteGuard, TrainingDiverged
 from samora.training.history import HistoryFile, read_history

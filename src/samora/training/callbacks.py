@@ -59,11 +59,17 @@ class StepLines(TrainerCallback):
             return
         if "loss" in logs:
             done = state.global_step - self._first_step
-            eta = (time.perf_counter() - self._started) / done * (state.max_steps - state.global_step) if done else None
+            eta = (
+                (time.perf_counter() - self._started) / done * (state.max_steps - state.global_step) if done else None
+            )
             logger.info(step_line(state.global_step, state.max_steps, logs, eta))
         elif "train_runtime" in logs:
-            logger.info("trained to step %d in %s, mean loss %.4g", state.global_step,
-                        duration(logs["train_runtime"]), logs.get("train_loss", float("nan")))
+            logger.info(
+                "trained to step %d in %s, mean loss %.4g",
+                state.global_step,
+                duration(logs["train_runtime"]),
+                logs.get("train_loss", float("nan")),
+            )
         else:  # evaluation: eval_loss and the like
             values = " | ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.startswith("eval_") and _is_number(v))
             if values:

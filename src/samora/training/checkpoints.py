@@ -28,8 +28,10 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     folder = Path(output_dir)
     if not folder.is_dir():
         return None
-    found = sorted(((int(m.group(1)), p) for p in folder.iterdir()
-                    if p.is_dir() and (m := _CHECKPOINT.match(p.name))), reverse=True)
+    found = sorted(
+        ((int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
+        reverse=True,
+    )
     for _, path in found:
         problem = checkpoint_problem(path)
         if problem is None:

@@ -35,16 +35,21 @@ class TrainingDiverged(RuntimeError):
 def divergence_hint(learning_rate: float | None) -> str:
     """The likely causes of a non-finite step, and what to change."""
     rate = f" (now {learning_rate:.3g})" if learning_rate is not None else ""
-    return ("Likely causes: a learning rate too high for this model" + rate + " (lower it, e.g. 10x), or an "
-            "adapter hyperparameter that is non-finite or far too large (alpha and its scale alpha/r, a "
-            "regulariser weight such as lambda_orth); under fp16, an overflow (use bf16 or fp32). To skip "
-            "such steps instead of stopping, set on_nonfinite='skip' (CLI: train.on_nonfinite=skip).")
+    return (
+        "Likely causes: a learning rate too high for this model" + rate + " (lower it, e.g. 10x), or an "
+        "adapter hyperparameter that is non-finite or far too large (alpha and its scale alpha/r, a "
+        "regulariser weight such as lambda_orth); under fp16, an overflow (use bf16 or fp32). To skip "
+        "such steps instead of stopping, set on_nonfinite='skip' (CLI: train.on_nonfinite=skip)."
+    )
 
 
 def nonfinite_tensors(tensors: dict[str, torch.Tensor]) -> list[str]:
     """Names of the floating-point tensors that hold a NaN or an infinity."""
-    return [name for name, tensor in tensors.items()
-            if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all())]
+    return [
+        name
+        for name, tensor in tensors.items()
+        if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all())
+    ]
 
 
 class NonFiniteGuard(TrainerCallback):
@@ -81,13 +86,18 @@ class NonFiniteGuard(TrainerCallback):
         if not bad_losses and not bad_gradients:
             return
         step = state.global_step + 1
-        what = (f"{bad_losses} non-finite micro-batch loss(es) (first: {float(loss.item())})" if bad_losses
-                else "a finite loss") + f" and {bad_gradients} of {len(gradients)} gradient tensors non-finite"
+        what = (
+            f"{bad_losses} non-finite micro-batch loss(es) (first: {float(loss.item())})"
+            if bad_losses
+            else "a finite loss"
+        ) + f" and {bad_gradients} of {len(gradients)} gradient tensors non-finite"
         learning_rate = optimizer.param_groups[0]["lr"] if optimizer is not None else None
         if self.action == "stop":
-            raise TrainingDiverged(f"training diverged at step {step} of {state.max_steps}: {what}. The adapter "
-                                   f"keeps the weights of step {step - 1}; nothing was saved from this step. "
-                                   + divergence_hint(learning_rate))
+            raise TrainingDiverged(
+                f"training diverged at step {step} of {state.max_steps}: {what}. The adapter "
+                f"keeps the weights of step {step - 1}; nothing was saved from this step. "
+                + divergence_hint(learning_rate)
+            )
         for parameter in model.parameters():
             parameter.grad = None
         self.skipped_steps += 1

@@ -150,9 +150,16 @@ def train(
         **({"disable_tqdm": True} if progress == "lines" else {}),
     }
     arguments = TrainingArguments(**(options | training_arguments))  # explicit TrainingArguments fields win
-    trainer = SamoraTrainer(model=model, args=arguments, train_dataset=train_dataset, eval_dataset=eval_dataset,
-                            data_collator=data_collator, processing_class=tokenizer, callbacks=list(callbacks),
-                            on_nonfinite=on_nonfinite)
+    trainer = SamoraTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=data_collator,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+        on_nonfinite=on_nonfinite,
+    )
     if progress == "lines":  # neither the dict print of every log entry nor the bar (which also prints them)
         for console in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(console)

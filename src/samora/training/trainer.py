@@ -94,9 +94,14 @@ class SamoraTrainer(Trainer):
         micro_batches = getattr(self, "current_gradient_accumulation_steps", 1) if training else 1
         micro_batches = micro_batches if scaled_for_accumulation else 1
         processes = 1
-        if (self.args.average_tokens_across_devices and num_items_in_batch is not None
-                and (self.model_accepts_loss_kwargs or self.compute_loss_func)):
-            processes = self.args.n_gpu if self.args.n_gpu > 1 else self.accelerator.num_processes // self.get_tp_size()
+        if (
+            self.args.average_tokens_across_devices
+            and num_items_in_batch is not None
+            and (self.model_accepts_loss_kwargs or self.compute_loss_func)
+        ):
+            processes = (
+                self.args.n_gpu if self.args.n_gpu > 1 else self.accelerator.num_processes // self.get_tp_size()
+            )
         return 1.0 / (micro_batches * processes)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -106,8 +111,9 @@ class SamoraTrainer(Trainer):
         state = self.adapter.state
         state.record_routing = sample
         try:
-            result = super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                          num_items_in_batch=num_items_in_batch)
+            result = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         finally:
             state.record_routing = False
         if sample:
@@ -165,8 +171,10 @@ class SamoraTrainer(Trainer):
             return
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
         if state_dict is not None and not state_dict:
-            raise ValueError("DeepSpeed ZeRO-3 handed the Trainer no gathered weights, so the adapter cannot be "
-                             "saved; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
+            raise ValueError(
+                "DeepSpeed ZeRO-3 handed the Trainer no gathered weights, so the adapter cannot be "
+                "saved; set stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config"
+            )
         self._refuse_nonfinite_adapter(model, state_dict)
         # FSDP / ZeRO-3: the gathered full state dict (this rank's own tensors are shards)
         save_adapter(model, output_dir, state_dict=state_dict)
@@ -186,7 +194,8 @@ class SamoraTrainer(Trainer):
             raise TrainingDiverged(
                 f"after step {self.state.global_step} the adapter holds NaN or infinite values in {len(bad)} of "
                 f"{len(tensors)} tensors (e.g. {bad[0]}); it was not saved. "
-                + divergence_hint(self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None))
+                + divergence_hint(self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None)
+            )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         """Load the adapter of a checkpoint written by :meth:`_save` into the adapted model, in place."""
@@ -204,7 +213,9 @@ class SamoraTrainer(Trainer):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
-                raise ValueError(f"resume_from_checkpoint=True but {self.args.output_dir} holds no complete checkpoint")
+                raise ValueError(
+                    f"resume_from_checkpoint=True but {self.args.output_dir} holds no complete checkpoint"
+                )
         self._last_log_time = time.perf_counter()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._tokens_total += self._reduced_tokens_since_log()
