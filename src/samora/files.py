@@ -22,3 +22,10 @@ def match_umask(*paths: Path) -> None:
     mask = current_umask()
     for path in paths:
         path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a hidden sibling and a rename: a reader sees the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)

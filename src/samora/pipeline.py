@@ -41,6 +41,7 @@ import torch
 import yaml
 
 from samora.cache import SMOLLM2_NAME, bundled_model_name
+from samora.files import write_text_atomic
 from samora.models import SMOLLM2_ALIASES
 from samora.run_config import ConfigError, RunConfig
 
@@ -98,7 +99,7 @@ def is_main_process() -> bool:
 
 def save_config(config: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def evaluate_model(
@@ -215,7 +216,8 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     if collapse:
         logger.warning("router: %s", collapse)
     report = write_report(run_dir, config, metrics, result.log_history, warnings=list(warnings))
-    _write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))  # last: the run is finished
+    # metrics.json last: its presence marks the run as finished
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     _say(main, f"adapter: {run_dir / 'adapter'}")
     _say(main, f"report: {report}")
     return metrics
@@ -427,9 +429,3 @@ def _adapter_folder(path: str) -> Path:
     """Accept a run folder (its adapter/ subfolder) or an adapter folder (samora's or a PEFT LoRA)."""
     folder = Path(path)
     return folder / "adapter" if (folder / "adapter" / "adapter_config.json").is_file() else folder
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

@@ -7,18 +7,9 @@ import pytest
 import torch
 
 from samora.analysis.plots import DPI, WIDTH, gate_tables, plot_task_gates, plot_usage, usage_norm
+from samora.data.tasks import BENCHMARKS
 
-TASKS = [
-    "arc_challenge",
-    "arc_easy",
-    "openbookqa",
-    "piqa",
-    "social_iqa",
-    "boolq",
-    "hellaswag",
-    "winogrande",
-    "commonsense_qa",
-]
+TASKS = BENCHMARKS["commonsense"]  # the 9 commonsense tasks, in id order
 
 
 def smollm2_sized_gates(blocks: int = 30) -> dict[str, dict[str, float]]:

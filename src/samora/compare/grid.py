@@ -33,9 +33,9 @@ import torch
 import yaml
 
 from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
+from samora.files import write_text_atomic
 from samora.pipeline import (
     DEFAULT_MODEL,
-    _write_atomic,
     build_stream,
     check_task_data,
     evaluate_model,
@@ -122,7 +122,7 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
             )
         return
     output.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def budget_plan(
@@ -190,7 +190,7 @@ def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
     cell.mkdir(parents=True)
     started = time.perf_counter()
     work(cell)
-    _write_atomic(
+    write_text_atomic(
         cell / MARKER, json.dumps({"identity": identity, "wall_s": round(time.perf_counter() - started, 3)}, indent=2)
     )
 
@@ -203,7 +203,7 @@ def _is_done(cell: Path, identity: dict[str, Any]) -> bool:
 def _evaluate_base(model, tokenizer, config: RunConfig, tasks: list[str], cell: Path) -> None:
     logger.info("evaluating the base model")
     results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")
-    _write_atomic(cell / "results.json", json.dumps(results, indent=2))
+    write_text_atomic(cell / "results.json", json.dumps(results, indent=2))
 
 
 def _train_cell(
@@ -224,7 +224,7 @@ def _train_cell(
     _, summary = train_adapter(model, tokenizer, stream, config, cell / "adapter", seed=seed, run_dir=cell)
     train_s = time.perf_counter() - started
     results = evaluate_model(model, tokenizer, config, tasks, cell / "samples.jsonl")  # examples: train.seed
-    _write_atomic(cell / "results.json", json.dumps(results, indent=2))
+    write_text_atomic(cell / "results.json", json.dumps(results, indent=2))
     record = {
         "spec": spec.label,
         "seed": seed,
@@ -233,7 +233,7 @@ def _train_cell(
         "train_wall_s": round(train_s, 3),
         "eval_wall_s": results["duration_s"],
     }
-    _write_atomic(cell / "cell.json", json.dumps(record, indent=2, default=str))
+    write_text_atomic(cell / "cell.json", json.dumps(record, indent=2, default=str))
 
 
 def _flat(values: Any, prefix: str = "") -> dict[str, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.runner import read_samples
 from samora.evaluation.statistics import bootstrap_grid, paired_test
-from samora.pipeline import _write_atomic
+from samora.files import write_text_atomic
 from samora.run_config import ConfigError, RunConfig
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def write_comparison(
         },
     }
     comparison["answer"] = answer_lines(comparison)
-    _write_atomic(output / "comparison.json", json.dumps(comparison, indent=2, default=str))
+    write_text_atomic(output / "comparison.json", json.dumps(comparison, indent=2, default=str))
     plot_comparison(comparison, output / "comparison.png")
     write_markdown(comparison, output / "comparison.md")
     print("\n".join(f"[samora] {line}" for line in comparison["answer"]), flush=True)  # the result, on stdout
