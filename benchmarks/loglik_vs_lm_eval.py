@@ -41,10 +41,10 @@ import torch
 from lm_eval_export import LM_EVAL_PYTHON, write_task
 
 from samora.benchmark.command import machine_description, wait_for_quiet
-from samora.benchmark.statistics import summary
+from samora.benchmark.summaries import summary
 from samora.data import load_examples
 from samora.evaluation import choice_length, loglik_scores
-from samora.models import load_smollm2, smollm2_path
+from samora.run.smollm2 import load_smollm2, smollm2_path
 
 CONTENDERS = ("samora_shared", "samora_plain", "lm_eval")
 TEMPLATES = ("commonsense_170k", "harness")

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VENV:-.venv}/bin"
 "$BIN/lint-imports" --no-cache
-"$BIN/python" -m samora.method_docs --check
+"$BIN/python" -m samora.run.method_docs --check
 "$BIN/ruff" check src tests benchmarks
 "$BIN/ruff" format --check src tests benchmarks

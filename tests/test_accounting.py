@@ -12,7 +12,7 @@ from conftest import TARGETS, tiny_model
 from method_cases import CASES
 
 import samora
-from samora import method_docs
+from samora.run import method_docs
 from samora.methods import METHODS
 from samora.methods.lora import LoRALayer
 
@@ -131,9 +131,9 @@ def test_match_rejects_a_non_integer_size():
 
 
 def test_committed_methods_table_is_up_to_date():
-    assert DOCS.is_file(), "docs/methods.md is missing; run: python -m samora.method_docs"
+    assert DOCS.is_file(), "docs/methods.md is missing; run: python -m samora.run.method_docs"
     assert DOCS.read_text() == method_docs.methods_table(), (
-        "docs/methods.md is stale; run: python -m samora.method_docs"
+        "docs/methods.md is stale; run: python -m samora.run.method_docs"
     )
 
 

@@ -27,9 +27,9 @@ from samora.benchmark.contenders import (
     load_base_model,
 )
 from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
+from samora.benchmark.measure import MeasureOptions, median_memory
 from samora.benchmark.memory import measure_peak_memory
-from samora.benchmark.runner import MeasureOptions, median_memory
-from samora.benchmark.statistics import check_targets, paired_ratios, summary
+from samora.benchmark.summaries import check_targets, paired_ratios, summary
 from samora.benchmark.sweeps import run_sweep, sparse_crossover
 from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
 from samora.methods import METHODS

@@ -12,7 +12,7 @@ from lm_eval.tasks import TaskManager
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import samora
-from samora.lm_eval_model import SamoraLM, cli, parse_task_map
+from samora.evaluation.lm_eval_model import SamoraLM, cli, parse_task_map
 
 # Three local lm-eval tasks; each prompt starts with its task's marker so a forward hook can tell
 # which task a request belongs to. "arc-e" is a samora alias of arc_easy (not an lm-eval task name).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from samora.run_config import ConfigError, load_run_config, preset_names
+from samora.run.run_config import ConfigError, load_run_config, preset_names
 
 
 def test_every_preset_loads_and_builds_its_adapter_config():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from samora.run_config import ConfigError, config_from_dict, load_run_config
+from samora.run.run_config import ConfigError, config_from_dict, load_run_config
 
 
 def test_a_trainingarguments_field_passes_through_and_round_trips(tmp_path):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 import samora
-from samora.run_config import ConfigError, load_run_config
+from samora.run.run_config import ConfigError, load_run_config
 
 BAD_VALUES = [
     # the adapter section is coerced like the others, against the method's fields

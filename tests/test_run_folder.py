@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from samora.run_config import ConfigError, load_run_config
-from samora.run_folder import RunPlan, config_differences, plan_run_folder, prepare_run_folder
+from samora.run.run_config import ConfigError, load_run_config
+from samora.run.run_folder import RunPlan, config_differences, plan_run_folder, prepare_run_folder
 
 
 def write_run(folder, config, finished=False):
@@ -47,13 +47,13 @@ def test_plans_for_each_state_of_the_folder(tmp_path):
 def test_replacing_renames_the_old_run_aside_in_one_step(tmp_path, monkeypatch):
     import os
 
-    import samora.run_folder
+    import samora.run.run_folder
 
     run = tmp_path / "run"
     write_run(run, load_run_config(), finished=True)
     renames = []
     real_replace = os.replace
-    monkeypatch.setattr(samora.run_folder.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b)))
+    monkeypatch.setattr(samora.run.run_folder.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b)))
     prepare_run_folder(run, RunPlan("replace"))
     assert len(renames) == 1 and renames[0][0] == run and renames[0][1].parent == tmp_path
     assert run.is_dir() and not any(run.iterdir())

@@ -4,6 +4,11 @@ The public names below are imported on first use (PEP 562 ``__getattr__``): ``im
 the ``samora`` command's ``--help`` / ``--version`` do not import torch or transformers. The method
 configs (``samora.LoRAConfig``, ``samora.SAMoRAConfig``...) come from the method registry
 (:func:`samora.methods.public_configs`), so a new method file is exported without an edit here.
+
+Two floors: the adapter library is the modules at this package's top and ``samora.methods``; the
+research harness is ``samora.run`` (the ``samora`` command) and the ``data``, ``evaluation``,
+``training``, ``analysis``, ``compare`` and ``benchmark`` subpackages. The library never imports the
+harness (``[tool.importlinter]`` in ``pyproject.toml``; see CONTRIBUTING.md).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ CHECKED_TYPES = (bool, int, float, str)  # annotations validate_fields checks; o
 
 @dataclass(frozen=True)
 class MethodCard:
-    """What a method says about itself in ``docs/methods.md`` (see :mod:`samora.method_docs`).
+    """What a method says about itself in ``docs/methods.md`` (see :mod:`samora.run.method_docs`).
 
     Task use and mergeability are not repeated here: the table reads them from ``uses_task``,
     ``requires_task`` and ``merge_kind``, so they cannot disagree with the code.

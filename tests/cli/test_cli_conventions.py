@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import samora
-from samora.cli import _config, build_parser, main, split_positionals
-from samora.run_config import ConfigError
+from samora.run.cli import _config, build_parser, main, split_positionals
+from samora.run.run_config import ConfigError
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
-HEAVY = ("torch", "transformers", "datasets", "samora.pipeline", "samora.inject")
+HEAVY = ("torch", "transformers", "datasets", "samora.run.pipeline", "samora.inject")
 
 
 def test_a_first_positional_yaml_is_the_config_file(tmp_path, capsys):
@@ -55,6 +55,29 @@ def test_version(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out == f"samora {samora.__version__}\n"
 
 
+@pytest.mark.parametrize("module", ["samora", "samora.cli"])
+def test_python_m_runs_the_command_and_the_old_module_name_warns(module):
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout == f"samora {samora.__version__}\n"
+    moved = "samora.cli moved to samora.run.cli" in done.stderr
+    assert moved == (module == "samora.cli"), done.stderr
+
+
+def test_the_old_lm_eval_module_name_is_an_alias_that_warns():
+    pytest.importorskip("lm_eval")
+    import importlib
+
+    from samora.evaluation import lm_eval_model
+
+    sys.modules.pop("samora.lm_eval_model", None)  # the warning comes with the first import
+    with pytest.warns(FutureWarning, match="samora.evaluation.lm_eval_model"):
+        alias = importlib.import_module("samora.lm_eval_model")
+    assert alias.SamoraLM is lm_eval_model.SamoraLM and alias.cli is lm_eval_model.cli
+
+
 def imported_after(code: str) -> list[str]:
     probe = f"import sys\n{code}\nprint('MODULES', [m for m in {HEAVY!r} if m in sys.modules])"
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")])}
@@ -67,7 +90,7 @@ def imported_after(code: str) -> list[str]:
     "command", [[], ["train"], ["compare"], ["eval"], ["analyze"], ["export"], ["env"], ["presets"], ["bench"]]
 )
 def test_help_imports_neither_torch_nor_transformers(command):
-    code = f"from samora.cli import main\ntry:\n    main({[*command, '--help']!r})\nexcept SystemExit:\n    pass"
+    code = f"from samora.run.cli import main\ntry:\n    main({[*command, '--help']!r})\nexcept SystemExit:\n    pass"
     assert imported_after(code) == []
 
 

@@ -45,7 +45,7 @@ def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_d
         "-m",
         *LAUNCHERS[launcher],
         "-m",
-        "samora.cli",
+        "samora.run.cli",
         "train",
         "--preset",
         "demo",

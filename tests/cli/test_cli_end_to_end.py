@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from samora.cli import main
+from samora.run.cli import main
 
 TASKS = "[boolq, piqa, arc_easy]"
 
@@ -17,7 +17,7 @@ def tiny_model_dir(tmp_path_factory):
     """A 2-layer Llama with SmolLM2's tokenizer, saved as a local folder (what model.name points to)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from samora.models import smollm2_path
+    from samora.run.smollm2 import smollm2_path
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
     torch.manual_seed(0)

@@ -12,9 +12,9 @@ import torch
 import yaml
 from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
-from samora.cli import main
-from samora.logs import set_progress_bars
-from samora.run_config import config_from_dict
+from samora.run.cli import main
+from samora.run.logs import set_progress_bars
+from samora.run.run_config import config_from_dict
 from samora.training import read_history
 
 STEP_LINE = re.compile(

@@ -8,10 +8,10 @@ import json
 import pytest
 from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
-import samora.pipeline
-from samora.cli import main
-from samora.run_config import load_run_config
-from samora.run_folder import new_results_folder, saved_run_values
+import samora.run.pipeline
+from samora.run.cli import main
+from samora.run.run_config import load_run_config
+from samora.run.run_folder import new_results_folder, saved_run_values
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def short_run(tiny_model_dir, tmp_path_factory):  # noqa: F811
 def capture_analysis_config(monkeypatch) -> list:
     seen = []
     monkeypatch.setattr(
-        samora.pipeline,
+        samora.run.pipeline,
         "run_analysis_on",
         lambda model, tokenizer, config, tasks, output: seen.append((config, tasks)) or {"usage": {}},
     )

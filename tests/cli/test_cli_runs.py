@@ -16,7 +16,7 @@ import pytest
 from safetensors.torch import load_file
 from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
-from samora.cli import main
+from samora.run.cli import main
 from samora.training import read_history
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
@@ -24,7 +24,7 @@ QUICK = ["eval.before=false", "eval.limit=2", "adapter.method=lora"]  # lora: no
 
 
 def samora_train(model_dir, run_dir, *extra) -> list[str]:
-    return [sys.executable, "-m", "samora.cli", "train", *run_overrides(model_dir, run_dir), *QUICK, *extra]
+    return [sys.executable, "-m", "samora.run.cli", "train", *run_overrides(model_dir, run_dir), *QUICK, *extra]
 
 
 def environment() -> dict[str, str]:

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from test_cli_end_to_end import tiny_model_dir  # noqa: F401  (the module-scoped fixture)
 
-from samora.cli import main
 from samora.compare import MethodSpec, parse_method_spec
-from samora.run_config import ConfigError, load_run_config
+from samora.run.cli import main
+from samora.run.run_config import ConfigError, load_run_config
 
 SOURCE = Path(__file__).resolve().parents[2] / "src"
 METHODS = "[lora, samora, 'samora(router=linear)']"
@@ -58,7 +58,7 @@ def compare_arguments(model_dir, output):
 def run_cli(arguments, **popen):
     environment = {**os.environ, "PYTHONPATH": str(SOURCE), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "samora.cli", *arguments],
+        [sys.executable, "-m", "samora.run.cli", *arguments],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

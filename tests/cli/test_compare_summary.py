@@ -10,7 +10,7 @@ import pytest
 
 from samora.compare.spec import compare_specs
 from samora.compare.summary import write_comparison
-from samora.run_config import ConfigError, load_run_config
+from samora.run.run_config import ConfigError, load_run_config
 
 TASKS = {"boolq": 2, "arc_easy": 4}  # task -> choices
 N = 200

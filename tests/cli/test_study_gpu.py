@@ -17,7 +17,7 @@ import torch
 import yaml
 from test_cli_end_to_end import tiny_model_dir  # noqa: F401  (the module-scoped fixture)
 
-from samora.run_config import load_run_config
+from samora.run.run_config import load_run_config
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "study_gpu.sh"

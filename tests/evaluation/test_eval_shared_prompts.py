@@ -16,7 +16,7 @@ from eval_helpers import data_tiny_model
 import samora
 from samora.data import load_examples
 from samora.evaluation import loglik_scores
-from samora.models import load_smollm2
+from samora.run.smollm2 import load_smollm2
 
 WORDS = (
     "the a cat dog sky blue answer question yes no red green tree house run jump over under carbon oxygen 1 2 3 ! ?"

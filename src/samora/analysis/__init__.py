@@ -5,8 +5,8 @@
 training loop's router statistics.
 """
 
+from samora.analysis.analyze import RESULTS_NAME, RouterCollapseWarning, analyze
 from samora.analysis.features import expert_outputs, pca_2d, separation, task_gate_values
-from samora.analysis.report import RESULTS_NAME, RouterCollapseWarning, analyze
 from samora.analysis.usage import OTHER, RouterUsage, collapse_warning, find_collapse, load_entropy
 
 __all__ = [

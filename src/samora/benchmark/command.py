@@ -211,9 +211,9 @@ def run_bench(args: argparse.Namespace) -> int:
     import torch
 
     from samora.benchmark.contenders import default_contenders, load_base_model
+    from samora.benchmark.measure import compare_to_references, measure_group
     from samora.benchmark.report import write_results
-    from samora.benchmark.runner import compare_to_references, measure_group
-    from samora.benchmark.statistics import check_targets
+    from samora.benchmark.summaries import check_targets
     from samora.benchmark.sweeps import run_sweep
 
     log = functools.partial(print, file=sys.stderr, flush=True)

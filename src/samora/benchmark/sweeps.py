@@ -18,9 +18,9 @@ import dataclasses
 from collections.abc import Callable
 
 from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA, BenchSettings, Contender
-from samora.benchmark.runner import Entries, measure_group
+from samora.benchmark.measure import Entries, measure_group
 from samora.benchmark.settings import SPARSE_METHOD, SPARSE_METHOD_RANKS, SWEEPS, MeasureOptions
-from samora.benchmark.statistics import paired_ratios, summary
+from samora.benchmark.summaries import paired_ratios, summary
 from samora.methods import get_method
 
 Point = tuple[str, Contender, BenchSettings, int | None, str, str]  # name, contender, settings, value, role, series

@@ -1,6 +1,6 @@
 """``samora compare``: a grid of methods x seeds trained and evaluated alike, with paired tests.
 
->>> from samora.run_config import load_run_config
+>>> from samora.run.run_config import load_run_config
 >>> from samora.compare import run_compare
 >>> comparison = run_compare(load_run_config(preset="demo"))   # runs/demo/comparison.md
 """

@@ -34,7 +34,7 @@ import yaml
 
 from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
 from samora.files import write_text_atomic
-from samora.pipeline import (
+from samora.run.pipeline import (
     DEFAULT_MODEL,
     build_stream,
     check_task_data,
@@ -44,7 +44,7 @@ from samora.pipeline import (
     save_config,
     train_adapter,
 )
-from samora.run_config import ConfigError, RunConfig
+from samora.run.run_config import ConfigError, RunConfig
 
 logger = logging.getLogger(__name__)
 

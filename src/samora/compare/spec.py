@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from samora.run_config import ConfigError, RunConfig
+from samora.run.run_config import ConfigError, RunConfig
 
 _SPEC = re.compile(r"^\s*([A-Za-z][\w-]*)\s*(?:\((.*)\))?\s*$")
 SHARED_FIELDS = ("r", "target_modules", "dropout")  # AdapterConfig fields every method shares

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from samora.compare.spec import MethodSpec, parse_method_spec
-from samora.evaluation.runner import read_samples
+from samora.evaluation.evaluate import read_samples
 from samora.evaluation.statistics import bootstrap_grid, paired_test
 from samora.files import write_text_atomic
-from samora.run_config import ConfigError, RunConfig
+from samora.run.run_config import ConfigError, RunConfig
 
 logger = logging.getLogger(__name__)
 

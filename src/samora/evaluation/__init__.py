@@ -5,14 +5,7 @@
 >>> print(format_table(results)); write_results(results, "results/commonsense.json")
 """
 
-from samora.evaluation.metrics import (
-    METRICS,
-    accuracy,
-    compute_metrics,
-    f1_score,
-    matthews_corrcoef,
-)
-from samora.evaluation.runner import (
+from samora.evaluation.evaluate import (
     PROTOCOLS,
     adapter_identity,
     evaluate,
@@ -23,6 +16,13 @@ from samora.evaluation.runner import (
     routing_tasks,
     write_results,
     write_samples,
+)
+from samora.evaluation.metrics import (
+    METRICS,
+    accuracy,
+    compute_metrics,
+    f1_score,
+    matthews_corrcoef,
 )
 from samora.evaluation.scoring import (
     UNPARSED,

@@ -10,7 +10,7 @@ from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
 from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.divergence import NONFINITE_ACTIONS, NonFiniteGuard, TrainingDiverged
 from samora.training.history import HistoryFile, read_history
-from samora.training.run import TrainResult, train
+from samora.training.train import TrainResult, train
 from samora.training.trainer import SamoraTrainer
 
 __all__ = [

@@ -39,7 +39,7 @@ from samora.persistence import adapter_state_dict, load_adapter_weights, save_ad
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
 from samora.training.checkpoints import last_complete_checkpoint
 from samora.training.divergence import NonFiniteGuard, TrainingDiverged, divergence_hint, nonfinite_tensors
-from samora.training.statistics import router_log_entries
+from samora.training.router_logs import router_log_entries
 
 
 class SamoraTrainer(Trainer):

@@ -84,7 +84,7 @@ class TrainSection:
     save_total_limit: int | None = None  # keep only the newest this many checkpoints (null: all)
     report_to: str | list[str] = "none"  # Trainer logging integrations: tensorboard (into <run>/tensorboard), wandb...
     # any other transformers.TrainingArguments field, e.g. {max_grad_norm: 0.5}; a `train.max_grad_norm`
-    # key lands here (see samora.passthrough), so the saved config.yaml loads back the same
+    # key lands here (see samora.run.passthrough), so the saved config.yaml loads back the same
     training_arguments: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,7 +164,7 @@ def load_run_config(
     path: str | None = None, overrides: list[str] = (), preset: str | None = None, base: dict[str, Any] | None = None
 ) -> RunConfig:
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
-    folder's saved ``config.yaml``, see :func:`samora.run_folder.saved_run_values`), the preset, the
+    folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
     values: dict[str, Any] = copy.deepcopy(base) if base else {}
     if preset is not None:
@@ -295,7 +295,7 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
 
 def config_from_dict(values: dict[str, Any]) -> RunConfig:
     """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
-    from samora.passthrough import check_training_arguments, gather_training_arguments
+    from samora.run.passthrough import check_training_arguments, gather_training_arguments
 
     config = _build(RunConfig, gather_training_arguments(values, TrainSection), "")
     config.adapter = _coerce_adapter(config.adapter)
@@ -317,9 +317,9 @@ def _check_values(config: RunConfig) -> None:
     import torch
     from transformers.trainer_utils import SchedulerType
 
-    from samora.passthrough import check_report_to, check_training_argument_values
+    from samora.run.passthrough import check_report_to, check_training_argument_values
     from samora.training import NONFINITE_ACTIONS
-    from samora.training.run import PRECISIONS
+    from samora.training.train import PRECISIONS
 
     data, train, evaluation = config.data, config.train, config.eval
     schedulers = sorted(s.value for s in SchedulerType)

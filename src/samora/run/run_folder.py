@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from samora.run_config import ConfigError, RunConfig, config_from_dict, effective_values
+from samora.run.run_config import ConfigError, RunConfig, config_from_dict, effective_values
 
 CONFIG_FILE = "config.yaml"
 FINISHED_MARKER = "metrics.json"
@@ -101,7 +101,7 @@ def prepare_run_folder(run_dir: str | os.PathLike, plan: RunPlan) -> None:
 
 def saved_run_values(path: str | os.PathLike | None) -> dict | None:
     """The saved ``config.yaml`` of the run folder ``path`` as a base layer for
-    :func:`~samora.run_config.load_run_config` (None when ``path`` is not a run folder).
+    :func:`~samora.run.run_config.load_run_config` (None when ``path`` is not a run folder).
 
     ``samora eval`` / ``analyze`` of a run thus use the run's tasks, template, source, max_length,
     evaluation settings, model and seed unless the user sets them. The layer's ``output_dir`` is

@@ -9,7 +9,7 @@ from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA, BenchSettings,
 from samora.benchmark.materialisation import per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
 from samora.benchmark.settings import MeasureOptions
-from samora.benchmark.statistics import paired_ratios, summary
+from samora.benchmark.summaries import paired_ratios, summary
 from samora.benchmark.timing import Generation, TrainingStep, clock_for, interleave
 from samora.inject import trainable_parameters
 

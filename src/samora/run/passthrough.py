@@ -1,6 +1,6 @@
 """``train:`` keys that samora does not define but ``transformers.TrainingArguments`` does.
 
-The ``train`` section of a run configuration holds samora's own keys (:class:`~samora.run_config.TrainSection`)
+The ``train`` section of a run configuration holds samora's own keys (:class:`~samora.run.run_config.TrainSection`)
 and any other ``TrainingArguments`` field, which reaches :func:`samora.training.train` unchanged:
 
 ```yaml
@@ -25,7 +25,7 @@ import types
 import typing
 from typing import Any
 
-from samora.run_config import ConfigError, _coerce
+from samora.run.run_config import ConfigError, _coerce
 
 # TrainingArguments fields that samora sets from its own keys: refused, naming the key to use
 RENAMED = {
@@ -127,7 +127,7 @@ def check_report_to(report_to: str | list[str]) -> None:
 
 
 def _is_plain(hint: Any) -> bool:
-    """Whether ``hint`` is made only of the plain types :func:`samora.run_config._coerce` checks."""
+    """Whether ``hint`` is made only of the plain types :func:`samora.run.run_config._coerce` checks."""
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     options = typing.get_args(hint) if union else (hint,)
     return all((typing.get_origin(option) or option) in SIMPLE_TYPES for option in options)

@@ -16,7 +16,7 @@ run_dir/
 ```
 
 ``metrics.json`` is written last: a folder without it holds an unfinished run, which rerunning the
-same command resumes (see :mod:`samora.run_folder` for what ``train`` does with an existing folder).
+same command resumes (see :mod:`samora.run.run_folder` for what ``train`` does with an existing folder).
 
 ``samora eval --adapter RUN`` and ``samora analyze RUN`` take every setting the user does not set
 (on the command line, in a config file or a preset) from ``RUN/config.yaml``: the run's tasks,
@@ -42,8 +42,8 @@ import yaml
 
 from samora.cache import SMOLLM2_NAME, bundled_model_name
 from samora.files import write_text_atomic
-from samora.models import SMOLLM2_ALIASES
-from samora.run_config import ConfigError, RunConfig
+from samora.run.run_config import ConfigError, RunConfig
+from samora.run.smollm2 import SMOLLM2_ALIASES
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def load_base_model(name: str, dtype: str = "auto"):
 
     kwargs = {"dtype": torch_dtype(dtype)}
     if name in SMOLLM2_ALIASES or bundled_model_name(name):
-        from samora.models import load_smollm2
+        from samora.run.smollm2 import load_smollm2
 
         model, tokenizer = load_smollm2(**kwargs)
     else:
@@ -108,7 +108,7 @@ def evaluate_model(
     """Evaluate as ``config.eval`` says (examples subsampled with ``train.seed``); with
     ``samples_path``, also write the per-example records there (``samples.jsonl``)."""
     from samora.evaluation import evaluate, write_samples
-    from samora.logs import progress_bars_enabled
+    from samora.run.logs import progress_bars_enabled
 
     section = config.eval
     results = evaluate(
@@ -170,7 +170,7 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
     checkpoint (unless ``train.resume`` is false); a finished one is replaced only with ``overwrite``.
     The warnings logged on the way are repeated in ``report.md``.
     """
-    from samora.logs import recorded_warnings
+    from samora.run.logs import recorded_warnings
 
     with recorded_warnings() as warnings:
         return _run_train(config, overwrite, warnings)
@@ -179,7 +179,7 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
 def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[str, Any]:
     import samora
     from samora.evaluation import format_table
-    from samora.report import write_report
+    from samora.run.report import write_report
 
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
@@ -225,7 +225,7 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
 
 def _start_run_folder(run_dir: Path, config: RunConfig, overwrite: bool, main: bool):
     """Decide on every process (read-only) what to do with ``run_dir``; the main process then does it."""
-    from samora.run_folder import plan_run_folder, prepare_run_folder
+    from samora.run.run_folder import plan_run_folder, prepare_run_folder
 
     plan = plan_run_folder(run_dir, config, overwrite=overwrite)
     if main:
@@ -271,7 +271,7 @@ def train_adapter(
     ``--verbose``), else one line per logging step. Return the :class:`~samora.training.TrainResult`
     and its JSON summary."""
     import samora
-    from samora.logs import progress_bars_enabled
+    from samora.run.logs import progress_bars_enabled
     from samora.training import train
     from samora.training.history import HistoryFile
 
@@ -350,7 +350,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     """Evaluate an adapter folder (or, with none, the plain base model); write the results to a new
     ``evals/eval-NNN/`` under ``output_dir`` (a run folder's own, see the module docstring)."""
     from samora.evaluation import format_table, write_results
-    from samora.run_folder import new_results_folder
+    from samora.run.run_folder import new_results_folder
 
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, [config.eval.split])
@@ -374,7 +374,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
 def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
     """Analyse an adapter's routing into a new ``analysis/`` (``analysis-002``, ... when that is
     taken) under ``output_dir`` (a run folder's own, see the module docstring)."""
-    from samora.run_folder import new_results_folder
+    from samora.run.run_folder import new_results_folder
 
     folder = _adapter_folder(adapter_dir)
     saved = read_saved_adapter(folder)
