@@ -12,9 +12,9 @@ from conftest import TARGETS, tiny_model
 from method_cases import CASES
 
 import samora
-from samora.run import method_docs
 from samora.methods import METHODS
 from samora.methods.lora import LoRALayer
+from samora.run import method_docs
 
 TASKS = ["alpha", "beta", "gamma"]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "methods.md"
