@@ -5,6 +5,7 @@
 >>> print(format_table(results)); write_results(results, "results/commonsense.json")
 """
 
+from samora.evaluation.answers import UNPARSED, extract_answer
 from samora.evaluation.evaluate import (
     PROTOCOLS,
     adapter_identity,
@@ -17,19 +18,14 @@ from samora.evaluation.evaluate import (
     write_results,
     write_samples,
 )
+from samora.evaluation.generation import generate_responses
+from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import (
     METRICS,
     accuracy,
     compute_metrics,
     f1_score,
     matthews_corrcoef,
-)
-from samora.evaluation.scoring import (
-    UNPARSED,
-    choice_length,
-    extract_answer,
-    generate_responses,
-    loglik_scores,
 )
 from samora.evaluation.statistics import (
     bootstrap_grid,

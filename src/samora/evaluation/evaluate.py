@@ -24,14 +24,10 @@ import torch
 from samora.data.sources import DataSourceError, load_examples, resolve_source
 from samora.data.tasks import BENCHMARKS, get_task, resolve_split, resolve_tasks
 from samora.data.templates import Template, get_template
+from samora.evaluation.answers import UNPARSED, extract_answer
+from samora.evaluation.generation import generate_responses
+from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import METRICS, accuracy, compute_metrics
-from samora.evaluation.scoring import (
-    UNPARSED,
-    choice_length,
-    extract_answer,
-    generate_responses,
-    loglik_scores,
-)
 from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric, bootstrap_task_mean
 
 logger = logging.getLogger(__name__)
