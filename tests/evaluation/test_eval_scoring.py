@@ -40,7 +40,7 @@ def test_batched_loglik_matches_the_reference(smollm2_tokenizer, recording):
 def test_loglik_truncates_long_contexts_from_the_left(smollm2_tokenizer, caplog):
     model = data_tiny_model(smollm2_tokenizer, max_position_embeddings=16, recording=False)
     context = " ".join(f"w{i}" for i in range(40)) + " end:"
-    with caplog.at_level("WARNING", logger="samora.evaluation.scoring"):
+    with caplog.at_level("WARNING", logger="samora.evaluation.loglik"):
         [score, _] = loglik_scores(model, smollm2_tokenizer, [context, "short:"], [" yes", " no"], progress=False)
     assert "loglik: 1 of 2 scored sequences exceed the model's context window (16 tokens)" in caplog.text
     ids = (smollm2_tokenizer(context)["input_ids"] + smollm2_tokenizer(" yes", add_special_tokens=False)["input_ids"])[
@@ -130,6 +130,6 @@ def test_loglik_refuses_non_finite_scores(smollm2_tokenizer, share_prompts):
 def test_generation_warns_when_prompts_are_cut_to_the_context_window(smollm2_tokenizer, caplog):
     model = data_tiny_model(smollm2_tokenizer, max_position_embeddings=16, recording=False)
     long = " ".join(f"w{i}" for i in range(40)) + " end:"
-    with caplog.at_level("WARNING", logger="samora.evaluation.scoring"):
+    with caplog.at_level("WARNING", logger="samora.evaluation.generation"):
         generate_responses(model, smollm2_tokenizer, [long, "Q:"], max_new_tokens=2, progress=False)
     assert "generate: 1 of 2 prompts exceed the model's context window less max_new_tokens (14 tokens)" in caplog.text

@@ -5,18 +5,16 @@
 >>> print(format_table(results)); write_results(results, "results/commonsense.json")
 """
 
+from samora.evaluation.answers import UNPARSED, extract_answer
 from samora.evaluation.evaluate import (
-    PROTOCOLS,
     adapter_identity,
     evaluate,
-    format_table,
     model_identity,
-    read_samples,
     routed_task_id,
     routing_tasks,
-    write_results,
-    write_samples,
 )
+from samora.evaluation.generation import generate_responses
+from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import (
     METRICS,
     accuracy,
@@ -24,19 +22,15 @@ from samora.evaluation.metrics import (
     f1_score,
     matthews_corrcoef,
 )
-from samora.evaluation.scoring import (
-    UNPARSED,
-    choice_length,
-    extract_answer,
-    generate_responses,
-    loglik_scores,
-)
+from samora.evaluation.results_files import read_samples, write_results, write_samples
+from samora.evaluation.results_table import format_table
 from samora.evaluation.statistics import (
     bootstrap_grid,
     bootstrap_metric,
     bootstrap_task_mean,
     paired_test,
 )
+from samora.evaluation.task_results import PROTOCOLS
 
 __all__ = [
     "METRICS",

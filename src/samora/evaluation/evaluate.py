@@ -5,6 +5,10 @@ Task routing: a model adapted by samora carries ``model.samora_adapter``, whose
 routed with its index in that list, passed as ``task_ids`` (batch,) to ``model(...)`` and
 ``model.generate(...)``; a task the adapter was not trained on gets ``-1`` ("unseen": SAMoRA
 uses its mean task gate; methods that need a task raise). A plain model gets no ``task_ids``.
+
+One task's scoring lives in :mod:`samora.evaluation.task_results`, the table in
+:mod:`samora.evaluation.results_table` and the files in :mod:`samora.evaluation.results_files`
+(their public names stay importable from here).
 """
 
 from __future__ import annotations
@@ -15,29 +19,34 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from samora.data.sources import DataSourceError, load_examples, resolve_source
-from samora.data.tasks import BENCHMARKS, get_task, resolve_split, resolve_tasks
-from samora.data.templates import Template, get_template
-from samora.evaluation.metrics import METRICS, accuracy, compute_metrics
-from samora.evaluation.scoring import (
-    UNPARSED,
-    choice_length,
-    extract_answer,
-    generate_responses,
-    loglik_scores,
-)
-from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric, bootstrap_task_mean
+from samora.data.tasks import BENCHMARKS, get_task, resolve_tasks
+from samora.data.templates import Template
+from samora.evaluation.metrics import metric_function
+from samora.evaluation.results_files import read_samples, write_results, write_samples
+from samora.evaluation.results_table import format_table
+from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_task_mean
+from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions, evaluate_task
+from samora.routing import UNSEEN_TASK
+
+__all__ = [
+    "PROTOCOLS",
+    "UNSEEN_TASK",
+    "adapter_identity",
+    "evaluate",
+    "format_table",
+    "model_identity",
+    "read_samples",
+    "routed_task_id",
+    "routing_tasks",
+    "write_results",
+    "write_samples",
+]
 
 logger = logging.getLogger(__name__)
-
-PROTOCOLS = ("loglik", "generate")
-UNSEEN_TASK = -1
 
 
 def evaluate(
@@ -80,27 +89,35 @@ def evaluate(
     ``bootstrap_samples`` resamples, seeded), the chance level, the majority-class baseline and the
     predicted next to the gold label distribution. Each benchmark average carries its own interval.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
-    if answer_match not in ("strict", "lenient"):
-        raise ValueError(f"answer_match must be 'strict' or 'lenient', got {answer_match!r}.")
+    options = EvaluationOptions(
+        protocol=protocol,
+        split=split,
+        limit=limit,
+        seed=seed,
+        batch_size=batch_size,
+        num_beams=num_beams,
+        max_new_tokens=max_new_tokens,
+        answer_match=answer_match,
+        progress=progress,
+        skip_unavailable=skip_unavailable,
+        bootstrap_samples=bootstrap_samples,
+    )
     names = resolve_tasks(tasks)
     routing = routing_tasks(model, task_names)
     started = time.perf_counter()
-    results: dict[str, Any] = {
-        "protocol": protocol,
-        "settings": {
-            "split": split,
-            "limit": limit,
-            "seed": seed,
-            "batch_size": batch_size,
-            "bootstrap_samples": bootstrap_samples,
-            **(
-                {"num_beams": num_beams, "max_new_tokens": max_new_tokens, "answer_match": answer_match}
-                if protocol == "generate"
-                else {}
-            ),
-        },
+    results = _results_header(model, names, routing, options, template)
+    results["tasks"] = _evaluate_tasks(model, tokenizer, names, routing, options, source, template)
+    return _finish_results(results, options, log_samples, started)
+
+
+def _results_header(
+    model: Any, names: list[str], routing: list[str] | None, options: EvaluationOptions, template: Any
+) -> dict[str, Any]:
+    """What was evaluated and how: protocol, settings, template, model and adapter identity, and
+    the fixed task order of each benchmark evaluated."""
+    return {
+        "protocol": options.protocol,
+        "settings": options.settings(),
         "template": _json_template(template),
         "model": model_identity(model),
         "adapter": adapter_identity(model, routing),
@@ -108,37 +125,48 @@ def evaluate(
             bench: BENCHMARKS[bench]  # the fixed ids that "task_id" refers to
             for bench in dict.fromkeys(get_task(name).benchmark for name in names)
         },
-        "tasks": {},
     }
+
+
+def _evaluate_tasks(
+    model: Any,
+    tokenizer: Any,
+    names: list[str],
+    routing: list[str] | None,
+    options: EvaluationOptions,
+    source: Any,
+    template: Any,
+) -> dict[str, dict[str, Any]]:
+    """Each task's entry (:func:`samora.evaluation.task_results.evaluate_task`), scored in eval
+    mode without gradients (the model's mode is restored after), with one INFO line per task."""
+    entries: dict[str, dict[str, Any]] = {}
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for name in names:
                 task_started = time.perf_counter()
-                results["tasks"][name] = _evaluate_task(
+                entries[name] = evaluate_task(
                     model,
                     tokenizer,
                     name,
-                    protocol=protocol,
-                    split=split,
+                    options,
                     source=_pick(source, name, "auto"),
                     template=_pick(template, name, None),
-                    limit=limit,
-                    seed=seed,
-                    batch_size=batch_size,
-                    num_beams=num_beams,
-                    max_new_tokens=max_new_tokens,
-                    lenient=answer_match == "lenient",
-                    routing=routing,
-                    progress=progress,
-                    skip_unavailable=skip_unavailable,
-                    bootstrap=(bootstrap_samples, seed or 0),
+                    route=routed_task_id(routing, name),
                 )
-                logger.info("%s", _task_line(name, results["tasks"][name], time.perf_counter() - task_started))
+                logger.info("%s", _task_line(name, entries[name], time.perf_counter() - task_started))
     finally:
         model.train(was_training)
-    results["average"] = _averages(results["tasks"], bootstrap_samples, seed or 0)
+    return entries
+
+
+def _finish_results(
+    results: dict[str, Any], options: EvaluationOptions, log_samples: bool, started: float
+) -> dict[str, Any]:
+    """Add the benchmark averages, drop the per-example records unless ``log_samples``, and stamp
+    the duration and the creation time."""
+    results["average"] = _averages(results["tasks"], options.bootstrap_samples, options.bootstrap_seed)
     if not log_samples:
         for entry in results["tasks"].values():
             entry.pop("samples", None)
@@ -215,281 +243,6 @@ def adapter_identity(model: Any, routing: list[str] | None) -> dict[str, Any] | 
     }
 
 
-def write_results(results: dict[str, Any], path: str | Path) -> Path:
-    """Write ``results`` as indented JSON (creating folders) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return path
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table: one row per task (metrics in % with their 95% intervals, chance level,
-    majority-class baseline, gold / predicted label counts per choice index), then the benchmark
-    averages with their intervals."""
-    model = results["model"]
-    adapter = results.get("adapter")
-    lines = [
-        f"protocol: {results['protocol']}  model: {model['name_or_path'] or model['class']}"
-        f"  adapter: {adapter['method'] if adapter else 'none'}"
-    ]
-    metric_names = sorted(
-        {m for entry in results["tasks"].values() for m in entry.get("metrics", {})}, key=_metric_order
-    )
-    header = [
-        "task",
-        "split",
-        "n",
-        *[f"{m} [95% CI]" for m in metric_names],
-        "chance",
-        "majority",
-        "labels gold / pred",
-        "template",
-    ]
-    rows = []
-    for name, entry in results["tasks"].items():
-        if "skipped" in entry:
-            rows.append([name, entry.get("split", ""), "-", *["-"] * (len(metric_names) + 3), "skipped: no data"])
-            continue
-        n = str(entry["n"]) + (f" ({entry['n_unparsed']} unparsed)" if entry.get("n_unparsed") else "")
-        rows.append(
-            [
-                name,
-                entry["split"],
-                n,
-                *[_with_interval(entry, m) for m in metric_names],
-                _percent(entry.get("chance")),
-                _percent(entry.get("majority_baseline")),
-                _label_counts(entry.get("label_distribution")),
-                entry["template"]["name"],
-            ]
-        )
-    for benchmark, average in results.get("average", {}).items():
-        ci = average.get("ci95")
-        shown = f"{100 * average['value']:.2f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
-        rows.append(
-            [
-                f"average ({benchmark})",
-                "",
-                str(average["n_tasks"]) + " tasks",
-                *["" for _ in metric_names],
-                "",
-                "",
-                "",
-                f"{shown} mean primary",
-            ]
-        )
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    table = [
-        " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-        for row in [header, ["-" * w for w in widths], *rows]
-    ]
-    return "\n".join(lines + table)
-
-
-def _with_interval(entry: dict[str, Any], metric: str) -> str:
-    if metric not in entry["metrics"]:
-        return ""
-    shown = f"{100 * entry['metrics'][metric]:.2f}"
-    ci = (entry.get("statistics") or {}).get(metric, {}).get("ci95")
-    return shown + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f}"
-
-
-def _label_counts(distribution: dict[str, dict[str, int]] | None) -> str:
-    """``"7,8 / 15,0"``: gold and predicted counts per choice index (``?n``: n unparsed)."""
-    if not distribution:
-        return ""
-    gold, pred = distribution["gold"], distribution["pred"]
-    indices = sorted({int(k) for k in (*gold, *pred) if int(k) >= 0})
-
-    def counts(table: dict[str, int]) -> str:
-        text = ",".join(str(table.get(str(i), 0)) for i in indices)
-        return text + (f" ?{table['-1']}" if "-1" in table else "")
-
-    return f"{counts(gold)} / {counts(pred)}"
-
-
-def _evaluate_task(
-    model,
-    tokenizer,
-    name,
-    *,
-    protocol,
-    split,
-    source,
-    template,
-    limit,
-    seed,
-    batch_size,
-    num_beams,
-    max_new_tokens,
-    lenient,
-    routing,
-    progress,
-    skip_unavailable,
-    bootstrap,
-) -> dict[str, Any]:
-    task = get_task(name)
-    task_split = resolve_split(task, split)
-    chosen_template = get_template(template, task)
-    if protocol == "generate" and not chosen_template.generative:
-        raise ValueError(
-            f"Template {chosen_template.name!r} is scored by log-likelihood only; "
-            f"use protocol='loglik' or a generative template such as "
-            f"'commonsense_170k' or 'glue_yes_no'."
-        )
-    try:
-        chosen_source = resolve_source(task, task_split, source)
-    except DataSourceError as err:
-        if skip_unavailable:
-            return {"benchmark": task.benchmark, "split": task_split, "skipped": str(err)}
-        raise
-    examples = load_examples(task, task_split, chosen_source, limit, seed, chosen_template)
-    route = routed_task_id(routing, task.name)
-    golds = list(examples["gold"])
-    entry: dict[str, Any] = {
-        "benchmark": task.benchmark,
-        "task_id": task.task_id,
-        "routed_task_id": route,
-        "split": task_split,
-        "source": chosen_source.description,
-        "template": chosen_template.spec(task.name),
-        "n": len(examples),
-        "primary_metric": task.primary_metric,
-    }
-    common = {"batch_size": batch_size, "task_id": route, "progress": progress, "desc": f"{task.name} {protocol}"}
-    if protocol == "loglik":
-        sizes = [len(choices) for choices in examples["choices"]]
-        scores = loglik_scores(
-            model,
-            tokenizer,
-            [p for prompts in examples["choice_prompts"] for p in prompts],
-            [c for choices in examples["choices"] for c in choices],
-            **common,
-        )
-        lengths = [choice_length(c) for choices in examples["choices"] for c in choices]
-        bounds = np.cumsum([0, *sizes])
-        preds = [int(np.argmax(scores[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
-        normalised = [int(np.argmax(np.divide(scores[a:b], lengths[a:b]))) for a, b in zip(bounds[:-1], bounds[1:])]
-        entry["metrics"] = {
-            **compute_metrics(task.metrics, golds, preds),
-            "acc_norm": compute_metrics(["acc"], golds, normalised)["acc"],
-        }
-        samples = [
-            {"id": i, "gold": g, "pred": p, "pred_norm": q, "scores": scores[a:b]}
-            for i, g, p, q, a, b in zip(examples["id"], golds, preds, normalised, bounds[:-1], bounds[1:])
-        ]
-    else:
-        responses = generate_responses(
-            model, tokenizer, examples["prompt"], num_beams=num_beams, max_new_tokens=max_new_tokens, **common
-        )
-        preds = [
-            extract_answer(
-                text,
-                labels,
-                ignore_case=chosen_template.ignore_case,
-                whole_words=chosen_template.whole_words,
-                lenient=lenient,
-            )
-            for text, labels in zip(responses, examples["answer_labels"])
-        ]
-        entry["metrics"] = compute_metrics(task.metrics, golds, preds)
-        entry["n_unparsed"] = sum(pred == UNPARSED for pred in preds)
-        samples = [
-            {"id": i, "gold": g, "pred": p, "response": r}
-            for i, g, p, r in zip(examples["id"], golds, preds, responses)
-        ]
-    entry.update(
-        describe_predictions(
-            entry["metrics"],
-            golds,
-            preds,
-            [len(choices) for choices in examples["choices"]],
-            normalised if protocol == "loglik" else None,
-            *bootstrap,
-        )
-    )
-    entry["samples"] = samples
-    return entry
-
-
-def describe_predictions(
-    metrics: Mapping[str, float],
-    golds: Sequence[int],
-    preds: Sequence[int],
-    n_choices: Sequence[int],
-    normalised: Sequence[int] | None,
-    samples: int,
-    seed: int,
-) -> dict[str, Any]:
-    """What to read a task's metrics against: their bootstrap intervals, the chance level
-    (mean of 1 / n_choices), the majority-class baseline (accuracy of always answering the most
-    frequent gold index) and the gold and predicted label distributions (index -> count; ``-1`` is
-    an unparsed generation)."""
-    statistics = {
-        name: bootstrap_metric(
-            _metric_function(name), golds, normalised if name == "acc_norm" else preds, samples=samples, seed=seed
-        )
-        for name in metrics
-    }
-    distribution = {"gold": _counts(golds), "pred": _counts(preds)}
-    if normalised is not None:
-        distribution["pred_norm"] = _counts(normalised)
-    return {
-        "statistics": statistics,
-        "chance": float(np.mean([1 / n for n in n_choices])),
-        "majority_baseline": float(max(np.bincount(golds)) / len(golds)),
-        "label_distribution": distribution,
-    }
-
-
-def write_samples(results: dict[str, Any], path: str | Path) -> Path:
-    """Write the per-example records of ``results`` (from ``evaluate(..., log_samples=True)``) as
-    JSON lines, one per example, with its task, and remove them from ``results``.
-
-    loglik records: id, task, gold, pred (argmax of the summed log-likelihoods), pred_norm (argmax
-    of loglik / choice length), scores (one per choice), correct; generate records: id, task, gold,
-    pred (the extracted answer index, -1 if none), response (the generated text), correct.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for task, entry in results["tasks"].items():
-            for sample in entry.pop("samples", []):
-                record = {"id": sample["id"], "task": task, **sample, "correct": sample["pred"] == sample["gold"]}
-                if "scores" in record:
-                    record["scores"] = [float(score) for score in record["scores"]]
-                handle.write(json.dumps(record, default=_json_scalar) + "\n")
-    temporary.replace(path)
-    return path
-
-
-def read_samples(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``samples.jsonl`` written by :func:`write_samples`."""
-    with Path(path).open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def _metric_function(name: str):
-    return accuracy if name == "acc_norm" else METRICS[name]
-
-
-def _counts(labels: Sequence[int]) -> dict[str, int]:
-    values, counts = np.unique(np.asarray(labels), return_counts=True)
-    return {str(int(v)): int(c) for v, c in zip(values, counts)}
-
-
-def _json_scalar(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON-serialisable: {value!r}")
-
-
 def _averages(entries: dict[str, dict[str, Any]], samples: int, seed: int) -> dict[str, dict[str, Any]]:
     """Per benchmark: the mean of each task's primary metric and its bootstrap interval."""
     by_benchmark: dict[str, list[tuple]] = {}
@@ -498,7 +251,7 @@ def _averages(entries: dict[str, dict[str, Any]], samples: int, seed: int) -> di
             primary = entry["primary_metric"]
             golds = [s["gold"] for s in entry["samples"]]
             preds = [s["pred"] for s in entry["samples"]]
-            by_benchmark.setdefault(entry["benchmark"], []).append((_metric_function(primary), golds, preds))
+            by_benchmark.setdefault(entry["benchmark"], []).append((metric_function(primary), golds, preds))
     averages = {}
     for benchmark, tasks in by_benchmark.items():
         mean = bootstrap_task_mean(tasks, samples=samples, seed=seed)
@@ -510,11 +263,6 @@ def _averages(entries: dict[str, dict[str, Any]], samples: int, seed: int) -> di
             "ci95": mean["ci95"],
         }
     return averages
-
-
-def _metric_order(name: str) -> tuple[int, str]:
-    order = ["acc", "acc_norm", "mcc", "f1"]
-    return (order.index(name) if name in order else len(order), name)
 
 
 def _pick(value: Any, name: str, default: Any) -> Any:

@@ -80,6 +80,12 @@ def compute_metrics(names: Sequence[str], golds: Sequence[int], preds: Sequence[
     return {name: METRICS[name](golds, preds) for name in names}
 
 
+def metric_function(name: str):
+    """The function behind a reported metric name: ``acc_norm`` is accuracy (over the
+    length-normalised predictions), the others come from :data:`METRICS`."""
+    return accuracy if name == "acc_norm" else METRICS[name]
+
+
 def _arrays(golds: Sequence[int], preds: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     golds, preds = np.asarray(golds, dtype=np.int64), np.asarray(preds, dtype=np.int64)
     if golds.shape != preds.shape or golds.ndim != 1 or len(golds) == 0:

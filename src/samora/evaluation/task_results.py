@@ -1,0 +1,251 @@
+"""One task's entry in the results: its examples scored under either protocol, the task's metrics,
+and what to read them against (bootstrap intervals, chance level, majority baseline, label
+distributions), with the per-example records under ``"samples"``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from samora.data.sources import DataSourceError, load_examples, resolve_source
+from samora.data.tasks import Task, get_task, resolve_split
+from samora.data.templates import Template, get_template
+from samora.evaluation.answers import UNPARSED, extract_answer
+from samora.evaluation.generation import generate_responses
+from samora.evaluation.loglik import choice_length, loglik_scores
+from samora.evaluation.metrics import compute_metrics, metric_function
+from samora.evaluation.statistics import bootstrap_metric
+
+PROTOCOLS = ("loglik", "generate")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationOptions:
+    """How :func:`samora.evaluation.evaluate` scores every task: its arguments of the same names,
+    checked here. The bootstrap resamples are seeded with ``seed or 0``."""
+
+    protocol: str
+    split: str
+    limit: int | None
+    seed: int | None
+    batch_size: int
+    num_beams: int
+    max_new_tokens: int
+    answer_match: str
+    progress: bool
+    skip_unavailable: bool
+    bootstrap_samples: int
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}.")
+        if self.answer_match not in ("strict", "lenient"):
+            raise ValueError(f"answer_match must be 'strict' or 'lenient', got {self.answer_match!r}.")
+
+    @property
+    def bootstrap_seed(self) -> int:
+        return self.seed or 0
+
+    def settings(self) -> dict[str, Any]:
+        """The options recorded under ``"settings"`` in the results (generation's only for it)."""
+        generation = {
+            "num_beams": self.num_beams,
+            "max_new_tokens": self.max_new_tokens,
+            "answer_match": self.answer_match,
+        }
+        return {
+            "split": self.split,
+            "limit": self.limit,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "bootstrap_samples": self.bootstrap_samples,
+            **(generation if self.protocol == "generate" else {}),
+        }
+
+
+class _Predictions(NamedTuple):
+    """One protocol's output for a task."""
+
+    fields: dict[str, Any]  # the entry's "metrics" (and generation's "n_unparsed")
+    preds: list[int]
+    normalised: list[int] | None  # loglik's length-normalised predictions (acc_norm)
+    samples: list[dict[str, Any]]  # one record per example
+
+
+def evaluate_task(
+    model: Any,
+    tokenizer: Any,
+    name: str,
+    options: EvaluationOptions,
+    *,
+    source: Any,
+    template: str | Template | Mapping[str, str] | None,
+    route: int | None,
+) -> dict[str, Any]:
+    """The results entry of task ``name``: its ``options.split`` from ``source`` rendered with
+    ``template``, scored under ``options.protocol`` with task id ``route`` (``None``: no task
+    ids). A split that no source holds gives an entry with ``"skipped"`` (why) under
+    ``options.skip_unavailable``, else the :class:`samora.data.sources.DataSourceError`."""
+    task = get_task(name)
+    task_split = resolve_split(task, options.split)
+    chosen_template = get_template(template, task)
+    if options.protocol == "generate" and not chosen_template.generative:
+        raise ValueError(
+            f"Template {chosen_template.name!r} is scored by log-likelihood only; "
+            f"use protocol='loglik' or a generative template such as "
+            f"'commonsense_170k' or 'glue_yes_no'."
+        )
+    try:
+        chosen_source = resolve_source(task, task_split, source)
+    except DataSourceError as err:
+        if options.skip_unavailable:
+            return {"benchmark": task.benchmark, "split": task_split, "skipped": str(err)}
+        raise
+    examples = load_examples(task, task_split, chosen_source, options.limit, options.seed, chosen_template)
+    entry: dict[str, Any] = {
+        "benchmark": task.benchmark,
+        "task_id": task.task_id,
+        "routed_task_id": route,
+        "split": task_split,
+        "source": chosen_source.description,
+        "template": chosen_template.spec(task.name),
+        "n": len(examples),
+        "primary_metric": task.primary_metric,
+    }
+    predicted = _predict(model, tokenizer, task, examples, chosen_template, options, route)
+    entry.update(predicted.fields)
+    golds, n_choices = list(examples["gold"]), [len(choices) for choices in examples["choices"]]
+    resamples, seed = options.bootstrap_samples, options.bootstrap_seed
+    entry.update(
+        describe_predictions(
+            entry["metrics"], golds, predicted.preds, n_choices, predicted.normalised, resamples, seed
+        )
+    )
+    entry["samples"] = predicted.samples
+    return entry
+
+
+def _predict(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Any,
+    template: Template,
+    options: EvaluationOptions,
+    route: int | None,
+) -> _Predictions:
+    """Score ``examples`` under ``options.protocol``, ``options.batch_size`` requests per forward."""
+    common = {
+        "batch_size": options.batch_size,
+        "task_id": route,
+        "progress": options.progress,
+        "desc": f"{task.name} {options.protocol}",
+    }
+    if options.protocol == "loglik":
+        return _predict_by_loglik(model, tokenizer, task, examples, common)
+    return _predict_by_generation(model, tokenizer, task, examples, template, options, common)
+
+
+def _predict_by_loglik(model: Any, tokenizer: Any, task: Task, examples: Any, common: dict[str, Any]) -> _Predictions:
+    """argmax over each example's choices of the summed log-likelihoods (the task's metrics) and of
+    those divided by the choices' lengths (``acc_norm``)."""
+    golds = list(examples["gold"])
+    sizes = [len(choices) for choices in examples["choices"]]
+    scores = loglik_scores(
+        model,
+        tokenizer,
+        [p for prompts in examples["choice_prompts"] for p in prompts],
+        [c for choices in examples["choices"] for c in choices],
+        **common,
+    )
+    lengths = [choice_length(c) for choices in examples["choices"] for c in choices]
+    bounds = np.cumsum([0, *sizes])
+    preds = [int(np.argmax(scores[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+    normalised = [int(np.argmax(np.divide(scores[a:b], lengths[a:b]))) for a, b in zip(bounds[:-1], bounds[1:])]
+    metrics = {
+        **compute_metrics(task.metrics, golds, preds),
+        "acc_norm": compute_metrics(["acc"], golds, normalised)["acc"],
+    }
+    samples = [
+        {"id": i, "gold": g, "pred": p, "pred_norm": q, "scores": scores[a:b]}
+        for i, g, p, q, a, b in zip(examples["id"], golds, preds, normalised, bounds[:-1], bounds[1:])
+    ]
+    return _Predictions({"metrics": metrics}, preds, normalised, samples)
+
+
+def _predict_by_generation(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Any,
+    template: Template,
+    options: EvaluationOptions,
+    common: dict[str, Any],
+) -> _Predictions:
+    """The first answer label in each generated response (``-1``: none), the task's metrics and the
+    number of responses without one."""
+    golds = list(examples["gold"])
+    responses = generate_responses(
+        model,
+        tokenizer,
+        examples["prompt"],
+        num_beams=options.num_beams,
+        max_new_tokens=options.max_new_tokens,
+        **common,
+    )
+    preds = [
+        extract_answer(
+            text,
+            labels,
+            ignore_case=template.ignore_case,
+            whole_words=template.whole_words,
+            lenient=options.answer_match == "lenient",
+        )
+        for text, labels in zip(responses, examples["answer_labels"])
+    ]
+    fields = {
+        "metrics": compute_metrics(task.metrics, golds, preds),
+        "n_unparsed": sum(pred == UNPARSED for pred in preds),
+    }
+    samples = [
+        {"id": i, "gold": g, "pred": p, "response": r} for i, g, p, r in zip(examples["id"], golds, preds, responses)
+    ]
+    return _Predictions(fields, preds, None, samples)
+
+
+def describe_predictions(
+    metrics: Mapping[str, float],
+    golds: Sequence[int],
+    preds: Sequence[int],
+    n_choices: Sequence[int],
+    normalised: Sequence[int] | None,
+    samples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """What to read a task's metrics against: their bootstrap intervals, the chance level
+    (mean of 1 / n_choices), the majority-class baseline (accuracy of always answering the most
+    frequent gold index) and the gold and predicted label distributions (index -> count; ``-1`` is
+    an unparsed generation)."""
+    statistics = {
+        name: bootstrap_metric(
+            metric_function(name), golds, normalised if name == "acc_norm" else preds, samples=samples, seed=seed
+        )
+        for name in metrics
+    }
+    distribution = {"gold": _counts(golds), "pred": _counts(preds)}
+    if normalised is not None:
+        distribution["pred_norm"] = _counts(normalised)
+    return {
+        "statistics": statistics,
+        "chance": float(np.mean([1 / n for n in n_choices])),
+        "majority_baseline": float(max(np.bincount(golds)) / len(golds)),
+        "label_distribution": distribution,
+    }
+
+
+def _counts(labels: Sequence[int]) -> dict[str, int]:
+    values, counts = np.unique(np.asarray(labels), return_counts=True)
+    return {str(int(v)): int(c) for v, c in zip(values, counts)}
