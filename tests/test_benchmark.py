@@ -24,7 +24,7 @@ from samora.benchmark.contenders import (
     BenchSettings,
     Contender,
     expert_count,
-    load_base_model,
+    load_bench_model,
 )
 from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
 from samora.benchmark.measure import MeasureOptions, median_memory
@@ -42,7 +42,7 @@ NO_MEMORY = MeasureOptions(rounds=1, warmup=0, memory=False, generation_tokens=0
 
 @pytest.fixture(scope="module")
 def tiny_base():
-    return load_base_model(TINY)
+    return load_bench_model(TINY)
 
 
 def shape_check(base, contender: Contender, settings: BenchSettings = TINY) -> list[tuple[int, ...]]:

@@ -150,7 +150,7 @@ def _model_inputs(batch: Mapping, device: torch.device) -> dict:
 def _plot_usage(usage: RouterUsage, heatmap_layers: int, path: Path) -> Path:
     groups, rows = _groups_with_tokens(usage)
     table = {name: shares[rows] for name, shares in usage.usage().items()}
-    shown = _spread(sorted(table, key=lambda n: block_and_kind(n)[0]), heatmap_layers)
+    shown = _evenly_spaced(sorted(table, key=lambda n: block_and_kind(n)[0]), heatmap_layers)
     mean = torch.stack(list(table.values())).mean(0)
     return plot_usage({name: table[name] for name in shown}, mean, groups, path)
 
@@ -218,7 +218,7 @@ def _pca_layer_names(handle, chosen: Sequence[str] | None) -> list[str]:
     return sorted((n for n in handle.layers if block_and_kind(n)[0] == last), key=lambda n: block_and_kind(n)[0])
 
 
-def _spread(names: list[str], count: int) -> list[str]:
+def _evenly_spaced(names: list[str], count: int) -> list[str]:
     """At most ``count`` names, evenly spaced, keeping the first and the last."""
     if len(names) <= count:
         return names

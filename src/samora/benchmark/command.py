@@ -210,9 +210,9 @@ def run_bench(args: argparse.Namespace) -> int:
     """Run the benchmark the parsed ``args`` describe; write the results; 0 on success."""
     import torch
 
-    from samora.benchmark.contenders import default_contenders, load_base_model
+    from samora.benchmark.contenders import default_contenders, load_bench_model
     from samora.benchmark.measure import compare_to_references, measure_group
-    from samora.benchmark.report import write_results
+    from samora.benchmark.report import write_bench_results
     from samora.benchmark.summaries import check_targets
     from samora.benchmark.sweeps import run_sweep
 
@@ -253,7 +253,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.max_load is not None:
         run["wait for load"] = wait_for_quiet(args.max_load, args.max_wait, log)
     run["load average before (1, 5, 15 min)"] = [round(v, 2) for v in os.getloadavg()]
-    base = load_base_model(settings)
+    base = load_bench_model(settings)
     results = {
         "machine": machine_description(settings),
         "run": run,
@@ -281,7 +281,7 @@ def run_bench(args: argparse.Namespace) -> int:
     output = (
         args.output or Path("benchmarks/results") / f"{Path(settings.model).name}-{settings.device}-{settings.dtype}"
     )
-    for path in write_results(results, output):
+    for path in write_bench_results(results, output):
         log(f"wrote {path}")
     return 0
 

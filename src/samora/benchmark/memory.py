@@ -67,14 +67,14 @@ def measure_in_this_process(request: dict) -> dict:
     """Build the contender of ``request`` and run its training steps; return the memory figures."""
     import torch
 
-    from samora.benchmark.contenders import Contender, load_base_model, settings_from_dict
+    from samora.benchmark.contenders import Contender, load_bench_model, settings_from_dict
     from samora.benchmark.timing import TrainingStep
 
     settings = settings_from_dict(request["settings"])
     contender = Contender(**request["contender"])
     if request.get("threads"):
         torch.set_num_threads(request["threads"])
-    step = TrainingStep(contender.build(load_base_model(settings), settings), contender, settings)
+    step = TrainingStep(contender.build(load_bench_model(settings), settings), contender, settings)
     with torch.no_grad():  # read every weight once, so that memory-mapped weights are resident already
         for tensor in [*step.model.parameters(), *step.model.buffers()]:
             tensor.sum()
