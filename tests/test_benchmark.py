@@ -26,8 +26,7 @@ from samora.benchmark.contenders import (
     expert_count,
     load_bench_model,
 )
-from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
-from samora.benchmark.measure import MeasureOptions, median_memory
+from samora.benchmark.measure import MeasureOptions, is_per_expert_activation, median_memory, per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
 from samora.benchmark.summaries import check_targets, paired_ratios, summary
 from samora.benchmark.sweeps import run_sweep, sparse_crossover
