@@ -40,16 +40,8 @@ def measure_group(
     results, steps = {}, {}
     for name, (contender, settings) in entries.items():
         clock = clock_for(options.clock, settings.device)
-        model = contender.build(base, settings)
-        steps[name] = TrainingStep(model, contender, settings, clock=clock)
-        results[name] = {
-            "kind": contender.kind,
-            "method": contender.method,
-            "config": contender.describe(settings),
-            "batch": settings.batch,
-            "seq_len": settings.seq_len,
-            "trainable_parameters": trainable_parameters(model).trainable,
-        }
+        steps[name] = TrainingStep(contender.build(base, settings), contender, settings, clock=clock)
+        results[name] = _describe(contender, settings, steps[name].model)
     log(f"timing training steps of {len(entries)} contenders, {options.rounds} interleaved rounds")
     for name, times in interleave(steps, rounds=options.rounds, warmup=options.warmup, progress=log).items():
         settings = entries[name][1]
@@ -57,48 +49,80 @@ def measure_group(
         results[name]["step"] = summary(times)
         results[name]["tokens_per_s"] = settings.batch * settings.seq_len / results[name]["step"]["median"]
     if options.check_materialisation:
-        for name, (contender, settings) in entries.items():
-            if contender.kind == METHOD:
-                adapter = steps[name].model.samora_adapter
-                results[name]["per_expert_activations"] = per_expert_activations(
-                    steps[name].run,
-                    tokens=settings.batch * settings.seq_len,
-                    experts=expert_count(adapter.config),
-                    d_outs=[layer.out_features for layer in adapter.layers.values()],
-                )
+        for name, shapes in _per_expert_shapes(entries, steps).items():
+            results[name]["per_expert_activations"] = shapes
     if generation and options.generation_tokens:
-        log(f"timing generation ({options.generation_tokens} new tokens), {options.rounds} interleaved rounds")
-        runs = {
-            name: Generation(
-                steps[name].model,
-                contender,
-                settings,
-                batch=options.generation_batch,
-                prompt_len=options.generation_prompt,
-                new_tokens=options.generation_tokens,
-                clock=steps[name].clock,
-            )
-            for name, (contender, settings) in entries.items()
-        }
-        for name, times in interleave(runs, rounds=options.rounds, warmup=1, progress=log).items():
+        for name, times in _time_generation(entries, steps, options, log).items():
             results[name]["generation_s_per_token"] = times
             results[name]["generation"] = summary(times)
     del steps
     gc.collect()
     if options.memory:
-        repeats: dict[str, list[dict]] = {name: [] for name in entries}
-        for repeat in range(options.memory_repeats):
-            for name, (contender, settings) in entries.items():
-                log(
-                    f"peak memory of {name} (fresh process, {options.memory_steps} steps, "
-                    f"repeat {repeat + 1}/{options.memory_repeats})"
-                )
-                repeats[name].append(
-                    measure_peak_memory(contender, settings, steps=options.memory_steps, threads=options.threads)
-                )
-        for name, measured in repeats.items():
-            results[name]["memory"] = median_memory(measured)
+        for name, memory in _measure_memory(entries, options, log).items():
+            results[name]["memory"] = memory
     return results
+
+
+def _describe(contender: Contender, settings: BenchSettings, model) -> dict:
+    """What a contender is, before any measurement: its kind, config, shape and trainable parameters."""
+    return {
+        "kind": contender.kind,
+        "method": contender.method,
+        "config": contender.describe(settings),
+        "batch": settings.batch,
+        "seq_len": settings.seq_len,
+        "trainable_parameters": trainable_parameters(model).trainable,
+    }
+
+
+def _per_expert_shapes(entries: Entries, steps: dict[str, TrainingStep]) -> dict[str, list[tuple[int, ...]]]:
+    """Each method's per-expert activation shapes, from one more (untimed) training step."""
+    found = {}
+    for name, (contender, settings) in entries.items():
+        if contender.kind == METHOD:
+            adapter = steps[name].model.samora_adapter
+            found[name] = per_expert_activations(
+                steps[name].run,
+                tokens=settings.batch * settings.seq_len,
+                experts=expert_count(adapter.config),
+                d_outs=[layer.out_features for layer in adapter.layers.values()],
+            )
+    return found
+
+
+def _time_generation(
+    entries: Entries, steps: dict[str, TrainingStep], options: MeasureOptions, log: Callable[[str], None]
+) -> dict[str, list[float]]:
+    """Seconds per generated token of every contender, interleaved round by round."""
+    log(f"timing generation ({options.generation_tokens} new tokens), {options.rounds} interleaved rounds")
+    runs = {
+        name: Generation(
+            steps[name].model,
+            contender,
+            settings,
+            batch=options.generation_batch,
+            prompt_len=options.generation_prompt,
+            new_tokens=options.generation_tokens,
+            clock=steps[name].clock,
+        )
+        for name, (contender, settings) in entries.items()
+    }
+    return interleave(runs, rounds=options.rounds, warmup=1, progress=log)
+
+
+def _measure_memory(entries: Entries, options: MeasureOptions, log: Callable[[str], None]) -> dict[str, dict]:
+    """Each contender's peak memory: fresh processes, repeat by repeat over all contenders, medians."""
+    repeats: dict[str, list[dict]] = {name: [] for name in entries}
+    for repeat in range(options.memory_repeats):
+        for name, (contender, settings) in entries.items():
+            log(
+                f"peak memory of {name} (fresh process, {options.memory_steps} steps, "
+                f"repeat {repeat + 1}/{options.memory_repeats})"
+            )
+            repeats[name].append(
+                measure_peak_memory(contender, settings, steps=options.memory_steps, threads=options.threads)
+            )
+    return {name: median_memory(measured) for name, measured in repeats.items()}
 
 
 def median_memory(measured: list[dict]) -> dict:
