@@ -17,7 +17,7 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from samora.benchmark.contenders import BenchSettings, default_contenders, load_base_model
+from samora.benchmark.contenders import BenchSettings, default_contenders, load_bench_model
 
 
 def step_flops(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> int:
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--r", type=int, default=8)
     args = parser.parse_args(argv)
     settings = BenchSettings(model=args.model, batch=args.batch, seq_len=args.seq_len, r=args.r)
-    base = load_base_model(settings)
+    base = load_bench_model(settings)
     rows = []
     for contender in default_contenders(args.methods.split(",")):
         model = contender.build(base, settings).train()

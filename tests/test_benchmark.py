@@ -24,10 +24,9 @@ from samora.benchmark.contenders import (
     BenchSettings,
     Contender,
     expert_count,
-    load_base_model,
+    load_bench_model,
 )
-from samora.benchmark.materialisation import is_per_expert_activation, per_expert_activations
-from samora.benchmark.measure import MeasureOptions, median_memory
+from samora.benchmark.measure import MeasureOptions, is_per_expert_activation, median_memory, per_expert_activations
 from samora.benchmark.memory import measure_peak_memory
 from samora.benchmark.summaries import check_targets, paired_ratios, summary
 from samora.benchmark.sweeps import run_sweep, sparse_crossover
@@ -42,7 +41,7 @@ NO_MEMORY = MeasureOptions(rounds=1, warmup=0, memory=False, generation_tokens=0
 
 @pytest.fixture(scope="module")
 def tiny_base():
-    return load_base_model(TINY)
+    return load_bench_model(TINY)
 
 
 def shape_check(base, contender: Contender, settings: BenchSettings = TINY) -> list[tuple[int, ...]]:

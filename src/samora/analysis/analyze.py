@@ -74,11 +74,24 @@ def analyze(
             f"method '{handle.config.method}' records no router weights, has no expert outputs and no task "
             "gate: there is nothing to analyze (analysis needs a routed or task-gated method)"
         )
-    results: dict = {
+    results = _results(handle, num_batches, usage, collapse_threshold, projections, gates, output_dir)
+    results["files"].update(_plot_figures(usage, projections, gates, heatmap_layers, output_dir))
+    results = _finite(results)
+    (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
+    if results["collapse"]["warning"]:
+        warnings.warn(results["collapse"]["warning"], RouterCollapseWarning, stacklevel=2)
+    return results
+
+
+def _results(
+    handle, num_batches: int, usage: RouterUsage, threshold: float, projections: dict, gates: dict, output_dir: Path
+) -> dict:
+    """The statistics for ``analysis.json`` (the PCA without its points), before any figure is drawn."""
+    return {
         "method": handle.config.method,
         "tasks": handle.config.tasks,
         "num_batches": num_batches,
-        **_routing_results(usage, collapse_threshold),
+        **_routing_results(usage, threshold),
         "expert_pca": {
             n: {k: v for k, v in p.items() if k not in ("points", "experts")} for n, p in projections.items()
         }
@@ -86,18 +99,20 @@ def analyze(
         "task_gates": gates or None,
         "files": {"json": str(output_dir / RESULTS_NAME)},
     }
-    files = results["files"]
+
+
+def _plot_figures(
+    usage: RouterUsage, projections: dict[str, dict], gates: dict, heatmap_layers: int, output_dir: Path
+) -> dict[str, str]:
+    """Draw the figures the results allow; figure name -> written path."""
+    files = {}
     if usage and _same_width(usage.usage()):
         files["expert_usage"] = str(_plot_usage(usage, heatmap_layers, output_dir / "expert_usage.png"))
     if projections:
         files["expert_pca"] = str(plot_expert_pca(projections, output_dir / "expert_pca.png"))
     if gates:
         files["task_gates"] = str(plot_task_gates(gates, output_dir / "task_gates.png"))
-    results = _finite(results)
-    (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
-    if results["collapse"]["warning"]:
-        warnings.warn(results["collapse"]["warning"], RouterCollapseWarning, stacklevel=2)
-    return results
+    return files
 
 
 def _run(model, handle, batches, usage, pca_names, pca_tokens, max_batches):
@@ -150,7 +165,7 @@ def _model_inputs(batch: Mapping, device: torch.device) -> dict:
 def _plot_usage(usage: RouterUsage, heatmap_layers: int, path: Path) -> Path:
     groups, rows = _groups_with_tokens(usage)
     table = {name: shares[rows] for name, shares in usage.usage().items()}
-    shown = _spread(sorted(table, key=lambda n: block_and_kind(n)[0]), heatmap_layers)
+    shown = _evenly_spaced(sorted(table, key=lambda n: block_and_kind(n)[0]), heatmap_layers)
     mean = torch.stack(list(table.values())).mean(0)
     return plot_usage({name: table[name] for name in shown}, mean, groups, path)
 
@@ -218,7 +233,7 @@ def _pca_layer_names(handle, chosen: Sequence[str] | None) -> list[str]:
     return sorted((n for n in handle.layers if block_and_kind(n)[0] == last), key=lambda n: block_and_kind(n)[0])
 
 
-def _spread(names: list[str], count: int) -> list[str]:
+def _evenly_spaced(names: list[str], count: int) -> list[str]:
     """At most ``count`` names, evenly spaced, keeping the first and the last."""
     if len(names) <= count:
         return names

@@ -148,7 +148,7 @@ def tiny_llama(seed: int = 0) -> nn.Module:
     return LlamaForCausalLM(config)
 
 
-def load_base_model(settings: BenchSettings) -> nn.Module:
+def load_bench_model(settings: BenchSettings) -> nn.Module:
     """The frozen base model named by ``settings.model``, on its device and in its dtype."""
     if settings.model == "tiny":
         model = tiny_llama(settings.seed).to(settings.torch_dtype)

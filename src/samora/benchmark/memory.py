@@ -2,7 +2,7 @@
 
 On CPU there is no allocator high-water mark, and a process that has already run other models
 keeps freed memory mapped. So every measurement runs in its own subprocess
-(``python -m samora.benchmark.probe``) that loads the base model, builds one contender, reads every
+(:data:`PROBE`, run with ``python -c``) that loads the base model, builds one contender, reads every
 weight once (loaders may memory-map weights, which become resident only when touched) and runs a
 few training steps. Just before the first step it resets the kernel's peak resident size of the
 process (``/proc/self/clear_refs``), so import and loading transients do not count. It reports:
@@ -33,6 +33,12 @@ import sys
 from pathlib import Path
 
 MEBIBYTE = 2**20
+# The fresh process's program: it imports this module by name (never runs it as ``__main__``), so no
+# module is loaded twice; the request is its one argument, the figures its last line of output.
+PROBE = (
+    "import json, sys; from samora.benchmark.memory import measure_in_this_process; "
+    "print(json.dumps(measure_in_this_process(json.loads(sys.argv[1]))))"
+)
 
 
 def _status_bytes(field: str) -> int | None:
@@ -67,14 +73,14 @@ def measure_in_this_process(request: dict) -> dict:
     """Build the contender of ``request`` and run its training steps; return the memory figures."""
     import torch
 
-    from samora.benchmark.contenders import Contender, load_base_model, settings_from_dict
+    from samora.benchmark.contenders import Contender, load_bench_model, settings_from_dict
     from samora.benchmark.timing import TrainingStep
 
     settings = settings_from_dict(request["settings"])
     contender = Contender(**request["contender"])
     if request.get("threads"):
         torch.set_num_threads(request["threads"])
-    step = TrainingStep(contender.build(load_base_model(settings), settings), contender, settings)
+    step = TrainingStep(contender.build(load_bench_model(settings), settings), contender, settings)
     with torch.no_grad():  # read every weight once, so that memory-mapped weights are resident already
         for tensor in [*step.model.parameters(), *step.model.buffers()]:
             tensor.sum()
@@ -133,7 +139,7 @@ def measure_peak_memory(contender, settings, *, steps: int = 2, threads: int | N
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
     completed = subprocess.run(
-        [sys.executable, "-m", "samora.benchmark.probe", json.dumps(request)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", PROBE, json.dumps(request)], capture_output=True, text=True, env=env
     )
     if completed.returncode != 0:
         raise RuntimeError(f"memory measurement of {contender.name!r} failed:\n{completed.stderr[-4000:]}")

@@ -16,7 +16,7 @@ def _num(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def _spread(stats: dict | None, digits: int = 3) -> str:
+def _median_and_range(stats: dict | None, digits: int = 3) -> str:
     """``median [min-max]`` of a summary."""
     if not stats:
         return "-"
@@ -40,12 +40,12 @@ def comparison_table(comparison: dict) -> list[str]:
         gen_ms = {k: v * 1000 if k != "n" else v for k, v in generation.items()} if generation else None
         shapes = e.get("per_expert_activations")
         lines.append(
-            f"| {name} | {e['trainable_parameters']:,} | {_spread(e['step'])} "
-            f"| {_spread(e.get('step_ratio_to_peft_lora'))} | {e['tokens_per_s']:.0f} "
+            f"| {name} | {e['trainable_parameters']:,} | {_median_and_range(e['step'])} "
+            f"| {_median_and_range(e.get('step_ratio_to_peft_lora'))} | {e['tokens_per_s']:.0f} "
             f"| {_percent(e.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
             f"| {_num(memory.get('peak_ratio_to_peft_lora'))} | {_num(memory.get('tensor_peak_mb'), 5)} "
-            f"| {_num(memory.get('tensor_peak_ratio_to_peft_lora'))} | {_spread(gen_ms)} "
-            f"| {_spread(e.get('generation_ratio_to_peft_lora'))} "
+            f"| {_num(memory.get('tensor_peak_ratio_to_peft_lora'))} | {_median_and_range(gen_ms)} "
+            f"| {_median_and_range(e.get('generation_ratio_to_peft_lora'))} "
             f"| {'-' if shapes is None else ('none' if not shapes else ', '.join(map(str, shapes)))} |"
         )
     return lines
@@ -61,7 +61,8 @@ def crossover_table(crossover: dict) -> list[str]:
         "|---|---|---|",
     ]
     lines += [
-        f"| {p['top_k']} | {_num(p['share'])} | {_spread(p['sparse_over_dense'])} |" for p in crossover["ratios"]
+        f"| {p['top_k']} | {_num(p['share'])} | {_median_and_range(p['sparse_over_dense'])} |"
+        for p in crossover["ratios"]
     ]
     return lines + [""]
 
@@ -76,7 +77,7 @@ def sweep_table(name: str, sweep: dict) -> list[str]:
     for p in sweep["points"]:
         memory = p.get("memory", {})
         lines.append(
-            f"| {p['name']} | {_spread(p['step'])} | {_spread(p.get('step_ratio_to_peft_lora'))} "
+            f"| {p['name']} | {_median_and_range(p['step'])} | {_median_and_range(p.get('step_ratio_to_peft_lora'))} "
             f"| {_percent(p.get('adapter_share_of_step'))} | {_num(memory.get('peak_mb'), 5)} "
             f"| {_num(memory.get('tensor_peak_mb'), 5)} |"
         )
@@ -218,7 +219,7 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def write_results(results: dict, folder: Path) -> list[Path]:
+def write_bench_results(results: dict, folder: Path) -> list[Path]:
     """Write bench.json, bench.md and the figures the results allow; return the written paths."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [folder / "bench.json", folder / "bench.md"]

@@ -48,12 +48,6 @@ def check_targets(comparison: dict, sweeps: dict, method: str = "samora") -> lis
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
-    growth = None
-    experts = sweeps.get("experts")
-    if experts:
-        by_value = {p["value"]: p for p in experts["points"] if p["role"] == "method"}
-        if 1 in by_value and 16 in by_value:
-            growth = summary(paired_ratios(by_value[16]["step_s"], by_value[1]["step_s"]))["median"]
     rows = [
         (f"{method} training step / PEFT LoRA", median_of("step_ratio_to_peft_lora", "median"), STEP_RATIO_LIMIT),
         (
@@ -66,7 +60,7 @@ def check_targets(comparison: dict, sweeps: dict, method: str = "samora") -> lis
             median_of("memory", "tensor_peak_ratio_to_peft_lora"),
             MEMORY_RATIO_LIMIT,
         ),
-        (f"{method} step time N=16 / N=1", growth, EXPERT_GROWTH_LIMIT),
+        (f"{method} step time N=16 / N=1", _expert_growth(sweeps), EXPERT_GROWTH_LIMIT),
         (
             f"{method} generation time per token / PEFT LoRA (unmerged)",
             median_of("generation_ratio_to_peft_lora", "median"),
@@ -77,24 +71,39 @@ def check_targets(comparison: dict, sweeps: dict, method: str = "samora") -> lis
         {"target": name, "measured": value, "limit": limit, "met": None if value is None else bool(value <= limit)}
         for name, value, limit in rows
     ]
+    return targets + [_crossover_target(sweeps), _per_expert_activation_target(comparison)]
+
+
+def _expert_growth(sweeps: dict) -> float | None:
+    """Median paired step-time ratio of the swept method at N = 16 to N = 1; None without both points."""
+    experts = sweeps.get("experts")
+    if not experts:
+        return None
+    by_value = {p["value"]: p for p in experts["points"] if p["role"] == "method"}
+    if 1 not in by_value or 16 not in by_value:
+        return None
+    return summary(paired_ratios(by_value[16]["step_s"], by_value[1]["step_s"]))["median"]
+
+
+def _crossover_target(sweeps: dict) -> dict:
+    """That SMoRA's sparse path beats its dense path up to some share k/r (the active_ranks sweep)."""
     crossover = sweeps.get("active_ranks", {}).get("crossover")
     share = crossover and crossover["sparse_faster_up_to_share"]
-    targets.append(
-        {
-            "target": "SMoRA sparse path cheaper than dense below some k/r (largest such k/r)",
-            "measured": share,
-            "limit": "exists",
-            "met": None if crossover is None else share is not None,
-        }
-    )
+    return {
+        "target": "SMoRA sparse path cheaper than dense below some k/r (largest such k/r)",
+        "measured": share,
+        "limit": "exists",
+        "met": None if crossover is None else share is not None,
+    }
+
+
+def _per_expert_activation_target(comparison: dict) -> dict:
+    """That no checked contender built a (batch x seq x N x d_out) tensor; measured: the offenders."""
     checked = {name: e["per_expert_activations"] for name, e in comparison.items() if "per_expert_activations" in e}
     offenders = sorted(name for name, shapes in checked.items() if shapes)
-    targets.append(
-        {
-            "target": "no per-expert activation (batch x seq x N x d_out) in a training step",
-            "measured": offenders if checked else None,
-            "limit": [],
-            "met": (not offenders) if checked else None,
-        }
-    )
-    return targets
+    return {
+        "target": "no per-expert activation (batch x seq x N x d_out) in a training step",
+        "measured": offenders if checked else None,
+        "limit": [],
+        "met": (not offenders) if checked else None,
+    }

@@ -34,68 +34,75 @@ def sweep_points(
         raise ValueError(f"unknown sweep {sweep!r}; choose from {sorted(SWEEPS)}")
     if not values or any(not isinstance(v, int) or v < 1 for v in values):
         raise ValueError(f"sweep {sweep!r} needs positive integer values, got {values!r}")
-    floor, reference = Contender(FLOOR, FLOOR), Contender(PEFT_LORA, PEFT_LORA)
     if sweep == "active_ranks":
-        fields = _config_fields(method)
-        if not {"top_k", "compute"} <= fields:
-            raise ValueError(
-                f"the active_ranks sweep needs a method with top_k and compute (e.g. "
-                f"{SPARSE_METHOD!r}); {method!r} has {sorted(fields)}"
-            )
-        points = [
-            (FLOOR, floor, settings, None, FLOOR, FLOOR),
-            (PEFT_LORA, reference, settings, None, PEFT_LORA, PEFT_LORA),
-        ]
-        for k in values:
-            for compute in ("dense", "sparse"):
-                overrides = {"r": sparse_ranks, "top_k": k, "compute": compute}
-                points.append(
-                    (
-                        f"{method}[k={k},{compute}]",
-                        Contender(method, METHOD, method, overrides),
-                        settings,
-                        k,
-                        METHOD,
-                        f"{method} {compute} (r={sparse_ranks})",
-                    )
-                )
-        return points
+        return _active_ranks_points(values, method, settings, sparse_ranks)
     if sweep == "experts":
-        fields = _config_fields(method)
-        if "num_experts" not in fields:
-            raise ValueError(f"the experts sweep needs a method with num_experts; {method!r} has {sorted(fields)}")
-        return [
-            (FLOOR, floor, settings, None, FLOOR, FLOOR),
-            (PEFT_LORA, reference, settings, None, PEFT_LORA, PEFT_LORA),
-            *[
-                (
-                    f"{method}[N={n}]",
-                    Contender(method, METHOD, method, {"num_experts": n}),
-                    settings,
-                    n,
-                    METHOD,
-                    method,
-                )
-                for n in values
-            ],
-        ]
+        return _experts_points(values, method, settings)
     if sweep == "rank":
-        points = [(FLOOR, floor, settings, None, FLOOR, FLOOR)]
-        for r in values:
+        return _rank_points(values, method, settings)
+    return _shape_points(sweep, values, method, settings)
+
+
+def _references(settings: BenchSettings) -> list[Point]:
+    """The floor and PEFT LoRA at the shared settings: references that do not vary with the sweep."""
+    return [
+        (FLOOR, Contender(FLOOR, FLOOR), settings, None, FLOOR, FLOOR),
+        (PEFT_LORA, Contender(PEFT_LORA, PEFT_LORA), settings, None, PEFT_LORA, PEFT_LORA),
+    ]
+
+
+def _active_ranks_points(values: list[int], method: str, settings: BenchSettings, sparse_ranks: int) -> list[Point]:
+    """``method`` at r = ``sparse_ranks`` with top_k = k active, dense and sparse, for every k."""
+    fields = _config_fields(method)
+    if not {"top_k", "compute"} <= fields:
+        raise ValueError(
+            f"the active_ranks sweep needs a method with top_k and compute (e.g. "
+            f"{SPARSE_METHOD!r}); {method!r} has {sorted(fields)}"
+        )
+    points = _references(settings)
+    for k in values:
+        for compute in ("dense", "sparse"):
+            overrides = {"r": sparse_ranks, "top_k": k, "compute": compute}
             points.append(
                 (
-                    f"{PEFT_LORA}[r={r}]",
-                    Contender(PEFT_LORA, PEFT_LORA, overrides={"r": r}),
+                    f"{method}[k={k},{compute}]",
+                    Contender(method, METHOD, method, overrides),
                     settings,
-                    r,
-                    PEFT_LORA,
-                    PEFT_LORA,
+                    k,
+                    METHOD,
+                    f"{method} {compute} (r={sparse_ranks})",
                 )
             )
-            points.append(
-                (f"{method}[r={r}]", Contender(method, METHOD, method, {"r": r}), settings, r, METHOD, method)
-            )
-        return points
+    return points
+
+
+def _experts_points(values: list[int], method: str, settings: BenchSettings) -> list[Point]:
+    """``method`` with N = n experts for every n, beside the fixed references."""
+    fields = _config_fields(method)
+    if "num_experts" not in fields:
+        raise ValueError(f"the experts sweep needs a method with num_experts; {method!r} has {sorted(fields)}")
+    return [
+        *_references(settings),
+        *[
+            (f"{method}[N={n}]", Contender(method, METHOD, method, {"num_experts": n}), settings, n, METHOD, method)
+            for n in values
+        ],
+    ]
+
+
+def _rank_points(values: list[int], method: str, settings: BenchSettings) -> list[Point]:
+    """PEFT LoRA and ``method`` at every rank r, beside the floor (which has no rank)."""
+    points = [(FLOOR, Contender(FLOOR, FLOOR), settings, None, FLOOR, FLOOR)]
+    for r in values:
+        reference = Contender(PEFT_LORA, PEFT_LORA, overrides={"r": r})
+        points.append((f"{PEFT_LORA}[r={r}]", reference, settings, r, PEFT_LORA, PEFT_LORA))
+        points.append((f"{method}[r={r}]", Contender(method, METHOD, method, {"r": r}), settings, r, METHOD, method))
+    return points
+
+
+def _shape_points(sweep: str, values: list[int], method: str, settings: BenchSettings) -> list[Point]:
+    """The floor, PEFT LoRA and ``method`` at every value of a shared setting (batch or seq_len)."""
+    floor, reference = Contender(FLOOR, FLOOR), Contender(PEFT_LORA, PEFT_LORA)
     points = []
     for value in values:
         shaped = dataclasses.replace(settings, **{sweep: value})

@@ -42,14 +42,11 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
 
 def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     settings = comparison["settings"]
-    paired = comparison["paired"]
-    groups = [
-        (paired["vs_reference"], paired["reference"]),
-        (paired["vs_base"], "base"),
-        *[(tests, other) for other, tests in paired.get("vs_also", {}).items()],
-    ]
     significant = [
-        f"{label} vs {other}" for tests, other in groups for label, test in tests.items() if test["significant"]
+        f"{label} vs {other}"
+        for tests, other in _test_groups(comparison["paired"])
+        for label, test in tests.items()
+        if test["significant"]
     ]
     shows = (
         f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
@@ -79,47 +76,74 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
 
 
 def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
-    table = comparison["table"]
-    tasks = comparison["tasks"]
+    """``comparison.md``: the answer, then the tables of scores, paired tests, parameters and cells."""
     lines = [
         "# Comparison",
         "",
         *comparison["answer"],
         "",
+        *_score_lines(comparison),
+        "",
+        *_paired_test_lines(comparison["paired"]),
+        "",
+        *_parameter_lines(comparison),
+        "",
+        *_cell_lines(comparison["cells"]),
+        "",
+        "![comparison](comparison.png)",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _test_groups(paired: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """The paired tests, grouped by what they compare against: (tests by row label, the other row)."""
+    return [
+        (paired["vs_reference"], paired["reference"]),
+        (paired["vs_base"], "base"),
+        *[(tests, other) for other, tests in paired.get("vs_also", {}).items()],
+    ]
+
+
+def _score_lines(comparison: dict[str, Any]) -> list[str]:
+    tasks = comparison["tasks"]
+    lines = [
         f"## {comparison['metric']} per task and mean (%, 95% CI over examples and seeds)",
         "",
         "| row | seeds | " + " | ".join(tasks) + " | **mean** |",
         "|---" * (len(tasks) + 3) + "|",
     ]
-    for label, row in table.items():
+    for label, row in comparison["table"].items():
         cells = [_points(row["tasks"][task]) for task in tasks]
         seeds = ",".join(map(str, row["seeds"])) or "-"
         lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + f" | **{_points(row['mean'])}** |")
-    lines += [
+    return lines + [
         "",
         f"Examples per task: {comparison['examples_per_task']}; seeds: {comparison['seeds']}"
         + (f"; not yet run: {', '.join(comparison['pending'])}." if comparison["pending"] else "."),
-        "",
+    ]
+
+
+def _paired_test_lines(paired: dict[str, Any]) -> list[str]:
+    lines = [
         "## Paired tests (difference in mean accuracy, points, paired bootstrap)",
         "",
         "| comparison | difference [95% CI] | p | significant |",
         "|---|---|---|---|",
     ]
-    paired = comparison["paired"]
-    groups = [
-        (paired["vs_reference"], paired["reference"]),
-        (paired["vs_base"], "base"),
-        *[(tests, other) for other, tests in paired.get("vs_also", {}).items()],
-    ]
-    for tests, other in groups:
+    for tests, other in _test_groups(paired):
         for label, test in tests.items():
             low, high = (100 * v for v in test["ci95"])
             lines.append(
                 f"| {label} - {other} | {100 * test['value']:+.2f} [{low:+.2f}, {high:+.2f}] | "
                 f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} |"
             )
-    lines += [
-        "",
+    return lines
+
+
+def _parameter_lines(comparison: dict[str, Any]) -> list[str]:
+    lines = [
         f"## Trainable parameters (matched to {comparison['budget']}'s count)",
         "",
         "| row | as written | as trained | budget | gap | within 10% | matched by |",
@@ -131,14 +155,17 @@ def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
             f"{plan['relative_gap']:+.1%} | {'yes' if plan['within_10_percent'] else 'NO'} | "
             f"{plan['matched_by'] or ('budget' if plan['budget_source'] else 'as written')} |"
         )
-    lines += [
-        "",
+    return lines
+
+
+def _cell_lines(cells_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
+    lines = [
         "## Cells (wall time)",
         "",
         "| row | cell | seed | trainable | steps | train loss | train s | eval s | total s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, cells in comparison["cells"].items():
+    for label, cells in cells_by_row.items():
         for cell in cells:
             lines.append(
                 f"| {label} | {cell['cell']} | {cell.get('seed', '-')} | {cell.get('trainable_parameters', '-')} "
@@ -146,9 +173,7 @@ def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
                 f"{_number(cell.get('train_wall_s'))} | {_number(cell.get('eval_wall_s'))} | "
                 f"{cell['wall_s']:.1f} |"
             )
-    lines += ["", "![comparison](comparison.png)", ""]
-    path.write_text("\n".join(lines))
-    return path
+    return lines
 
 
 def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:

@@ -45,15 +45,7 @@ def write_comparison(
     _check_same_examples(correct)
     arrays = {label: {task: values for task, (_, values) in tasks.items()} for label, tasks in correct.items()}
     samples, seed = section.bootstrap_samples, config.train.seed
-    table = {}
-    for label, values in arrays.items():
-        grid = bootstrap_grid(values, samples=samples, seed=seed)
-        table[label] = {
-            "tasks": grid["tasks"],
-            "mean": grid["mean"],
-            "seeds": [s for s in rows[label] if s is not None],
-        }
-
+    table = _score_table(rows, arrays, samples, seed)
     also = [parse_method_spec(text).label for text in section.also_against]
     tests = _paired_tests([spec.label for spec in specs], reference.label, also, rows, arrays, samples, seed)
     first = next(iter(correct.values()))
@@ -71,17 +63,7 @@ def write_comparison(
         "pending": pending,
         "cells": {label: [_cell_record(cell) for cell in cells.values()] for label, cells in rows.items()},
         "label_bias": _label_bias({label: list(cells.values()) for label, cells in rows.items()}),
-        "settings": {
-            "model": config.model.name,
-            "steps": config.train.max_steps,
-            "epochs": config.train.epochs,
-            "learning_rate": config.train.learning_rate,
-            "batch_size": config.train.batch_size,
-            "protocol": config.eval.protocol,
-            "template": config.data.template,
-            "eval_limit": config.eval.limit,
-            "data_seed": config.train.seed,
-        },
+        "settings": _run_settings(config),
     }
     comparison["answer"] = answer_lines(comparison)
     write_text_atomic(output / "comparison.json", json.dumps(comparison, indent=2, default=str))
@@ -90,6 +72,34 @@ def write_comparison(
     print("\n".join(f"[samora] {line}" for line in comparison["answer"]), flush=True)  # the result, on stdout
     logger.info("comparison: %s", output / "comparison.md")
     return comparison
+
+
+def _score_table(rows: dict, arrays: dict, samples: int, seed: int) -> dict[str, dict[str, Any]]:
+    """label -> its per-task and mean intervals (examples and seeds bootstrapped) and its seeds."""
+    table = {}
+    for label, values in arrays.items():
+        grid = bootstrap_grid(values, samples=samples, seed=seed)
+        table[label] = {
+            "tasks": grid["tasks"],
+            "mean": grid["mean"],
+            "seeds": [s for s in rows[label] if s is not None],
+        }
+    return table
+
+
+def _run_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings every cell shared, which the report's scope lines quote."""
+    return {
+        "model": config.model.name,
+        "steps": config.train.max_steps,
+        "epochs": config.train.epochs,
+        "learning_rate": config.train.learning_rate,
+        "batch_size": config.train.batch_size,
+        "protocol": config.eval.protocol,
+        "template": config.data.template,
+        "eval_limit": config.eval.limit,
+        "data_seed": config.train.seed,
+    }
 
 
 def _paired_tests(

@@ -88,6 +88,35 @@ def build_training_stream(
     """
     names = resolve_tasks(tasks)
     rng = np.random.default_rng(seed)
+    pools, available = _capped_pools(names, rng, split, per_task_cap, template, source)
+    counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature, num_examples)
+    parts, truncated, cut_responses = _drawn_parts(pools, counts, rng, tokenizer, max_length)
+    stream = datasets.concatenate_datasets(parts)
+    stream = stream.select(rng.permutation(len(stream)))
+    if length_bucketing:
+        stream = stream.select(_bucketed_order(stream, length_bucketing))
+    report = {
+        "tasks": names,
+        "available": available,
+        "capped": [len(p) for _, p in pools],
+        "counts": counts,
+        "sampling": sampling,
+        "temperature": temperature,
+        "seed": seed,
+        "prompt_truncated": truncated,
+        "response_truncated": cut_responses,
+    }
+    logger.info("training stream: %s", ", ".join(f"{n}={c}" for n, c in zip(names, counts)))
+    _warn_truncation(names, truncated, cut_responses, max_length)
+    stream.info.description = json.dumps(report)
+    return stream
+
+
+def _capped_pools(
+    names: list[str], rng: np.random.Generator, split: str, per_task_cap: Any, template: Any, source: Any
+) -> tuple[list[tuple[datasets.Dataset, np.ndarray]], list[int]]:
+    """Per task, its rendered examples and the indices (a seeded random subset under the cap) that
+    the stream draws from; and every task's split size before capping."""
     pools, available = [], []
     for name in names:
         chosen_template = get_template(_pick(template, name, None), name)  # checked before loading
@@ -102,7 +131,18 @@ def build_training_stream(
         else:  # every example: render the split as stored (one cache entry for every seed)
             pools.append((render_examples(records, name, chosen_template), kept))
         available.append(len(records))
-    counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature, num_examples)
+    return pools, available
+
+
+def _drawn_parts(
+    pools: list[tuple[datasets.Dataset, np.ndarray]],
+    counts: list[int],
+    rng: np.random.Generator,
+    tokenizer: Any,
+    max_length: int,
+) -> tuple[list[datasets.Dataset], list[int], list[int]]:
+    """Each task's ``count`` examples (whole shuffled passes over its pool, then a shuffled
+    remainder), tokenised; and per task how many prompts and responses were cut to fit."""
     parts, truncated, cut_responses = [], [], []
     for task_id, ((examples, pool), count) in enumerate(zip(pools, counts)):
         if count == 0:
@@ -121,22 +161,10 @@ def build_training_stream(
         truncated.append(sum(part["prompt_truncated"]))
         cut_responses.append(sum(part["response_truncated"]))
         parts.append(part.remove_columns(["prompt_truncated", "response_truncated"]))
-    stream = datasets.concatenate_datasets(parts)
-    stream = stream.select(rng.permutation(len(stream)))
-    if length_bucketing:
-        stream = stream.select(_bucketed_order(stream, length_bucketing))
-    report = {
-        "tasks": names,
-        "available": available,
-        "capped": [len(p) for _, p in pools],
-        "counts": counts,
-        "sampling": sampling,
-        "temperature": temperature,
-        "seed": seed,
-        "prompt_truncated": truncated,
-        "response_truncated": cut_responses,
-    }
-    logger.info("training stream: %s", ", ".join(f"{n}={c}" for n, c in zip(names, counts)))
+    return parts, truncated, cut_responses
+
+
+def _warn_truncation(names: list[str], truncated: list[int], cut_responses: list[int], max_length: int) -> None:
     if any(truncated):
         logger.warning(
             "prompts cut from the left to fit max_length=%d: %s",
@@ -150,8 +178,6 @@ def build_training_stream(
             max_length,
             ", ".join(f"{n}={k}" for n, k in zip(names, cut_responses) if k),
         )
-    stream.info.description = json.dumps(report)
-    return stream
 
 
 def _pick(value: Any, name: str, default: Any) -> Any:
