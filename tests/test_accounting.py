@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TARGETS, tiny_model
-from method_cases import CASES
 
 import samora
 from samora.methods import METHODS
 from samora.methods.lora import LoRALayer
 from samora.run import method_docs
+from tests.helpers import TARGETS, tiny_model
+from tests.method_cases import CASES
 
 TASKS = ["alpha", "beta", "gamma"]
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "methods.md"

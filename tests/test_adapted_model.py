@@ -8,10 +8,10 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import TARGETS, tiny_model
-from method_cases import CASES
 
 import samora
+from tests.helpers import TARGETS, tiny_model
+from tests.method_cases import CASES
 
 TASKS = ["alpha", "beta", "gamma"]
 

@@ -16,10 +16,10 @@ import sys
 
 import pytest
 import torch
-from conftest import tiny_model, trained_samora
 
 import samora
 from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
+from tests.helpers import tiny_model, trained_samora
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
 

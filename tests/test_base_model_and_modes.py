@@ -7,7 +7,6 @@ import json
 import os
 
 import pytest
-from conftest import tiny_model
 from safetensors.torch import save_file
 
 import samora
@@ -16,6 +15,7 @@ from samora.cache import SMOLLM2_NAME, base_model_identity
 from samora.run.pipeline import load_adapted
 from samora.run.run_config import load_run_config
 from samora.run.smollm2 import write_folder_atomically
+from tests.helpers import tiny_model
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ import inspect
 
 import pytest
 import torch
-from conftest import ARCHS, TARGETS, TEST_DEVICE, TEST_DTYPE, enable_checkpointing, tiny_model
-from method_cases import INIT_TOLERANCE, METHOD_CASES, contract_cases, missing_cases
 
 import samora
+from tests.helpers import ARCHS, TARGETS, TEST_DEVICE, TEST_DTYPE, enable_checkpointing, tiny_model
+from tests.method_cases import INIT_TOLERANCE, METHOD_CASES, contract_cases, missing_cases
 
 TASKS = ["alpha", "beta", "gamma"]
 CASES = contract_cases(samora.METHODS)  # every registered method, and its variants

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import VOCAB, tiny_model
 
 import samora
+from tests.helpers import VOCAB, tiny_model
 
 TASKS = ["a", "b"]
 

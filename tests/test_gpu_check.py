@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers import contract_precision
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gpu_check.sh"
 
@@ -85,19 +87,17 @@ def test_eight_b_like_model_has_the_asked_layer_shapes(tmp_path):
 
 
 def test_contract_suite_precision_comes_from_the_environment(monkeypatch):
-    from conftest import _test_precision
-
     monkeypatch.setenv("SAMORA_TEST_DEVICE", "cpu")
     monkeypatch.setenv("SAMORA_TEST_DTYPE", "bfloat16")
-    assert _test_precision() == (torch.device("cpu"), torch.bfloat16)
+    assert contract_precision() == (torch.device("cpu"), torch.bfloat16)
     monkeypatch.delenv("SAMORA_TEST_DEVICE")
     monkeypatch.delenv("SAMORA_TEST_DTYPE")
-    assert _test_precision() == (torch.device("cpu"), torch.float32)  # the default: as before
+    assert contract_precision() == (torch.device("cpu"), torch.float32)  # the default: as before
     monkeypatch.setenv("SAMORA_TEST_DTYPE", "int8")
     with pytest.raises(ValueError, match="SAMORA_TEST_DTYPE must be"):
-        _test_precision()
+        contract_precision()
     if not torch.cuda.is_available():
         monkeypatch.setenv("SAMORA_TEST_DTYPE", "float32")
         monkeypatch.setenv("SAMORA_TEST_DEVICE", "cuda")
         with pytest.raises(RuntimeError, match="no CUDA device"):
-            _test_precision()
+            contract_precision()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_model
 
 import samora
+from tests.helpers import tiny_model
 
 
 def adapted_names(model):

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import TARGETS, tiny_model
-from method_cases import CASES
 
 import samora
 from samora.methods.base import linear_shape
+from tests.helpers import TARGETS, tiny_model
+from tests.method_cases import CASES
 
 TASKS = ["alpha", "beta", "gamma"]
 # Logits of the tiny fp32 models are O(1); folding changes only the order of the float32 additions.

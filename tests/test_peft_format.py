@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 import samora
 from samora.peft_format import export_peft, lora_factors
 from samora.run.cli import main
-from tests.conftest import tiny_model
+from tests.helpers import tiny_model
 from tests.method_cases import CASES
 
 TASKS = ["arc_easy", "piqa", "boolq"]

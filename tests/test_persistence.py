@@ -7,10 +7,10 @@ import json
 import pytest
 import safetensors.torch
 import torch
-from conftest import tiny_model, trained_samora
 
 import samora
 from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
+from tests.helpers import tiny_model, trained_samora, wider_llama
 
 
 def test_config_records_method_hyperparameters_tasks_and_versions(tmp_path):
@@ -93,19 +93,8 @@ def test_unknown_method_lists_known_ones(tmp_path, input_ids):
 
 
 def test_base_with_other_shapes_is_refused_and_untouched(tmp_path, input_ids):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     samora.save_adapter(trained_samora(), tmp_path)
-    other = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=48,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        )
-    )
+    other = wider_llama()
     before = {k: v.clone() for k, v in other.state_dict().items()}
     with pytest.raises(
         ValueError, match=r"do not match this model.*q_proj: saved \(in, out\) \[32, 32\], this model \[48, 48\]"

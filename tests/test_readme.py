@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_model
 
 import samora
+from tests.helpers import tiny_model
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKER = "# A custom training loop"

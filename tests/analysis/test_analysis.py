@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import VOCAB, tiny_model
 
 import samora
 from samora.analysis import (
@@ -19,6 +18,7 @@ from samora.analysis import (
     separation,
     task_gate_values,
 )
+from tests.helpers import VOCAB, tiny_model
 
 TASKS = ["alpha", "beta", "gamma"]
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 import samora
 from samora.methods import get_method
 from samora.routing import RoutingState
+from tests.helpers import LargestTensor
 
 # d_out is large next to everything else, so only per-expert outputs reach S * N * D_OUT.
 B, S, D_IN, D_OUT, R, N = 2, 3, 6, 40, 2, 4
@@ -27,20 +27,6 @@ CONFIGS = {
     "smora_dense": samora.SMoRAConfig(r=N, top_k=2, compute="dense"),
     "smora_sparse": samora.SMoRAConfig(r=N, top_k=2, compute="sparse"),
 }
-
-
-class LargestTensor(TorchFunctionMode):
-    """Remembers the largest tensor any torch function returned while active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.largest = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        if isinstance(out, torch.Tensor):
-            self.largest = max(self.largest, out.numel())
-        return out
 
 
 @pytest.mark.parametrize("method", sorted(CONFIGS))

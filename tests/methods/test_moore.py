@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
-from test_fast_paths import LargestTensor
 from torch import nn
 
 import samora
@@ -14,6 +12,7 @@ from samora.inject import adapter_of
 from samora.methods.moore import MoOREConfig, MoORELayer, householder_product
 from samora.persistence import adapter_state_dict
 from samora.routing import RoutingState
+from tests.helpers import LargestTensor, tiny_model
 
 D_IN, D_OUT, TASKS = 12, 9, ["a", "b", "c"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
 from torch import nn
 
 import samora
 from samora import MTLLoRAConfig
 from samora.methods.mtllora import MTLLoRALayer
 from samora.routing import RoutingState
+from tests.helpers import tiny_model
 
 D_IN, D_OUT = 6, 5
 TASKS = ["a", "b", "c"]

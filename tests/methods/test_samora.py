@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from conftest import enable_checkpointing, tiny_model
 from torch import nn
 
 import samora
 from samora.methods.samora import SAMoRALayer, top_singular_values
 from samora.routing import RoutingState
+from tests.helpers import enable_checkpointing, tiny_model
 
 D_IN, D_OUT, R, N, T = 12, 10, 4, 3, 3
 

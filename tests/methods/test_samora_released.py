@@ -13,12 +13,12 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_model
 from torch import nn
 
 import samora
 from samora.methods.samora import PAPER, RELEASED, SAMoRALayer
 from samora.routing import RoutingState
+from tests.helpers import tiny_model
 
 D_IN, D_OUT, R, N, TASKS = 12, 10, 4, 3, ["a", "b", "c"]
 

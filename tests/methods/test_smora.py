@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import enable_checkpointing, tiny_model
 from torch import nn
 
 import samora
 from samora.methods.smora import SMoRAConfig, SMoRALayer
 from samora.routing import RoutingState
+from tests.helpers import enable_checkpointing, tiny_model
 
 D_IN, D_OUT = 12, 10
 

@@ -1,6 +1,7 @@
 """Worker for test_distributed.py: a few data-parallel SamoraTrainer steps on a tiny model.
 
-Launched as ``torchrun --nproc_per_node 2 ddp_worker.py OUTPUT_DIR``. Every rank saves its own copy
+Launched as ``torchrun --nproc_per_node 2 ddp_worker.py OUTPUT_DIR`` by ``tests.helpers.run_on_two_processes``
+(which puts the repository root on PYTHONPATH for ``tests.helpers``). Every rank saves its own copy
 of the adapter to ``OUTPUT_DIR/rank<r>`` so the test can check that the ranks stayed identical.
 """
 
@@ -10,12 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # tiny_data and the shared conftest helpers
-
-from tiny_data import Collator, tiny_dataset  # noqa: E402
-
-import samora  # noqa: E402
+import samora
+from tests.helpers import Collator, adapted_model, tiny_dataset
 
 # One optimizer step covers the whole 8-example dataset: 2 ranks x 2 micro-batches x 2 examples.
 # The test runs the same configuration in one process with batch 8 and compares the results.
@@ -33,8 +30,6 @@ MODEL = dict(dropout=0.0, lambda_orth=0.05, lambda_match=0.5, perturb=0.2)
 
 
 def main(output_dir: str) -> None:
-    from tiny_data import adapted_model
-
     from samora.training import train
 
     model = adapted_model(**MODEL)

@@ -1,6 +1,7 @@
 """Worker for test_fsdp.py: the same few SGD steps under FSDP2 (``fully_shard``) and under DDP, on CPU.
 
-Launched as ``torchrun --nproc_per_node 2 fsdp_worker.py OUTPUT_DIR``. For each case the adapter is
+Launched as ``torchrun --nproc_per_node 2 fsdp_worker.py OUTPUT_DIR`` by ``tests.helpers.run_on_two_processes``
+(which puts the repository root on PYTHONPATH for ``tests.helpers``). For each case the adapter is
 trained with FSDP2 (gloo) and saved from the gathered full state dict (``get_model_state_dict``), as
 the Trainer does under FSDP; then trained again wrapped in DDP and saved. Each rank trains on its
 half of one 8-example batch.
@@ -11,14 +12,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # tiny_data and the shared conftest helpers
+import torch
+import torch.distributed as dist
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from tiny_data import Collator, adapted_model, tiny_dataset  # noqa: E402
-
-import samora  # noqa: E402
+import samora
+from tests.helpers import Collator, adapted_model, tiny_dataset
 
 STEPS = 3
 LEARNING_RATE = 0.5

@@ -1,6 +1,7 @@
 """Worker for test_smora_balancing.py: SMoRA trained data-parallel on padded batches.
 
-Launched as ``torchrun --nproc_per_node 2 smora_ddp_worker.py OUTPUT_DIR``: 2 ranks x 2 examples per
+Launched as ``torchrun --nproc_per_node 2 smora_ddp_worker.py OUTPUT_DIR`` by ``tests.helpers.run_on_two_processes``
+(which puts the repository root on PYTHONPATH for ``tests.helpers``): 2 ranks x 2 examples per
 optimizer step. The test trains the same global batch of 4 in one process and compares the biases.
 """
 
@@ -9,10 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # tiny_data and the shared conftest helpers
-
-from tiny_data import Collator, smora_model, tiny_dataset  # noqa: E402
+from tests.helpers import Collator, smora_model, tiny_dataset
 
 # lr 0: the router stays fixed, so only the load (and so the bias) can tell the runs apart; the
 # bias itself changes which ranks are chosen from step to step.

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
-from ddp_worker import MODEL, OPTIONS
-from tiny_data import Collator, adapted_model, adapter_tensors, tiny_dataset
 
 from samora.training import train
+from tests.helpers import Collator, adapted_model, adapter_tensors, run_on_two_processes, tiny_dataset
+from tests.training.ddp_worker import MODEL, OPTIONS
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 
 def read(folder: Path) -> dict[str, torch.Tensor]:
@@ -24,22 +20,7 @@ def read(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_two_process_data_parallel_equals_one_process_with_the_same_global_batch(tmp_path):
-    environment = os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(WORKER),
-        str(tmp_path),
-    ]
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
-    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    run_on_two_processes(WORKER, tmp_path, timeout=240)
 
     rank0, rank1 = read(tmp_path / "rank0"), read(tmp_path / "rank1")
     assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)

@@ -8,40 +8,22 @@ state dict as the Trainer does under FSDP (``save_adapter(..., state_dict=...)``
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from fsdp_worker import CASES, half_batches, sgd_steps
 from safetensors.torch import load_file
-from tiny_data import adapted_model, adapter_tensors
+
+from tests.helpers import adapted_model, adapter_tensors, run_on_two_processes
+from tests.training.fsdp_worker import CASES, half_batches, sgd_steps
 
 WORKER = Path(__file__).resolve().parent / "fsdp_worker.py"
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fsdp")
-    environment = os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(WORKER),
-        str(folder),
-    ]
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    run_on_two_processes(WORKER, folder, timeout=300)
     return folder
 
 

@@ -6,11 +6,11 @@ import logging
 
 import pytest
 import torch
-from tiny_data import Collator, adapted_model, tiny_dataset
 from transformers import TrainerCallback
 
 from samora.training import HistoryFile, read_history, train
 from samora.training.callbacks import duration, step_line
+from tests.helpers import Collator, adapted_model, tiny_dataset
 
 COMMON = dict(batch_size=4, logging_steps=1, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
 

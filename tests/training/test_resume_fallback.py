@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 import torch
-from tiny_data import Collator, adapted_model, adapter_tensors, tiny_dataset
 
 from samora.training import last_complete_checkpoint, train
 from samora.training.checkpoints import checkpoint_problem
+from tests.helpers import Collator, adapted_model, adapter_tensors, tiny_dataset
 
 COMMON = dict(
     batch_size=4,

@@ -3,23 +3,18 @@ token once, the same bias however the batch is padded or split across ranks and 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_model
-from smora_ddp_worker import OPTIONS, STEPS
-from tiny_data import TASKS, Collator, smora_model, tiny_dataset
 from transformers import TrainingArguments
 
 import samora
 from samora.training import SamoraTrainer, train
+from tests.helpers import TASKS, Collator, run_on_two_processes, smora_model, tiny_dataset, tiny_model
+from tests.training.smora_ddp_worker import OPTIONS, STEPS
 
 WORKER = Path(__file__).resolve().parent / "smora_ddp_worker.py"
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.mark.parametrize("reentrant", [False, True])
@@ -86,22 +81,7 @@ def trained_bias(tmp_path, batch_size: int, grad_accum: int) -> dict[str, torch.
 
 def test_bias_is_the_same_for_one_process_and_two_and_for_any_accumulation(tmp_path):
     """1 process x batch 4, 1 process x (2 micro-batches of 2) and 2 processes x 2 pad differently."""
-    environment = os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(WORKER),
-        str(tmp_path / "ddp"),
-    ]
-    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=240)
-    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    run_on_two_processes(WORKER, tmp_path / "ddp", timeout=240)
     from safetensors.torch import load_file
 
     saved = load_file(str(tmp_path / "ddp" / "adapter" / "adapter_model.safetensors"))

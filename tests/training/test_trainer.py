@@ -6,12 +6,19 @@ import inspect
 
 import pytest
 import torch
-from conftest import checkpointing_arguments
-from tiny_data import TASKS, Collator, adapted_model, adapter_tensors, tiny_dataset
 from transformers import TrainerCallback, TrainingArguments
 
 from samora.analysis import task_gate_values
 from samora.training import SamoraTrainer, train
+from tests.helpers import (
+    TASKS,
+    Collator,
+    adapted_model,
+    adapter_tensors,
+    checkpointing_arguments,
+    tiny_dataset,
+    tiny_model,
+)
 
 
 def arguments(tmp_path, **overrides) -> TrainingArguments:
@@ -208,8 +215,6 @@ def test_router_statistics_reach_the_logs_and_are_sampled_only_on_logging_steps(
 
 
 def test_train_returns_history_and_saves_the_adapter_only(tmp_path):
-    from conftest import tiny_model
-
     import samora
 
     model = adapted_model(dropout=0.0)
@@ -257,8 +262,6 @@ def test_bf16_autocast_on_cpu_keeps_fp32_adapter(tmp_path):
 
 
 def test_clear_errors(tmp_path):
-    from conftest import tiny_model
-
     with pytest.raises(ValueError, match="get_model"):
         train(tiny_model(), None, tiny_dataset(4), output_dir=tmp_path, data_collator=Collator())
     with pytest.raises(ValueError, match="label_smoothing_factor"):

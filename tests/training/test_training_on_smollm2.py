@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 from datasets import Dataset
-from tiny_data import Collator
 
 import samora
 from samora.analysis import analyze
 from samora.training import train
+from tests.helpers import Collator
 
 TASKS = ["boolq", "piqa"]
 TEXTS = [

@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
 import samora.run.pipeline
 from samora.run.cli import main
 from samora.run.run_config import load_run_config
 from samora.run.run_folder import new_results_folder, saved_run_values
+from tests.helpers import run_overrides
 
 
 @pytest.fixture(scope="module")
-def short_run(tiny_model_dir, tmp_path_factory):  # noqa: F811
+def short_run(tiny_model_dir, tmp_path_factory):
     """A finished SAMoRA run with max_length 96, two tasks and the harness template."""
     run_dir = tmp_path_factory.mktemp("short") / "run"
     assert (
@@ -113,7 +113,7 @@ def test_the_runs_config_is_a_base_layer_that_the_user_overrides_key_by_key(tmp_
 
 
 @pytest.mark.parametrize("command", ["eval", "train", "compare"])
-def test_a_requested_task_without_data_is_an_error_naming_it(command, tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_a_requested_task_without_data_is_an_error_naming_it(command, tiny_model_dir, tmp_path, capsys):
     args = [
         command,
         *run_overrides(tiny_model_dir, tmp_path / "run"),
@@ -128,7 +128,7 @@ def test_a_requested_task_without_data_is_an_error_naming_it(command, tiny_model
     assert not (tmp_path / "run").exists()  # refused before any work
 
 
-def test_a_benchmark_task_no_source_holds_is_an_error_not_a_skip(tiny_model_dir, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_a_benchmark_task_no_source_holds_is_an_error_not_a_skip(tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SAMORA_CACHE", str(tmp_path / "cache"))  # no GLUE folder in the cache
     monkeypatch.delenv("SAMORA_GLUE_DIR", raising=False)
     assert main(["eval", *run_overrides(tiny_model_dir, tmp_path / "out"), "data.tasks=[sst2, cola]"]) == 2
@@ -136,7 +136,7 @@ def test_a_benchmark_task_no_source_holds_is_an_error_not_a_skip(tiny_model_dir,
     assert "cola (validation split)" in err and "sst2 (" not in err and "SAMORA_GLUE_DIR" in err
 
 
-def test_a_peft_lora_folder_evaluates_on_the_base_it_names(tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_a_peft_lora_folder_evaluates_on_the_base_it_names(tiny_model_dir, tmp_path, capsys):
     import peft
     from transformers import AutoModelForCausalLM
 

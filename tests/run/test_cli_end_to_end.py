@@ -5,59 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from samora.run.cli import main
-
-TASKS = "[boolq, piqa, arc_easy]"
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    """A 2-layer Llama with SmolLM2's tokenizer, saved as a local folder (what model.name points to)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from samora.run.smollm2 import smollm2_path
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=512,
-            tie_word_embeddings=True,
-        )
-    )
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+from tests.helpers import run_overrides, wider_llama
 
 
 def snapshot_of(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
-def run_overrides(model_dir, run_dir, *extra):
-    return [
-        f"model.name={model_dir}",
-        "model.dtype=float32",
-        f"data.tasks={TASKS}",
-        "data.per_task_cap=6",
-        "data.max_length=128",
-        "train.max_steps=3",
-        "train.batch_size=4",
-        "train.logging_steps=1",
-        "eval.limit=4",
-        "eval.batch_size=8",
-        f"output_dir={run_dir}",
-        *extra,
-    ]
 
 
 def test_train_eval_analyze_write_a_complete_run_folder(tiny_model_dir, tmp_path, capsys):
@@ -129,20 +83,9 @@ def test_unknown_model_path_names_the_key(tmp_path, capsys):
 
 
 def test_adapter_from_another_base_is_refused(tiny_model_dir, tmp_path, capsys):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     import samora
 
-    other = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=48,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        )
-    )
+    other = wider_llama()
     samora.save_adapter(samora.get_model(other, samora.SAMoRAConfig(tasks=["boolq"])), tmp_path / "foreign")
     code = main(["eval", "--adapter", str(tmp_path / "foreign"), *run_overrides(tiny_model_dir, tmp_path / "eval")])
     assert code == 1 and "do not match this model" in capsys.readouterr().err

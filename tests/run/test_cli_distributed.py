@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
-SOURCE = Path(__file__).resolve().parents[2] / "src"
+from tests.helpers import run_overrides, subprocess_environment
+
 LAUNCHERS = {
     "torchrun": ["torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
     # on a machine without GPUs, accelerate starts its torch.distributed launcher only with --multi_gpu
@@ -34,12 +32,9 @@ LAUNCHERS = {
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
-def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_dir, tmp_path):  # noqa: F811
+def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
-    environment = os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
-    }
+    environment = subprocess_environment()
     command = [
         sys.executable,
         "-m",

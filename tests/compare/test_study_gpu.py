@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_cli_end_to_end import tiny_model_dir  # noqa: F401  (the module-scoped fixture)
 
 from samora.run.run_config import load_run_config
 

@@ -10,12 +10,12 @@ import re
 import pytest
 import torch
 import yaml
-from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
 from samora.run.cli import main
 from samora.run.logs import set_progress_bars
 from samora.run.run_config import config_from_dict
 from samora.training import read_history
+from tests.helpers import run_overrides
 
 STEP_LINE = re.compile(
     r"^\[samora\] step (\d+)/3 \| loss [\d.]+ \| lr [\d.e+-]+ \| grad [\d.e+-]+ \| [\d,]+ tok/s "
@@ -30,7 +30,7 @@ def bars_back_on():
     set_progress_bars(True)  # the CLI turned them off in this process: leave the library default to others
 
 
-def test_default_run_is_quiet_and_keeps_everything(tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_default_run_is_quiet_and_keeps_everything(tiny_model_dir, tmp_path, capsys):
     run = tmp_path / "run"
     code = main(
         [
@@ -86,7 +86,7 @@ def test_default_run_is_quiet_and_keeps_everything(tiny_model_dir, tmp_path, cap
     assert "`history.jsonl`" in report and "`tensorboard/`" in report
 
 
-def test_verbose_shows_the_progress_bars(tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_verbose_shows_the_progress_bars(tiny_model_dir, tmp_path, capsys):
     code = main(
         [
             "train",

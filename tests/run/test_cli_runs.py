@@ -4,7 +4,6 @@ a killed run resumes bit-identically with the same command, and run folders are 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -14,12 +13,11 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from test_cli_end_to_end import run_overrides, tiny_model_dir  # noqa: F401 (fixture)
 
 from samora.run.cli import main
 from samora.training import read_history
+from tests.helpers import run_overrides, subprocess_environment
 
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 QUICK = ["eval.before=false", "eval.limit=2", "adapter.method=lora"]  # lora: no router, so no analysis
 
 
@@ -27,22 +25,15 @@ def samora_train(model_dir, run_dir, *extra) -> list[str]:
     return [sys.executable, "-m", "samora.run.cli", "train", *run_overrides(model_dir, run_dir), *QUICK, *extra]
 
 
-def environment() -> dict[str, str]:
-    return os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")]),
-    }
-
-
 def run(command: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(command, env=environment(), capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, env=subprocess_environment(), capture_output=True, text=True, timeout=600)
 
 
 def adapter_of_run(run_dir: Path) -> dict:
     return load_file(run_dir / "adapter" / "adapter_model.safetensors")
 
 
-def test_a_diverging_run_fails_and_writes_no_adapter(tiny_model_dir, tmp_path):  # noqa: F811
+def test_a_diverging_run_fails_and_writes_no_adapter(tiny_model_dir, tmp_path):
     run_dir = tmp_path / "run"
     finished = run(
         samora_train(
@@ -62,14 +53,16 @@ def test_a_diverging_run_fails_and_writes_no_adapter(tiny_model_dir, tmp_path): 
     assert not (run_dir / "metrics.json").exists() and "evaluating the adapted model" not in finished.stderr
 
 
-def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_model_dir, tmp_path):  # noqa: F811
+def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_model_dir, tmp_path):
     steps = ["train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
     straight = run(samora_train(tiny_model_dir, tmp_path / "straight", *steps))
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     killed_dir = tmp_path / "killed"
     command = samora_train(tiny_model_dir, killed_dir, *steps)
-    process = subprocess.Popen(command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=subprocess_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while not (killed_dir / "adapter" / "checkpoint-4" / "trainer_state.json").exists():
         assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
@@ -105,7 +98,7 @@ def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_
 
 
 @pytest.fixture(scope="module")
-def finished_run(tiny_model_dir, tmp_path_factory):  # noqa: F811
+def finished_run(tiny_model_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finished") / "run"
     assert main(["train", *run_overrides(tiny_model_dir, run_dir), *QUICK]) == 0
     return run_dir
@@ -115,7 +108,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_a_finished_run_is_refused_unless_overwrite(finished_run, tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_a_finished_run_is_refused_unless_overwrite(finished_run, tiny_model_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
     before = snapshot(run_dir)
@@ -134,7 +127,7 @@ def test_a_finished_run_is_refused_unless_overwrite(finished_run, tiny_model_dir
 
 def test_a_failed_overwrite_never_leaves_the_old_results_beside_the_new_run(
     finished_run,
-    tiny_model_dir,  # noqa: F811
+    tiny_model_dir,
     tmp_path,
     capsys,
 ):
@@ -158,7 +151,7 @@ def test_a_failed_overwrite_never_leaves_the_old_results_beside_the_new_run(
 
 def test_an_unfinished_run_with_another_config_is_refused_and_no_resume_starts_over(
     finished_run,
-    tiny_model_dir,  # noqa: F811
+    tiny_model_dir,
     tmp_path,
     capsys,
 ):
@@ -183,7 +176,7 @@ def test_an_unfinished_run_with_another_config_is_refused_and_no_resume_starts_o
     assert not stale.exists() and (run_dir / "metrics.json").is_file()
 
 
-def test_a_folder_that_is_not_a_run_is_refused(tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_a_folder_that_is_not_a_run_is_refused(tiny_model_dir, tmp_path, capsys):
     run_dir = tmp_path / "thesis"
     run_dir.mkdir()
     (run_dir / "chapter1.tex").write_text("precious")
@@ -193,7 +186,7 @@ def test_a_folder_that_is_not_a_run_is_refused(tiny_model_dir, tmp_path, capsys)
     assert (run_dir / "chapter1.tex").read_text() == "precious"
 
 
-def test_a_nan_alpha_is_refused_before_anything_loads(tiny_model_dir, tmp_path, capsys):  # noqa: F811
+def test_a_nan_alpha_is_refused_before_anything_loads(tiny_model_dir, tmp_path, capsys):
     code = main(
         ["train", *run_overrides(tiny_model_dir, tmp_path / "run"), "adapter.method=lora", "adapter.alpha=.nan"]
     )

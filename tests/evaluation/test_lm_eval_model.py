@@ -9,10 +9,11 @@ import lm_eval
 import pytest
 import torch
 from lm_eval.tasks import TaskManager
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 import samora
 from samora.evaluation.lm_eval_model import SamoraLM, cli, parse_task_map
+from tests.helpers import tiny_llama_config
 
 # Three local lm-eval tasks; each prompt starts with its task's marker so a forward hook can tell
 # which task a request belongs to. "arc-e" is a samora alias of arc_easy (not an lm-eval task name).
@@ -23,16 +24,7 @@ LOCAL_TASKS = {"arc-e": "ALPHA", "tiny_piqa": "BRAVO", "tiny_other": "CHARLIE"}
 def workspace(tmp_path, smollm2_tokenizer):
     """A tiny Llama over SmolLM2's tokenizer saved as a model folder, and the three task folders."""
     torch.manual_seed(0)
-    model = LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=len(smollm2_tokenizer),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        )
-    )
+    model = LlamaForCausalLM(tiny_llama_config(len(smollm2_tokenizer)))
     model.save_pretrained(tmp_path / "base")
     smollm2_tokenizer.save_pretrained(tmp_path / "base")
     tasks = tmp_path / "tasks"

@@ -11,12 +11,12 @@ import random
 
 import pytest
 import torch
-from eval_helpers import data_tiny_model
 
 import samora
 from samora.data import load_examples
 from samora.evaluation import loglik_scores
 from samora.run.smollm2 import load_smollm2
+from tests.helpers import data_tiny_model
 
 WORDS = (
     "the a cat dog sky blue answer question yes no red green tree house run jump over under carbon oxygen 1 2 3 ! ?"

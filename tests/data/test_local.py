@@ -1,14 +1,12 @@
 """Local files: a GLUE folder in the standard TSV layout, and commonsense_170k-style JSON."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from samora.data import DataSourceError, load_examples, load_records, resolve_source
 from samora.data.templates import ALPACA_WRAPPER
-
-SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
+from tests.helpers import SHARED_GLUE
 
 MNLI_HEADER = (
     "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\t"

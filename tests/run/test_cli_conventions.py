@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 import samora
 from samora.run.cli import _config, build_parser, main, split_positionals
 from samora.run.run_config import ConfigError
+from tests.helpers import subprocess_environment
 
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 HEAVY = ("torch", "transformers", "datasets", "samora.run.pipeline", "samora.inject")
 
 
@@ -57,7 +55,7 @@ def test_version(capsys):
 
 @pytest.mark.parametrize("module", ["samora", "samora.cli"])
 def test_python_m_runs_the_command_and_the_old_module_name_warns(module):
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_environment()
     done = subprocess.run(
         [sys.executable, "-m", module, "--version"], env=env, capture_output=True, text=True, timeout=120
     )
@@ -80,7 +78,7 @@ def test_the_old_lm_eval_module_name_is_an_alias_that_warns():
 
 def imported_after(code: str) -> list[str]:
     probe = f"import sys\n{code}\nprint('MODULES', [m for m in {HEAVY!r} if m in sys.modules])"
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(SOURCE), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_environment()
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     line = next(line for line in done.stdout.splitlines() if line.startswith("MODULES"))
     return json.loads(line.removeprefix("MODULES ").replace("'", '"'))

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from eval_helpers import data_model, data_tiny_model  # noqa: F401
 
 from samora.evaluation import UNPARSED, extract_answer, generate_responses, loglik_scores
+from tests.helpers import data_tiny_model
 
 CONTEXTS = [
     "Question: Which gas do plants take in?\nAnswer:",

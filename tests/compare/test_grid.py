@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,13 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_cli_end_to_end import tiny_model_dir  # noqa: F401  (the module-scoped fixture)
 
 from samora.compare import MethodSpec, parse_method_spec
 from samora.run.cli import main
 from samora.run.run_config import ConfigError, load_run_config
+from tests.helpers import subprocess_environment
 
-SOURCE = Path(__file__).resolve().parents[2] / "src"
 METHODS = "[lora, samora, 'samora(router=linear)']"
 CELLS = [
     "lora-seed1",
@@ -56,7 +54,7 @@ def compare_arguments(model_dir, output):
 
 
 def run_cli(arguments, **popen):
-    environment = {**os.environ, "PYTHONPATH": str(SOURCE), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    environment = subprocess_environment(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     return subprocess.Popen(
         [sys.executable, "-m", "samora.run.cli", *arguments],
         env=environment,

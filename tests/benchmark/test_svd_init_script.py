@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "svd_init.py"
+from tests.helpers import ROOT
+
+SCRIPT = ROOT / "benchmarks" / "svd_init.py"
 
 
 def test_svd_init_benchmark_runs_at_tiny_size(capsys):

