@@ -239,6 +239,7 @@ def train_adapter(
     and its JSON summary."""
     import samora
     from samora.training import train
+    from samora.training.history import HistoryFile
 
     count = samora.trainable_parameters(model)
     result = train(
@@ -246,8 +247,9 @@ def train_adapter(
         tokenizer,
         stream,
         output_dir=output_dir,
-        resume=resume,
-        **_train_arguments(config.train, seed, run_dir),
+        settings=_train_settings(config.train, seed=seed, resume=resume, run_dir=run_dir),
+        callbacks=[HistoryFile(run_dir / "history.jsonl")],
+        **config.train.training_arguments,
     )
     summary = {
         "steps": result.global_step,
@@ -264,19 +266,18 @@ def train_adapter(
     return result, summary
 
 
-def _train_arguments(section: TrainSection, seed: int | None, run_dir: Path) -> dict[str, Any]:
-    """The keyword arguments of :func:`samora.training.train` that ``train.*`` sets (``seed``, when
-    given, replaces ``train.seed``), with the history file, TensorBoard folder and console output
-    of the run folder ``run_dir``."""
+def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | str, run_dir: Path):
+    """The :class:`~samora.training.TrainSettings` of ``train.*`` (``seed``, when given, replaces
+    ``train.seed``), with TensorBoard's folder and the console output of the run folder ``run_dir``."""
     from samora.run.logs import progress_bars_enabled
-    from samora.training.history import HistoryFile
+    from samora.training import TrainSettings
 
-    return dict(
+    return TrainSettings(
         max_steps=section.max_steps,
         num_epochs=section.epochs,
         learning_rate=section.learning_rate,
         batch_size=section.batch_size,
-        grad_accum=section.grad_accum,
+        gradient_accumulation_steps=section.grad_accum,
         warmup_ratio=section.warmup_ratio,
         weight_decay=section.weight_decay,
         lr_scheduler=section.lr_scheduler,
@@ -284,14 +285,13 @@ def _train_arguments(section: TrainSection, seed: int | None, run_dir: Path) -> 
         gradient_checkpointing=section.gradient_checkpointing,
         logging_steps=section.logging_steps,
         save_steps=section.save_steps,
+        resume=resume,
         on_nonfinite=section.on_nonfinite,
         precision=section.precision,
         save_total_limit=section.save_total_limit,
         report_to=section.report_to,
         logging_dir=run_dir / "tensorboard",
-        callbacks=[HistoryFile(run_dir / "history.jsonl")],
         progress="bar" if progress_bars_enabled() else "lines",
-        **section.training_arguments,
     )
 
 

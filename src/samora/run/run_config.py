@@ -72,7 +72,7 @@ class TrainSection:
     lr_scheduler: str = "linear"
     seed: int = 41
     gradient_checkpointing: bool = False
-    logging_steps: int = 5
+    logging_steps: int = field(default_factory=lambda: _training_default("logging_steps"))
     save_steps: int | None = None
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
@@ -82,6 +82,14 @@ class TrainSection:
     # any other transformers.TrainingArguments field, e.g. {max_grad_norm: 0.5}; a `train.max_grad_norm`
     # key lands here (see samora.run.passthrough), so the saved config.yaml loads back the same
     training_arguments: dict[str, Any] = field(default_factory=dict)
+
+
+def _training_default(name: str) -> Any:
+    """The default of :class:`samora.training.TrainSettings`' field ``name``: the one home of the value,
+    read when a section is built (importing samora.training loads torch, which ``--help`` must not)."""
+    from samora.training import TrainSettings
+
+    return getattr(TrainSettings, name)
 
 
 @dataclass
