@@ -69,7 +69,7 @@ def test_the_logging_default_lives_in_one_place():
 
 
 # TrainSection keys and the TrainSettings field each sets (samora.run.pipeline._train_settings)
-SECTION_TO_SETTINGS = {"epochs": "num_epochs", "grad_accum": "gradient_accumulation_steps"}
+SECTION_TO_SETTINGS = {"epochs": "num_epochs"}
 
 
 def test_the_run_configuration_and_train_agree_on_every_shared_default():

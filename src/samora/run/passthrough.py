@@ -31,7 +31,6 @@ from samora.run.coercion import ConfigError, coerce_value
 RENAMED = {
     "output_dir": "output_dir",
     "per_device_train_batch_size": "train.batch_size",
-    "gradient_accumulation_steps": "train.grad_accum",
     "num_train_epochs": "train.epochs",
     "lr_scheduler_type": "train.lr_scheduler",
     "bf16": "train.precision",

@@ -277,7 +277,7 @@ def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | s
         num_epochs=section.epochs,
         learning_rate=section.learning_rate,
         batch_size=section.batch_size,
-        gradient_accumulation_steps=section.grad_accum,
+        gradient_accumulation_steps=section.gradient_accumulation_steps,
         warmup_ratio=section.warmup_ratio,
         weight_decay=section.weight_decay,
         lr_scheduler=section.lr_scheduler,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from samora.run.coercion import ConfigError, build_section, coerce_value
 from samora.run.config_checks import check_data, check_output_dir, check_values
 
 PRESETS_DIR = Path(__file__).parent / "presets"
+# keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
+RENAMED_KEYS = {("train", "grad_accum"): "gradient_accumulation_steps"}  # TrainingArguments' name
 
 
 @dataclass
@@ -66,7 +69,7 @@ class TrainSection:
     epochs: float = 1.0
     learning_rate: float = 2e-4
     batch_size: int = 8
-    grad_accum: int = 1
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (was train.grad_accum)
     warmup_ratio: float = 0.01
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"
@@ -170,7 +173,7 @@ def load_run_config(
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
-    values: dict[str, Any] = copy.deepcopy(base) if base else {}
+    values: dict[str, Any] = with_current_names(copy.deepcopy(base), "the run folder's config.yaml") if base else {}
     if preset is not None:
         if preset not in preset_names():
             raise ConfigError(f"unknown preset {preset!r}; presets: {preset_names()}")
@@ -181,7 +184,7 @@ def load_run_config(
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
-        _merge_layer(values, _nest(key.strip().split("."), yaml.safe_load(raw)))
+        _merge_layer(values, with_current_names(_nest(key.strip().split("."), yaml.safe_load(raw)), "override"))
     config = config_from_dict(values)
     check_values(config)
     check_data(config)
@@ -198,7 +201,29 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of sections (model, adapter, data, train, eval)")
-    return loaded
+    return with_current_names(loaded, str(path))
+
+
+def with_current_names(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` (one layer: a config file, a saved ``config.yaml``, an override) with every key of
+    :data:`RENAMED_KEYS` under its current name, each with a ``FutureWarning`` that names ``source``;
+    a layer that sets both names is an error. ``values`` itself is not changed."""
+    for (section, old), new in RENAMED_KEYS.items():
+        layer = values.get(section)
+        if not isinstance(layer, dict) or old not in layer:
+            continue
+        if new in layer:
+            raise ConfigError(
+                f"{source}: {section}.{old} is the old name of {section}.{new}; set only {section}.{new}"
+            )
+        warnings.warn(
+            f"{source}: {section}.{old} is deprecated and will be removed in the next release; it is read as "
+            f"{section}.{new} (rename it there)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        values = {**values, section: {(new if key == old else key): value for key, value in layer.items()}}
+    return values
 
 
 def _nest(keys: list[str], value: Any) -> dict[str, Any]:
@@ -246,10 +271,12 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
     return {"method": method, **coerced}  # the saved config.yaml always names its method
 
 
-def config_from_dict(values: dict[str, Any]) -> RunConfig:
-    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
+def config_from_dict(values: dict[str, Any], source: str = "the configuration") -> RunConfig:
+    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced,
+    renamed keys read under their current names; ``source`` names the dict in their warnings)."""
     from samora.run.passthrough import check_training_arguments, gather_training_arguments
 
+    values = with_current_names(values, source)
     config = build_section(RunConfig, gather_training_arguments(values, TrainSection), "")
     config.adapter = _coerce_adapter(config.adapter)
     config.train.training_arguments = check_training_arguments(config.train.training_arguments, TrainSection)
