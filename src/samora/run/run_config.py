@@ -75,7 +75,7 @@ class TrainSection:
     lr_scheduler: str = "linear"
     seed: int = 41
     gradient_checkpointing: bool = False
-    logging_steps: int = field(default_factory=lambda: _training_default("logging_steps"))
+    logging_steps: int = field(default_factory=lambda: _training_default("logging_steps"))  # 5, set in training
     save_steps: int | None = None
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint

@@ -22,15 +22,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROGRESS = ("bar", "lines")
 
 
-LOGGING_STEPS = 5  # the run configuration's train.logging_steps default reads this one (samora.run.run_config)
-
-
 @dataclass
 class TrainSettings:
     """How :func:`train` trains; every field is also a keyword argument of ``train``.
 
     Defaults follow the SAMoRA scripts: AdamW, linear schedule with 1% warmup, no weight decay, one
-    epoch, batch 8, lr 2e-4, seed 41.
+    epoch, batch 8, lr 2e-4, seed 41. They are the run configuration's too (its ``train`` section
+    reads ``logging_steps`` from here; a test checks that every other shared default agrees).
 
     Attributes:
         max_steps: optimizer steps; overrides ``num_epochs`` when given.
@@ -69,7 +67,7 @@ class TrainSettings:
     seed: int = 41
     precision: str = "auto"
     gradient_checkpointing: bool = False
-    logging_steps: int = LOGGING_STEPS
+    logging_steps: int = 5  # a loss curve even for a 25-step demo; the run configuration's default reads it
     save_steps: int | None = None
     save_total_limit: int | None = None
     eval_steps: int | None = None
