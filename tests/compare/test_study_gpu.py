@@ -32,7 +32,14 @@ def test_gpu_preset_is_the_cpu_study_in_bf16_on_at_least_1000_examples_per_task(
     assert gpu.model.name == cpu.model.name and gpu.model.dtype == "bfloat16"
     assert gpu.eval.protocol == cpu.eval.protocol == "loglik"
     assert gpu.eval.limit is None or gpu.eval.limit >= 1000
-    same_schedule = ("learning_rate", "warmup_ratio", "lr_scheduler", "weight_decay", "seed", "grad_accum")
+    same_schedule = (
+        "learning_rate",
+        "warmup_ratio",
+        "lr_scheduler",
+        "weight_decay",
+        "seed",
+        "gradient_accumulation_steps",
+    )
     assert all(getattr(gpu.train, key) == getattr(cpu.train, key) for key in same_schedule)
     # no training example seen twice: the steps fit in the one stream both studies draw
     assert gpu.train.max_steps * gpu.train.batch_size <= 9 * gpu.data.per_task_cap

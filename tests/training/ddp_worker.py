@@ -39,7 +39,7 @@ def main(output_dir: str) -> None:
         tiny_dataset(8),
         output_dir=Path(output_dir) / "run",
         batch_size=2,
-        grad_accum=2,
+        gradient_accumulation_steps=2,
         data_collator=Collator(),
         **OPTIONS,
     )

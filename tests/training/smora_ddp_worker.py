@@ -37,7 +37,7 @@ def main(output_dir: str) -> None:
         tiny_dataset(4 * STEPS, min_len=3, max_len=12),
         output_dir=Path(output_dir) / "run",
         batch_size=2,
-        grad_accum=1,
+        gradient_accumulation_steps=1,
         data_collator=Collator(),
         **OPTIONS,
     )

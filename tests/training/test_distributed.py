@@ -37,7 +37,7 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_global_batch
         tiny_dataset(8),
         output_dir=tmp_path / "single",
         batch_size=8,
-        grad_accum=1,
+        gradient_accumulation_steps=1,
         data_collator=Collator(),
         **OPTIONS,
     )

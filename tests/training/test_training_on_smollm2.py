@@ -44,7 +44,7 @@ def test_smollm2_trains_with_checkpointing_and_accumulation_then_analyzes(tmp_pa
         output_dir=tmp_path / "run",
         max_steps=2,
         batch_size=1,
-        grad_accum=2,
+        gradient_accumulation_steps=2,
         gradient_checkpointing=True,
         logging_steps=1,
         learning_rate=1e-3,

@@ -44,7 +44,7 @@ from samora.run.pipeline import (
     save_config,
     train_adapter,
 )
-from samora.run.run_config import ConfigError, RunConfig
+from samora.run.run_config import ConfigError, RunConfig, with_current_names
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,9 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
     path = output / "grid.yaml"
     if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
         # a key the recorded file lacks (a field added to samora since) had its default value then
-        stored = {**_flat(RunConfig().to_dict()), **_flat(yaml.safe_load(path.read_text()))}
+        # a renamed key (train.grad_accum) is compared under its current name
+        recorded = with_current_names(yaml.safe_load(path.read_text()), str(path))
+        stored = {**_flat(RunConfig().to_dict()), **_flat(recorded)}
         changed = sorted(
             key
             for key in set(current) | set(stored)

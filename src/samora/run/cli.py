@@ -205,6 +205,20 @@ def build_parser() -> argparse.ArgumentParser:
         run=command_env
     )
     commands.add_parser("presets", help="list the bundled run presets").set_defaults(run=command_presets)
+    _add_train_commands(commands)
+    _add_adapter_commands(commands)
+    # bench's options are defined with the harness (which imports torch): `samora bench ...` hands its
+    # arguments, --help included, to samora.benchmark's own parser
+    commands.add_parser(
+        "bench",
+        help="step time, memory and generation latency vs PEFT LoRA (bench --help: its options)",
+        add_help=False,
+    )
+    return parser
+
+
+def _add_train_commands(commands) -> None:
+    """``train`` and ``compare``: the commands that train adapters from a run configuration."""
     train = commands.add_parser("train", help="fine-tune, evaluate before/after, analyse, report")
     _add_config_arguments(train)
     train.add_argument(
@@ -227,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="train at most N unfinished cells, then write the comparison so far (run a grid in parts)",
     )
     compare.set_defaults(run=command_compare)
+
+
+def _add_adapter_commands(commands) -> None:
+    """``eval``, ``analyze`` and ``export``: the commands that take a trained adapter."""
     evaluate = commands.add_parser("eval", help="evaluate an adapter (or the plain base model)")
     evaluate.add_argument(
         "--adapter",
@@ -252,14 +270,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("output", help="the folder to write (per-task methods: one subfolder per task)")
     export.add_argument("--task", help="export only this task's LoRA, into OUTPUT itself (task-routed methods)")
     export.set_defaults(run=command_export)
-    # bench's options are defined with the harness (which imports torch): `samora bench ...` hands its
-    # arguments, --help included, to samora.benchmark's own parser
-    commands.add_parser(
-        "bench",
-        help="step time, memory and generation latency vs PEFT LoRA (bench --help: its options)",
-        add_help=False,
-    )
-    return parser
 
 
 EPILOG = """examples:

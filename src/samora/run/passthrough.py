@@ -25,13 +25,12 @@ import types
 import typing
 from typing import Any
 
-from samora.run.run_config import ConfigError, _coerce
+from samora.run.coercion import ConfigError, coerce_value
 
 # TrainingArguments fields that samora sets from its own keys: refused, naming the key to use
 RENAMED = {
     "output_dir": "output_dir",
     "per_device_train_batch_size": "train.batch_size",
-    "gradient_accumulation_steps": "train.grad_accum",
     "num_train_epochs": "train.epochs",
     "lr_scheduler_type": "train.lr_scheduler",
     "bf16": "train.precision",
@@ -86,7 +85,7 @@ def check_training_arguments(arguments: dict[str, Any], section: type) -> dict[s
         )
     hints = typing.get_type_hints(TrainingArguments)
     return {
-        key: _coerce(value, hints[key], f"train.{key}") if _is_plain(hints[key]) else value
+        key: coerce_value(value, hints[key], f"train.{key}") if _is_plain(hints[key]) else value
         for key, value in arguments.items()
     }
 
@@ -127,7 +126,7 @@ def check_report_to(report_to: str | list[str]) -> None:
 
 
 def _is_plain(hint: Any) -> bool:
-    """Whether ``hint`` is made only of the plain types :func:`samora.run.run_config._coerce` checks."""
+    """Whether ``hint`` is made only of the plain types :func:`samora.run.coercion.coerce_value` checks."""
     union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
     options = typing.get_args(hint) if union else (hint,)
     return all((typing.get_origin(option) or option) in SIMPLE_TYPES for option in options)

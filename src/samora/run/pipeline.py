@@ -40,51 +40,18 @@ from typing import Any
 import torch
 import yaml
 
-from samora.cache import SMOLLM2_NAME, bundled_model_name
 from samora.files import write_text_atomic
-from samora.run.run_config import ConfigError, RunConfig
-from samora.run.smollm2 import SMOLLM2_ALIASES
+from samora.run.model_loading import (
+    DEFAULT_MODEL,
+    adapter_folder,
+    load_adapted,
+    load_base_model,
+    read_saved_adapter,
+    torch_dtype,  # noqa: F401  (still importable from here, as before the move)
+)
+from samora.run.run_config import ConfigError, RunConfig, TrainSection
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL = SMOLLM2_NAME
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    """``auto`` is bf16 on a GPU that supports it, else float32."""
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    return getattr(torch, name)
-
-
-def load_base_model(name: str, dtype: str = "auto"):
-    """``(model, tokenizer)`` for the offline SmolLM2, a local folder, or a hub id (when online).
-
-    The offline SmolLM2 is named by an alias (``smollm2-135m-instruct``) or, in adapters saved before
-    they recorded its name, by the path of a converted folder on some machine: both load this
-    machine's converted copy.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    kwargs = {"dtype": torch_dtype(dtype)}
-    if name in SMOLLM2_ALIASES or bundled_model_name(name):
-        from samora.run.smollm2 import load_smollm2
-
-        model, tokenizer = load_smollm2(**kwargs)
-    else:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name)
-            model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-        except (OSError, ValueError) as err:
-            raise ConfigError(
-                f"model.name {name!r} is neither a local model folder nor a reachable hub id ({err}). "
-                "Use model.name=smollm2-135m-instruct for the offline model, or a folder written by save_pretrained"
-            ) from None
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if torch.cuda.is_available():  # this process's GPU under torchrun / accelerate launch
-        model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
-    return model, tokenizer
 
 
 def is_main_process() -> bool:
@@ -271,38 +238,18 @@ def train_adapter(
     ``--verbose``), else one line per logging step. Return the :class:`~samora.training.TrainResult`
     and its JSON summary."""
     import samora
-    from samora.run.logs import progress_bars_enabled
     from samora.training import train
     from samora.training.history import HistoryFile
 
-    section = config.train
     count = samora.trainable_parameters(model)
     result = train(
         model,
         tokenizer,
         stream,
         output_dir=output_dir,
-        max_steps=section.max_steps,
-        num_epochs=section.epochs,
-        learning_rate=section.learning_rate,
-        batch_size=section.batch_size,
-        grad_accum=section.grad_accum,
-        warmup_ratio=section.warmup_ratio,
-        weight_decay=section.weight_decay,
-        lr_scheduler=section.lr_scheduler,
-        seed=section.seed if seed is None else seed,
-        gradient_checkpointing=section.gradient_checkpointing,
-        logging_steps=section.logging_steps,
-        save_steps=section.save_steps,
-        resume=resume,
-        on_nonfinite=section.on_nonfinite,
-        precision=section.precision,
-        save_total_limit=section.save_total_limit,
-        report_to=section.report_to,
-        logging_dir=run_dir / "tensorboard",
+        settings=_train_settings(config.train, seed=seed, resume=resume, run_dir=run_dir),
         callbacks=[HistoryFile(run_dir / "history.jsonl")],
-        progress="bar" if progress_bars_enabled() else "lines",
-        **section.training_arguments,
+        **config.train.training_arguments,
     )
     summary = {
         "steps": result.global_step,
@@ -319,31 +266,33 @@ def train_adapter(
     return result, summary
 
 
-def read_saved_adapter(adapter_dir: Path) -> dict[str, Any]:
-    """``{"base_model", "tasks"}`` of a samora adapter folder, or of a PEFT LoRA folder (its base from
-    ``base_model_name_or_path``, no tasks)."""
-    import samora
-    from samora.peft_format import read_peft_config
+def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | str, run_dir: Path):
+    """The :class:`~samora.training.TrainSettings` of ``train.*`` (``seed``, when given, replaces
+    ``train.seed``), with TensorBoard's folder and the console output of the run folder ``run_dir``."""
+    from samora.run.logs import progress_bars_enabled
+    from samora.training import TrainSettings
 
-    peft_config = read_peft_config(adapter_dir)
-    if peft_config is not None:
-        return {"base_model": peft_config.get("base_model_name_or_path"), "tasks": []}
-    return samora.read_adapter_config(adapter_dir)
-
-
-def load_adapted(adapter_dir: Path, config: RunConfig, saved: dict[str, Any] | None = None):
-    """Load the base model the adapter names (or ``model.name`` when given) and the adapter on it
-    (a samora adapter folder or a PEFT LoRA folder); return ``(model, tokenizer, saved)``."""
-    import samora
-
-    saved = saved or read_saved_adapter(adapter_dir)
-    name = config.model.name or saved.get("base_model")
-    if not name:
-        raise ConfigError(
-            f"the adapter in {adapter_dir} does not name its base model; set model.name=<hub id or folder>"
-        )
-    model, tokenizer = load_base_model(name, config.model.dtype)
-    return samora.load_adapter(model, adapter_dir), tokenizer, saved
+    return TrainSettings(
+        max_steps=section.max_steps,
+        num_epochs=section.epochs,
+        learning_rate=section.learning_rate,
+        batch_size=section.batch_size,
+        gradient_accumulation_steps=section.gradient_accumulation_steps,
+        warmup_ratio=section.warmup_ratio,
+        weight_decay=section.weight_decay,
+        lr_scheduler=section.lr_scheduler,
+        seed=section.seed if seed is None else seed,
+        gradient_checkpointing=section.gradient_checkpointing,
+        logging_steps=section.logging_steps,
+        save_steps=section.save_steps,
+        resume=resume,
+        on_nonfinite=section.on_nonfinite,
+        precision=section.precision,
+        save_total_limit=section.save_total_limit,
+        report_to=section.report_to,
+        logging_dir=run_dir / "tensorboard",
+        progress="bar" if progress_bars_enabled() else "lines",
+    )
 
 
 def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
@@ -355,7 +304,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, [config.eval.split])
     if adapter_dir:
-        model, tokenizer, _ = load_adapted(_adapter_folder(adapter_dir), config)
+        model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     output = new_results_folder(Path(config.output_dir) / "evals", "eval", numbered_first=True)
@@ -376,7 +325,7 @@ def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
     taken) under ``output_dir`` (a run folder's own, see the module docstring)."""
     from samora.run.run_folder import new_results_folder
 
-    folder = _adapter_folder(adapter_dir)
+    folder = adapter_folder(adapter_dir)
     saved = read_saved_adapter(folder)
     check_task_data(config, saved["tasks"], [config.eval.split])
     model, tokenizer, _ = load_adapted(folder, config, saved)
@@ -423,9 +372,3 @@ def _say(main: bool, message: str) -> None:
     """Log ``message`` at INFO on the main process (the CLI shows it as ``[samora] message``)."""
     if main:
         logger.info(message)
-
-
-def _adapter_folder(path: str) -> Path:
-    """Accept a run folder (its adapter/ subfolder) or an adapter folder (samora's or a PEFT LoRA)."""
-    folder = Path(path)
-    return folder / "adapter" if (folder / "adapter" / "adapter_config.json").is_file() else folder

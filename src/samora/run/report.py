@@ -112,9 +112,26 @@ def write_report(
     rows = task_rows(metrics)
     loss_plot = plot_training_loss(log_history, plots / "training_loss.png")
     metric_plot = plot_task_metrics(rows, plots / "task_metrics.png")
+    lines = [*_summary_lines(config, metrics), *_metric_lines(rows, metrics)]
+    for title, plot in (("Training loss", loss_plot), ("Metrics before and after", metric_plot)):
+        if plot is not None:
+            lines += ["", f"## {title}", "", f"![{title}]({plot.relative_to(run_dir)})"]
+    lines += _analysis_lines(metrics.get("analysis") or {}, run_dir)
+    if warnings:
+        lines += ["", "## Warnings", "", *(f"- {message}" for message in dict.fromkeys(warnings))]
+    lines += _file_lines(run_dir)
+    path = run_dir / "report.md"
+    temporary = run_dir / ".report.md.tmp"
+    temporary.write_text("\n".join(lines) + "\n")
+    os.replace(temporary, path)
+    return path
+
+
+def _summary_lines(config, metrics: dict[str, Any]) -> list[str]:
+    """The title and the table of what was trained, how, and how it was evaluated."""
     train = metrics.get("train", {})
     after = metrics.get("after") or {}
-    lines = [
+    return [
         f"# samora run: {train.get('method', config.adapter.get('method'))} "
         f"on {metrics.get('model', config.model.name)}",
         "",
@@ -124,12 +141,21 @@ def write_report(
         f"| adapter | {config.adapter} |",
         f"| trainable parameters | {train.get('trainable_parameters', 0):,} of {train.get('total_parameters', 0):,} |",
         f"| training | {train.get('steps')} steps, {train.get('examples')} examples in the stream, "
-        f"batch {config.train.batch_size} x {config.train.grad_accum} x {train.get('processes', 1)} process(es), "
+        f"batch {config.train.batch_size} x {config.train.gradient_accumulation_steps} "
+        f"x {train.get('processes', 1)} process(es), "
         f"lr {config.train.learning_rate} |",
         f"| final mean training loss | {train.get('train_loss', float('nan')):.4f} |",
         f"| time, throughput | {train.get('runtime_s', 0):.0f} s, {train.get('tokens_per_second', 0):.0f} tokens/s |",
         f"| evaluation | protocol `{after.get('protocol', config.eval.protocol)}`, split `{config.eval.split}`, "
         f"{config.eval.limit or 'all'} examples per task, template `{after.get('template')}` |",
+    ]
+
+
+def _metric_lines(rows: list[dict[str, Any]], metrics: dict[str, Any]) -> list[str]:
+    """The per-task table (before, after, change, baselines, label counts), the benchmark means and
+    the number of examples per task."""
+    after = metrics.get("after") or {}
+    lines = [
         "",
         "## Per-task metrics",
         "",
@@ -159,13 +185,11 @@ def write_report(
     counts = {t: e.get("n") for t, e in (after.get("tasks") or {}).items()}
     if counts:
         lines += ["", f"Examples per task: {counts}."]
-    for title, plot in (("Training loss", loss_plot), ("Metrics before and after", metric_plot)):
-        if plot is not None:
-            lines += ["", f"## {title}", "", f"![{title}]({plot.relative_to(run_dir)})"]
-    lines += _analysis_lines(metrics.get("analysis") or {}, run_dir)
-    if warnings:
-        lines += ["", "## Warnings", "", *(f"- {message}" for message in dict.fromkeys(warnings))]
-    lines += [
+    return lines
+
+
+def _file_lines(run_dir: Path) -> list[str]:
+    lines = [
         "",
         "## Files",
         "",
@@ -177,11 +201,7 @@ def write_report(
     ]
     if (run_dir / "tensorboard").is_dir():
         lines.append("- `tensorboard/`: the same as TensorBoard events (`tensorboard --logdir tensorboard`)")
-    path = run_dir / "report.md"
-    temporary = run_dir / ".report.md.tmp"
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, path)
-    return path
+    return lines
 
 
 def _analysis_lines(analysis: dict[str, Any], run_dir: Path) -> list[str]:

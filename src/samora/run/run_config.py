@@ -19,21 +19,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-import os
-import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from samora.run.coercion import ConfigError, build_section, coerce_value
+from samora.run.config_checks import check_data, check_output_dir, check_values
+
 PRESETS_DIR = Path(__file__).parent / "presets"
-
-
-class ConfigError(ValueError):
-    """A run configuration key or value is invalid; the message names the key."""
+# keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
+RENAMED_KEYS = {("train", "grad_accum"): "gradient_accumulation_steps"}  # TrainingArguments' name
 
 
 @dataclass
@@ -70,13 +69,13 @@ class TrainSection:
     epochs: float = 1.0
     learning_rate: float = 2e-4
     batch_size: int = 8
-    grad_accum: int = 1
+    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (was train.grad_accum)
     warmup_ratio: float = 0.01
     weight_decay: float = 0.0
     lr_scheduler: str = "linear"
     seed: int = 41
     gradient_checkpointing: bool = False
-    logging_steps: int = 5
+    logging_steps: int = field(default_factory=lambda: _training_default("logging_steps"))  # 5, set in training
     save_steps: int | None = None
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
@@ -86,6 +85,14 @@ class TrainSection:
     # any other transformers.TrainingArguments field, e.g. {max_grad_norm: 0.5}; a `train.max_grad_norm`
     # key lands here (see samora.run.passthrough), so the saved config.yaml loads back the same
     training_arguments: dict[str, Any] = field(default_factory=dict)
+
+
+def _training_default(name: str) -> Any:
+    """The default of :class:`samora.training.TrainSettings`' field ``name``: the one home of the value,
+    read when a section is built (importing samora.training loads torch, which ``--help`` must not)."""
+    from samora.training import TrainSettings
+
+    return getattr(TrainSettings, name)
 
 
 @dataclass
@@ -166,7 +173,7 @@ def load_run_config(
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
-    values: dict[str, Any] = copy.deepcopy(base) if base else {}
+    values: dict[str, Any] = with_current_names(copy.deepcopy(base), "the run folder's config.yaml") if base else {}
     if preset is not None:
         if preset not in preset_names():
             raise ConfigError(f"unknown preset {preset!r}; presets: {preset_names()}")
@@ -177,11 +184,11 @@ def load_run_config(
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
-        _merge_layer(values, _nest(key.strip().split("."), yaml.safe_load(raw)))
+        _merge_layer(values, with_current_names(_nest(key.strip().split("."), yaml.safe_load(raw)), "override"))
     config = config_from_dict(values)
-    _check_values(config)
-    _check_data(config)
-    _check_output_dir(config.output_dir)
+    check_values(config)
+    check_data(config)
+    check_output_dir(config.output_dir)
     return config
 
 
@@ -194,7 +201,29 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of sections (model, adapter, data, train, eval)")
-    return loaded
+    return with_current_names(loaded, str(path))
+
+
+def with_current_names(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``values`` (one layer: a config file, a saved ``config.yaml``, an override) with every key of
+    :data:`RENAMED_KEYS` under its current name, each with a ``FutureWarning`` that names ``source``;
+    a layer that sets both names is an error. ``values`` itself is not changed."""
+    for (section, old), new in RENAMED_KEYS.items():
+        layer = values.get(section)
+        if not isinstance(layer, dict) or old not in layer:
+            continue
+        if new in layer:
+            raise ConfigError(
+                f"{source}: {section}.{old} is the old name of {section}.{new}; set only {section}.{new}"
+            )
+        warnings.warn(
+            f"{source}: {section}.{old} is deprecated and will be removed in the next release; it is read as "
+            f"{section}.{new} (rename it there)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        values = {**values, section: {(new if key == old else key): value for key, value in layer.items()}}
+    return values
 
 
 def _nest(keys: list[str], value: Any) -> dict[str, Any]:
@@ -223,58 +252,6 @@ def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
             target[key] = value
 
 
-def _build(cls: type, values: Any, prefix: str):
-    if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {[prefix + k for k in unknown]}; valid keys here: {sorted(prefix + k for k in known)}"
-        )
-    built = {}
-    for name, value in values.items():
-        hint, key = hints[name], prefix + name
-        if dataclasses.is_dataclass(hint):
-            built[name] = _build(hint, value, key + ".")
-        else:
-            built[name] = _coerce(value, hint, key)
-    return cls(**built)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check ``value`` against a simple annotation (int, float, str, bool, list, dict, unions, None)."""
-    options = (
-        typing.get_args(hint)
-        if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-        else (hint,)
-    )
-    for option in options:
-        if option is type(None) and value is None:
-            return None
-        origin = typing.get_origin(option) or option
-        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return _finite(float(value), key)
-        if origin is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
-            try:
-                return _finite(float(value), key)
-            except ValueError:
-                pass
-        if origin is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if origin in (str, bool, list, dict) and isinstance(value, origin):
-            return value
-    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options).replace("NoneType", "null")
-    raise ConfigError(f"{key} must be {expected}, got {value!r}")
-
-
-def _finite(value: float, key: str) -> float:
-    if not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value}")
-    return value
-
-
 def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
     """The ``adapter`` section coerced like every other one, against the method's config fields."""
     from samora.methods import METHODS
@@ -288,16 +265,19 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(config_cls)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     coerced = {
-        key: _coerce(value, hints[key], f"adapter.{key}") if key in fields else value for key, value in values.items()
+        key: coerce_value(value, hints[key], f"adapter.{key}") if key in fields else value
+        for key, value in values.items()
     }  # unknown keys: the method's from_dict names the valid ones
     return {"method": method, **coerced}  # the saved config.yaml always names its method
 
 
-def config_from_dict(values: dict[str, Any]) -> RunConfig:
-    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
+def config_from_dict(values: dict[str, Any], source: str = "the configuration") -> RunConfig:
+    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced,
+    renamed keys read under their current names; ``source`` names the dict in their warnings)."""
     from samora.run.passthrough import check_training_arguments, gather_training_arguments
 
-    config = _build(RunConfig, gather_training_arguments(values, TrainSection), "")
+    values = with_current_names(values, source)
+    config = build_section(RunConfig, gather_training_arguments(values, TrainSection), "")
     config.adapter = _coerce_adapter(config.adapter)
     config.train.training_arguments = check_training_arguments(config.train.training_arguments, TrainSection)
     return config
@@ -310,105 +290,3 @@ def effective_values(config: RunConfig) -> dict[str, Any]:
     adapter = config.adapter_config(["_validation_task"]).to_dict()
     values["adapter"] = {k: v for k, v in adapter.items() if k not in ("tasks", "base_model")}
     return values
-
-
-def _check_values(config: RunConfig) -> None:
-    """Range and choice checks that types cannot express; each names its key."""
-    import torch
-    from transformers.trainer_utils import SchedulerType
-
-    from samora.run.passthrough import check_report_to, check_training_argument_values
-    from samora.training import NONFINITE_ACTIONS
-    from samora.training.train import PRECISIONS
-
-    data, train, evaluation = config.data, config.train, config.eval
-    schedulers = sorted(s.value for s in SchedulerType)
-    checks = [
-        (
-            config.model.dtype in ("auto", "float32", "bfloat16", "float16"),
-            "model.dtype",
-            "auto, float32, bfloat16 or float16",
-        ),
-        (data.sampling in ("proportional", "temperature"), "data.sampling", "proportional or temperature"),
-        (data.max_length > 0, "data.max_length", "> 0"),
-        (data.per_task_cap is None or data.per_task_cap > 0, "data.per_task_cap", "> 0 or null"),
-        (data.temperature is None or data.temperature > 0, "data.temperature", "> 0 or null"),
-        (
-            data.sampling != "temperature" or data.temperature is not None,
-            "data.temperature",
-            "set (e.g. 2.0) when data.sampling is temperature",
-        ),
-        (
-            data.sampling == "temperature" or data.temperature is None,
-            "data.temperature",
-            "null unless data.sampling is temperature",
-        ),
-        (train.max_steps is None or train.max_steps > 0, "train.max_steps", "> 0 or null"),
-        (train.epochs > 0, "train.epochs", "> 0"),
-        (train.learning_rate > 0, "train.learning_rate", "> 0"),
-        (train.batch_size > 0 and train.grad_accum > 0, "train.batch_size/grad_accum", "> 0"),
-        (0 <= train.warmup_ratio < 1, "train.warmup_ratio", "in [0, 1)"),
-        (train.weight_decay >= 0, "train.weight_decay", ">= 0"),
-        (train.lr_scheduler in schedulers, "train.lr_scheduler", f"one of {schedulers}"),
-        (0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)"),
-        (train.logging_steps > 0, "train.logging_steps", "> 0"),
-        (train.save_steps is None or train.save_steps > 0, "train.save_steps", "> 0 or null"),
-        (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
-        (train.precision in PRECISIONS, "train.precision", " / ".join(PRECISIONS)),
-        (
-            train.precision != "fp16" or torch.cuda.is_available(),
-            "train.precision",
-            "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)",
-        ),
-        (train.save_total_limit is None or train.save_total_limit > 0, "train.save_total_limit", "> 0 or null"),
-        (evaluation.protocol in ("loglik", "generate"), "eval.protocol", "loglik or generate"),
-        (evaluation.limit is None or evaluation.limit > 0, "eval.limit", "> 0 or null"),
-        (evaluation.batch_size > 0, "eval.batch_size", "> 0"),
-        (evaluation.num_beams >= 1, "eval.num_beams", ">= 1"),
-        (evaluation.max_new_tokens > 0, "eval.max_new_tokens", "> 0"),
-    ]
-    for ok, key, expected in checks:
-        if not ok:
-            raise ConfigError(f"{key} must be {expected}")
-    check_report_to(train.report_to)
-    check_training_argument_values(train.training_arguments)
-    config.adapter_config(["_validation_task"])  # the method's own field checks, with their messages
-    if config.compare.methods:
-        from samora.compare.spec import check_compare_section
-
-        check_compare_section(config)
-
-
-def _check_data(config: RunConfig) -> None:
-    """Tasks, the evaluation split and the template, against their registries."""
-    from samora.data import get_template, resolve_tasks
-    from samora.data.tasks import resolve_split
-
-    try:
-        tasks = resolve_tasks(config.data.tasks)
-    except ValueError as err:
-        raise ConfigError(f"data.tasks: {err}") from None
-    for key, check in (
-        ("eval.split", lambda task: resolve_split(task, config.eval.split)),
-        ("data.template", lambda task: get_template(config.data.template, task)),
-    ):
-        for task in tasks:
-            try:
-                check(task)
-            except ValueError as err:
-                raise ConfigError(f"{key}: {err}") from None
-
-
-def _check_output_dir(output_dir: str) -> None:
-    """An ``output_dir`` that is a file, or under a folder this user cannot write, is refused up front."""
-    path = Path(output_dir)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"output_dir {output_dir!r} is a file, not a folder; choose another output_dir")
-    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"output_dir {output_dir!r} cannot be created: {str(existing)!r} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"output_dir {output_dir!r} is not writable ({str(existing)!r} does not allow this "
-            "user to write); choose another output_dir or fix its permissions"
-        )

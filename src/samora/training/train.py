@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,70 @@ from samora.training.trainer import SamoraTrainer
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROGRESS = ("bar", "lines")
+
+
+@dataclass
+class TrainSettings:
+    """How :func:`train` trains; every field is also a keyword argument of ``train``.
+
+    Defaults follow the SAMoRA scripts: AdamW, linear schedule with 1% warmup, no weight decay, one
+    epoch, batch 8, lr 2e-4, seed 41. They are the run configuration's too (its ``train`` section
+    reads ``logging_steps`` from here; a test checks that every other shared default agrees).
+
+    Attributes:
+        max_steps: optimizer steps; overrides ``num_epochs`` when given.
+        batch_size: examples per device and micro-batch.
+        gradient_accumulation_steps: micro-batches per optimizer step.
+        precision: ``"auto"`` (bf16 on a GPU that supports it, else fp32), ``"fp32"``, ``"bf16"``
+            or ``"fp16"`` (mixed-precision autocast; adapter weights stay float32).
+        gradient_checkpointing: recompute activations in the backward pass (non-reentrant).
+        logging_steps: log the loss, learning rate and router statistics every this many steps.
+        save_steps: also write a resumable checkpoint every this many steps
+            (``output_dir/checkpoint-N``: adapter, optimizer, scheduler, RNG and trainer state).
+        eval_steps: with an ``eval_dataset``, evaluate its loss this often (default: ``logging_steps``).
+        resume: True resumes from the last complete checkpoint in ``output_dir``; a path resumes
+            from that checkpoint.
+        on_nonfinite: ``"stop"`` raises :class:`~samora.training.divergence.TrainingDiverged` at the first
+            non-finite loss or gradient (the Trainer's ``logging_nan_inf_filter`` is off, so the logs
+            show such losses as they are); ``"skip"`` drops that step's update and counts it in the
+            logs (``nonfinite_skipped_steps``). A NaN/inf adapter is never saved.
+        report_to: logging integrations, as in ``TrainingArguments`` ("tensorboard", "wandb"...).
+        logging_dir: where TensorBoard writes its event files (default: the Trainer's,
+            ``output_dir/runs/<date>_<host>``).
+        progress: ``"bar"``: the Trainer's own console output (its tqdm bar with loss and tokens/s, or its
+            print of every log entry with ``disable_tqdm``); ``"lines"``: no bar, one
+            line per logging step (step, loss, lr, grad norm, tokens/s, ETA) on the ``samora`` logger
+            at INFO (:class:`~samora.training.callbacks.StepLines`; what the ``samora`` CLI shows).
+    """
+
+    max_steps: int | None = None
+    num_epochs: float = 1.0
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.01
+    weight_decay: float = 0.0
+    lr_scheduler: str = "linear"
+    seed: int = 41
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    logging_steps: int = 5  # a loss curve even for a 25-step demo; the run configuration's default reads it
+    save_steps: int | None = None
+    save_total_limit: int | None = None
+    eval_steps: int | None = None
+    resume: bool | str = False
+    on_nonfinite: str = "stop"
+    report_to: str | list[str] = "none"
+    logging_dir: str | os.PathLike | None = None
+    progress: str = "bar"
+
+    def __post_init__(self):
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio is a fraction of the training steps in [0, 1), got {self.warmup_ratio}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.progress not in PROGRESS:
+            raise ValueError(f"progress must be one of {PROGRESS}, got {self.progress!r}")
 
 
 @dataclass
@@ -54,120 +119,108 @@ def train(
     train_dataset,
     *,
     output_dir: str | os.PathLike,
-    max_steps: int | None = None,
-    num_epochs: float = 1.0,
-    learning_rate: float = 2e-4,
-    batch_size: int = 8,
-    grad_accum: int = 1,
-    warmup_ratio: float = 0.01,
-    weight_decay: float = 0.0,
-    lr_scheduler: str = "linear",
-    seed: int = 41,
-    precision: str = "auto",
-    gradient_checkpointing: bool = False,
-    logging_steps: int = 10,
-    save_steps: int | None = None,
-    save_total_limit: int | None = None,
+    settings: TrainSettings | None = None,
     eval_dataset=None,
-    eval_steps: int | None = None,
     data_collator: Callable | None = None,
     callbacks: Sequence[TrainerCallback] = (),
-    resume: bool | str = False,
-    on_nonfinite: str = "stop",
-    report_to: str | list[str] = "none",
-    logging_dir: str | os.PathLike | None = None,
-    progress: str = "bar",
-    **training_arguments,
+    **options,
 ) -> TrainResult:
     """Train the adapter of ``model`` with :class:`SamoraTrainer` and save it to ``output_dir``.
 
-    Defaults follow the SAMoRA scripts: AdamW, linear schedule with 1% warmup, no weight decay, one
-    epoch, batch 8, lr 2e-4, seed 41. Launch the calling script with ``torchrun`` or
-    ``accelerate launch`` for data-parallel training (``batch_size`` is per device).
+    Launch the calling script with ``torchrun`` or ``accelerate launch`` for data-parallel training
+    (``batch_size`` is per device).
 
     Args:
         model: adapted by :func:`samora.get_model` (its adapter parameters are the trainable ones).
         tokenizer: saved next to each checkpoint; also builds the default collator.
         train_dataset: examples with ``input_ids``, ``attention_mask``, ``labels`` (-100 = ignored)
             and ``task_ids`` (e.g. ``samora.data.build_training_stream``).
-        max_steps: optimizer steps; overrides ``num_epochs`` when given.
-        grad_accum: micro-batches per optimizer step.
-        precision: ``"auto"`` (bf16 on a GPU that supports it, else fp32), ``"fp32"``, ``"bf16"``
-            or ``"fp16"`` (mixed-precision autocast; adapter weights stay float32).
-        gradient_checkpointing: recompute activations in the backward pass (non-reentrant).
-        save_steps: also write a resumable checkpoint every this many steps
-            (``output_dir/checkpoint-N``: adapter, optimizer, scheduler, RNG and trainer state).
-        eval_dataset / eval_steps: evaluate the loss every ``eval_steps`` (default: ``logging_steps``).
+        settings: how to train (:class:`TrainSettings`; default: its defaults, the SAMoRA scripts').
+        eval_dataset: evaluate the loss on it every ``eval_steps``.
         data_collator: default ``samora.data.MultiTaskCollator(tokenizer)``.
-        resume: True resumes from the last complete checkpoint in ``output_dir``; a path resumes
-            from that checkpoint.
-        on_nonfinite: ``"stop"`` raises :class:`~samora.training.divergence.TrainingDiverged` at the first
-            non-finite loss or gradient (the Trainer's ``logging_nan_inf_filter`` is off, so the logs
-            show such losses as they are); ``"skip"`` drops that step's update and counts it in the
-            logs (``nonfinite_skipped_steps``). A NaN/inf adapter is never saved.
-        report_to: logging integrations, as in ``TrainingArguments`` ("tensorboard", "wandb"...).
-        logging_dir: where TensorBoard writes its event files (default: the Trainer's,
-            ``output_dir/runs/<date>_<host>``).
-        progress: ``"bar"``: the Trainer's own console output (its tqdm bar with loss and tokens/s, or its
-            print of every log entry with ``disable_tqdm``); ``"lines"``: no bar, one
-            line per logging step (step, loss, lr, grad norm, tokens/s, ETA) on the ``samora`` logger
-            at INFO (:class:`~samora.training.callbacks.StepLines`; what the ``samora`` CLI shows).
-        **training_arguments: any other ``transformers.TrainingArguments`` field (``fsdp``,
-            ``deepspeed``, ``max_grad_norm``, ``optim``...).
+        callbacks: further ``TrainerCallback`` objects.
+        **options: any :class:`TrainSettings` field (``max_steps=100``, ``precision="bf16"``...; over
+            ``settings``), and any other ``transformers.TrainingArguments`` field (``fsdp``,
+            ``deepspeed``, ``max_grad_norm``, ``optim``...), which wins over what samora sets.
     """
     adapter_of(model)  # a clear error for a model without an adapter
-    if not 0.0 <= warmup_ratio < 1.0:
-        raise ValueError(f"warmup_ratio is a fraction of the training steps in [0, 1), got {warmup_ratio}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if progress not in PROGRESS:
-        raise ValueError(f"progress must be one of {PROGRESS}, got {progress!r}")
+    settings, training_arguments = _split_options(settings or TrainSettings(), options)
     if data_collator is None:
         data_collator = _default_collator(tokenizer)
-    resumed_from = _checkpoint_to_resume(resume, output_dir)
-    options = {
-        "output_dir": str(output_dir),
-        "max_steps": max_steps if max_steps is not None else -1,
-        "num_train_epochs": num_epochs,
-        "learning_rate": learning_rate,
-        "per_device_train_batch_size": batch_size,
-        "per_device_eval_batch_size": batch_size,
-        "gradient_accumulation_steps": grad_accum,
-        "weight_decay": weight_decay,
-        "lr_scheduler_type": lr_scheduler,
-        "optim": "adamw_torch",
-        "seed": seed,
-        "logging_steps": logging_steps,
-        "save_strategy": "steps" if save_steps else "no",
-        "save_steps": save_steps or 500,
-        "save_total_limit": save_total_limit,
-        "eval_strategy": "steps" if eval_dataset is not None else "no",
-        "eval_steps": eval_steps or logging_steps,
-        "report_to": report_to,
-        "logging_nan_inf_filter": on_nonfinite == "skip",  # skip: a skipped step's loss is left out of the mean
-        **_version_arguments(warmup_ratio, gradient_checkpointing, logging_dir),
-        **_precision_arguments(precision),
-        **({"disable_tqdm": True} if progress == "lines" else {}),
-    }
-    arguments = TrainingArguments(**(options | training_arguments))  # explicit TrainingArguments fields win
+    resumed_from = _checkpoint_to_resume(settings.resume, output_dir)
+    options = _trainer_options(settings, output_dir, with_eval=eval_dataset is not None)
     trainer = SamoraTrainer(
         model=model,
-        args=arguments,
+        args=TrainingArguments(**(options | training_arguments)),  # explicit TrainingArguments fields win
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=data_collator,
         processing_class=tokenizer,
         callbacks=list(callbacks),
-        on_nonfinite=on_nonfinite,
+        on_nonfinite=settings.on_nonfinite,
     )
-    if progress == "lines":  # neither the dict print of every log entry nor the bar (which also prints them)
+    if settings.progress == "lines":  # neither the dict print of every log entry nor the bar (which also prints them)
         for console in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(console)
         trainer.add_callback(StepLines())
-    if logging_dir is not None:
-        _point_tensorboard_at(trainer, logging_dir)
+    if settings.logging_dir is not None:
+        _point_tensorboard_at(trainer, settings.logging_dir)
     output = trainer.train(resume_from_checkpoint=resumed_from)
     trainer.save_model(str(output_dir))
+    return _result(trainer, output, output_dir, resumed_from)
+
+
+def _split_options(settings: TrainSettings, options: dict) -> tuple[TrainSettings, dict]:
+    """``(settings with the TrainSettings fields of options, the other options)``; ``grad_accum``,
+    the old name of ``gradient_accumulation_steps``, still works for one release, with a warning."""
+    if "grad_accum" in options:
+        if "gradient_accumulation_steps" in options:
+            raise ValueError("give gradient_accumulation_steps only (grad_accum is its deprecated old name)")
+        warnings.warn(
+            "train(grad_accum=...) is deprecated and will be removed in the next release; "
+            "use gradient_accumulation_steps=... (TrainingArguments' name)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        options = {
+            ("gradient_accumulation_steps" if key == "grad_accum" else key): value for key, value in options.items()
+        }
+    own = {f.name for f in dataclasses.fields(TrainSettings)}
+    chosen = {key: value for key, value in options.items() if key in own}
+    others = {key: value for key, value in options.items() if key not in own}
+    return (dataclasses.replace(settings, **chosen) if chosen else settings), others
+
+
+def _trainer_options(settings: TrainSettings, output_dir, with_eval: bool) -> dict:
+    """The ``TrainingArguments`` fields that ``settings`` sets, under this transformers version's names."""
+    return {
+        "output_dir": str(output_dir),
+        "max_steps": settings.max_steps if settings.max_steps is not None else -1,
+        "num_train_epochs": settings.num_epochs,
+        "learning_rate": settings.learning_rate,
+        "per_device_train_batch_size": settings.batch_size,
+        "per_device_eval_batch_size": settings.batch_size,
+        "gradient_accumulation_steps": settings.gradient_accumulation_steps,
+        "weight_decay": settings.weight_decay,
+        "lr_scheduler_type": settings.lr_scheduler,
+        "optim": "adamw_torch",
+        "seed": settings.seed,
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "steps" if settings.save_steps else "no",
+        "save_steps": settings.save_steps or 500,
+        "save_total_limit": settings.save_total_limit,
+        "eval_strategy": "steps" if with_eval else "no",
+        "eval_steps": settings.eval_steps or settings.logging_steps,
+        "report_to": settings.report_to,
+        # skip: a skipped step's loss is left out of the mean
+        "logging_nan_inf_filter": settings.on_nonfinite == "skip",
+        **_version_arguments(settings.warmup_ratio, settings.gradient_checkpointing, settings.logging_dir),
+        **_precision_arguments(settings.precision),
+        **({"disable_tqdm": True} if settings.progress == "lines" else {}),
+    }
+
+
+def _result(trainer: SamoraTrainer, output, output_dir, resumed_from: str | None) -> TrainResult:
     history = trainer.state.log_history
     runtime = float(output.metrics.get("train_runtime", 0.0))
     tokens = trainer.tokens_seen
