@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from samora.run.run_config import ConfigError, load_run_config, preset_names
@@ -54,3 +56,17 @@ def test_missing_file_and_unknown_preset(tmp_path):
         load_run_config(str(tmp_path / "none.yaml"))
     with pytest.raises(ConfigError, match=r"unknown preset 'fast'.*demo"):
         load_run_config(preset="fast")
+
+
+def test_the_eval_section_and_evaluate_agree_on_every_shared_default():
+    import inspect
+
+    from samora.evaluation import evaluate
+    from samora.run.run_config import EvalSection
+
+    parameters = inspect.signature(evaluate).parameters
+    section = EvalSection()
+    shared = [f.name for f in dataclasses.fields(EvalSection) if f.name in parameters]
+    assert set(shared) == {"protocol", "split", "limit", "batch_size", "num_beams", "max_new_tokens"}
+    assert {name: getattr(section, name) for name in shared} == {name: parameters[name].default for name in shared}
+    assert section.batch_size == 16  # what `samora train` / `samora eval` always used

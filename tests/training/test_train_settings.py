@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tiny_data import Collator, adapted_model, tiny_dataset
 
 from samora.training import SamoraTrainer, TrainSettings, train
+from tests.helpers import Collator, adapted_model, tiny_dataset
 
 
 def trainer_arguments(monkeypatch) -> list:

@@ -59,7 +59,7 @@ def evaluate(
     source: Any = "auto",
     limit: int | None = None,
     seed: int | None = None,
-    batch_size: int = 8,
+    batch_size: int = 16,
     template: str | Template | Mapping[str, str] | None = None,
     num_beams: int = 1,
     max_new_tokens: int = 32,

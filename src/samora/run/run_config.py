@@ -95,6 +95,16 @@ def _training_default(name: str) -> Any:
     return getattr(TrainSettings, name)
 
 
+def _evaluation_default(name: str) -> Any:
+    """The default of :func:`samora.evaluation.evaluate`'s argument ``name``: the one home of the value,
+    read when a section is built (importing samora.evaluation loads torch, which ``--help`` must not)."""
+    import inspect
+
+    from samora.evaluation import evaluate
+
+    return inspect.signature(evaluate).parameters[name].default
+
+
 @dataclass
 class EvalSection:
     """protocol: ``loglik`` (rank choices by log-likelihood) or ``generate`` (decode, extract the answer).
@@ -103,7 +113,7 @@ class EvalSection:
     protocol: str = "loglik"
     split: str = "eval"
     limit: int | None = None
-    batch_size: int = 16
+    batch_size: int = field(default_factory=lambda: _evaluation_default("batch_size"))  # 16, set in evaluate()
     num_beams: int = 1
     max_new_tokens: int = 32
     before: bool = True

@@ -13,7 +13,7 @@ import yaml
 from samora.run.run_config import ConfigError, config_from_dict, load_run_config
 from samora.run.run_folder import RunPlan, plan_run_folder
 
-STUDY = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "study-commonsense-cpu"
+STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "study-commonsense-cpu"
 OLD_NAME = r"train.grad_accum is deprecated .* read as train.gradient_accumulation_steps"
 
 
