@@ -142,8 +142,9 @@ def _alternatives(items: list[str]) -> str:
 
 
 def setting(
-    default: Any,
+    default: Any = dataclasses.MISSING,
     *,
+    default_factory: Any = dataclasses.MISSING,
     choices: dict[Any, str] | tuple = (),
     ge: float | None = None,
     gt: float | None = None,
@@ -154,13 +155,14 @@ def setting(
     """A dataclass field with its default and what it accepts besides its annotated type.
 
     Args:
+        default / default_factory: as for :func:`dataclasses.field` (give one).
         choices: the allowed values, or a dict value -> what it means (the error lists them).
         ge, gt, le, lt: bounds (>=, >, <=, <) on a number.
         meaning: a few words on what the field is, put after its name in the error message.
     """
     pairs = tuple(choices.items()) if isinstance(choices, dict) else tuple((value, "") for value in choices)
     rule = Rule(choices=pairs, ge=ge, gt=gt, le=le, lt=lt, meaning=meaning)
-    return field(default=default, metadata={"rule": rule})
+    return field(default=default, default_factory=default_factory, metadata={"rule": rule})
 
 
 def task_embedding_size(default: int) -> Any:

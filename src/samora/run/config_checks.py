@@ -1,36 +1,33 @@
-"""The run configuration's value checks that types cannot express: ranges, choices, the tasks and
-templates against their registries, and a writable ``output_dir``. Each error names its key."""
+"""The run configuration's value checks beyond types: the bounds and choices its sections declare,
+the rules that join fields, the tasks and templates against their registries, and a writable
+``output_dir``. Each error names its key."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from samora.config import field_rules
 from samora.run.coercion import ConfigError
 
 if TYPE_CHECKING:
-    from samora.run.run_config import DataSection, EvalSection, RunConfig, TrainSection
+    from samora.run.run_config import DataSection, RunConfig, TrainSection
 
 # (passes, key, what the key must be)
 Check = tuple[bool, str, str]
 
 
 def check_values(config: RunConfig) -> None:
-    """Range and choice checks of every section, then the method's and the comparison's own."""
+    """The bounds and choices each section declares on its fields (:func:`samora.config.setting`,
+    checked by the same :class:`~samora.config.Rule` as the method configs), then the rules that
+    join fields or read the installed libraries, then the method's and the comparison's own."""
     from samora.run.passthrough import check_report_to, check_training_argument_values
 
-    checks = [
-        (
-            config.model.dtype in ("auto", "float32", "bfloat16", "float16"),
-            "model.dtype",
-            "auto, float32, bfloat16 or float16",
-        ),
-        *_data_checks(config.data),
-        *_train_checks(config.train),
-        *_eval_checks(config.eval),
-    ]
-    for ok, key, expected in checks:
+    sections = {"model": config.model, "data": config.data, "train": config.train, "eval": config.eval}
+    for name, section in sections.items():
+        check_declared_rules(section, name + ".")
+    for ok, key, expected in [*_data_checks(config.data), *_train_checks(config.train)]:
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
     check_report_to(config.train.report_to)
@@ -42,12 +39,18 @@ def check_values(config: RunConfig) -> None:
         check_compare_section(config)
 
 
+def check_declared_rules(section: Any, prefix: str) -> None:
+    """:class:`ConfigError` for the first field of ``section`` outside its declared rule, e.g.
+    ``train.learning_rate must be > 0, got -0.0001`` (``null`` for None, as YAML writes it)."""
+    for name, rule in field_rules(type(section)).items():
+        value = getattr(section, name)
+        if rule.violation(name, value) is not None:
+            expected = rule.expected().removesuffix(" or None") + (" or null" if rule.optional else "")
+            raise ConfigError(f"{prefix}{name} must be {expected}, got {value!r}")
+
+
 def _data_checks(data: DataSection) -> list[Check]:
     return [
-        (data.sampling in ("proportional", "temperature"), "data.sampling", "proportional or temperature"),
-        (data.max_length > 0, "data.max_length", "> 0"),
-        (data.per_task_cap is None or data.per_task_cap > 0, "data.per_task_cap", "> 0 or null"),
-        (data.temperature is None or data.temperature > 0, "data.temperature", "> 0 or null"),
         (
             data.sampling != "temperature" or data.temperature is not None,
             "data.temperature",
@@ -62,6 +65,8 @@ def _data_checks(data: DataSection) -> list[Check]:
 
 
 def _train_checks(train: TrainSection) -> list[Check]:
+    """The rules a field declaration cannot hold: choices that the installed transformers and
+    samora.training define, a bound beyond a float's exact range, and fp16's need of a GPU."""
     import torch
     from transformers.trainer_utils import SchedulerType
 
@@ -70,17 +75,8 @@ def _train_checks(train: TrainSection) -> list[Check]:
 
     schedulers = sorted(s.value for s in SchedulerType)
     return [
-        (train.max_steps is None or train.max_steps > 0, "train.max_steps", "> 0 or null"),
-        (train.epochs > 0, "train.epochs", "> 0"),
-        (train.learning_rate > 0, "train.learning_rate", "> 0"),
-        (train.batch_size > 0, "train.batch_size", "> 0"),
-        (train.gradient_accumulation_steps > 0, "train.gradient_accumulation_steps", "> 0"),
-        (0 <= train.warmup_ratio < 1, "train.warmup_ratio", "in [0, 1)"),
-        (train.weight_decay >= 0, "train.weight_decay", ">= 0"),
         (train.lr_scheduler in schedulers, "train.lr_scheduler", f"one of {schedulers}"),
         (0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)"),
-        (train.logging_steps > 0, "train.logging_steps", "> 0"),
-        (train.save_steps is None or train.save_steps > 0, "train.save_steps", "> 0 or null"),
         (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
         (train.precision in PRECISIONS, "train.precision", " / ".join(PRECISIONS)),
         (
@@ -88,17 +84,6 @@ def _train_checks(train: TrainSection) -> list[Check]:
             "train.precision",
             "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)",
         ),
-        (train.save_total_limit is None or train.save_total_limit > 0, "train.save_total_limit", "> 0 or null"),
-    ]
-
-
-def _eval_checks(evaluation: EvalSection) -> list[Check]:
-    return [
-        (evaluation.protocol in ("loglik", "generate"), "eval.protocol", "loglik or generate"),
-        (evaluation.limit is None or evaluation.limit > 0, "eval.limit", "> 0 or null"),
-        (evaluation.batch_size > 0, "eval.batch_size", "> 0"),
-        (evaluation.num_beams >= 1, "eval.num_beams", ">= 1"),
-        (evaluation.max_new_tokens > 0, "eval.max_new_tokens", "> 0"),
     ]
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from samora.config import setting
 from samora.run.coercion import ConfigError, build_section, coerce_value
 from samora.run.config_checks import check_data, check_output_dir, check_values
 
@@ -42,7 +43,7 @@ class ModelSection:
     dtype: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (bf16 on a GPU that supports it, else fp32)."""
 
     name: str | None = None
-    dtype: str = "auto"
+    dtype: str = setting("auto", choices=("auto", "float32", "bfloat16", "float16"))
 
 
 @dataclass
@@ -55,32 +56,32 @@ class DataSection:
     tasks: str | list[str] = "commonsense"
     source: str = "auto"
     template: str | None = None
-    max_length: int = 256
-    per_task_cap: int | None = None
-    sampling: str = "proportional"
-    temperature: float | None = None
+    max_length: int = setting(256, gt=0)
+    per_task_cap: int | None = setting(None, gt=0)
+    sampling: str = setting("proportional", choices=("proportional", "temperature"))
+    temperature: float | None = setting(None, gt=0)
 
 
 @dataclass
 class TrainSection:
     """The paper's scripts: AdamW, linear schedule, weight decay 0, warmup 1%, seed 41, 1 epoch."""
 
-    max_steps: int | None = None
-    epochs: float = 1.0
-    learning_rate: float = 2e-4
-    batch_size: int = 8
-    gradient_accumulation_steps: int = 1  # micro-batches per optimizer step (was train.grad_accum)
-    warmup_ratio: float = 0.01
-    weight_decay: float = 0.0
+    max_steps: int | None = setting(None, gt=0)
+    epochs: float = setting(1.0, gt=0)
+    learning_rate: float = setting(2e-4, gt=0)
+    batch_size: int = setting(8, gt=0)
+    gradient_accumulation_steps: int = setting(1, gt=0)  # micro-batches per optimizer step (was train.grad_accum)
+    warmup_ratio: float = setting(0.01, ge=0, lt=1)
+    weight_decay: float = setting(0.0, ge=0)
     lr_scheduler: str = "linear"
     seed: int = 41
     gradient_checkpointing: bool = False
-    logging_steps: int = field(default_factory=lambda: _training_default("logging_steps"))  # 5, set in training
-    save_steps: int | None = None
+    logging_steps: int = setting(default_factory=lambda: _training_default("logging_steps"), gt=0)  # 5: training's
+    save_steps: int | None = setting(None, gt=0)
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
     precision: str = "auto"  # auto (bf16 on a GPU that supports it, else fp32), fp32, bf16, fp16 (CUDA only)
-    save_total_limit: int | None = None  # keep only the newest this many checkpoints (null: all)
+    save_total_limit: int | None = setting(None, gt=0)  # keep only the newest this many checkpoints (null: all)
     report_to: str | list[str] = "none"  # Trainer logging integrations: tensorboard (into <run>/tensorboard), wandb...
     # any other transformers.TrainingArguments field, e.g. {max_grad_norm: 0.5}; a `train.max_grad_norm`
     # key lands here (see samora.run.passthrough), so the saved config.yaml loads back the same
@@ -110,12 +111,12 @@ class EvalSection:
     """protocol: ``loglik`` (rank choices by log-likelihood) or ``generate`` (decode, extract the answer).
     limit: examples per task (None: the whole split). before: also evaluate the base model first."""
 
-    protocol: str = "loglik"
+    protocol: str = setting("loglik", choices=("loglik", "generate"))
     split: str = "eval"
-    limit: int | None = None
-    batch_size: int = field(default_factory=lambda: _evaluation_default("batch_size"))  # 16, set in evaluate()
-    num_beams: int = 1
-    max_new_tokens: int = 32
+    limit: int | None = setting(None, gt=0)
+    batch_size: int = setting(default_factory=lambda: _evaluation_default("batch_size"), gt=0)  # 16: evaluate()'s
+    num_beams: int = setting(1, ge=1)
+    max_new_tokens: int = setting(32, gt=0)
     before: bool = True
 
 
