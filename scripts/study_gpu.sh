@@ -39,7 +39,7 @@ if [ "$MODE" = smoke ]; then
   export CUDA_VISIBLE_DEVICES=""  # on CPU even where a GPU is visible
   OUT=${STUDY_OUT:-runs/study-gpu-smoke/results} GRID=${STUDY_GRID:-runs/study-gpu-smoke/grid}
   SIZE=(model.dtype=float32 "compare.methods=[samora, lora]" "compare.seeds=[41]" train.max_steps=2
-        train.batch_size=2 train.logging_steps=1 data.per_task_cap=4 eval.limit=2 eval.batch_size=4
+        train.per_device_train_batch_size=2 train.logging_steps=1 data.per_task_cap=4 eval.limit=2 eval.batch_size=4
         compare.bootstrap_samples=200)
 else
   OUT=${STUDY_OUT:-benchmarks/results/study-commonsense-gpu} GRID=${STUDY_GRID:-runs/study-commonsense-gpu}

@@ -294,7 +294,7 @@ def run_overrides(model_dir, run_dir, *extra) -> list[str]:
         "data.per_task_cap=6",
         "data.max_length=128",
         "train.max_steps=3",
-        "train.batch_size=4",
+        "train.per_device_train_batch_size=4",
         "train.logging_steps=1",
         "eval.limit=4",
         "eval.batch_size=8",

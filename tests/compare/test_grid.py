@@ -39,7 +39,7 @@ def compare_arguments(model_dir, output):
         "data.per_task_cap=6",
         "data.max_length=96",
         "train.max_steps=2",
-        "train.batch_size=4",
+        "train.per_device_train_batch_size=4",
         "train.learning_rate=0.05",
         "train.logging_steps=1",
         "eval.limit=5",

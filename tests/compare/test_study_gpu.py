@@ -35,15 +35,16 @@ def test_gpu_preset_is_the_cpu_study_in_bf16_on_at_least_1000_examples_per_task(
     same_schedule = (
         "learning_rate",
         "warmup_ratio",
-        "lr_scheduler",
+        "lr_scheduler_type",
         "weight_decay",
         "seed",
         "gradient_accumulation_steps",
     )
     assert all(getattr(gpu.train, key) == getattr(cpu.train, key) for key in same_schedule)
     # no training example seen twice: the steps fit in the one stream both studies draw
-    assert gpu.train.max_steps * gpu.train.batch_size <= 9 * gpu.data.per_task_cap
-    assert gpu.train.max_steps * gpu.train.batch_size > cpu.train.max_steps * cpu.train.batch_size
+    steps_x_batch = gpu.train.max_steps * gpu.train.per_device_train_batch_size
+    assert steps_x_batch <= 9 * gpu.data.per_task_cap
+    assert steps_x_batch > cpu.train.max_steps * cpu.train.per_device_train_batch_size
     changed = {field.name for field in dataclasses.fields(gpu) if getattr(gpu, field.name) != getattr(cpu, field.name)}
     assert changed == {"model", "train", "eval", "output_dir"}
 
@@ -126,4 +127,6 @@ def test_smoke_mode_runs_the_preset_end_to_end_and_writes_the_results_folder(tin
     assert set(paired["vs_base"]) == {"samora", "lora"} and set(paired["vs_also"]["samora"]) == {"lora"}
     assert comparison["budget"] == "samora" and comparison["parameters"]["lora"]["matched_by"] == "r"
     assert (recorded["data"]["template"], recorded["eval"]["protocol"]) == ("harness", "loglik")  # from the preset
-    assert recorded["train"]["learning_rate"] == 1e-3 and recorded["train"]["batch_size"] == 2  # preset, smoke size
+    assert (
+        recorded["train"]["learning_rate"] == 1e-3 and recorded["train"]["per_device_train_batch_size"] == 2
+    )  # preset, smoke size

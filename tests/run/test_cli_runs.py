@@ -54,7 +54,7 @@ def test_a_diverging_run_fails_and_writes_no_adapter(tiny_model_dir, tmp_path):
 
 
 def test_a_killed_run_resumes_with_the_same_command_and_ends_bit_identical(tiny_model_dir, tmp_path):
-    steps = ["train.max_steps=12", "train.save_steps=2", "train.batch_size=2"]
+    steps = ["train.max_steps=12", "train.save_steps=2", "train.per_device_train_batch_size=2"]
     straight = run(samora_train(tiny_model_dir, tmp_path / "straight", *steps))
     assert straight.returncode == 0, straight.stderr[-3000:]
 

@@ -29,9 +29,6 @@ def test_a_trainingarguments_field_passes_through_and_round_trips(tmp_path):
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["train.per_device_train_batch_size=4"], "use train.batch_size instead"),
-        (["train.num_train_epochs=2"], "use train.epochs instead"),
-        (["train.lr_scheduler_type=cosine"], "use train.lr_scheduler instead"),
         (["train.output_dir=/tmp/x"], "use output_dir instead"),
         (["train.bf16=true"], "use train.precision instead"),
         (["train.logging_dir=/tmp/tb"], "TensorBoard writes into <run folder>/tensorboard"),

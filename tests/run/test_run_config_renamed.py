@@ -1,5 +1,6 @@
-"""Renamed run-configuration keys (``train.grad_accum`` -> ``train.gradient_accumulation_steps``, the
-TrainingArguments name): old config files, overrides, saved run folders and committed study grids still load."""
+"""Renamed run-configuration keys (``train.grad_accum`` -> ``train.gradient_accumulation_steps``, ``epochs``,
+``batch_size``, ``lr_scheduler``: TrainingArguments' names): old config files, overrides, saved run folders and
+committed study grids still load."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samora.run.run_config import ConfigError, config_from_dict, load_run_config
+from samora.run.run_config import RENAMED_KEYS, ConfigError, config_from_dict, load_run_config
 from samora.run.run_folder import RunPlan, plan_run_folder
 
 STUDY = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "study-commonsense-cpu"
@@ -29,6 +30,18 @@ def test_the_old_key_in_a_file_or_an_override_is_read_under_the_new_name_with_a_
     assert any(str(w.message).startswith("override: train.grad_accum is deprecated") for w in caught)
     new = load_run_config(overrides=["train.gradient_accumulation_steps=3"])
     assert new.train.gradient_accumulation_steps == 3 and new.train.training_arguments == {}
+
+
+OLD_VALUES = {"grad_accum": 2, "epochs": 2.0, "batch_size": 4, "lr_scheduler": "cosine"}
+
+
+@pytest.mark.parametrize("section,old", list(RENAMED_KEYS), ids=[old for _, old in RENAMED_KEYS])
+def test_every_old_name_is_read_as_the_trainer_name_with_a_warning(section, old):
+    new = RENAMED_KEYS[section, old]
+    with pytest.warns(FutureWarning, match=f"override: {section}.{old} is deprecated .* read as {section}.{new}"):
+        config = load_run_config(overrides=[f"{section}.{old}={OLD_VALUES[old]}"])
+    assert getattr(getattr(config, section), new) == OLD_VALUES[old]
+    assert old not in config.to_dict()[section]
 
 
 def test_a_later_layer_with_the_new_name_wins_over_an_old_one_and_one_layer_with_both_is_refused(tmp_path):

@@ -22,7 +22,7 @@ BAD_VALUES = [
     # numbers: finiteness and range
     (["train.learning_rate=.nan"], "train.learning_rate must be a finite number, got nan"),
     (["train.learning_rate=-1e-4"], "train.learning_rate must be > 0, got -0.0001"),
-    (["train.epochs=.inf"], "train.epochs must be a finite number, got inf"),
+    (["train.num_train_epochs=.inf"], "train.num_train_epochs must be a finite number, got inf"),
     (["train.weight_decay=-5"], "train.weight_decay must be >= 0"),
     (["train.save_steps=-1"], "train.save_steps must be an int > 0 or null, got -1"),
     (["train.save_steps=0"], "train.save_steps must be an int > 0 or null, got 0"),
@@ -30,7 +30,7 @@ BAD_VALUES = [
     (["train.gradient_accumulation_steps=0"], "train.gradient_accumulation_steps must be an int > 0"),
     (["train.warmup_ratio=1"], r"train.warmup_ratio must be in \[0, 1\)"),
     (["train.seed=-1"], r"train.seed must be in \[0, 2\*\*32\)"),
-    (["train.lr_scheduler=triangle"], "train.lr_scheduler must be one of .*'cosine'"),
+    (["train.lr_scheduler_type=triangle"], "train.lr_scheduler_type must be one of .*'cosine'"),
     (["train.on_nonfinite=ignore"], "train.on_nonfinite must be stop or skip"),
     (["train.resume=maybe"], "train.resume must be bool"),
     (["eval.batch_size=0"], "eval.batch_size must be an int > 0"),

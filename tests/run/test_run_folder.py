@@ -66,6 +66,8 @@ def test_a_saved_config_that_cannot_be_read_is_a_clear_error(tmp_path):
     (run / "config.yaml").write_text("[unclosed")
     with pytest.raises(ConfigError, match="(?s)cannot be read .*pass --overwrite"):
         plan_run_folder(run, load_run_config())
-    (run / "config.yaml").write_text("train: {batch_size: many}")
-    with pytest.raises(ConfigError, match="not a valid run configuration .*train.batch_size must be int"):
+    (run / "config.yaml").write_text("train: {per_device_train_batch_size: many}")
+    with pytest.raises(
+        ConfigError, match="not a valid run configuration .*train.per_device_train_batch_size must be int"
+    ):
         plan_run_folder(run, load_run_config())

@@ -68,7 +68,11 @@ def test_the_logging_default_lives_in_one_place():
 
 
 # TrainSection keys and the TrainSettings field each sets (samora.run.pipeline._train_settings)
-SECTION_TO_SETTINGS = {"epochs": "num_epochs"}
+SECTION_TO_SETTINGS = {
+    "num_train_epochs": "num_epochs",
+    "per_device_train_batch_size": "batch_size",
+    "lr_scheduler_type": "lr_scheduler",
+}
 
 
 def test_the_run_configuration_and_train_agree_on_every_shared_default():

@@ -92,9 +92,9 @@ def _run_settings(config: RunConfig) -> dict[str, Any]:
     return {
         "model": config.model.name,
         "steps": config.train.max_steps,
-        "epochs": config.train.epochs,
+        "epochs": config.train.num_train_epochs,
         "learning_rate": config.train.learning_rate,
-        "batch_size": config.train.batch_size,
+        "batch_size": config.train.per_device_train_batch_size,
         "protocol": config.eval.protocol,
         "template": config.data.template,
         "eval_limit": config.eval.limit,

@@ -75,7 +75,7 @@ def _train_checks(train: TrainSection) -> list[Check]:
 
     schedulers = sorted(s.value for s in SchedulerType)
     return [
-        (train.lr_scheduler in schedulers, "train.lr_scheduler", f"one of {schedulers}"),
+        (train.lr_scheduler_type in schedulers, "train.lr_scheduler_type", f"one of {schedulers}"),
         (0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)"),
         (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
         (train.precision in PRECISIONS, "train.precision", " / ".join(PRECISIONS)),

@@ -30,9 +30,6 @@ from samora.run.coercion import ConfigError, coerce_value
 # TrainingArguments fields that samora sets from its own keys: refused, naming the key to use
 RENAMED = {
     "output_dir": "output_dir",
-    "per_device_train_batch_size": "train.batch_size",
-    "num_train_epochs": "train.epochs",
-    "lr_scheduler_type": "train.lr_scheduler",
     "bf16": "train.precision",
     "fp16": "train.precision",
     "activation_checkpointing": "train.gradient_checkpointing",

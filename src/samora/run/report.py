@@ -141,7 +141,7 @@ def _summary_lines(config, metrics: dict[str, Any]) -> list[str]:
         f"| adapter | {config.adapter} |",
         f"| trainable parameters | {train.get('trainable_parameters', 0):,} of {train.get('total_parameters', 0):,} |",
         f"| training | {train.get('steps')} steps, {train.get('examples')} examples in the stream, "
-        f"batch {config.train.batch_size} x {config.train.gradient_accumulation_steps} "
+        f"batch {config.train.per_device_train_batch_size} x {config.train.gradient_accumulation_steps} "
         f"x {train.get('processes', 1)} process(es), "
         f"lr {config.train.learning_rate} |",
         f"| final mean training loss | {train.get('train_loss', float('nan')):.4f} |",

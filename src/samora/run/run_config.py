@@ -4,7 +4,7 @@
 model: {name: smollm2-135m-instruct, dtype: float32}
 adapter: {method: samora, r: 8, num_experts: 3}      # any field of the method's config class
 data: {tasks: commonsense, per_task_cap: 200, max_length: 256}
-train: {max_steps: 60, learning_rate: 2.0e-4, batch_size: 8}
+train: {max_steps: 60, learning_rate: 2.0e-4, per_device_train_batch_size: 8}
 eval: {protocol: loglik, limit: 25}
 output_dir: runs/demo
 ```
@@ -33,7 +33,12 @@ from samora.run.config_checks import check_data, check_output_dir, check_values
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 # keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
-RENAMED_KEYS = {("train", "grad_accum"): "gradient_accumulation_steps"}  # TrainingArguments' name
+RENAMED_KEYS = {  # each new name is TrainingArguments' own
+    ("train", "grad_accum"): "gradient_accumulation_steps",
+    ("train", "epochs"): "num_train_epochs",
+    ("train", "batch_size"): "per_device_train_batch_size",
+    ("train", "lr_scheduler"): "lr_scheduler_type",
+}
 
 
 @dataclass
@@ -67,13 +72,13 @@ class TrainSection:
     """The paper's scripts: AdamW, linear schedule, weight decay 0, warmup 1%, seed 41, 1 epoch."""
 
     max_steps: int | None = setting(None, gt=0)
-    epochs: float = setting(1.0, gt=0)
+    num_train_epochs: float = setting(1.0, gt=0)  # (was train.epochs)
     learning_rate: float = setting(2e-4, gt=0)
-    batch_size: int = setting(8, gt=0)
+    per_device_train_batch_size: int = setting(8, gt=0)  # per process (was train.batch_size)
     gradient_accumulation_steps: int = setting(1, gt=0)  # micro-batches per optimizer step (was train.grad_accum)
     warmup_ratio: float = setting(0.01, ge=0, lt=1)
     weight_decay: float = setting(0.0, ge=0)
-    lr_scheduler: str = "linear"
+    lr_scheduler_type: str = "linear"  # (was train.lr_scheduler)
     seed: int = 41
     gradient_checkpointing: bool = False
     logging_steps: int = setting(default_factory=lambda: _training_default("logging_steps"), gt=0)  # 5: training's
