@@ -229,3 +229,17 @@ def test_results_carry_intervals_baselines_and_label_distributions(data_model, s
         assert record["correct"] == (record["pred"] == record["gold"])
     correct = np.mean([r["correct"] for r in records if r["task"] == "boolq"])
     assert correct == results["tasks"]["boolq"]["metrics"]["acc"]
+
+
+def test_one_options_object_or_its_fields_as_keywords_score_the_same(data_model, smollm2_tokenizer):
+    from samora.evaluation import EvaluationOptions
+
+    options = EvaluationOptions(limit=3, seed=5, batch_size=2, progress=False)
+    by_object = evaluate(data_model, smollm2_tokenizer, ["boolq"], options)
+    by_keywords = evaluate(data_model, smollm2_tokenizer, ["boolq"], limit=3, seed=5, batch_size=2, progress=False)
+    assert by_object["settings"] == by_keywords["settings"] and by_object["settings"]["batch_size"] == 2
+    assert by_object["tasks"]["boolq"]["metrics"] == by_keywords["tasks"]["boolq"]["metrics"]
+    over = evaluate(data_model, smollm2_tokenizer, ["boolq"], options, limit=2)  # a keyword wins over the object
+    assert over["tasks"]["boolq"]["n"] == 2 and options.limit == 3
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['beams'\]; EvaluationOptions fields"):
+        evaluate(data_model, smollm2_tokenizer, ["boolq"], beams=2)

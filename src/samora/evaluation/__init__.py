@@ -30,10 +30,11 @@ from samora.evaluation.statistics import (
     bootstrap_task_mean,
     paired_test,
 )
-from samora.evaluation.task_results import PROTOCOLS
+from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions
 
 __all__ = [
     "METRICS",
+    "EvaluationOptions",
     "PROTOCOLS",
     "UNPARSED",
     "accuracy",

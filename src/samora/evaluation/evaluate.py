@@ -28,12 +28,13 @@ from samora.data.templates import Template
 from samora.evaluation.metrics import metric_function
 from samora.evaluation.results_files import read_samples, write_results, write_samples
 from samora.evaluation.results_table import format_table
-from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_task_mean
+from samora.evaluation.statistics import bootstrap_task_mean
 from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions, evaluate_task
 from samora.routing import UNSEEN_TASK
 
 __all__ = [
     "PROTOCOLS",
+    "EvaluationOptions",
     "UNSEEN_TASK",
     "adapter_identity",
     "evaluate",
@@ -53,35 +54,25 @@ def evaluate(
     model: Any,
     tokenizer: Any,
     tasks: str | Sequence[str],
+    options: EvaluationOptions | None = None,
     *,
-    protocol: str = "loglik",
-    split: str = "eval",
     source: Any = "auto",
-    limit: int | None = None,
-    seed: int | None = None,
-    batch_size: int = 16,
     template: str | Template | Mapping[str, str] | None = None,
-    num_beams: int = 1,
-    max_new_tokens: int = 32,
-    answer_match: str = "strict",
     task_names: Sequence[str] | None = None,
-    progress: bool = True,
     log_samples: bool = False,
-    skip_unavailable: bool = False,
-    bootstrap_samples: int = DEFAULT_SAMPLES,
+    **option_values: Any,
 ) -> dict[str, Any]:
     """Score ``model`` on ``tasks`` (a benchmark name, task names or aliases) and return results.
 
-    ``protocol="loglik"`` ranks choices by log-likelihood (reports ``acc``/``acc_norm`` and the
-    task's metrics); ``"generate"`` decodes ``max_new_tokens`` tokens (greedy, or ``num_beams``
-    beams) and extracts the first answer label, with ``answer_match="lenient"`` adding MTL-LoRA's
-    bare-digit fallback (see :mod:`samora.evaluation.scoring`). ``split="eval"`` uses each task's
-    standard evaluation split; ``limit``/``seed`` subsample as in
-    :func:`samora.data.load_examples`. ``template`` and ``source`` may be one value or a task ->
-    value mapping. ``task_names`` overrides the adapter's task list used for routing.
-    ``skip_unavailable`` records tasks whose split no source holds as skipped instead of raising.
-    ``log_samples`` keeps each task's per-example records under ``"samples"`` (see
-    :func:`write_samples`).
+    Args:
+        options: how to score (:class:`EvaluationOptions`: protocol, split, limit, seed, batch size,
+            decoding, bootstrap; default: its defaults).
+        source / template: where the examples come from and how they are prompted; one value or a
+            task -> value mapping (:func:`samora.data.load_examples`, :func:`samora.data.get_template`).
+        task_names: overrides the adapter's task list used for routing.
+        log_samples: keep each task's per-example records under ``"samples"`` (see :func:`write_samples`).
+        **option_values: any :class:`EvaluationOptions` field (``protocol="generate"``, ``limit=100``...),
+            over ``options``.
 
     The result is JSON-able: protocol and settings, model and adapter identity, and per task its
     metrics, example count, split, data source, template and routed task id; each metric's
@@ -89,25 +80,23 @@ def evaluate(
     ``bootstrap_samples`` resamples, seeded), the chance level, the majority-class baseline and the
     predicted next to the gold label distribution. Each benchmark average carries its own interval.
     """
-    options = EvaluationOptions(
-        protocol=protocol,
-        split=split,
-        limit=limit,
-        seed=seed,
-        batch_size=batch_size,
-        num_beams=num_beams,
-        max_new_tokens=max_new_tokens,
-        answer_match=answer_match,
-        progress=progress,
-        skip_unavailable=skip_unavailable,
-        bootstrap_samples=bootstrap_samples,
-    )
+    options = _with_values(options or EvaluationOptions(), option_values)
     names = resolve_tasks(tasks)
     routing = routing_tasks(model, task_names)
     started = time.perf_counter()
     results = _results_header(model, names, routing, options, template)
     results["tasks"] = _evaluate_tasks(model, tokenizer, names, routing, options, source, template)
     return _finish_results(results, options, log_samples, started)
+
+
+def _with_values(options: EvaluationOptions, values: dict[str, Any]) -> EvaluationOptions:
+    """``options`` with the fields named in ``values`` replaced; a name that is not a field is a
+    ``TypeError`` listing the fields."""
+    fields = [field.name for field in dataclasses.fields(EvaluationOptions)]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise TypeError(f"evaluate() got unexpected keyword argument(s) {unknown}; EvaluationOptions fields: {fields}")
+    return dataclasses.replace(options, **values)
 
 
 def _results_header(

@@ -17,27 +17,40 @@ from samora.evaluation.answers import UNPARSED, extract_answer
 from samora.evaluation.generation import generate_responses
 from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import compute_metrics, metric_function
-from samora.evaluation.statistics import bootstrap_metric
+from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric
 
 PROTOCOLS = ("loglik", "generate")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationOptions:
-    """How :func:`samora.evaluation.evaluate` scores every task: its arguments of the same names,
-    checked here. The bootstrap resamples are seeded with ``seed or 0``."""
+    """How :func:`samora.evaluation.evaluate` scores every task (each field is also a keyword of it).
 
-    protocol: str
-    split: str
-    limit: int | None
-    seed: int | None
-    batch_size: int
-    num_beams: int
-    max_new_tokens: int
-    answer_match: str
-    progress: bool
-    skip_unavailable: bool
-    bootstrap_samples: int
+    Attributes:
+        protocol: ``"loglik"`` ranks choices by log-likelihood (``acc``/``acc_norm`` and the task's
+            metrics); ``"generate"`` decodes ``max_new_tokens`` tokens (greedy, or ``num_beams``
+            beams) and extracts the first answer label, with ``answer_match="lenient"`` adding
+            MTL-LoRA's bare-digit fallback (see :mod:`samora.evaluation.scoring`).
+        split: ``"eval"``, each task's standard evaluation split, or a split name.
+        limit / seed: subsample as in :func:`samora.data.load_examples`; the bootstrap resamples
+            are seeded with ``seed or 0``.
+        batch_size: requests per forward pass.
+        progress: show a progress bar per task.
+        skip_unavailable: record a task whose split no source holds as skipped instead of raising.
+        bootstrap_samples: resamples of each metric's bootstrap interval.
+    """
+
+    protocol: str = "loglik"
+    split: str = "eval"
+    limit: int | None = None
+    seed: int | None = None
+    batch_size: int = 16
+    num_beams: int = 1
+    max_new_tokens: int = 32
+    answer_match: str = "strict"
+    progress: bool = True
+    skip_unavailable: bool = False
+    bootstrap_samples: int = DEFAULT_SAMPLES
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:

@@ -75,28 +75,38 @@ def evaluate_model(
     """Evaluate as ``config.eval`` says (examples subsampled with ``train.seed``); with
     ``samples_path``, also write the per-example records there (``samples.jsonl``)."""
     from samora.evaluation import evaluate, write_samples
-    from samora.run.logs import progress_bars_enabled
 
-    section = config.eval
     results = evaluate(
         model,
         tokenizer,
         tasks,
-        protocol=section.protocol,
-        split=section.split,
+        evaluation_options(config),
         source=config.data.source,
-        limit=section.limit,
-        seed=config.train.seed,
-        batch_size=section.batch_size,
         template=config.data.template,
-        num_beams=section.num_beams,
-        max_new_tokens=section.max_new_tokens,
         log_samples=samples_path is not None,
-        progress=progress_bars_enabled(),
     )
     if samples_path is not None:
         write_samples(results, samples_path)
     return results
+
+
+def evaluation_options(config: RunConfig):
+    """The :class:`~samora.evaluation.EvaluationOptions` of ``config.eval`` (examples subsampled with
+    ``train.seed``; a progress bar per task with ``--verbose``)."""
+    from samora.evaluation import EvaluationOptions
+    from samora.run.logs import progress_bars_enabled
+
+    section = config.eval
+    return EvaluationOptions(
+        protocol=section.protocol,
+        split=section.split,
+        limit=section.limit,
+        seed=config.train.seed,
+        batch_size=section.batch_size,
+        num_beams=section.num_beams,
+        max_new_tokens=section.max_new_tokens,
+        progress=progress_bars_enabled(),
+    )
 
 
 def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> None:

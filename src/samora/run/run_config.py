@@ -102,13 +102,11 @@ def _training_default(name: str) -> Any:
 
 
 def _evaluation_default(name: str) -> Any:
-    """The default of :func:`samora.evaluation.evaluate`'s argument ``name``: the one home of the value,
-    read when a section is built (importing samora.evaluation loads torch, which ``--help`` must not)."""
-    import inspect
+    """The default of :class:`samora.evaluation.EvaluationOptions`' field ``name``: the one home of the
+    value, read when a section is built (importing samora.evaluation loads torch, which ``--help`` must not)."""
+    from samora.evaluation import EvaluationOptions
 
-    from samora.evaluation import evaluate
-
-    return inspect.signature(evaluate).parameters[name].default
+    return getattr(EvaluationOptions, name)
 
 
 @dataclass
@@ -119,7 +117,9 @@ class EvalSection:
     protocol: str = setting("loglik", choices=("loglik", "generate"))
     split: str = "eval"
     limit: int | None = setting(None, gt=0)
-    batch_size: int = setting(default_factory=lambda: _evaluation_default("batch_size"), gt=0)  # 16: evaluate()'s
+    batch_size: int = setting(
+        default_factory=lambda: _evaluation_default("batch_size"), gt=0
+    )  # 16: EvaluationOptions'
     num_beams: int = setting(1, ge=1)
     max_new_tokens: int = setting(32, gt=0)
     before: bool = True
