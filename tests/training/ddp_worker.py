@@ -38,7 +38,7 @@ def main(output_dir: str) -> None:
         None,
         tiny_dataset(8),
         output_dir=Path(output_dir) / "run",
-        batch_size=2,
+        per_device_train_batch_size=2,
         gradient_accumulation_steps=2,
         data_collator=Collator(),
         **OPTIONS,

@@ -36,7 +36,7 @@ def main(output_dir: str) -> None:
         None,
         tiny_dataset(4 * STEPS, min_len=3, max_len=12),
         output_dir=Path(output_dir) / "run",
-        batch_size=2,
+        per_device_train_batch_size=2,
         gradient_accumulation_steps=1,
         data_collator=Collator(),
         **OPTIONS,

@@ -13,7 +13,9 @@ import samora.persistence
 from samora.training import last_complete_checkpoint, load_adapter_weights, train
 from tests.helpers import TASKS, Collator, adapted_model, adapter_tensors, tiny_dataset, tiny_model
 
-COMMON = dict(batch_size=4, logging_steps=1, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
+COMMON = dict(
+    per_device_train_batch_size=4, logging_steps=1, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True
+)
 
 
 def test_two_n_steps_equal_n_steps_then_resume_for_n_more(tmp_path):

@@ -36,7 +36,7 @@ def test_two_process_data_parallel_equals_one_process_with_the_same_global_batch
         None,
         tiny_dataset(8),
         output_dir=tmp_path / "single",
-        batch_size=8,
+        per_device_train_batch_size=8,
         gradient_accumulation_steps=1,
         data_collator=Collator(),
         **OPTIONS,

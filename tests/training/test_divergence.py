@@ -12,7 +12,9 @@ from transformers import TrainerCallback
 from samora.training import SamoraTrainer, TrainingDiverged, train
 from tests.helpers import Collator, adapted_model, adapter_tensors, tiny_dataset
 
-COMMON = dict(batch_size=4, logging_steps=1, data_collator=Collator(), disable_tqdm=True, warmup_ratio=0.0)
+COMMON = dict(
+    per_device_train_batch_size=4, logging_steps=1, data_collator=Collator(), disable_tqdm=True, warmup_ratio=0.0
+)
 
 
 class PoisonStep(TrainerCallback):

@@ -12,7 +12,9 @@ from samora.training import HistoryFile, read_history, train
 from samora.training.callbacks import duration, step_line
 from tests.helpers import Collator, adapted_model, tiny_dataset
 
-COMMON = dict(batch_size=4, logging_steps=1, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True)
+COMMON = dict(
+    per_device_train_batch_size=4, logging_steps=1, data_collator=Collator(), learning_rate=1e-2, disable_tqdm=True
+)
 
 
 def test_history_file_holds_every_logged_entry_with_its_step(tmp_path):

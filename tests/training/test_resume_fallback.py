@@ -14,7 +14,7 @@ from samora.training.checkpoints import checkpoint_problem
 from tests.helpers import Collator, adapted_model, adapter_tensors, tiny_dataset
 
 COMMON = dict(
-    batch_size=4,
+    per_device_train_batch_size=4,
     logging_steps=1,
     data_collator=Collator(),
     learning_rate=1e-2,

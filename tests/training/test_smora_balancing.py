@@ -71,7 +71,7 @@ def trained_bias(tmp_path, batch_size: int, grad_accum: int) -> dict[str, torch.
         None,
         tiny_dataset(4 * STEPS, min_len=3, max_len=12),
         output_dir=tmp_path / f"{batch_size}x{grad_accum}",
-        batch_size=batch_size,
+        per_device_train_batch_size=batch_size,
         gradient_accumulation_steps=grad_accum,
         data_collator=Collator(),
         **OPTIONS,

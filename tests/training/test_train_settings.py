@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from samora.training import SamoraTrainer, TrainSettings, train
+from samora.training.train import RENAMED_OPTIONS
 from tests.helpers import Collator, adapted_model, tiny_dataset
 
 
@@ -25,7 +26,7 @@ def trainer_arguments(monkeypatch) -> list:
 
 def test_keyword_options_override_the_settings_and_other_fields_reach_the_trainer(tmp_path, monkeypatch):
     seen = trainer_arguments(monkeypatch)
-    settings = TrainSettings(max_steps=3, batch_size=4, logging_steps=3, learning_rate=1e-2)
+    settings = TrainSettings(max_steps=3, per_device_train_batch_size=4, logging_steps=3, learning_rate=1e-2)
     result = train(
         adapted_model(),
         None,
@@ -43,15 +44,20 @@ def test_keyword_options_override_the_settings_and_other_fields_reach_the_traine
     assert settings.logging_steps == 3  # the caller's object is not changed
 
 
-def test_grad_accum_is_the_deprecated_name_of_gradient_accumulation_steps(tmp_path, monkeypatch):
+OLD_OPTIONS = {"grad_accum": 2, "num_epochs": 2.0, "batch_size": 2, "lr_scheduler": "cosine"}
+
+
+@pytest.mark.parametrize("old", list(RENAMED_OPTIONS))
+def test_each_old_keyword_is_the_deprecated_name_of_a_trainer_field(old, tmp_path, monkeypatch):
+    new = RENAMED_OPTIONS[old]
     seen = trainer_arguments(monkeypatch)
-    common = dict(max_steps=1, batch_size=2, data_collator=Collator(), disable_tqdm=True)
-    with pytest.warns(FutureWarning, match=r"grad_accum=\.\.\.\) is deprecated.*gradient_accumulation_steps"):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "old", grad_accum=2, **common)
-    train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "new", gradient_accumulation_steps=2, **common)
-    assert [arguments.gradient_accumulation_steps for arguments in seen] == [2, 2]
-    with pytest.raises(ValueError, match="give gradient_accumulation_steps only"):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, grad_accum=2, gradient_accumulation_steps=2)
+    common = dict(max_steps=1, data_collator=Collator(), disable_tqdm=True)
+    with pytest.warns(FutureWarning, match=rf"{old}=\.\.\.\) is deprecated.*use {new}="):
+        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "old", **{old: OLD_OPTIONS[old]}, **common)
+    train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "new", **{new: OLD_OPTIONS[old]}, **common)
+    assert [getattr(arguments, new) for arguments in seen] == [OLD_OPTIONS[old]] * 2
+    with pytest.raises(ValueError, match=f"give {new} only"):
+        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, **{old: 2, new: 2})
 
 
 def test_settings_refuse_bad_values_with_the_valid_ones():
@@ -67,28 +73,17 @@ def test_the_logging_default_lives_in_one_place():
     assert TrainSettings().logging_steps == TrainSection().logging_steps == 5  # what `samora train` always used
 
 
-# TrainSection keys and the TrainSettings field each sets (samora.run.pipeline._train_settings)
-SECTION_TO_SETTINGS = {
-    "num_train_epochs": "num_epochs",
-    "per_device_train_batch_size": "batch_size",
-    "lr_scheduler_type": "lr_scheduler",
-}
-
-
 def test_the_run_configuration_and_train_agree_on_every_shared_default():
     from samora.run.run_config import TrainSection
 
     section = TrainSection()
     settings = TrainSettings()
-    shared = {
-        field.name: SECTION_TO_SETTINGS.get(field.name, field.name)
-        for field in dataclasses.fields(TrainSection)
-        if SECTION_TO_SETTINGS.get(field.name, field.name) in {f.name for f in dataclasses.fields(TrainSettings)}
-    }
-    assert len(shared) >= 15, shared  # a renamed field would silently drop out of the comparison
+    settings_fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    shared = [field.name for field in dataclasses.fields(TrainSection) if field.name in settings_fields]
+    assert len(shared) >= 17, shared  # both use TrainingArguments' names: a renamed field would drop out
     differing = {
-        key: (getattr(section, key), getattr(settings, name))
-        for key, name in shared.items()
-        if getattr(section, key) != getattr(settings, name)
+        name: (getattr(section, name), getattr(settings, name))
+        for name in shared
+        if getattr(section, name) != getattr(settings, name)
     }
     assert differing == {"resume": (True, False)}  # the CLI resumes an unfinished run folder; train() is told to

@@ -43,7 +43,7 @@ def test_smollm2_trains_with_checkpointing_and_accumulation_then_analyzes(tmp_pa
         dataset,
         output_dir=tmp_path / "run",
         max_steps=2,
-        batch_size=1,
+        per_device_train_batch_size=1,
         gradient_accumulation_steps=2,
         gradient_checkpointing=True,
         logging_steps=1,

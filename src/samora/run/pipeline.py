@@ -284,13 +284,13 @@ def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | s
 
     return TrainSettings(
         max_steps=section.max_steps,
-        num_epochs=section.num_train_epochs,
+        num_train_epochs=section.num_train_epochs,
         learning_rate=section.learning_rate,
-        batch_size=section.per_device_train_batch_size,
+        per_device_train_batch_size=section.per_device_train_batch_size,
         gradient_accumulation_steps=section.gradient_accumulation_steps,
         warmup_ratio=section.warmup_ratio,
         weight_decay=section.weight_decay,
-        lr_scheduler=section.lr_scheduler_type,
+        lr_scheduler_type=section.lr_scheduler_type,
         seed=section.seed if seed is None else seed,
         gradient_checkpointing=section.gradient_checkpointing,
         logging_steps=section.logging_steps,

@@ -22,6 +22,15 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROGRESS = ("bar", "lines")
 
 
+# train()'s keywords renamed to TrainingArguments' names, old -> new: still read, with a warning, for one release
+RENAMED_OPTIONS = {
+    "grad_accum": "gradient_accumulation_steps",
+    "num_epochs": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+    "lr_scheduler": "lr_scheduler_type",
+}
+
+
 @dataclass
 class TrainSettings:
     """How :func:`train` trains; every field is also a keyword argument of ``train``.
@@ -31,8 +40,8 @@ class TrainSettings:
     reads ``logging_steps`` from here; a test checks that every other shared default agrees).
 
     Attributes:
-        max_steps: optimizer steps; overrides ``num_epochs`` when given.
-        batch_size: examples per device and micro-batch.
+        max_steps: optimizer steps; overrides ``num_train_epochs`` when given.
+        per_device_train_batch_size: examples per device and micro-batch.
         gradient_accumulation_steps: micro-batches per optimizer step.
         precision: ``"auto"`` (bf16 on a GPU that supports it, else fp32), ``"fp32"``, ``"bf16"``
             or ``"fp16"`` (mixed-precision autocast; adapter weights stay float32).
@@ -57,13 +66,13 @@ class TrainSettings:
     """
 
     max_steps: int | None = None
-    num_epochs: float = 1.0
+    num_train_epochs: float = 1.0
     learning_rate: float = 2e-4
-    batch_size: int = 8
+    per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.01
     weight_decay: float = 0.0
-    lr_scheduler: str = "linear"
+    lr_scheduler_type: str = "linear"
     seed: int = 41
     precision: str = "auto"
     gradient_checkpointing: bool = False
@@ -128,7 +137,7 @@ def train(
     """Train the adapter of ``model`` with :class:`SamoraTrainer` and save it to ``output_dir``.
 
     Launch the calling script with ``torchrun`` or ``accelerate launch`` for data-parallel training
-    (``batch_size`` is per device).
+    (``per_device_train_batch_size`` is per device).
 
     Args:
         model: adapted by :func:`samora.get_model` (its adapter parameters are the trainable ones).
@@ -171,20 +180,20 @@ def train(
 
 
 def _split_options(settings: TrainSettings, options: dict) -> tuple[TrainSettings, dict]:
-    """``(settings with the TrainSettings fields of options, the other options)``; ``grad_accum``,
-    the old name of ``gradient_accumulation_steps``, still works for one release, with a warning."""
-    if "grad_accum" in options:
-        if "gradient_accumulation_steps" in options:
-            raise ValueError("give gradient_accumulation_steps only (grad_accum is its deprecated old name)")
+    """``(settings with the TrainSettings fields of options, the other options)``; the old names of
+    :data:`RENAMED_OPTIONS` still work for one release, with a warning."""
+    for old, new in RENAMED_OPTIONS.items():
+        if old not in options:
+            continue
+        if new in options:
+            raise ValueError(f"give {new} only ({old} is its deprecated old name)")
         warnings.warn(
-            "train(grad_accum=...) is deprecated and will be removed in the next release; "
-            "use gradient_accumulation_steps=... (TrainingArguments' name)",
+            f"train({old}=...) is deprecated and will be removed in the next release; "
+            f"use {new}=... (TrainingArguments' name)",
             FutureWarning,
             stacklevel=3,
         )
-        options = {
-            ("gradient_accumulation_steps" if key == "grad_accum" else key): value for key, value in options.items()
-        }
+        options = {(new if key == old else key): value for key, value in options.items()}
     own = {f.name for f in dataclasses.fields(TrainSettings)}
     chosen = {key: value for key, value in options.items() if key in own}
     others = {key: value for key, value in options.items() if key not in own}
@@ -196,13 +205,13 @@ def _trainer_options(settings: TrainSettings, output_dir, with_eval: bool) -> di
     return {
         "output_dir": str(output_dir),
         "max_steps": settings.max_steps if settings.max_steps is not None else -1,
-        "num_train_epochs": settings.num_epochs,
+        "num_train_epochs": settings.num_train_epochs,
         "learning_rate": settings.learning_rate,
-        "per_device_train_batch_size": settings.batch_size,
-        "per_device_eval_batch_size": settings.batch_size,
+        "per_device_train_batch_size": settings.per_device_train_batch_size,
+        "per_device_eval_batch_size": settings.per_device_train_batch_size,
         "gradient_accumulation_steps": settings.gradient_accumulation_steps,
         "weight_decay": settings.weight_decay,
-        "lr_scheduler_type": settings.lr_scheduler,
+        "lr_scheduler_type": settings.lr_scheduler_type,
         "optim": "adamw_torch",
         "seed": settings.seed,
         "logging_steps": settings.logging_steps,
