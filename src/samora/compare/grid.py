@@ -80,7 +80,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     stream, trained = None, 0
     for seed in config.compare.seeds:
         for spec in specs:
-            cell = output / "cells" / cell_name(spec, seed)
+            cell = output / "cells" / spec.cell_name(seed)
             identity = {"kind": "adapter", "spec": spec.label, "seed": seed, "adapter": plan[spec.label]["config"]}
             if finished_cell(cell, identity):
                 continue
@@ -91,10 +91,6 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
             run_cell(cell, identity, partial(_train_cell, config, spec, seed, plan[spec.label], tasks, stream))
             trained += 1
     return write_comparison(config, output, specs, reference, plan)
-
-
-def cell_name(spec: MethodSpec, seed: int) -> str:
-    return f"{spec.slug}-seed{seed}"
 
 
 def check_grid_config(config: RunConfig, output: Path) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from samora.run.run_config import ConfigError, RunConfig
+from samora.run.coercion import ConfigError
+
+if TYPE_CHECKING:
+    from samora.run.run_config import RunConfig
 
 _SPEC = re.compile(r"^\s*([A-Za-z][\w-]*)\s*(?:\((.*)\))?\s*$")
 SHARED_FIELDS = ("r", "target_modules", "dropout")  # AdapterConfig fields every method shares
@@ -38,6 +41,10 @@ class MethodSpec:
     def slug(self) -> str:
         """A folder name for the label: ``samora(router=linear)`` -> ``samora-router-linear``."""
         return re.sub(r"[^A-Za-z0-9_.]+", "-", self.label).strip("-")
+
+    def cell_name(self, seed: int) -> str:
+        """The folder of this row's cell for ``seed`` under ``<output>/cells``: ``samora-router-linear-seed41``."""
+        return f"{self.slug}-seed{seed}"
 
 
 def parse_method_spec(text: str) -> MethodSpec:

@@ -131,19 +131,17 @@ def _is_finished(cell: Path) -> bool:
 def _finished_rows(output: Path, specs: list[MethodSpec], seeds: list[int]) -> tuple[dict, list[str]]:
     """label -> {seed: finished cell folder} (rows without a finished cell left out), and the
     names of the cells not finished yet, in the order the grid runs them (seed by seed)."""
-    from samora.compare.grid import cell_name
-
     rows = {}
     for spec in specs:
-        cells = {seed: output / "cells" / cell_name(spec, seed) for seed in seeds}
+        cells = {seed: output / "cells" / spec.cell_name(seed) for seed in seeds}
         finished = {seed: cell for seed, cell in cells.items() if _is_finished(cell)}
         if finished:
             rows[spec.label] = finished
     pending = [
-        cell_name(spec, seed)
+        spec.cell_name(seed)
         for seed in seeds
         for spec in specs
-        if not _is_finished(output / "cells" / cell_name(spec, seed))
+        if not _is_finished(output / "cells" / spec.cell_name(seed))
     ]
     return rows, pending
 
