@@ -30,6 +30,7 @@ naming each such task and why, before any model loads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -282,26 +283,15 @@ def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | s
     from samora.run.logs import progress_bars_enabled
     from samora.training import TrainSettings
 
-    return TrainSettings(
-        max_steps=section.max_steps,
-        num_train_epochs=section.num_train_epochs,
-        learning_rate=section.learning_rate,
-        per_device_train_batch_size=section.per_device_train_batch_size,
-        gradient_accumulation_steps=section.gradient_accumulation_steps,
-        warmup_ratio=section.warmup_ratio,
-        weight_decay=section.weight_decay,
-        lr_scheduler_type=section.lr_scheduler_type,
-        seed=section.seed if seed is None else seed,
-        gradient_checkpointing=section.gradient_checkpointing,
-        logging_steps=section.logging_steps,
-        save_steps=section.save_steps,
-        resume=resume,
-        on_nonfinite=section.on_nonfinite,
-        precision=section.precision,
-        save_total_limit=section.save_total_limit,
-        report_to=section.report_to,
-        logging_dir=run_dir / "tensorboard",
-        progress="bar" if progress_bars_enabled() else "lines",
+    shared = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(section, f.name)}
+    return TrainSettings(  # the section and the settings share TrainingArguments' names
+        **shared
+        | {
+            "seed": section.seed if seed is None else seed,
+            "resume": resume,
+            "logging_dir": run_dir / "tensorboard",
+            "progress": "bar" if progress_bars_enabled() else "lines",
+        }
     )
 
 
