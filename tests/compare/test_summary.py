@@ -125,7 +125,19 @@ def test_comparison_of_finished_cells(tmp_path):
         abs=0.051,
     )
     assert "95% CI, n=200 examples per task, 2 seeds per method" in answer[0]
-    assert any(line.startswith("samora - lora = +") and line.endswith("significant (p < 0.05)") for line in answer)
+    paired = comparison["paired"]
+    family = [test for group in ("vs_reference", "vs_base") for test in paired[group].values()]
+    family += [test for tests in paired["vs_also"].values() for test in tests.values()]
+    assert paired["family_size"] == len(family) == 2 + 3 + 2
+    assert all(test["p_value"] <= test["p_holm"] <= 1 for test in family)
+    assert all(test["significant_holm"] == (test["p_holm"] < 0.05) for test in family)
+    smallest = min(family, key=lambda test: test["p_value"])
+    assert smallest["p_holm"] == pytest.approx(min(1.0, len(family) * smallest["p_value"]))
+    assert any(
+        line.startswith("samora - lora = +")
+        and line.endswith("significant (p < 0.05 after Holm's correction for 7 tests)")
+        for line in answer
+    )
     assert any(
         line.startswith("samora(router=linear) - lora") and "not significant at this scale" in line for line in answer
     )

@@ -8,6 +8,7 @@ from samora.evaluation.statistics import (
     bootstrap_grid,
     bootstrap_metric,
     bootstrap_task_mean,
+    holm_adjusted,
     paired_test,
 )
 
@@ -102,3 +103,32 @@ def test_paired_test_against_a_single_row_reference():
     assert result["value"] == pytest.approx(1 - base["a"].mean()) and result["significant"]
     with pytest.raises(ValueError, match="cannot pair"):
         paired_test({"a": np.ones((3, 200))}, {"a": np.ones((2, 200))})
+
+
+def test_holm_adjustment_on_a_worked_example():
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> raised to 0.06
+    assert holm_adjusted([0.03, 0.04, 0.01, 0.005]) == pytest.approx([0.06, 0.06, 0.03, 0.02])
+    assert holm_adjusted([0.5, 0.9]) == [1.0, 1.0]
+    assert holm_adjusted([]) == []
+
+
+def test_holm_adjustment_agrees_with_its_definition_term_by_term():
+    rng = np.random.default_rng(3)
+    p = np.concatenate([rng.random(12), [0.2, 0.2]])  # ties included
+    ranked = sorted(p)
+    m = len(p)
+    expected = [max(min(1.0, (m - j) * ranked[j]) for j in range(ranked.index(value) + 1)) for value in p]
+    assert holm_adjusted(p) == pytest.approx(expected)
+
+
+def test_holm_keeps_the_familywise_error_under_alpha_when_every_null_holds():
+    rng = np.random.default_rng(4)
+    families = rng.random((4000, 20))  # 20 true nulls per family: uniform p-values
+    any_rejected = np.mean([min(holm_adjusted(family)) < 0.05 for family in families])
+    raw_rejected = np.mean((families < 0.05).any(axis=1))
+    assert any_rejected < 0.06 and raw_rejected > 0.6
+
+
+def test_holm_refuses_what_is_not_a_p_value():
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        holm_adjusted([0.2, 1.5])

@@ -35,7 +35,8 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
         for label, test in tests.items():
             lines.append(
                 f"{label} - {other} = {_points(test, signed=True)} (paired bootstrap over examples and "
-                f"{len(test['seeds'])} seed(s), p = {test['p_value']:.3f}): {_verdict(test)}"
+                f"{len(test['seeds'])} seed(s), p = {test['p_value']:.3f}, Holm p = {test['p_holm']:.3f}): "
+                f"{_verdict(test, paired['family_size'])}"
             )
     return lines + _scope_lines(comparison)
 
@@ -46,14 +47,15 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
         f"{label} vs {other}"
         for tests, other in _test_groups(comparison["paired"])
         for label, test in tests.items()
-        if test["significant"]
+        if test["significant_holm"]
     ]
     shows = (
         f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
         f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
         f"training stream, with parameter budgets matched to {comparison['budget']}, "
         + (
-            f"these differences exceed the noise of the examples and seeds: {', '.join(significant)}."
+            "these differences exceed the noise of the examples and seeds after Holm's correction for "
+            f"{comparison['paired']['family_size']} tests: {', '.join(significant)}."
             if significant
             else "no difference between rows exceeds the noise of the examples and seeds."
         )
@@ -129,15 +131,19 @@ def _paired_test_lines(paired: dict[str, Any]) -> list[str]:
     lines = [
         "## Paired tests (difference in mean accuracy, points, paired bootstrap)",
         "",
-        "| comparison | difference [95% CI] | p | significant |",
-        "|---|---|---|---|",
+        f"p is each test's own; Holm p is adjusted for all {paired['family_size']} tests of this comparison "
+        "(Holm's step-down), and 'after Holm' is whether it stays below 0.05.",
+        "",
+        "| comparison | difference [95% CI] | p | significant | Holm p | after Holm |",
+        "|---|---|---|---|---|---|",
     ]
     for tests, other in _test_groups(paired):
         for label, test in tests.items():
             low, high = (100 * v for v in test["ci95"])
             lines.append(
                 f"| {label} - {other} | {100 * test['value']:+.2f} [{low:+.2f}, {high:+.2f}] | "
-                f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} |"
+                f"{test['p_value']:.3f} | {'yes' if test['significant'] else 'no'} | "
+                f"{test['p_holm']:.3f} | {'yes' if test['significant_holm'] else 'no'} |"
             )
     return lines
 
@@ -222,8 +228,12 @@ def _points(interval: dict[str, Any], signed: bool = False) -> str:
     return f"{100 * interval['value']:{'+' if signed else ''}.1f} +- {half:.1f}"
 
 
-def _verdict(test: dict[str, Any]) -> str:
-    return "significant (p < 0.05)" if test["significant"] else "not significant at this scale"
+def _verdict(test: dict[str, Any], family_size: int) -> str:
+    if test["significant_holm"]:
+        return f"significant (p < 0.05 after Holm's correction for {family_size} tests)"
+    if test["significant"]:
+        return f"p < 0.05 uncorrected only, not after Holm's correction for {family_size} tests"
+    return "not significant at this scale"
 
 
 def _number(value: Any) -> str:

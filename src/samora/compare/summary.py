@@ -16,7 +16,7 @@ import numpy as np
 
 from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.evaluate import read_samples
-from samora.evaluation.statistics import bootstrap_grid, paired_test
+from samora.evaluation.statistics import CONFIDENCE, bootstrap_grid, holm_adjusted, paired_test
 from samora.files import write_text_atomic
 from samora.run.run_config import ConfigError, RunConfig
 
@@ -121,6 +121,18 @@ def _paired_tests(
                 tests["vs_also"].setdefault(other, {})[label] = paired(label, other)
         if BASE in rows:
             tests["vs_base"][label] = paired(label, BASE)
+    return _adjust_for_the_family(tests)
+
+
+def _adjust_for_the_family(tests: dict[str, Any]) -> dict[str, Any]:
+    """Add each test's Holm-adjusted ``p_holm`` and ``significant_holm`` (p_holm < 0.05), the
+    family being every paired test of the comparison (``family_size`` of them): a grid of many rows
+    makes some uncorrected p < 0.05 by chance alone."""
+    family = [test for group in ("vs_reference", "vs_base") for test in tests[group].values()]
+    family += [test for against in tests["vs_also"].values() for test in against.values()]
+    for test, adjusted in zip(family, holm_adjusted([test["p_value"] for test in family]), strict=True):
+        test["p_holm"], test["significant_holm"] = adjusted, adjusted < 1 - CONFIDENCE
+    tests["family_size"] = len(family)
     return tests
 
 

@@ -139,3 +139,22 @@ def paired_test(
     extreme = np.sum(np.abs(grid["replicates"] - difference) >= abs(difference))
     p_value = float((1 + extreme) / (samples + 1))
     return {**grid["mean"], "p_value": p_value, "significant": bool(p_value < 1 - CONFIDENCE), "tasks": grid["tasks"]}
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of m p-values for testing them as one family (Holm 1979).
+
+    With the p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted value of the i-th is
+    max_{j <= i} min(1, (m - j + 1) p_(j)); rejecting where it is below alpha keeps the chance of any
+    false rejection among the m tests at most alpha, whatever their dependence. Returned in the order
+    given. A bootstrap p-value is at least 1 / (samples + 1), so its adjusted value is at least
+    m / (samples + 1): a large family needs enough bootstrap samples to reach 0.05 at all.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must be a flat sequence of numbers in [0, 1], got {list(p_values)}")
+    order = np.argsort(p, kind="stable")
+    steps = np.minimum(1.0, (len(p) - np.arange(len(p))) * p[order])
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.maximum.accumulate(steps)
+    return [float(value) for value in adjusted]
