@@ -200,3 +200,18 @@ def test_a_grid_without_a_finished_cell_says_so(tmp_path):
     specs, reference, _ = compare_specs(config)
     with pytest.raises(ConfigError, match="no finished cell yet"):
         write_comparison(config, tmp_path, specs, reference, {})
+
+
+def test_the_plot_keeps_one_readable_line_per_row_however_many_rows(tmp_path):
+    """The figure grows in height with the rows (a dozen rows stay legible) and not in width."""
+    from matplotlib.image import imread
+
+    from samora.compare.plot import plot_comparison
+
+    comparison, _ = compare_three_methods(tmp_path)
+    table = comparison["table"]
+    many = {**comparison, "table": {f"{label} {k}": row for k in range(4) for label, row in table.items()}}
+    few_image = imread(plot_comparison(comparison, tmp_path / "few.png"))
+    many_image = imread(plot_comparison(many, tmp_path / "many.png"))
+    assert few_image.shape[1] == many_image.shape[1]
+    assert many_image.shape[0] > 1.5 * few_image.shape[0]

@@ -1,15 +1,9 @@
-"""The words, the table and the plot of a comparison (``comparison.md``, ``comparison.png``)."""
+"""The words and the tables of a comparison (``comparison.md``); the plot is :mod:`samora.compare.plot`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 
 def answer_lines(comparison: dict[str, Any]) -> list[str]:
@@ -180,40 +174,6 @@ def _cell_lines(cells_by_row: dict[str, list[dict[str, Any]]]) -> list[str]:
                 f"{cell['wall_s']:.1f} |"
             )
     return lines
-
-
-def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
-    """Grouped bars per task and the mean, one bar per row, 95% interval error bars."""
-    groups = [*comparison["tasks"], "mean"]
-    rows = list(comparison["table"].items())
-    figure, axis = plt.subplots(figsize=(max(7, 0.9 * len(groups) * max(1, len(rows)) / 2), 3.8))
-    width = 0.8 / len(rows)
-    positions = np.arange(len(groups))
-    for k, (label, row) in enumerate(rows):
-        entries = [row["tasks"][task] for task in comparison["tasks"]] + [row["mean"]]
-        values = np.array([e["value"] for e in entries])
-        errors = np.clip(
-            [[v - e["ci95"][0] for v, e in zip(values, entries)], [e["ci95"][1] - v for v, e in zip(values, entries)]],
-            0,
-            None,
-        )
-        axis.bar(
-            positions + (k - (len(rows) - 1) / 2) * width,
-            100 * values,
-            width,
-            yerr=100 * errors,
-            capsize=2,
-            label=label,
-        )
-    axis.set_xticks(positions, groups, rotation=30, ha="right", fontsize=8)
-    axis.set_ylabel(f"{comparison['metric']} (%), 95% CI")
-    axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
 
 
 def _seed_counts(table: dict[str, Any]) -> str:

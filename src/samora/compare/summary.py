@@ -33,7 +33,8 @@ def write_comparison(
     A grid run in parts is summarised as far as it got: a row holds its finished seeds, a row with
     none is listed under ``pending`` only, and a paired test uses the seeds both rows finished.
     """
-    from samora.compare.report import answer_lines, plot_comparison, write_markdown
+    from samora.compare.plot import plot_comparison
+    from samora.compare.report import answer_lines, write_markdown
 
     section = config.compare
     rows, pending = _finished_rows(output, specs, section.seeds)
