@@ -39,7 +39,7 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     settings = comparison["settings"]
     significant = [
         f"{label} vs {other}"
-        for tests, other in _test_groups(comparison["paired"])
+        for tests, other in paired_test_groups(comparison["paired"])
         for label, test in tests.items()
         if test["significant_holm"]
     ]
@@ -93,7 +93,7 @@ def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _test_groups(paired: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+def paired_test_groups(paired: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     """The paired tests, grouped by what they compare against: (tests by row label, the other row)."""
     return [
         (paired["vs_reference"], paired["reference"]),
@@ -131,7 +131,7 @@ def _paired_test_lines(paired: dict[str, Any]) -> list[str]:
         "| comparison | difference [95% CI] | p | significant | Holm p | after Holm |",
         "|---|---|---|---|---|---|",
     ]
-    for tests, other in _test_groups(paired):
+    for tests, other in paired_test_groups(paired):
         for label, test in tests.items():
             low, high = (100 * v for v in test["ci95"])
             lines.append(

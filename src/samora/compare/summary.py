@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from samora.compare.report import answer_lines, paired_test_groups, write_markdown
 from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.evaluate import read_samples
 from samora.evaluation.statistics import CONFIDENCE, bootstrap_grid, holm_adjusted, paired_test
@@ -34,7 +35,6 @@ def write_comparison(
     none is listed under ``pending`` only, and a paired test uses the seeds both rows finished.
     """
     from samora.compare.plot import plot_comparison
-    from samora.compare.report import answer_lines, write_markdown
 
     section = config.compare
     rows, pending = _finished_rows(output, specs, section.seeds)
@@ -129,8 +129,7 @@ def _adjust_for_the_family(tests: dict[str, Any]) -> dict[str, Any]:
     """Add each test's Holm-adjusted ``p_holm`` and ``significant_holm`` (p_holm < 0.05), the
     family being every paired test of the comparison (``family_size`` of them): a grid of many rows
     makes some uncorrected p < 0.05 by chance alone."""
-    family = [test for group in ("vs_reference", "vs_base") for test in tests[group].values()]
-    family += [test for against in tests["vs_also"].values() for test in against.values()]
+    family = [test for group, _ in paired_test_groups(tests) for test in group.values()]
     for test, adjusted in zip(family, holm_adjusted([test["p_value"] for test in family]), strict=True):
         test["p_holm"], test["significant_holm"] = adjusted, adjusted < 1 - CONFIDENCE
     tests["family_size"] = len(family)
