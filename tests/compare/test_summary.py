@@ -161,6 +161,49 @@ def test_cells_on_different_examples_are_refused(tmp_path):
         write_comparison(config, tmp_path, specs, reference, {})
 
 
+def set_labels(cell, task, gold, pred):
+    """Give ``task`` of a finished cell these gold and predicted label counts (index -> count)."""
+    results = json.loads((cell / "results.json").read_text())
+    results["tasks"][task].update(
+        majority_baseline=max(gold.values()) / N, label_distribution={"gold": gold, "pred": pred}
+    )
+    (cell / "results.json").write_text(json.dumps(results))
+
+
+def test_a_choice_predicted_far_more_often_than_it_is_gold_is_flagged_as_label_bias(tmp_path):
+    """A minority answer given most of the time is a label bias even below the majority share + 0.3
+    (boolq: 40% gold "no", answered "no" 88% of the time); a mild lean is not flagged."""
+    config = load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}", "compare.baseline=false"])
+    specs, reference, _ = compare_specs(config)
+    rng = np.random.default_rng(0)
+    cells = {slug: tmp_path / "cells" / f"{slug}-seed41" for slug in ("samora", "lora")}
+    for cell in cells.values():
+        write_cell(cell, 0.5, 41, rng)
+    set_labels(cells["samora"], "boolq", gold={"0": 121, "1": 79}, pred={"0": 25, "1": 175})
+    set_labels(cells["lora"], "boolq", gold={"0": 121, "1": 79}, pred={"0": 150, "1": 50})
+    set_labels(cells["lora"], "arc_easy", gold={str(c): 50 for c in range(4)}, pred={"0": 120, "1": 80})
+
+    comparison = write_comparison(config, tmp_path, specs, reference, {})
+
+    flagged = {(b["row"], b["task"]): b for b in comparison["label_bias"]}
+    assert set(flagged) == {("samora", "boolq"), ("lora", "arc_easy")}
+    assert flagged["samora", "boolq"] == {
+        "row": "samora",
+        "cell": "samora-seed41",
+        "task": "boolq",
+        "choice": 1,
+        "pred_share": pytest.approx(0.875),
+        "gold_share": pytest.approx(0.395),
+    }
+    assert flagged["lora", "arc_easy"]["choice"] == 0
+    assert comparison["answer"][-1] == (
+        "Label bias: one choice is predicted far more often than it is the gold answer in "
+        "lora:arc_easy (choice 0 in up to 60% of predictions, 25% of golds), "
+        "samora:boolq (choice 1 in up to 88% of predictions, 40% of golds); "
+        "scores there measure that bias, not knowledge."
+    )
+
+
 def test_a_grid_run_in_part_is_summarised_as_far_as_it_got(tmp_path):
     """Rows hold their finished seeds, a row with none is only listed as pending, and each paired
     test runs on the seeds both rows finished."""

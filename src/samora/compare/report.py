@@ -63,12 +63,25 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     )
     lines = [shows, does_not]
     if comparison["label_bias"]:
-        tasks = sorted({f"{b['row']}:{b['task']}" for b in comparison["label_bias"]})
         lines.append(
-            f"Label bias: most predictions fall on one choice (far beyond any gold choice's share) in "
-            f"{', '.join(tasks)}; scores there measure that bias, not knowledge."
+            "Label bias: one choice is predicted far more often than it is the gold answer in "
+            f"{', '.join(_label_bias_cases(comparison['label_bias']))}; scores there measure that bias, not knowledge."
         )
     return lines
+
+
+def _label_bias_cases(flagged: list[dict[str, Any]]) -> list[str]:
+    """One phrase per row, task and choice: the largest share of predictions any of its cells gave it."""
+    largest: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for entry in flagged:
+        key = (entry["row"], entry["task"], entry["choice"])
+        if key not in largest or entry["pred_share"] > largest[key]["pred_share"]:
+            largest[key] = entry
+    return [
+        f"{row}:{task} (choice {choice} in up to {entry['pred_share']:.0%} of predictions, "
+        f"{entry['gold_share']:.0%} of golds)"
+        for (row, task, choice), entry in sorted(largest.items())
+    ]
 
 
 def write_markdown(comparison: dict[str, Any], path: Path) -> Path:

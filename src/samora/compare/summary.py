@@ -24,6 +24,7 @@ from samora.run.run_config import ConfigError, RunConfig
 logger = logging.getLogger(__name__)
 
 BASE = "base"
+LABEL_BIAS_EXCESS = 0.3  # a choice predicted this much more often than it is gold is a label bias
 
 
 def write_comparison(
@@ -227,8 +228,13 @@ def _cell_record(cell: Path) -> dict[str, Any]:
 
 
 def _label_bias(rows: dict[str, list[Path]]) -> list[dict[str, Any]]:
-    """Cells whose most frequent predicted choice is far more frequent than any gold choice
-    (share of predictions >= the majority gold share + 0.3): a label bias, not knowledge."""
+    """Cells in which one choice is predicted far more often than it is the gold answer: a label
+    bias, not knowledge. A task is flagged when, for some choice c,
+
+        count_pred(c) / n - count_gold(c) / n >= LABEL_BIAS_EXCESS   (0.3),
+
+    so a minority answer predicted most of the time is caught too (boolq with 40% gold "no"
+    answered "no" 88% of the time), not only one beyond the majority gold share."""
     flagged = []
     for label, cells in rows.items():
         for cell in cells:
@@ -237,15 +243,18 @@ def _label_bias(rows: dict[str, list[Path]]) -> list[dict[str, Any]]:
                 distribution = entry.get("label_distribution")
                 if not distribution:
                     continue
-                share = max(distribution["pred"].values()) / entry["n"]
-                if share >= entry["majority_baseline"] + 0.3:
+                n, golds = entry["n"], distribution["gold"]
+                excess = {c: (count - golds.get(c, 0)) / n for c, count in distribution["pred"].items()}
+                choice = max(excess, key=excess.get)
+                if excess[choice] >= LABEL_BIAS_EXCESS:
                     flagged.append(
                         {
                             "row": label,
                             "cell": cell.name,
                             "task": task,
-                            "top_pred_share": share,
-                            "majority_gold_share": entry["majority_baseline"],
+                            "choice": int(choice),
+                            "pred_share": distribution["pred"][choice] / n,
+                            "gold_share": golds.get(choice, 0) / n,
                         }
                     )
     return flagged
