@@ -45,6 +45,17 @@ class Task:
     metrics: tuple[str, ...]  # first one is the primary metric
     hub: tuple[str, str | None]  # (dataset id, config name) for datasets.load_dataset
     label_names: tuple[str, ...] | None = None  # None: options differ per example
+    # How the task is scored, in lm-evaluation-harness's task-YAML vocabulary (the same for built-in
+    # and users' tasks): "multiple_choice" (log-likelihood of each choice) or "generate_until" (free
+    # text, scored by text metrics after the filters); metric_list entries are lm-eval's
+    # ({"metric": "exact_match", "ignore_case": True, ...}; empty: one entry per name in ``metrics``),
+    # filter_list entries lm-eval's ({"name": ..., "filter": [{"function": "regex", ...}, ...]}),
+    # generation_kwargs lm-eval's (``until``, ``max_gen_toks``, ...).
+    output_type: str = "multiple_choice"
+    metric_list: tuple[dict, ...] = ()
+    filter_list: tuple[dict, ...] = ()
+    generation_kwargs: dict | None = None
+    target_delimiter: str = " "
 
     @property
     def task_id(self) -> int:
