@@ -16,6 +16,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from samora.routing import RoutingState
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "src"
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"  # the GLUE files of the shared set-up, when present
@@ -89,6 +91,17 @@ TARGETS = {
     "gpt2": ["c_attn", "c_proj"],
 }
 ARCHS = list(TARGETS)
+
+
+def random_layer(layer_cls, config, dtype=torch.float64, seed: int = 0, d_in: int = 6, d_out: int = 5):
+    """``layer_cls`` on a bare ``nn.Linear(d_in, d_out)`` with every parameter drawn from N(0, 1) (so no
+    term is trivially zero, as zero-initialised B's would be), in eval mode: the methods' golden tests."""
+    torch.manual_seed(seed)
+    layer = layer_cls(torch.nn.Linear(d_in, d_out).to(dtype), config, RoutingState(), adapter_dtype=dtype)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.normal_()
+    return layer.eval()
 
 
 def wider_llama() -> LlamaForCausalLM:

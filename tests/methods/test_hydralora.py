@@ -10,19 +10,19 @@ from torch import nn
 from samora import HydraLoRAConfig
 from samora.methods.hydralora import HydraLoRALayer
 from samora.routing import RoutingState
+from tests.helpers import random_layer
 
 D_IN, D_OUT = 6, 5
 
 
 def make_layer(dtype=torch.float64, seed=0, **overrides) -> HydraLoRALayer:
     """A HydraLoRA layer on a bare linear, every adapter parameter random (so nothing is trivially 0)."""
-    torch.manual_seed(seed)
-    config = HydraLoRAConfig(**{"r": 3, "num_experts": 4, "alpha": 6.0, "dropout": 0.0, **overrides})
-    layer = HydraLoRALayer(nn.Linear(D_IN, D_OUT).to(dtype), config, RoutingState(), adapter_dtype=dtype)
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.normal_()
-    return layer.eval()
+    return random_layer(
+        HydraLoRALayer,
+        HydraLoRAConfig(**{"r": 3, "num_experts": 4, "alpha": 6.0, "dropout": 0.0, **overrides}),
+        dtype,
+        seed,
+    )
 
 
 def softmax(z):

@@ -11,6 +11,7 @@ import samora
 from samora import MoELoRAConfig
 from samora.methods.moelora import MoELoRALayer
 from samora.routing import RoutingState
+from tests.helpers import random_layer
 
 D_IN, D_OUT = 6, 5
 TASKS = ["a", "b", "c"]
@@ -18,15 +19,14 @@ TASKS = ["a", "b", "c"]
 
 def make_layer(dtype=torch.float64, seed=0, **overrides) -> MoELoRALayer:
     """A MoELoRA layer (r = 6 over 3 experts of rank 2) with every adapter parameter random."""
-    torch.manual_seed(seed)
-    config = MoELoRAConfig(
-        **{"r": 6, "num_experts": 3, "alpha": 12.0, "task_dim": 4, "dropout": 0.0, "tasks": TASKS, **overrides}
+    return random_layer(
+        MoELoRALayer,
+        MoELoRAConfig(
+            **{"r": 6, "num_experts": 3, "alpha": 12.0, "task_dim": 4, "dropout": 0.0, "tasks": TASKS, **overrides}
+        ),
+        dtype,
+        seed,
     )
-    layer = MoELoRALayer(nn.Linear(D_IN, D_OUT).to(dtype), config, RoutingState(), adapter_dtype=dtype)
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.normal_()
-    return layer.eval()
 
 
 def test_golden_against_float64_equation():

@@ -11,7 +11,7 @@ import samora
 from samora import MTLLoRAConfig
 from samora.methods.mtllora import MTLLoRALayer
 from samora.routing import RoutingState
-from tests.helpers import tiny_model
+from tests.helpers import random_layer, tiny_model
 
 D_IN, D_OUT = 6, 5
 TASKS = ["a", "b", "c"]
@@ -19,15 +19,14 @@ TASKS = ["a", "b", "c"]
 
 def make_layer(dtype=torch.float64, seed=0, **overrides) -> MTLLoRALayer:
     """An MTL-LoRA layer on a bare linear with every adapter parameter random."""
-    torch.manual_seed(seed)
-    config = MTLLoRAConfig(
-        **{"r": 3, "num_experts": 4, "alpha": 6.0, "temperature": 0.7, "dropout": 0.0, "tasks": TASKS, **overrides}
+    return random_layer(
+        MTLLoRALayer,
+        MTLLoRAConfig(
+            **{"r": 3, "num_experts": 4, "alpha": 6.0, "temperature": 0.7, "dropout": 0.0, "tasks": TASKS, **overrides}
+        ),
+        dtype,
+        seed,
     )
-    layer = MTLLoRALayer(nn.Linear(D_IN, D_OUT).to(dtype), config, RoutingState(), adapter_dtype=dtype)
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.normal_()
-    return layer.eval()
 
 
 @pytest.mark.parametrize("transform", ["full", "diagonal"])

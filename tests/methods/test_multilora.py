@@ -10,19 +10,19 @@ from torch import nn
 from samora import MultiLoRAConfig
 from samora.methods.multilora import MultiLoRALayer
 from samora.routing import RoutingState
+from tests.helpers import random_layer
 
 D_IN, D_OUT = 6, 5
 
 
 def make_layer(dtype=torch.float64, seed=0, **overrides) -> MultiLoRALayer:
     """A MultiLoRA layer (3 LoRAs of rank 2) with every adapter parameter random, scales included."""
-    torch.manual_seed(seed)
-    config = MultiLoRAConfig(**{"r": 2, "num_experts": 3, "alpha": 4.0, "dropout": 0.0, **overrides})
-    layer = MultiLoRALayer(nn.Linear(D_IN, D_OUT).to(dtype), config, RoutingState(), adapter_dtype=dtype)
-    with torch.no_grad():
-        for parameter in layer.parameters():
-            parameter.normal_()
-    return layer.eval()
+    return random_layer(
+        MultiLoRALayer,
+        MultiLoRAConfig(**{"r": 2, "num_experts": 3, "alpha": 4.0, "dropout": 0.0, **overrides}),
+        dtype,
+        seed,
+    )
 
 
 def test_golden_against_float64_equation():
