@@ -1,7 +1,7 @@
 """samora's rendered examples as an lm-evaluation-harness task, and lm-eval run on it.
 
 NOT part of samora's runtime or tests: the goldens script and the speed benchmark use it to run
-lm-eval (installed in its own venv, see /work/shared/REFERENCE.md section 7) as a subprocess on
+lm-eval (samora's `lm-eval` extra) as a subprocess on
 exactly the examples samora scores:
 
 - :func:`write_task` exports examples (``samora.data.load_examples`` rows) to a local JSONL file
@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-LM_EVAL_PYTHON = "/work/lmeval-venv/bin/python"
+# lm-eval is samora's `lm-eval` extra: by default it runs under this interpreter, in a process of its own
+LM_EVAL_PYTHON = sys.executable
 
 
 def write_task(examples: Any, folder: str | Path, name: str) -> Path:

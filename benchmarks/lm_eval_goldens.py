@@ -1,19 +1,18 @@
 """Compute the acc / acc_norm goldens of tests/evaluation/goldens/ by running lm-eval itself.
 
-NOT part of samora's runtime or tests (lm-eval is no dependency of samora): run it by hand, with
+NOT part of samora's runtime or tests (lm-eval is samora's optional `lm-eval` extra): run it by hand, with
 samora's venv, when the goldens must be remade. It exports the first examples of bundled BoolQ
 and ARC-Easy with samora's ``harness`` template as local-JSONL lm-eval tasks
-(:mod:`lm_eval_export`), runs lm-evaluation-harness 0.4.13's HF backend from its own venv on the
+(:mod:`lm_eval_export`), runs lm-evaluation-harness 0.4.13's HF backend in a subprocess on the
 converted SmolLM2-135M-Instruct folder (float32, CPU) with ``--log_samples``, and writes per
 example: samora's prompt and choices, the gold index, lm-eval's loglik per choice and its 0/1
 ``acc`` and ``acc_norm``.
 
     python benchmarks/lm_eval_goldens.py \\
-        [--lm-eval-python /work/lmeval-venv/bin/python] [--boolq 40] [--arc-easy 20]
+        [--lm-eval-python PYTHON] [--boolq 40] [--arc-easy 20]
 
-About 2-4 minutes on 2 CPU cores. The lm-eval venv: ``python3 -m venv /work/lmeval-venv``,
-``pip install torch==2.13.0``, then ``pip install "lm-eval[hf]==0.4.13" transformers==5.23.0``
-with a constraints file pinning torch==2.13.0.
+About 2-4 minutes on 2 CPU cores. ``--lm-eval-python`` (default: this interpreter) is a Python with
+lm-eval installed (``scripts/setup.sh`` installs the ``lm-eval`` extra).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """A long-lived lm-evaluation-harness process for benchmarks/loglik_vs_lm_eval.py.
 
-NOT part of samora: it runs with lm-eval's own venv's Python and imports only lm-eval. It loads
+NOT part of samora's runtime: it imports only lm-eval (the `lm-eval` extra) and runs in its own process. It loads
 the HF model once (``HFLM``, float32, CPU), prints ``READY``, then for every line on stdin (a
 task name from ``--include-path``) runs ``lm_eval.simple_evaluate`` on that task, zero-shot, and
 prints ``RESULT {"task", "seconds", "metrics"}``: the seconds of ``simple_evaluate`` (building the
 task from its JSONL, tokenising, scoring, metrics), without start-up or model load, so that it
 compares with samora's scorer timed in the parent process.
 
-    /work/lmeval-venv/bin/python benchmarks/lm_eval_worker.py --model DIR --include-path DIR \\
+    .venv/bin/python benchmarks/lm_eval_worker.py --model DIR --include-path DIR \\
         --batch-size 8 --threads 2
 """
 

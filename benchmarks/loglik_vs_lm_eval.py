@@ -7,7 +7,7 @@ no adapter), the same batch size and torch threads, for each template (``commons
 
 - ``samora_shared``: ``loglik_scores(...)``, the default (each example's prompt once);
 - ``samora_plain``: ``loglik_scores(..., share_prompts=False)``, one full forward per choice;
-- ``lm_eval``: lm-evaluation-harness 0.4.13 (its own venv) on a local-JSONL export of exactly
+- ``lm_eval``: lm-evaluation-harness 0.4.13 (in a subprocess) on a local-JSONL export of exactly
   those examples and that template (:mod:`lm_eval_export`), in a long-lived subprocess that loads
   the model once (:mod:`lm_eval_worker`); its time is ``simple_evaluate``'s (task build,
   tokenising, scoring, metrics).
@@ -21,8 +21,7 @@ are recorded as a check that all three score the same thing.
     python benchmarks/loglik_vs_lm_eval.py --examples 100 --rounds 3 --batch-size 8 --threads 2 \\
         --max-load 1.5 --output benchmarks/results/loglik_vs_lm_eval
 
-Not part of samora's runtime; lm-eval stays out of samora's dependencies (REFERENCE.md section 7
-says how to install it in /work/lmeval-venv).
+Not part of samora's runtime; lm-eval is an optional extra of samora (`lm-eval`, installed by scripts/setup.sh).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def test_count_without_adapting_equals_trainable_parameters_of_adapted_model(cas
     assert predicted == samora.trainable_parameters(samora.get_model(model, config)).trainable > 0
 
 
-# Per-module counts from REFERENCE sections 1 and 3 (T tasks), written out independently.
+# Per-module counts from the methods' papers and released code (T tasks), written out independently.
 REFERENCE_FORMULAS = {
     "lora": (samora.LoRAConfig(r=4), lambda c, i, o, t: c.r * (i + o)),
     "multilora": (samora.MultiLoRAConfig(r=4, num_experts=3), lambda c, i, o, t: c.num_experts * (c.r * (i + o) + o)),
@@ -42,12 +42,12 @@ REFERENCE_FORMULAS = {
         samora.MTLLoRAConfig(r=4, num_experts=3, tasks=TASKS),
         lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + t * c.r**2 + t * c.num_experts,
     ),
-    # REFERENCE counts (T+1) d_te; the extra row is unused in the released code (see methods/moelora.py).
+    # The released code counts (T+1) d_te; the extra row is unused in the released code (see methods/moelora.py).
     "moelora": (
         samora.MoELoRAConfig(r=8, num_experts=4, task_dim=16, tasks=TASKS),
         lambda c, i, o, t: c.r * (i + o) + (t + 1) * c.task_dim + c.task_dim * c.num_experts - c.task_dim,
     ),
-    # REFERENCE's released-code count (d_g = 8) plus the paper's b_gate, eq. (6), which that code omits.
+    # The released code's count (d_g = 8) plus the paper's b_gate, eq. (6), which that code omits.
     "samora": (
         samora.SAMoRAConfig(r=4, num_experts=3, tasks=TASKS),
         lambda c, i, o, t: c.r * i + c.num_experts * c.r * o + c.num_experts * c.r + c.r + 8 * t + 8 + 1,

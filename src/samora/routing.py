@@ -1,12 +1,12 @@
 """The one place where per-example task ids live during a step.
 
 ``model(..., task_ids=...)`` and ``model.generate(..., task_ids=...)`` reach the adapter layers
-through a :class:`RoutingState` shared by every layer of one adapted model. A forward pre-hook on
-the top-level model pops ``task_ids`` from the call, validates it, and stores it here; the layers
-read it. The state is *not* cleared when the forward returns: gradient checkpointing recomputes
+through a :class:`RoutingState` shared by every layer of one adapted model. The adapted model's
+bound ``forward`` (:mod:`samora.bound`) takes ``task_ids`` from the call, validates it, and stores it
+here; the layers read it. The state is *not* cleared when the forward returns: gradient checkpointing recomputes
 layers during the backward pass, after the forward has finished, and the recomputation must see the
 same task ids (non-reentrant and reentrant checkpointing alike). The next top-level forward replaces
-it. Calling an inner submodule directly bypasses the hook and sees whatever the last top-level call
+it. Calling an inner submodule directly bypasses that forward and sees whatever the last top-level call
 stored, so always call the top-level model.
 """
 

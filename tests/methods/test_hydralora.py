@@ -83,7 +83,7 @@ def test_parameter_count_matches_reference_closed_form(d_in, d_out):
     def adapter_count(layer):
         return sum(p.numel() for name, p in layer.named_parameters() if name.startswith("hydralora_"))
 
-    assert adapter_count(linear) == r * d_in + n * r * d_out + n * d_in  # REFERENCE section 3
+    assert adapter_count(linear) == r * d_in + n * r * d_out + n * d_in  # HydraLoRA's paper: shared A, N B's, router
     assert adapter_count(mlp) == r * d_in + n * r * d_out + hidden * (d_in + n)
 
 

@@ -81,7 +81,7 @@ def test_parameter_count_is_reference_minus_the_unused_task_row(d_in, d_out):
     config = MoELoRAConfig(r=r, num_experts=e, task_dim=d_te, tasks=TASKS)
     layer = MoELoRALayer(nn.Linear(d_in, d_out), config, RoutingState())
     count = sum(p.numel() for name, p in layer.named_parameters() if name.startswith("moelora_"))
-    reference = r * (d_in + d_out) + (t + 1) * d_te + d_te * e  # REFERENCE section 3
+    reference = r * (d_in + d_out) + (t + 1) * d_te + d_te * e  # the released code's count (methods/moelora.py)
     assert count == reference - d_te  # the released code's row 0 is never read (1-based task ids)
     lora_part = layer.moelora_A.numel() + layer.moelora_B.numel()
     assert lora_part == r * (d_in + d_out)  # the experts together are exactly one rank-r LoRA

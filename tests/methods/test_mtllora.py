@@ -90,7 +90,7 @@ def test_parameter_count_matches_reference_closed_form(d_in, d_out):
         layer = MTLLoRALayer(nn.Linear(d_in, d_out), config, RoutingState())
         return sum(p.numel() for name, p in layer.named_parameters() if name.startswith("mtllora_"))
 
-    assert count("full") == r * d_in + n * r * d_out + t * r * r + t * n  # REFERENCE section 3
+    assert count("full") == r * d_in + n * r * d_out + t * r * r + t * n  # MTL-LoRA: shared A, N Bs, per-task r x r
     assert count("diagonal") == r * d_in + n * r * d_out + t * r + t * n
 
 

@@ -71,7 +71,7 @@ def test_parameter_count_matches_reference_closed_form(d_in, d_out):
     r, n = 4, 3
     layer = MultiLoRALayer(nn.Linear(d_in, d_out), MultiLoRAConfig(r=r, num_experts=n), RoutingState())
     count = sum(p.numel() for name, p in layer.named_parameters() if name.startswith("multilora_"))
-    assert count == n * (r * (d_in + d_out) + d_out)  # REFERENCE section 3
+    assert count == n * (r * (d_in + d_out) + d_out)  # MultiLoRA's paper: N LoRAs plus N scale vectors
 
 
 def test_scales_act_per_output_feature():

@@ -1,6 +1,6 @@
 """SAMoRA's ``variant="released"`` against the released code's formulas, written out in float64.
 
-The reference below follows the description of the authors' released code (REFERENCE.md section 1),
+The reference below follows the authors' released model file (as docs/methods.md summarises it),
 in that code's layout (W_gate as a (d_g, 1) matrix, no b_gate), token by token and expert by expert:
 forward y = W x + b + sigmoid(e_t . W_gate) sum_i g_i B_i (S (A x)), g = softmax(cos(A x, k_i) / tau);
 L_orth = mse(A A^T, I) + mean_i mse(B_i^T B_i, I); L_match = mean_i KL(softmax(b_i/|b_i|) ||

@@ -11,8 +11,8 @@ LoRA. The gate reads only the task embedding, never the input: once the task is 
 the dense matrix ``(alpha/r) sum_i w_i(t) B_i A_i``, mergeable per task.
 
 About the task table: the released code keeps ``task_num + 1`` embeddings per module because its
-task ids start at 1; row 0 is never read. REFERENCE's count ``(T+1) d_te`` includes that unused
-row. Here ids start at 0 and a task id is required (no route for unseen tasks), so the table has T
+task ids start at 1; row 0 is never read, so a count of that code's parameters, ``(T+1) d_te``,
+includes that unused row. Here ids start at 0 and a task id is required (no route for unseen tasks), so the table has T
 rows and the count is ``r (d_in + d_out) + T d_te + E d_te``: d_te fewer per module.
 """
 

@@ -75,7 +75,8 @@ class SAMoRAConfig(MixtureConfig):
         match_normalize: L_match, eq. (11): paper ``False`` softmax(b_i), softmax(k_i); code ``True``
             L2-normalises b_i and k_i before the softmax.
         aux_reduction: across modules: paper silent, ours ``"mean"`` (lambda means the same on 2 or 80
-            layers); code ``"sum"`` (its lambdas were tuned so, but got no gradient, see REFERENCE).
+            layers); code ``"sum"`` (its lambdas were tuned so, but collected inside reentrant checkpointed layers
+            they got no gradient).
         gate_bias: eq. (6): paper ``True`` sigmoid(w_gate . e_t + b_gate); code ``False``, no b_gate.
         gate_init: w_gate: paper silent, ours ``"fan_in"`` U(+-1/sqrt d_g); code ``"unit"`` U(+-1)
             (kaiming-uniform on a (d_g, 1) weight, whose fan-in is 1).
