@@ -68,14 +68,6 @@ def test_fast_path_matches_direct_reference(shape):
     assert torch.allclose(moore(x), moore.output_reference(x, task_ids), atol=1e-5, rtol=1e-5)
 
 
-def test_forward_reference_is_a_deprecated_alias_of_output_reference():
-    moore = layer(dtype=torch.float32, seed=3)
-    x, task_ids = torch.randn(2, 3, moore.in_features), torch.tensor([0, -1])
-    with pytest.warns(DeprecationWarning, match="output_reference"):
-        old = moore.forward_reference(x, task_ids)
-    assert torch.equal(old, moore.output_reference(x, task_ids))
-
-
 def test_fast_path_never_builds_per_direction_outputs():
     """The m rank-one experts' outputs (seq, m, d_out) exist only on the reference path."""
     moore = layer(dtype=torch.float32, d_in=6, d_out=40)  # m = 6 directions

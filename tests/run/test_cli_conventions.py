@@ -53,27 +53,12 @@ def test_version(capsys):
     assert exit_.value.code == 0 and capsys.readouterr().out == f"samora {samora.__version__}\n"
 
 
-@pytest.mark.parametrize("module", ["samora", "samora.cli"])
-def test_python_m_runs_the_command_and_the_old_module_name_warns(module):
+def test_python_m_runs_the_command():
     env = subprocess_environment()
     done = subprocess.run(
-        [sys.executable, "-m", module, "--version"], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "samora", "--version"], env=env, capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 0 and done.stdout == f"samora {samora.__version__}\n"
-    moved = "samora.cli moved to samora.run.cli" in done.stderr
-    assert moved == (module == "samora.cli"), done.stderr
-
-
-def test_the_old_lm_eval_module_name_is_an_alias_that_warns():
-    pytest.importorskip("lm_eval")
-    import importlib
-
-    from samora.evaluation import lm_eval_model
-
-    sys.modules.pop("samora.lm_eval_model", None)  # the warning comes with the first import
-    with pytest.warns(FutureWarning, match="samora.evaluation.lm_eval_model"):
-        alias = importlib.import_module("samora.lm_eval_model")
-    assert alias.SamoraLM is lm_eval_model.SamoraLM and alias.cli is lm_eval_model.cli
+    assert done.returncode == 0 and done.stdout == f"samora {samora.__version__}\n", done.stderr
 
 
 def imported_after(code: str) -> list[str]:

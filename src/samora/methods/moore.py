@@ -37,7 +37,6 @@ forward (once per ``generate`` call, where H V and G^T are also stacked into one
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -220,16 +219,6 @@ class MoORELayer(AdapterLayer):
         if bool(distinct[0] == UNSEEN_TASK):
             embeddings = torch.cat([self.moore_task_embedding.mean(0, keepdim=True), embeddings[1:]])
         return (embeddings @ self.moore_task_proj.T)[rows]
-
-    def forward_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
-        """Deprecated name of :meth:`output_reference` (kept for one release)."""
-        warnings.warn(
-            "MoORELayer.forward_reference is deprecated: call output_reference, the reference-path "
-            "name every method shares",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self.output_reference(x, task_ids)
 
     def output_reference(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """Plain path for testing: reflections one at a time, then every rank-one expert's output."""
