@@ -34,6 +34,9 @@ METHOD_CASES: dict[str, dict[str, Case]] = {
     "samora": {
         "samora": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks),
         "samora_linear_router": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, router="linear"),
+        "samora_mlp_router": lambda tasks: SAMoRAConfig(
+            r=4, num_experts=3, tasks=tasks, router="mlp", router_hidden=8
+        ),
         "samora_no_scaling": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, scaling=False),
         "samora_released": lambda tasks: SAMoRAConfig(r=4, num_experts=3, tasks=tasks, variant="released"),
     },

@@ -29,7 +29,7 @@ MESSAGES = [
     (samora.MoELoRAConfig, {"tasks": ["a"], "task_dim": 0}, "task_dim must be a positive int, got 0"),
     (samora.MoOREConfig, {"tasks": ["a"], "task_dim": "8"}, "task_dim must be a positive int, got '8'"),
     (samora.SAMoRAConfig, {"task_dim": -2}, "task_dim must be a positive int, got -2"),
-    (samora.SAMoRAConfig, {"router": "mlp"}, "router must be 'semantic' or 'linear', got 'mlp'"),
+    (samora.SAMoRAConfig, {"router": "moe"}, "router must be one of 'semantic', 'mlp', 'linear', got 'moe'"),
     (samora.SAMoRAConfig, {"variant": "authors"}, "variant must be 'paper' or 'released', got 'authors'"),
     (samora.SAMoRAConfig, {"gate_bias": "no"}, "gate_bias must be True or False or None, got 'no'"),
     (samora.SAMoRAConfig, {"lambda_match": -0.5}, "lambda_match must be >= 0, got -0.5"),

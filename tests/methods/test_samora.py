@@ -49,6 +49,8 @@ def reference_output(layer: SAMoRALayer, x: torch.Tensor, task_ids) -> torch.Ten
             if c.router == "semantic":
                 sims = torch.stack([h @ k / (h.norm() * k.norm()) for k in p["samora_keys"]])
                 g = torch.softmax(sims / c.temperature, 0)
+            elif c.router == "mlp":  # softmax(R_2 relu(R_1 x))
+                g = torch.softmax(p["samora_router"] @ torch.relu(p["samora_router_hidden"] @ xv), 0)
             else:
                 g = torch.softmax(p["samora_router"] @ xv, 0)
             z = h * p["samora_S"] if c.scaling else h
@@ -57,7 +59,9 @@ def reference_output(layer: SAMoRALayer, x: torch.Tensor, task_ids) -> torch.Ten
     return out
 
 
-@pytest.mark.parametrize("overrides", [{}, {"router": "linear"}, {"scaling": False}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"router": "linear"}, {"router": "mlp", "router_hidden": 5}, {"scaling": False}]
+)
 def test_forward_matches_float64_equation_7(overrides):
     layer = make_layer(**overrides)
     x = torch.randn(3, 5, D_IN)
@@ -180,8 +184,10 @@ def test_ablation_switches_change_the_parameter_set():
         "samora_gate_bias",
     }
     assert names(router="linear") == names() - {"samora_keys"} | {"samora_router"}
+    assert names(router="mlp") == names() - {"samora_keys"} | {"samora_router", "samora_router_hidden"}
     assert names(scaling=False) == {"samora_A", "samora_B", "samora_keys"}
     assert "match" not in make_layer(router="linear").aux_losses()
+    assert "match" not in make_layer(router="mlp").aux_losses()
 
 
 def test_parameter_count_matches_closed_form():
@@ -191,11 +197,20 @@ def test_parameter_count_matches_closed_form():
     assert count == R * D_IN + N * R * D_OUT + N * R + R + T * 8 + 8 + 1
 
 
+def test_mlp_router_parameter_count_replaces_the_keys_with_both_layers():
+    """router="mlp": the N r keys give way to R_1 (h, d_in) and R_2 (N, h): h (d_in + N) more."""
+    layer = make_layer(router="mlp", router_hidden=7)
+    count = sum(p.numel() for n, p in layer.named_parameters() if n.startswith("samora_"))
+    assert count == R * D_IN + N * R * D_OUT + 7 * (D_IN + N) + R + T * 8 + 8 + 1
+    assert samora.module_parameter_count(layer.config, D_IN, D_OUT) == count  # the budget matcher counts it
+
+
 @pytest.mark.parametrize(
     "field,value,message",
     [
         ("temperature", 0.0, "temperature"),
-        ("router", "mlp", "router"),
+        ("router", "attention", "router"),
+        ("router_hidden", 0, "router_hidden"),
         ("aux_reduction", "max", "aux_reduction"),
         ("scale_init", "svd2", "scale_init"),
         ("num_experts", 0, "num_experts"),

@@ -59,7 +59,15 @@ class SAMoRAConfig(MixtureConfig):
         lambda_orth: weight of L_orth, eq. (9). 1e-3 in the paper; 1e-2 hurts badly.
         lambda_match: weight of L_match, eq. (11) (the paper's lambda_KL). 1e-2 in the paper.
         router: ``"semantic"``: cosine between the latent h = A x and learnable expert keys, eq. (4);
-            ``"linear"``: softmax of a linear map of x (the paper's "w/o Router" ablation).
+            ``"mlp"``: the paper's "w/o Router" ablation (App. C), "a standard MLP-based gating network"
+            on x, softmax(R_2 relu(R_1 x)) with ``router_hidden`` hidden units; ``"linear"``: softmax of
+            a linear map R x, the smallest gate on x (not what the paper ran).
+        router_hidden: hidden width h of the MLP router (ignored by the others). The network is the one
+            HydraLoRA's ``router="mlp"`` uses here (two bias-free layers, ReLU, both kaiming-uniform):
+            the paper names its w/o-Router gate only as a standard MLP like those of the MoE-LoRA
+            methods it compares with, so the ablation and that baseline share one gate. 32 units cost
+            h (d_in + N) parameters per module (18.5 k on SmolLM2's 576-wide layers, against the
+            semantic router's N r = 24), the increase in trainable parameters the paper reports.
         scaling: the diagonal scale S (eq. 5) and the task gate (eq. 6). False gives the paper's
             "w/o Scaling" ablation: S = 1 and g_task = 1, fixed (a plain asymmetric MoE-LoRA).
         task_dim: size d_g of the task embedding e_t, eq. (6). Compact is best (the paper's d_g = 64
@@ -92,12 +100,14 @@ class SAMoRAConfig(MixtureConfig):
         equation="g_task(t) sum_i softmax_i(cos(A x, k_i) / tau) B_i S A x",
         router="latent h = A x vs expert keys k_i (per token); task embedding e_t for the gate",
         init="A kaiming-uniform, B_i = 0, keys U(+-1/sqrt r), S = top-r singular values of W, e_t ~ N(0, 1)",
-        parameters="r d_in + N r d_out + N r + r + T d_g + d_g + 1 (no + 1 with variant='released')",
+        parameters="r d_in + N r d_out + N r + r + T d_g + d_g + 1 (no + 1 with variant='released'; router='mlp': "
+        "h (d_in + N) for the N r keys)",
     )
     temperature: float = setting(0.8, gt=0)
     lambda_orth: float = setting(1e-3, ge=0)
     lambda_match: float = setting(1e-2, ge=0)
-    router: str = setting("semantic", choices=("semantic", "linear"))
+    router: str = setting("semantic", choices=("semantic", "mlp", "linear"))
+    router_hidden: int = setting(32, ge=1, meaning="hidden width of the MLP router")
     scaling: bool = True
     task_dim: int = task_embedding_size(8)
     variant: str = setting("paper", choices=tuple(VARIANTS))
@@ -125,7 +135,10 @@ class SAMoRALayer(AdapterLayer):
         samora_A: (r, d_in) shared down-projection, eq. (3); kaiming-uniform.
         samora_B: (N, d_out, r) semantic experts B_i, eq. (2); zero, so the layer starts as W.
         samora_keys: (N, r) expert keys k_i, eq. (4); U(-1/sqrt r, 1/sqrt r).
-        samora_router: (N, d_in) linear router, only with ``router="linear"``.
+        samora_router: (N, d_in) linear router R with ``router="linear"``; (N, h) output layer R_2 with
+            ``router="mlp"``; kaiming-uniform.
+        samora_router_hidden: (h, d_in) first layer R_1 of the MLP router, only with ``router="mlp"``;
+            kaiming-uniform.
         samora_S: (r,) diagonal scale s, eq. (5); only with ``scaling``.
         samora_task_embedding: (T, d_g) e_t, N(0, 1); samora_gate_weight: (d_g,) w_gate,
             U(-1/sqrt d_g, 1/sqrt d_g) (``gate_init="unit"``: U(-1, 1)); samora_gate_bias: (1,)
@@ -141,6 +154,9 @@ class SAMoRALayer(AdapterLayer):
         self.samora_B = self.adapter_parameter(n, self.out_features, r)
         if config.router == "semantic":
             self.samora_keys = self.adapter_parameter(n, r)
+        elif config.router == "mlp":
+            self.samora_router_hidden = self.adapter_parameter(config.router_hidden, self.in_features)
+            self.samora_router = self.adapter_parameter(n, config.router_hidden)
         else:
             self.samora_router = self.adapter_parameter(n, self.in_features)
         if config.scaling:
@@ -158,6 +174,8 @@ class SAMoRALayer(AdapterLayer):
             nn.init.uniform_(self.samora_keys, -1 / math.sqrt(config.r), 1 / math.sqrt(config.r))
         else:
             nn.init.kaiming_uniform_(self.samora_router, a=math.sqrt(5))
+        if config.router == "mlp":
+            nn.init.kaiming_uniform_(self.samora_router_hidden, a=math.sqrt(5))
         if config.scaling:
             with torch.no_grad():
                 if config.scale_init == "svd":
@@ -172,10 +190,13 @@ class SAMoRALayer(AdapterLayer):
 
     # -- routing ---------------------------------------------------------------------------------
     def router_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """g: (batch, ..., N). Semantic: softmax_i(cos(h, k_i) / tau), eq. (4); linear: softmax(R x)."""
+        """g: (batch, ..., N). Semantic: softmax_i(cos(h, k_i) / tau), eq. (4); MLP: softmax(R_2 relu(R_1 x));
+        linear: softmax(R x)."""
         if self.config.router == "semantic":
             logits = F.normalize(h, dim=-1) @ F.normalize(self.samora_keys, dim=-1).T
             return torch.softmax(logits / self.config.temperature, dim=-1)
+        if self.config.router == "mlp":
+            x = torch.relu(x @ self.samora_router_hidden.T)  # (batch, ..., h)
         return torch.softmax(x @ self.samora_router.T, dim=-1)
 
     def task_gate(self, task_ids: torch.Tensor | None) -> torch.Tensor | None:
@@ -231,7 +252,11 @@ class SAMoRALayer(AdapterLayer):
 
     def _fast_router_weights(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """:meth:`router_weights` in fewer operations: cos(h, k_i) / tau = (h . k_i / (|k_i| tau)) / |h|."""
-        if self.config.router != "semantic":
+        if self.config.router == "mlp":
+            return torch.softmax(
+                F.linear(torch.relu(F.linear(x, self.samora_router_hidden)), self.samora_router), dim=-1
+            )
+        if self.config.router == "linear":
             return torch.softmax(F.linear(x, self.samora_router), dim=-1)
         keys = self.constant("scaled_keys", self._scaled_keys)
         return torch.softmax(F.linear(h, keys) / h.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS), dim=-1)
@@ -271,7 +296,7 @@ class SAMoRALayer(AdapterLayer):
         Released code's form (``orth_form="mse"``, ``match_normalize=True``):
             L_orth = ||A A^T - I_r||_F^2 / r^2 + (1/N) sum_i ||B_i^T B_i - I_r||_F^2 / r^2
             L_match = (1/N) sum_i KL(softmax(b_i / |b_i|) || softmax(k_i / |k_i|)).
-        L_match needs the semantic router's keys; with ``router="linear"`` it is absent.
+        L_match needs the semantic router's keys; with ``router="linear"`` or ``"mlp"`` it is absent.
         """
         config, losses = self.config, {}
         eye = torch.eye(config.r, device=self.samora_A.device, dtype=self.samora_A.dtype)
