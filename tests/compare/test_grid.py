@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import samora
 from samora.compare import MethodSpec, parse_method_spec
 from samora.run.cli import main
 from samora.run.run_config import ConfigError, load_run_config
@@ -212,3 +213,19 @@ def test_the_recorded_grid_config_protects_finished_cells_only(tmp_path):
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(recorded))
     with pytest.raises(ConfigError, match=r"compare.also_against: \['lora'\] -> \[\]"):
         check_grid_config(changed, tmp_path)
+
+
+def test_a_cell_finished_before_an_adapter_field_existed_is_still_finished(tmp_path):
+    """SAMoRA's router_hidden came after the study's cells finished: their recorded adapter lacks it,
+    and its default keeps what they ran, so they stay finished; a changed value is another configuration."""
+    from samora.compare.grid import MARKER, finished_cell
+
+    adapter = samora.SAMoRAConfig(tasks=["a", "b"]).to_dict()
+    identity = {"kind": "adapter", "spec": "samora", "seed": 41, "adapter": adapter}
+    recorded = dict(identity, adapter={k: v for k, v in adapter.items() if k != "router_hidden"})
+    cell = tmp_path / "samora-seed41"
+    cell.mkdir()
+    (cell / MARKER).write_text(json.dumps({"identity": recorded}))
+    assert finished_cell(cell, identity)
+    with pytest.raises(ConfigError, match="finished with another configuration"):
+        finished_cell(cell, dict(identity, adapter=dict(adapter, temperature=0.5)))

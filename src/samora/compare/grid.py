@@ -195,7 +195,21 @@ def run_cell(cell: Path, identity: dict[str, Any], work) -> None:
 
 def _is_done(cell: Path, identity: dict[str, Any]) -> bool:
     marker = cell / MARKER
-    return marker.is_file() and json.loads(marker.read_text())["identity"] == json.loads(json.dumps(identity))
+    if not marker.is_file():
+        return False
+    return _with_current_fields(json.loads(marker.read_text())["identity"]) == _with_current_fields(identity)
+
+
+def _with_current_fields(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` as JSON with its adapter config re-read by today's config class, so a field added
+    since the cell finished (its default keeps the behaviour the cell ran with) reads as that default
+    instead of making a finished cell look like another configuration's."""
+    identity = json.loads(json.dumps(identity))
+    if isinstance(identity.get("adapter"), dict):
+        from samora.methods.registry import config_from_dict
+
+        identity["adapter"] = config_from_dict(identity["adapter"]).to_dict()
+    return identity
 
 
 def _evaluate_base(model, tokenizer, config: RunConfig, tasks: list[str], cell: Path) -> None:
