@@ -1,0 +1,139 @@
+"""One batched decoding pass over requests for different tasks: what ``samora serve`` runs per batch.
+
+Each request asks for ``n`` completions of one prompt under one task, with OpenAI's sampling
+parameters. Its ``n`` rows join the batch; the rows are grouped by how they decode and each group
+is one left-padded ``model.generate(..., task_ids=[...])`` call, so requests for different tasks
+share a forward (samora routes each row by its own task id):
+
+- greedy rows (``temperature == 0``) form one group, whatever their tasks and lengths;
+- sampled rows without a seed group by ``(temperature, top_p)``;
+- a request with a ``seed`` is its own group, generated after ``torch.manual_seed(seed)``, so its
+  samples do not depend on what it was batched with (vLLM's per-request seed).
+
+A group decodes up to its longest ``max_tokens``; each row is then cut to its own: at its first
+end-of-sequence token (``finish_reason = "stop"``), at ``max_tokens`` (``"length"``), and before the
+first occurrence of any of its ``stop`` strings (``"stop"``, the stop string not included, as vLLM).
+Greedy decoding is deterministic per row, so a row's answer is the prefix that the same request
+decoded alone would give (``tests/serve/test_generation.py`` checks it for every method).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import GenerationConfig
+
+from samora.data.collate import pad_token_id
+from samora.evaluation.batching import left_padded, routing_inputs
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """OpenAI's sampling parameters of one request (already validated).
+
+    temperature 0 is greedy decoding; ``n`` completions of the prompt; ``stop``: strings that end a
+    completion (not included in it); ``seed``: a seeded request samples reproducibly.
+    """
+
+    max_tokens: int = 16
+    temperature: float = 0.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A tokenised prompt, the task id it is routed by (None: a task-less adapter) and its sampling."""
+
+    prompt_ids: tuple[int, ...]
+    task_id: int | None
+    sampling: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One completion: its text, why it ended (``"stop"`` or ``"length"``) and its token count."""
+
+    text: str
+    finish_reason: str
+    completion_tokens: int
+
+
+@torch.no_grad()
+def generate_batch(model: Any, tokenizer: Any, requests: Sequence[GenerationRequest]) -> list[list[Choice]]:
+    """The ``n`` choices of every request, decoded in as few batched ``generate`` calls as their
+    sampling allows (see the module docstring); ``result[i]`` answers ``requests[i]``."""
+    rows = [(index, request) for index, request in enumerate(requests) for _ in range(request.sampling.n)]
+    choices: list[list[Choice]] = [[] for _ in requests]
+    groups: dict[tuple, list[tuple[int, GenerationRequest]]] = {}
+    for index, request in rows:
+        groups.setdefault(decoding_group(index, request.sampling), []).append((index, request))
+    for group in groups.values():
+        for (index, request), choice in zip(group, _generate_group(model, tokenizer, [r for _, r in group])):
+            choices[index].append(choice)
+    return choices
+
+
+def decoding_group(index: int, sampling: Sampling) -> tuple:
+    """The key of the rows that can share one ``generate`` call (``index``: the request's position)."""
+    if sampling.greedy:
+        return ("greedy",)
+    if sampling.seed is not None:
+        return ("seeded", index)
+    return ("sampled", sampling.temperature, sampling.top_p)
+
+
+def _generate_group(model: Any, tokenizer: Any, rows: list[GenerationRequest]) -> list[Choice]:
+    """One left-padded ``generate`` call over rows that decode alike; each row cut to its own limits."""
+    sampling = rows[0].sampling
+    width = max(len(row.prompt_ids) for row in rows)
+    pad = pad_token_id(tokenizer)
+    input_ids, attention_mask = left_padded([row.prompt_ids for row in rows], width, pad)
+    device = next(model.parameters()).device
+    stops = end_of_sequence_ids(model, tokenizer)
+    options: dict[str, Any] = {"do_sample": not sampling.greedy, "num_beams": 1}
+    if not sampling.greedy:
+        options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+    config = GenerationConfig(
+        max_new_tokens=max(row.sampling.max_tokens for row in rows), pad_token_id=pad, eos_token_id=stops, **options
+    )
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)
+    output = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        generation_config=config,
+        **routing_inputs([row.task_id for row in rows], device),
+    )
+    return [finish(tokenizer, tokens.tolist(), row.sampling, stops) for row, tokens in zip(rows, output[:, width:])]
+
+
+def end_of_sequence_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The token ids that end a completion: the model's generation config's, else the tokenizer's."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return [int(token) for token in (eos if isinstance(eos, (list, tuple)) else [eos]) if token is not None]
+
+
+def finish(tokenizer: Any, tokens: list[int], sampling: Sampling, stops: Sequence[int]) -> Choice:
+    """Cut one row's new tokens to its request: end of sequence, ``max_tokens``, then stop strings."""
+    tokens = tokens[: sampling.max_tokens]
+    ended = next((i for i, token in enumerate(tokens) if token in stops), None)
+    if ended is not None:
+        tokens = tokens[:ended]
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    cut = min((text.find(stop) for stop in sampling.stop if stop and stop in text), default=None)
+    if cut is not None:
+        return Choice(text[:cut], "stop", len(tokens))
+    reason = "length" if ended is None and len(tokens) == sampling.max_tokens else "stop"
+    return Choice(text, reason, len(tokens))
