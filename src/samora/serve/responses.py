@@ -2,7 +2,8 @@
 streamed chunks (server-sent events ending in ``data: [DONE]``), the model list and errors.
 
 Each response carries a ``samora`` field beside OpenAI's: the task that answered (and, when
-``--default-task`` took an unknown one, a note saying so; see :meth:`samora.serve.requests.Route.metadata`).
+``--default-task`` took an unknown one, a note saying so; see :meth:`samora.serve.requests.Route.metadata`)
+and ``batch``, the number of requests decoded in the same batch.
 """
 
 from __future__ import annotations

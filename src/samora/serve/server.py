@@ -82,16 +82,17 @@ class MixtureSpec(LitSpec):
             generation = generation_request(body, tokens, route, self.served)
         except RequestError as err:
             return JSONResponse(error_body(400, str(err), err.param), status_code=400)
-        choices = await self.generate(generation)
-        metadata = route.metadata()
+        answer = await self.generate(generation)
+        choices, metadata = answer["choices"], {**route.metadata(), "batch": answer["batch"]}
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
             events = stream_events(kind, body.model, choices, len(tokens), metadata, include_usage)
             return StreamingResponse(events, media_type="text/event-stream")
         return full_response(kind, body.model, choices, len(tokens), metadata)
 
-    async def generate(self, generation: GenerationRequest) -> list[dict]:
-        """Put the request on LitServe's queue and wait for its choices from the inference worker."""
+    async def generate(self, generation: GenerationRequest) -> dict:
+        """Put the request on LitServe's queue and wait for its answer from the inference worker:
+        ``{"choices": [...], "batch": number of requests decoded together}``."""
         uid = uuid.uuid4()
         queue, ready = deque(), asyncio.Event()
         self.response_buffer[uid] = ResponseBufferItem(response_queue=queue, event=ready)
@@ -107,7 +108,7 @@ class MixtureSpec(LitSpec):
             self.response_buffer.pop(uid, None)
         if answer is None:
             raise HTTPException(500, "the inference worker returned no answer")
-        return answer["choices"]
+        return answer
 
 
 async def _json_body(request: Request) -> Any:
@@ -147,7 +148,8 @@ class MixtureAPI(ls.LitAPI):
         """One batch (a list, when batching) or one request: yield its answers, JSON per request."""
         batched = isinstance(x, list)
         results = generate_batch(self.model, self.tokenizer, x if batched else [x])
-        answers = [json.dumps({"choices": [asdict(choice) for choice in choices]}) for choices in results]
+        size = len(results)
+        answers = [json.dumps({"choices": [asdict(c) for c in choices], "batch": size}) for choices in results]
         yield answers if batched else answers[0]
 
     def unbatch(self, output):
