@@ -24,8 +24,9 @@ LIMITS = {"max_tokens_limit": 32, "max_prompt_tokens": 64}
 def adapter_dir(tmp_path_factory, tiny_model_dir):
     """A SAMoRA adapter (r=4, 3 experts) on the tiny Llama of ``tiny_model_dir``, its weights moved far
     from init so that the four tasks answer differently."""
-    import samora
     from transformers import LlamaForCausalLM
+
+    import samora
 
     torch.manual_seed(0)
     base = LlamaForCausalLM.from_pretrained(tiny_model_dir)
@@ -41,8 +42,9 @@ def adapter_dir(tmp_path_factory, tiny_model_dir):
 @pytest.fixture(scope="module")
 def reference_model(adapter_dir, tiny_model_dir):
     """The served adapter loaded in this process: what each answer is checked against."""
-    import samora
     from transformers import LlamaForCausalLM
+
+    import samora
 
     return samora.load_adapter(LlamaForCausalLM.from_pretrained(tiny_model_dir), adapter_dir).eval()
 

@@ -56,9 +56,7 @@ def alone(model, tokenizer, request: GenerationRequest) -> list[int]:
 def mixed_requests(tokenizer) -> list[GenerationRequest]:
     """16 requests: every prompt under every task, with max_tokens from 3 to 6."""
     return [
-        GenerationRequest(
-            tuple(tokenizer(prompt)["input_ids"]), task, Sampling(max_tokens=3 + (task + index) % 4)
-        )
+        GenerationRequest(tuple(tokenizer(prompt)["input_ids"]), task, Sampling(max_tokens=3 + (task + index) % 4))
         for index, prompt in enumerate(PROMPTS)
         for task in range(len(TASKS))
     ]

@@ -4,10 +4,10 @@ requests over 4 tasks, and a graceful shutdown (the last test)."""
 
 from __future__ import annotations
 
+import json
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-import json
 import openai
 import pytest
 import torch

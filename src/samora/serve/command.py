@@ -27,7 +27,9 @@ def add_serve_command(commands) -> None:
     serve.add_argument(
         "overrides", nargs="*", metavar="model.key=value", help="model loading options, e.g. model.name=FOLDER"
     )
-    serve.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "0.0.0.0", "::"], help="(default: %(default)s)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", choices=["127.0.0.1", "0.0.0.0", "::"], help="(default: %(default)s)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="1024-65535 (default: %(default)s)")
     serve.add_argument("--max-batch-size", type=int, default=8, help="requests per batch (default: %(default)s)")
     serve.add_argument(
@@ -41,7 +43,9 @@ def add_serve_command(commands) -> None:
         "route of SAMoRA and MoORE); the response's samora field says so",
     )
     serve.add_argument("--served-model-name", help="the adapter's name in model ids (default: the folder's name)")
-    serve.add_argument("--max-prompt-tokens", type=int, help="the longest prompt accepted (default: the context window)")
+    serve.add_argument(
+        "--max-prompt-tokens", type=int, help="the longest prompt accepted (default: the context window)"
+    )
     serve.add_argument(
         "--max-tokens-limit",
         type=int,
@@ -49,7 +53,10 @@ def add_serve_command(commands) -> None:
         help="the most tokens a request may ask to generate (default: %(default)s)",
     )
     serve.add_argument(
-        "--max-payload-size", type=int, default=1_000_000, help="the largest request body in bytes (default: %(default)s)"
+        "--max-payload-size",
+        type=int,
+        default=1_000_000,
+        help="the largest request body in bytes (default: %(default)s)",
     )
     serve.add_argument("--verbose", action="store_true", help="debug messages")
     serve.set_defaults(run=command_serve)
@@ -72,7 +79,9 @@ def command_serve(args: argparse.Namespace) -> int:
     server, startup = build_server(args)
     print(startup, flush=True)
     signal.signal(signal.SIGTERM, functools.partial(_stop, os.getpid()))
-    server.run(host=args.host, port=args.port, generate_client_file=False, log_level="debug" if args.verbose else "info")
+    server.run(
+        host=args.host, port=args.port, generate_client_file=False, log_level="debug" if args.verbose else "info"
+    )
     print("[samora] server stopped", flush=True)
     return 0
 
@@ -83,4 +92,3 @@ def _stop(server_pid: int, signum, frame) -> None:
     if os.getpid() == server_pid:
         raise KeyboardInterrupt
     raise SystemExit(0)
-

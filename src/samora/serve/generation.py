@@ -78,7 +78,8 @@ def generate_batch(model: Any, tokenizer: Any, requests: Sequence[GenerationRequ
     for index, request in rows:
         groups.setdefault(decoding_group(index, request.sampling), []).append((index, request))
     for group in groups.values():
-        for (index, request), choice in zip(group, _generate_group(model, tokenizer, [r for _, r in group])):
+        answers = _generate_group(model, tokenizer, [request for _, request in group])
+        for (index, _), choice in zip(group, answers):
             choices[index].append(choice)
     return choices
 

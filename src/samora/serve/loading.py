@@ -121,13 +121,17 @@ def build_server(args: argparse.Namespace):
     server = ls.LitServer(api, accelerator="auto", devices=1, timeout=False, max_payload_size=args.max_payload_size)
     openai_errors(server.app, HTTPException)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    startup = (
-        f"[samora] serving {served.method} adapter {served.name!r} ({folder}) on {config.model.name or saved.get('base_model')}"
-        f"\n[samora] tasks: {list(served.tasks) or '(none: one model id)'}"
-        f"{'; unknown tasks -> ' + served.default_task if served.default_task else ''}"
-        f"\n[samora] device {device}, dtype {config.model.dtype}; batches of up to {args.max_batch_size} requests, "
-        f"{args.batch_timeout} s to fill"
-        f"\n[samora] OpenAI API at http://{args.host}:{args.port}/v1"
-        f"{' (bearer API key required)' if args.api_key else ''}; GET /health is 200 once the model is loaded"
+    base = config.model.name or saved.get("base_model")
+    return server, startup_line(args, served, f"{folder} on {base}", f"{device}, dtype {config.model.dtype}")
+
+
+def startup_line(args: argparse.Namespace, served: Served, where: str, device: str) -> str:
+    """What ``samora serve`` prints before it starts: the adapter, its tasks, the device and the address."""
+    default = f"; unknown tasks -> {served.default_task}" if served.default_task else ""
+    key = " (bearer API key required)" if args.api_key else ""
+    return (
+        f"[samora] serving the {served.method} adapter {served.name!r} ({where})"
+        f"\n[samora] tasks: {list(served.tasks) or '(none: one model id)'}{default}"
+        f"\n[samora] device {device}; batches of up to {args.max_batch_size} requests, {args.batch_timeout} s to fill"
+        f"\n[samora] OpenAI API at http://{args.host}:{args.port}/v1{key}; GET /health is 200 once the model is loaded"
     )
-    return server, startup

@@ -23,7 +23,11 @@ def completion_id(kind: Kind) -> str:
 
 def usage(prompt_tokens: int, choices: list[dict]) -> dict[str, int]:
     completion = sum(choice["completion_tokens"] for choice in choices)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": prompt_tokens + completion,
+    }
 
 
 def full_response(kind: Kind, model: str, choices: list[dict], prompt_tokens: int, metadata: dict) -> dict:
@@ -98,4 +102,6 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "
 
 def error_body(status: int, message: str, param: str | None = None) -> dict:
     """OpenAI's error body, which its client reads into the raised exception's message."""
-    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param, "code": None}}
+    return {
+        "error": {"message": message, "type": ERROR_TYPES.get(status, "server_error"), "param": param, "code": None}
+    }
