@@ -7,7 +7,16 @@ import pytest
 import torch
 
 import samora
-from samora.serve.generation import Choice, GenerationRequest, Sampling, decoding_group, finish, generate_batch
+from samora.serve.generation import (
+    Choice,
+    GenerationRequest,
+    Sampling,
+    decoding_group,
+    finish,
+    generate_batch,
+    stream_batch,
+)
+from samora.serve.streaming import RowText, held_back
 from tests.helpers import tiny_llama_config
 from tests.method_cases import METHOD_CASES
 
@@ -115,3 +124,32 @@ class Letters:
 )
 def test_a_row_ends_at_eos_max_tokens_or_before_its_first_stop_string(tokens, sampling, expected):
     assert finish(Letters(), tokens, sampling, stops=[0]) == expected
+
+
+def test_streamed_pieces_add_up_to_each_final_answer(smollm2_tokenizer):
+    model = adapted_model(smollm2_tokenizer, "samora")
+    requests = mixed_requests(smollm2_tokenizer)[:6]
+    requests[1] = GenerationRequest(requests[1].prompt_ids, 1, Sampling(max_tokens=8, stop=("e",)))
+    sent: dict[tuple[int, int], str] = {}
+    finals = {}
+    steps = list(stream_batch(model, smollm2_tokenizer, requests))
+    for piece in (piece for pieces in steps for piece in pieces):
+        sent[piece.request, piece.choice] = sent.get((piece.request, piece.choice), "") + piece.text
+        if piece.finished:
+            finals[piece.request, piece.choice] = piece.finished.text
+    assert sent == finals and len(finals) == len(requests)
+    assert len(steps) > 2  # one message per decoding step, then the finals
+
+
+@pytest.mark.parametrize(
+    "text,stop,held",
+    [("abc", ["cd"], 1), ("abc", ["bcd"], 2), ("abc", ["x"], 0), ("ab\ufffd", [], 1), ("abc", ["abc"], 0)],
+)
+def test_a_row_holds_back_what_may_start_a_stop_string_or_a_character(text, stop, held):
+    assert held_back(text, stop) == held
+
+
+def test_a_row_sends_text_only_until_its_stop_string():
+    row = RowText(Letters(), max_tokens=10, stop=["cd"], end_ids=[0])
+    assert [row.add(token) for token in [1, 2, 3, 4, 5]] == ["a", "b", "", "", ""]
+    assert row.closed and row.rest("ab") == ""

@@ -87,6 +87,8 @@ def test_a_stream_carries_the_same_answer_and_ends_with_its_finish_reason(client
         streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
     assert streamed == whole
     assert chunks[-1].choices[0].finish_reason == "length"
+    texts = [c.choices[0].text if endpoint == "completions" else c.choices[0].delta.content for c in chunks]
+    assert len([text for text in texts if text]) > 1  # token by token, not the whole answer at once
 
 
 def test_a_seeded_sampled_request_reproduces(client):

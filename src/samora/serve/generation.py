@@ -15,11 +15,15 @@ end-of-sequence token (``finish_reason = "stop"``), at ``max_tokens`` (``"length
 first occurrence of any of its ``stop`` strings (``"stop"``, the stop string not included, as vLLM).
 Greedy decoding is deterministic per row, so a row's answer is the prefix that the same request
 decoded alone would give (``tests/serve/test_generation.py`` checks it for every method).
+
+:func:`stream_batch` yields the rows' new text after every decoding step (``generate`` runs in a
+thread, see :mod:`samora.serve.streaming`) and their final answers last; :func:`generate_batch`
+keeps only the final answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,7 @@ from transformers import GenerationConfig
 
 from samora.data.collate import pad_token_id
 from samora.evaluation.batching import left_padded, routing_inputs
+from samora.serve.streaming import RowText, generate_in_thread
 
 
 @dataclass(frozen=True)
@@ -68,20 +73,37 @@ class Choice:
     completion_tokens: int
 
 
-@torch.no_grad()
+@dataclass(frozen=True)
+class Piece:
+    """New text of choice ``choice`` of request ``request``; ``finished`` is set on its last piece
+    (the final answer, whose text the pieces add up to)."""
+
+    request: int
+    choice: int
+    text: str
+    finished: Choice | None = None
+
+
 def generate_batch(model: Any, tokenizer: Any, requests: Sequence[GenerationRequest]) -> list[list[Choice]]:
     """The ``n`` choices of every request, decoded in as few batched ``generate`` calls as their
     sampling allows (see the module docstring); ``result[i]`` answers ``requests[i]``."""
-    rows = [(index, request) for index, request in enumerate(requests) for _ in range(request.sampling.n)]
-    choices: list[list[Choice]] = [[] for _ in requests]
-    groups: dict[tuple, list[tuple[int, GenerationRequest]]] = {}
-    for index, request in rows:
-        groups.setdefault(decoding_group(index, request.sampling), []).append((index, request))
-    for group in groups.values():
-        answers = _generate_group(model, tokenizer, [request for _, request in group])
-        for (index, _), choice in zip(group, answers):
-            choices[index].append(choice)
+    choices: list[list[Choice]] = [[None] * request.sampling.n for request in requests]
+    for pieces in stream_batch(model, tokenizer, requests):
+        for piece in pieces:
+            if piece.finished is not None:
+                choices[piece.request][piece.choice] = piece.finished
     return choices
+
+
+def stream_batch(model: Any, tokenizer: Any, requests: Sequence[GenerationRequest]) -> Iterator[list[Piece]]:
+    """:func:`generate_batch` as it decodes: after each step of each ``generate`` call, the new text
+    of its rows (only rows with some), then every row's rest and final answer."""
+    groups: dict[tuple, list[tuple[int, int, GenerationRequest]]] = {}
+    for index, request in enumerate(requests):
+        for choice in range(request.sampling.n):
+            groups.setdefault(decoding_group(index, request.sampling), []).append((index, choice, request))
+    for group in groups.values():
+        yield from _stream_group(model, tokenizer, group)
 
 
 def decoding_group(index: int, sampling: Sampling) -> tuple:
@@ -93,14 +115,37 @@ def decoding_group(index: int, sampling: Sampling) -> tuple:
     return ("sampled", sampling.temperature, sampling.top_p)
 
 
-def _generate_group(model: Any, tokenizer: Any, rows: list[GenerationRequest]) -> list[Choice]:
-    """One left-padded ``generate`` call over rows that decode alike; each row cut to its own limits."""
-    sampling = rows[0].sampling
+def _stream_group(
+    model: Any, tokenizer: Any, group: list[tuple[int, int, GenerationRequest]]
+) -> Iterator[list[Piece]]:
+    """One left-padded ``generate`` call over rows that decode alike (in a thread, streamed); each
+    row cut to its own limits."""
+    rows = [request for _, _, request in group]
     width = max(len(row.prompt_ids) for row in rows)
+    stops = end_of_sequence_ids(model, tokenizer)
+    texts = [RowText(tokenizer, row.sampling.max_tokens, row.sampling.stop, stops) for row in rows]
+    steps = generate_in_thread(lambda streamer: _generate(model, tokenizer, rows, width, stops, streamer))
+    for step in steps:
+        if isinstance(step, torch.Tensor):  # generate's output, after the last step
+            finals = [
+                finish(tokenizer, tokens.tolist(), row.sampling, stops) for row, tokens in zip(rows, step[:, width:])
+            ]
+            yield [
+                Piece(index, choice, text.rest(final.text), final)
+                for (index, choice, _), text, final in zip(group, texts, finals)
+            ]
+            return
+        pieces = [Piece(index, choice, text.add(token)) for (index, choice, _), text, token in zip(group, texts, step)]
+        yield [piece for piece in pieces if piece.text]
+
+
+@torch.no_grad()
+def _generate(model: Any, tokenizer: Any, rows: list[GenerationRequest], width: int, stops: list[int], streamer):
+    """The ``generate`` call of one decoding group: left-padded prompts, each row's task id."""
+    sampling = rows[0].sampling
     pad = pad_token_id(tokenizer)
     input_ids, attention_mask = left_padded([row.prompt_ids for row in rows], width, pad)
     device = next(model.parameters()).device
-    stops = end_of_sequence_ids(model, tokenizer)
     options: dict[str, Any] = {"do_sample": not sampling.greedy, "num_beams": 1}
     if not sampling.greedy:
         options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
@@ -109,13 +154,13 @@ def _generate_group(model: Any, tokenizer: Any, rows: list[GenerationRequest]) -
     )
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed)
-    output = model.generate(
+    return model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention_mask.to(device),
         generation_config=config,
+        streamer=streamer,
         **routing_inputs([row.task_id for row in rows], device),
-    )
-    return [finish(tokenizer, tokens.tolist(), row.sampling, stops) for row, tokens in zip(rows, output[:, width:])]
+    ).cpu()
 
 
 def end_of_sequence_ids(model: Any, tokenizer: Any) -> list[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 Kind = Literal["completion", "chat"]
@@ -51,12 +51,44 @@ def full_response(kind: Kind, model: str, choices: list[dict], prompt_tokens: in
     }
 
 
-def stream_events(
-    kind: Kind, model: str, choices: list[dict], prompt_tokens: int, metadata: dict, include_usage: bool
-) -> Iterator[str]:
-    """The streamed body as server-sent events: per choice (chat: the assistant role first) its
-    text, then its finish reason; the usage last when ``stream_options.include_usage`` asks for it."""
-    header = {
+async def stream_events(
+    kind: Kind,
+    model: str,
+    messages: AsyncIterator[dict],
+    n: int,
+    prompt_tokens: int,
+    metadata: dict,
+    include_usage: bool,
+) -> AsyncIterator[str]:
+    """The streamed body as server-sent events, from the worker's messages as they come: (chat: the
+    assistant role of each choice first) each choice's new text, its finish reason when it ends, the
+    usage last when ``stream_options.include_usage`` asks for it, then ``data: [DONE]``. An error
+    after the stream started is sent as an event with OpenAI's error body."""
+    header: dict[str, Any] = {}
+    finished: dict[int, dict] = {}
+    try:
+        async for message in messages:
+            if not header:
+                header.update(_chunk_header(kind, model, {**metadata, "batch": message["batch"]}))
+                if kind == "chat":
+                    for index in range(n):
+                        yield _chunk(header, kind, index, "", None, role=True)
+            for piece in message["pieces"]:
+                if piece["text"]:
+                    yield _chunk(header, kind, piece["choice"], piece["text"], None)
+                if piece["finished"]:
+                    finished[piece["choice"]] = piece["finished"]
+                    yield _chunk(header, kind, piece["choice"], None, piece["finished"]["finish_reason"])
+    except Exception as err:  # the HTTP status is sent already: the error goes into the stream
+        yield event(error_body(getattr(err, "status_code", 500), str(getattr(err, "detail", "generation failed"))))
+        return
+    if include_usage:
+        yield event({**header, "choices": [], "usage": usage(prompt_tokens, list(finished.values()))})
+    yield "data: [DONE]\n\n"
+
+
+def _chunk_header(kind: Kind, model: str, metadata: dict) -> dict:
+    return {
         "id": completion_id(kind),
         "object": "text_completion" if kind == "completion" else "chat.completion.chunk",
         "created": int(time.time()),
@@ -64,24 +96,17 @@ def stream_events(
         "samora": metadata,
     }
 
-    def chunk(index: int, text: str | None, finish_reason: str | None, role: bool = False) -> str:
-        if kind == "completion":
-            choice = {"index": index, "text": text or "", "finish_reason": finish_reason, "logprobs": None}
-        else:
-            delta = {"role": "assistant"} if role else {}
-            if text is not None:
-                delta["content"] = text
-            choice = {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        return event({**header, "choices": [choice]})
 
-    for index, choice in enumerate(choices):
-        if kind == "chat":
-            yield chunk(index, "", None, role=True)
-        yield chunk(index, choice["text"], None)
-        yield chunk(index, None if kind == "chat" else "", choice["finish_reason"])
-    if include_usage:
-        yield event({**header, "choices": [], "usage": usage(prompt_tokens, choices)})
-    yield "data: [DONE]\n\n"
+def _chunk(header: dict, kind: Kind, index: int, text: str | None, finish_reason: str | None, role=False) -> str:
+    """One event: new text of choice ``index`` (completion: ``text``; chat: a ``delta``) or its end."""
+    if kind == "completion":
+        choice = {"index": index, "text": text or "", "finish_reason": finish_reason, "logprobs": None}
+    else:
+        delta = {"role": "assistant"} if role else {}
+        if text is not None:
+            delta["content"] = text
+        choice = {"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
+    return event({**header, "choices": [choice]})
 
 
 def event(body: dict) -> str:

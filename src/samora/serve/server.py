@@ -8,13 +8,13 @@ endpoints check and tokenise each request in the HTTP process (:mod:`samora.serv
 bad one gets its own 400), then hand the model's input to LitServe's request queue. LitServe's
 batching loop gathers up to ``max_batch_size`` queued requests within ``batch_timeout`` seconds,
 whatever their task or endpoint, and :class:`MixtureAPI` answers them with one
-:func:`~samora.serve.generation.generate_batch` (one ``generate`` per decoding group, each row
+:func:`~samora.serve.generation.stream_batch` (one ``generate`` per decoding group, each row
 routed by its own task id). LitServe also brings the worker process, ``/health`` (200 once the
 model is loaded), the request size limit and the graceful shutdown on SIGINT / SIGTERM.
 
-A stream is sent once its batch has decoded (the completion's text in one chunk, then its finish
-reason): the batch's ``generate`` call is what answers every row, so the text is not streamed
-token by token.
+Answers stream token by token: the worker's ``predict`` yields, after each decoding step, every
+request's new text (:func:`~samora.serve.generation.stream_batch`), which LitServe's batched
+streaming loop passes back per request; a non-streamed request gets the final answer.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import secrets
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
@@ -35,7 +36,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from litserve.specs.base import LitSpec
 from litserve.utils import LitAPIStatus, ResponseBufferItem
 
-from samora.serve.generation import GenerationRequest, generate_batch
+from samora.serve.generation import GenerationRequest, stream_batch
 from samora.serve.requests import RequestError, Served, generation_request, parse_body, prompt_ids
 from samora.serve.responses import error_body, full_response, model_list, stream_events
 
@@ -82,33 +83,41 @@ class MixtureSpec(LitSpec):
             generation = generation_request(body, tokens, route, self.served)
         except RequestError as err:
             return JSONResponse(error_body(400, str(err), err.param), status_code=400)
-        answer = await self.generate(generation)
-        choices, metadata = answer["choices"], {**route.metadata(), "batch": answer["batch"]}
+        messages = self.pieces(generation)
+        metadata = route.metadata()
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
-            events = stream_events(kind, body.model, choices, len(tokens), metadata, include_usage)
+            events = stream_events(kind, body.model, messages, body.n, len(tokens), metadata, include_usage)
             return StreamingResponse(events, media_type="text/event-stream")
-        return full_response(kind, body.model, choices, len(tokens), metadata)
+        choices, batch = await collect(messages, body.n)
+        return full_response(kind, body.model, choices, len(tokens), {**metadata, "batch": batch})
 
-    async def generate(self, generation: GenerationRequest) -> dict:
-        """Put the request on LitServe's queue and wait for its answer from the inference worker:
-        ``{"choices": [...], "batch": number of requests decoded together}``."""
+    async def pieces(self, generation: GenerationRequest) -> AsyncIterator[dict]:
+        """Put the request on LitServe's queue; yield the worker's messages for it as they come:
+        ``{"pieces": [{"choice", "text", "finished"}, ...], "batch": requests decoded together}``."""
         uid = uuid.uuid4()
         queue, ready = deque(), asyncio.Event()
         self.response_buffer[uid] = ResponseBufferItem(response_queue=queue, event=ready)
         self.request_queue.put((self.response_queue_id, uid, time.monotonic(), generation))
-        answer = None
         try:
             async for data, status in self.data_streamer(queue, ready, send_status=True):
                 if status == LitAPIStatus.ERROR:
                     logger.error("generation failed: %s", data)
                     raise HTTPException(500, "generation failed; the server log has the error")
-                answer = json.loads(data)
+                yield json.loads(data)
         finally:
             self.response_buffer.pop(uid, None)
-        if answer is None:
-            raise HTTPException(500, "the inference worker returned no answer")
-        return answer
+
+
+async def collect(messages: AsyncIterator[dict], n: int) -> tuple[list[dict], int]:
+    """The ``n`` final choices of a request and the size of its batch, from the worker's messages."""
+    finished, batch = {}, 1
+    async for message in messages:
+        batch = message["batch"]
+        finished.update({piece["choice"]: piece["finished"] for piece in message["pieces"] if piece["finished"]})
+    if len(finished) != n:
+        raise HTTPException(500, "the inference worker returned no answer")
+    return [finished[index] for index in range(n)], batch
 
 
 async def _json_body(request: Request) -> Any:
@@ -121,7 +130,7 @@ async def _json_body(request: Request) -> Any:
 
 class MixtureAPI(ls.LitAPI):
     """The inference worker: loads the adapted model (``setup``) and answers each batch of queued
-    requests with one :func:`~samora.serve.generation.generate_batch`.
+    requests with one :func:`~samora.serve.generation.stream_batch`.
 
     ``load``: a picklable callable returning ``(model, tokenizer)``, run in the worker process.
     ``api_key``: when set, ``/v1/*`` needs ``Authorization: Bearer <api_key>`` (OpenAI's header;
@@ -145,12 +154,19 @@ class MixtureAPI(ls.LitAPI):
         return list(inputs)
 
     def predict(self, x):
-        """One batch (a list, when batching) or one request: yield its answers, JSON per request."""
+        """One batch (a list, when batching) or one request: after each decoding step, one JSON
+        message per request with its new pieces of text (see :meth:`MixtureSpec.pieces`)."""
         batched = isinstance(x, list)
-        results = generate_batch(self.model, self.tokenizer, x if batched else [x])
-        size = len(results)
-        answers = [json.dumps({"choices": [asdict(c) for c in choices], "batch": size}) for choices in results]
-        yield answers if batched else answers[0]
+        requests = x if batched else [x]
+        for pieces in stream_batch(self.model, self.tokenizer, requests):
+            if not pieces:
+                continue
+            messages = [[] for _ in requests]
+            for piece in pieces:
+                finished = asdict(piece.finished) if piece.finished else None
+                messages[piece.request].append({"choice": piece.choice, "text": piece.text, "finished": finished})
+            encoded = [json.dumps({"pieces": message, "batch": len(requests)}) for message in messages]
+            yield encoded if batched else encoded[0]
 
     def unbatch(self, output):
         yield from output
