@@ -174,6 +174,10 @@ def measure(adapter: Path, args, work: Path) -> dict:
             order = list(settings) if index % 2 == 0 else list(reversed(settings))
             for name in order:
                 rounds[name].append(run_round(servers[name][1], bodies))
+    except Exception:
+        for name in settings:
+            print(f"--- end of the {name} server's log ---\n{(work / f'{name}.log').read_text()[-3000:]}")
+        raise
     finally:
         for process, _ in servers.values():
             process.send_signal(signal.SIGTERM)

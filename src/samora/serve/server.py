@@ -130,7 +130,9 @@ async def _json_body(request: Request) -> Any:
 
 class MixtureAPI(ls.LitAPI):
     """The inference worker: loads the adapted model (``setup``) and answers each batch of queued
-    requests with one :func:`~samora.serve.generation.stream_batch`.
+    requests with one :func:`~samora.serve.generation.stream_batch`. LitServe's defaults pass the
+    requests through (``decode_request`` and ``encode_response`` are the spec's, ``batch`` keeps the
+    list, ``unbatch`` splits each step's list per request).
 
     ``load``: a picklable callable returning ``(model, tokenizer)``, run in the worker process.
     ``api_key``: when set, ``/v1/*`` needs ``Authorization: Bearer <api_key>`` (OpenAI's header;
@@ -147,12 +149,6 @@ class MixtureAPI(ls.LitAPI):
         self.model.eval()
         logger.info("samora serve: model ready on %s", device)
 
-    def decode_request(self, request: GenerationRequest, **kwargs) -> GenerationRequest:
-        return request
-
-    def batch(self, inputs: list[GenerationRequest]) -> list[GenerationRequest]:
-        return list(inputs)
-
     def predict(self, x):
         """One batch (a list, when batching) or one request: after each decoding step, one JSON
         message per request with its new pieces of text (see :meth:`MixtureSpec.pieces`)."""
@@ -167,12 +163,6 @@ class MixtureAPI(ls.LitAPI):
                 messages[piece.request].append({"choice": piece.choice, "text": piece.text, "finished": finished})
             encoded = [json.dumps({"pieces": message, "batch": len(requests)}) for message in messages]
             yield encoded if batched else encoded[0]
-
-    def unbatch(self, output):
-        yield from output
-
-    def encode_response(self, output, **kwargs):
-        yield from output
 
     def authorize(self, request: Request) -> None:
         """FastAPI dependency of every route: the bearer key on ``/v1/*`` when ``api_key`` is set."""
