@@ -86,6 +86,19 @@ def test_a_mixed_task_batch_answers_each_request_as_generate_alone(smollm2_token
         assert len(set(first_prompt)) > 1, first_prompt
 
 
+@pytest.mark.parametrize("method", ["samora", "moore"])
+def test_the_unseen_task_route_mixes_with_known_tasks_in_one_batch(smollm2_tokenizer, method):
+    """--default-task unseen sends id -1 (SAMoRA's and MoORE's unseen-task route) into the batch."""
+    model = adapted_model(smollm2_tokenizer, method)
+    requests = [
+        GenerationRequest(tuple(smollm2_tokenizer(prompt)["input_ids"]), task, Sampling(max_tokens=4))
+        for prompt, task in zip(PROMPTS, [-1, 0, -1, 2])
+    ]
+    for request, choices in zip(requests, generate_batch(model, smollm2_tokenizer, requests)):
+        expected = smollm2_tokenizer.decode(alone(model, smollm2_tokenizer, request), skip_special_tokens=True)
+        assert choices[0].text == expected, request
+
+
 def test_greedy_rows_share_one_group_and_seeded_requests_decode_alone():
     greedy = Sampling(max_tokens=5)
     assert decoding_group(0, greedy) == decoding_group(7, Sampling(max_tokens=9, stop=("x",)))
