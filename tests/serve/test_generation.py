@@ -131,8 +131,8 @@ class Letters:
         ([1, 2, 3, 4], Sampling(max_tokens=4), Choice("abcd", "length", 4)),
         ([1, 2, 3, 4], Sampling(max_tokens=2), Choice("ab", "length", 2)),
         ([1, 2, 0, 4], Sampling(max_tokens=4), Choice("ab", "stop", 2)),
-        ([1, 2, 3, 4], Sampling(max_tokens=4, stop=("zz", "c")), Choice("ab", "stop", 4)),
-        ([1, 2, 3, 4], Sampling(max_tokens=4, stop=("bc", "cd")), Choice("a", "stop", 4)),
+        ([1, 2, 3, 4], Sampling(max_tokens=4, stop=("zz", "c")), Choice("ab", "stop", 3)),
+        ([1, 2, 3, 4], Sampling(max_tokens=4, stop=("cd", "bc")), Choice("a", "stop", 3)),
     ],
 )
 def test_a_row_ends_at_eos_max_tokens_or_before_its_first_stop_string(tokens, sampling, expected):

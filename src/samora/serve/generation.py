@@ -12,7 +12,8 @@ share a forward (samora routes each row by its own task id):
 
 A group decodes up to its longest ``max_tokens``; each row is then cut to its own: at its first
 end-of-sequence token (``finish_reason = "stop"``), at ``max_tokens`` (``"length"``), and before the
-first occurrence of any of its ``stop`` strings (``"stop"``, the stop string not included, as vLLM).
+first occurrence of any of its ``stop`` strings (``"stop"``, the stop string not included, as vLLM;
+its tokens counted up to the one that completed the stop string).
 Greedy decoding is deterministic per row, so a row's answer is the prefix that the same request
 decoded alone would give (``tests/serve/test_generation.py`` checks it for every method).
 
@@ -179,7 +180,13 @@ def finish(tokenizer: Any, tokens: list[int], sampling: Sampling, stops: Sequenc
         tokens = tokens[:ended]
     text = tokenizer.decode(tokens, skip_special_tokens=True)
     cut = min((text.find(stop) for stop in sampling.stop if stop and stop in text), default=None)
-    if cut is not None:
-        return Choice(text[:cut], "stop", len(tokens))
+    if cut is not None:  # the tokens counted are those up to the one that completed the stop string
+        used = next(size for size in range(1, len(tokens) + 1) if _has_stop(tokenizer, tokens[:size], sampling))
+        return Choice(text[:cut], "stop", used)
     reason = "length" if ended is None and len(tokens) == sampling.max_tokens else "stop"
     return Choice(text, reason, len(tokens))
+
+
+def _has_stop(tokenizer: Any, tokens: list[int], sampling: Sampling) -> bool:
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    return any(stop and stop in text for stop in sampling.stop)
