@@ -45,3 +45,20 @@ def test_model_overrides_and_dtype_reach_the_model_loading_options(adapter_dir):
     args = build_parser().parse_args(["serve", str(adapter_dir), "model.name=/some/base", "--dtype", "bfloat16"])
     config = run_config(args)
     assert (config.model.name, config.model.dtype) == ("/some/base", "bfloat16")
+
+
+def test_a_peft_lora_folder_is_served_under_its_own_name_without_tasks(tiny_model_dir, tmp_path):
+    from transformers import LlamaForCausalLM
+
+    import samora
+    from samora.run.model_loading import read_saved_adapter
+    from samora.serve.loading import describe
+
+    model = samora.get_model(LlamaForCausalLM.from_pretrained(tiny_model_dir), samora.LoRAConfig(r=4))
+    [folder] = samora.export_peft(model, tmp_path / "exported")
+    args = build_parser().parse_args(["serve", str(folder), "--max-prompt-tokens", "100000"])
+    served, tokenizer = describe(args, folder, run_config(args), read_saved_adapter(folder))
+    assert (served.method, served.tasks, served.model_ids()) == ("lora", (), ["exported"])
+    assert served.route("exported").task_id is None
+    assert served.max_prompt_tokens == served.context_window == 512  # capped at the model's window
+    assert tokenizer.chat_template is not None
