@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("presets", help="list the bundled run presets").set_defaults(run=command_presets)
     _add_train_commands(commands)
     _add_adapter_commands(commands)
+    from samora.serve.command import add_serve_command
+
+    add_serve_command(commands)
     # bench's options are defined with the harness (which imports torch): `samora bench ...` hands its
     # arguments, --help included, to samora.benchmark's own parser
     commands.add_parser(
