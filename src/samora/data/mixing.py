@@ -18,14 +18,15 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import datasets
 import numpy as np
 
 from samora.data.encoding import tokenize_for_training
-from samora.data.sources import Source, load_records, render_examples
-from samora.data.tasks import get_task, resolve_tasks
+from samora.data.sources import Source, load_examples, load_records, render_examples
+from samora.data.tasks import Task, get_task, resolve_tasks
 from samora.data.templates import Template, get_template
 
 logger = logging.getLogger(__name__)
@@ -119,19 +120,32 @@ def _capped_pools(
     the stream draws from; and every task's split size before capping."""
     pools, available = [], []
     for name in names:
-        chosen_template = get_template(_pick(template, name, None), name)  # checked before loading
-        records = load_records(name, split, source=_pick(source, name, "auto"))
+        records, render = _task_rows(get_task(name), split, _pick(template, name, None), _pick(source, name, "auto"))
         cap = _pick(per_task_cap, name, None)
         if cap is not None and cap < 1:
             raise ValueError(f"per_task_cap for {name} must be positive, got {cap}.")
         keep = min(len(records), cap) if cap else len(records)
         kept = rng.permutation(len(records))[:keep]
         if keep < len(records):  # render (and later tokenise) only the kept examples
-            pools.append((render_examples(records.select(kept), name, chosen_template), np.arange(keep)))
+            pools.append((render(records.select(kept)), np.arange(keep)))
         else:  # every example: render the split as stored (one cache entry for every seed)
-            pools.append((render_examples(records, name, chosen_template), kept))
+            pools.append((render(records), kept))
         available.append(len(records))
     return pools, available
+
+
+def _task_rows(task: Task, split: str, template: Any, source: Any):
+    """A task's rows of ``split`` and the function rendering a selection of them into training
+    examples: a built-in task's records and its template; a user's task's rendered examples, whose
+    free-text answers (``generate_until``) are trained on after the task's ``target_delimiter``."""
+    if task.is_builtin:
+        chosen_template = get_template(template, task)  # checked before loading
+        return load_records(task, split, source=source), partial(render_examples, task=task, template=chosen_template)
+    examples = load_examples(task, split)
+    if task.output_type == "generate_until":
+        delimiter = task.target_delimiter
+        examples = examples.map(lambda target: {"target": delimiter + target}, input_columns="target")
+    return examples, lambda selected: selected
 
 
 def _drawn_parts(
@@ -184,7 +198,15 @@ def _pick(value: Any, name: str, default: Any) -> Any:
     """``value``, or its entry for task ``name`` when it is a mapping keyed by task names."""
     if not isinstance(value, Mapping):
         return value
-    return next((v for k, v in value.items() if get_task(k).name == name), default)
+    return next((v for k, v in value.items() if _same_task(k, name)), default)
+
+
+def _same_task(key: Any, name: str) -> bool:
+    """Whether a mapping key names task ``name`` (a key naming no task matches nothing)."""
+    try:
+        return get_task(key).name == name
+    except ValueError:
+        return False
 
 
 def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int) -> dict[str, list]:

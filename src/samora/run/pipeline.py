@@ -110,19 +110,28 @@ def evaluation_options(config: RunConfig):
     )
 
 
-def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> None:
+def check_task_data(config: RunConfig, tasks, splits: list[str]) -> None:
     """Refuse, before any model loads, when no source (``data.source``) holds a split of a requested
-    task: one line per missing task and split, with what was tried and how to provide it."""
+    built-in task (one line per missing task and split, with what was tried and how to provide it),
+    or when a user's task's split cannot be read and rendered whole (one line naming the file, the
+    task and the key)."""
     from samora.data.sources import DataSourceError, resolve_source
-    from samora.data.tasks import resolve_split
+    from samora.data.tasks import get_task, resolve_split
 
     missing = []
-    for task in tasks:
-        for split in dict.fromkeys(resolve_split(task, split) for split in splits):
+    for task in map(get_task, tasks):
+        try:
+            task_splits = list(dict.fromkeys(resolve_split(task, split) for split in splits))
+            if not task.is_builtin:
+                task.loader.check(task_splits)
+                continue
+        except ValueError as err:
+            raise ConfigError(f"data.tasks: {err}") from None
+        for split in task_splits:
             try:
                 resolve_source(task, split, config.data.source)
             except DataSourceError as err:
-                missing.append(f"  {task} ({split} split): {err}")
+                missing.append(f"  {task.name} ({split} split): {err}")
     if missing:
         raise ConfigError(
             f"no data for {len(missing)} requested task split(s) with data.source="
@@ -132,13 +141,30 @@ def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> N
         )
 
 
-def resolve_run_tasks(config: RunConfig) -> list[str]:
-    from samora.data import resolve_tasks
+def resolve_run_tasks(config: RunConfig):
+    """The run's tasks, resolved once (:class:`~samora.data.task_set.TaskSet`: names in task-id order,
+    each task's definition and data hash); users' tasks are registered by name from here on."""
+    from samora.run.config_checks import resolve_config_tasks
 
-    try:
-        return resolve_tasks(config.data.tasks)
-    except ValueError as err:
-        raise ConfigError(f"data.tasks: {err}") from None
+    return resolve_config_tasks(config)
+
+
+def record_tasks(task_set, folder: Path) -> None:
+    """``folder/tasks.json``: each task's id, and for a user's task its file, definition and data hash
+    (``samora eval --adapter RUN`` warns when they have changed since)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "tasks.json", json.dumps(task_set.record(), indent=2, default=str))
+
+
+def warn_if_tasks_changed(task_set, adapter_dir: str) -> None:
+    """Warn, one line per task, when a user's task's definition or data differ from those the run
+    in (or above) ``adapter_dir`` recorded in its ``tasks.json``."""
+    for folder in (Path(adapter_dir), Path(adapter_dir).parent):
+        if (folder / "tasks.json").is_file():
+            recorded = json.loads((folder / "tasks.json").read_text())
+            for line in task_set.changed_since(recorded):
+                logger.warning("%s since the run in %s was trained; its scores may not be comparable", line, folder)
+            return
 
 
 def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
@@ -161,7 +187,7 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
 
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
-    adapter_config = config.adapter_config(tasks)  # validated before the model loads
+    adapter_config = config.adapter_config(tasks.names)  # validated before the model loads
     check_task_data(config, tasks, ["train", config.eval.split])
     main = is_main_process()
     if config.compare.methods:
@@ -171,10 +197,12 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
             f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}",
         )
     plan = _start_run_folder(run_dir, config, overwrite, main)
+    if main:
+        record_tasks(tasks, run_dir)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     stream = build_stream(config, tokenizer, tasks)
-    metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
+    metrics: dict[str, Any] = {"tasks": tasks.names, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before and main:
         _say(main, "evaluating the base model")
         metrics["before"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_before.jsonl")
@@ -304,6 +332,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, [config.eval.split])
     if adapter_dir:
+        warn_if_tasks_changed(tasks, adapter_dir)
         model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
@@ -314,6 +343,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
         shutil.rmtree(output, ignore_errors=True)  # no half-written evaluation folder
         raise
     save_config(config, output)
+    record_tasks(tasks, output)
     print(format_table(results))
     path = write_results(results, output / "eval.json")
     print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}", flush=True)
@@ -327,6 +357,7 @@ def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
 
     folder = adapter_folder(adapter_dir)
     saved = read_saved_adapter(folder)
+    resolve_run_tasks(config)  # registers the run's own tasks, which the adapter's names refer to
     check_task_data(config, saved["tasks"], [config.eval.split])
     model, tokenizer, _ = load_adapted(folder, config, saved)
     output = new_results_folder(Path(config.output_dir), "analysis", numbered_first=False)
