@@ -150,8 +150,18 @@ def read_rows(
     (``dataset_path`` one of json, csv, parquet)."""
     if dataset_path in TEXT_FORMATS:
         check_utf8(origin, task, [name for names in files.values() for name in names], key)
+    return {split: _read_split(origin, task, dataset_path, split, names, key, kwargs) for split, names in files.items()}
+
+
+def _read_split(
+    origin: Path, task: str | None, dataset_path: str, split: str, names: list[str], key: str, kwargs: dict
+) -> list[dict[str, Any]]:
+    if all(Path(name).stat().st_size == 0 for name in names):
+        raise TaskFileError(origin, task, key, f"split {split!r} ({', '.join(names)}) holds no rows")
     try:
-        loaded = datasets.load_dataset(dataset_path, data_files=files, **kwargs)
+        return datasets.load_dataset(dataset_path, data_files={split: names}, split=split, **kwargs).to_list()
     except Exception as err:  # a parse error of the format's reader: name the file, keep the reason
-        raise TaskFileError(origin, task, key, f"{dataset_path} files {files} could not be read: {err}") from None
-    return {split: loaded[split].to_list() for split in loaded}
+        if "corresponds to no data" in str(err):  # a header without rows
+            raise TaskFileError(origin, task, key, f"split {split!r} ({', '.join(names)}) holds no rows") from None
+        reason = str(err).replace("\n", " ")
+        raise TaskFileError(origin, task, key, f"{dataset_path} files {names} could not be read: {reason}") from None

@@ -266,8 +266,8 @@ def register_task(task: Task, replace: bool = False) -> Task:
         raise ValueError(f"task {task.name!r} has no loader; only a user's task (from a file) can be registered")
     if _key(task.name) in _LOOKUP:
         raise ValueError(
-            f"task name {task.name!r} is the name of a built-in task ({_LOOKUP[_key(task.name)]}); "
-            "rename your task (its `task:` key or its value in the task column)"
+            f"{task.loader.origin}: task {task.name!r}: task: is the name of a built-in task "
+            f"({_LOOKUP[_key(task.name)]}); rename your task (its `task:` key or its value in the task column)"
         )
     held = _REGISTERED.get(task.name)
     if held is not None and not replace and held.loader.origin != task.loader.origin:
