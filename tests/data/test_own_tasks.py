@@ -196,5 +196,7 @@ def test_the_training_stream_mixes_own_and_built_in_tasks_with_their_task_ids(tm
     assert sorted(stream["task_ids"]) == [0] * 5 + [1] * 5
     report = json.loads(stream.info.description)
     assert report["tasks"] == ["sciq_answer", "copa_own"] and report["available"] == [150, 120]
-    answers = [smollm2_tokenizer.decode([t for t in row["labels"] if t >= 0]) for row in stream if row["task_ids"] == 0]
+    answers = [
+        smollm2_tokenizer.decode([t for t in row["labels"] if t >= 0]) for row in stream if row["task_ids"] == 0
+    ]
     assert all(answer.startswith(" ") for answer in answers)  # free text trained after target_delimiter
