@@ -150,7 +150,9 @@ def read_rows(
     (``dataset_path`` one of json, csv, parquet)."""
     if dataset_path in TEXT_FORMATS:
         check_utf8(origin, task, [name for names in files.values() for name in names], key)
-    return {split: _read_split(origin, task, dataset_path, split, names, key, kwargs) for split, names in files.items()}
+    return {
+        split: _read_split(origin, task, dataset_path, split, paths, key, kwargs) for split, paths in files.items()
+    }
 
 
 def _read_split(
