@@ -75,6 +75,7 @@ def build_training_stream(
     source: str | os.PathLike | Source | Mapping[str, Any] = "auto",
     split: str = "train",
     length_bucketing: int | None = None,
+    chat: Any = None,
 ) -> datasets.Dataset:
     """Tokenised, mixed training examples over several tasks.
 
@@ -85,13 +86,16 @@ def build_training_stream(
     ``template`` and ``source`` may be one value or a task -> value mapping. ``length_bucketing``
     (a window size in examples, e.g. 64 x batch size) sorts each window of the shuffled stream by
     length, so batches cut from it waste little padding while the windows stay in random order.
-    The per-task counts are logged and stored as JSON in ``stream.info.description``.
+    The per-task counts are logged and stored as JSON in ``stream.info.description``. ``chat`` (a
+    :class:`samora.data.chat.ChatFormat`) writes each example as a chat, the response (without the
+    task's ``target_delimiter``) as the assistant turn that the loss is on.
     """
     names = resolve_tasks(tasks)
     rng = np.random.default_rng(seed)
     pools, available = _capped_pools(names, rng, split, per_task_cap, template, source)
     counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature, num_examples)
-    parts, truncated, cut_responses = _drawn_parts(pools, counts, rng, tokenizer, max_length)
+    delimiters = [get_task(name).target_delimiter for name in names]
+    parts, truncated, cut_responses = _drawn_parts(pools, counts, rng, tokenizer, max_length, chat, delimiters)
     stream = datasets.concatenate_datasets(parts)
     stream = stream.select(rng.permutation(len(stream)))
     if length_bucketing:
@@ -154,6 +158,8 @@ def _drawn_parts(
     rng: np.random.Generator,
     tokenizer: Any,
     max_length: int,
+    chat: Any = None,
+    delimiters: list[str] | None = None,
 ) -> tuple[list[datasets.Dataset], list[int], list[int]]:
     """Each task's ``count`` examples (whole shuffled passes over its pool, then a shuffled
     remainder), tokenised; and per task how many prompts and responses were cut to fit."""
@@ -169,7 +175,13 @@ def _drawn_parts(
         part = chosen.map(
             _tokenize_batch,
             batched=True,
-            fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "task_id": task_id},
+            fn_kwargs={
+                "tokenizer": tokenizer,
+                "max_length": max_length,
+                "task_id": task_id,
+                "chat": chat,
+                "delimiter": delimiters[task_id] if delimiters else " ",
+            },
             remove_columns=chosen.column_names,
         )
         truncated.append(sum(part["prompt_truncated"]))
@@ -209,8 +221,14 @@ def _same_task(key: Any, name: str) -> bool:
         return False
 
 
-def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int) -> dict[str, list]:
-    columns = tokenize_for_training(tokenizer, batch["prompt"], batch["target"], max_length)
+def _tokenize_batch(
+    batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int, chat: Any = None, delimiter: str = " "
+) -> dict[str, list]:
+    prompts, responses = batch["prompt"], batch["target"]
+    if chat is not None:  # the answer is the assistant turn, after the template's header (no delimiter)
+        pairs = [chat.training_texts(p, r.removeprefix(delimiter)) for p, r in zip(prompts, responses)]
+        prompts, responses = [chat.without_added_bos(p) for p, _ in pairs], [r for _, r in pairs]
+    columns = tokenize_for_training(tokenizer, prompts, responses, max_length)
     columns["task_ids"] = [task_id] * len(batch["prompt"])
     return columns
 

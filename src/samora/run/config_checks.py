@@ -49,8 +49,22 @@ def check_declared_rules(section: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}{name} must be {expected}, got {value!r}")
 
 
+CHAT_TEMPLATE = "chat"
+
+
+def prompt_template(config: RunConfig) -> str | None:
+    """The template the tasks' prompts are rendered with before any chat template (``data.template:
+    chat`` wraps each task's default)."""
+    return None if config.data.template == CHAT_TEMPLATE else config.data.template
+
+
 def _data_checks(data: DataSection) -> list[Check]:
     return [
+        (
+            data.system_prompt is None or data.template == CHAT_TEMPLATE,
+            "data.system_prompt",
+            "null unless data.template is chat (the system turn of the chat template)",
+        ),
         (
             data.sampling != "temperature" or data.temperature is not None,
             "data.temperature",
@@ -96,7 +110,7 @@ def check_data(config: RunConfig) -> None:
     tasks = resolve_config_tasks(config)
     for key, check in (
         ("eval.split", lambda task: resolve_split(task, config.eval.split)),
-        ("data.template", lambda task: get_template(config.data.template, task)),
+        ("data.template", lambda task: get_template(prompt_template(config), task)),
     ):
         for task in tasks.tasks:
             try:

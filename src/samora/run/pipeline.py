@@ -42,6 +42,7 @@ import torch
 import yaml
 
 from samora.files import write_text_atomic
+from samora.run.config_checks import prompt_template
 from samora.run.model_loading import (
     DEFAULT_MODEL,
     adapter_folder,
@@ -50,7 +51,15 @@ from samora.run.model_loading import (
     read_saved_adapter,
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
-from samora.run.run_config import ConfigError, RunConfig, TrainSection
+from samora.run.run_config import RunConfig, TrainSection
+from samora.run.run_tasks import (
+    chat_format,
+    chat_options,
+    check_task_data,
+    record_tasks,
+    resolve_run_tasks,
+    warn_if_tasks_changed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +92,7 @@ def evaluate_model(
         tasks,
         evaluation_options(config),
         source=config.data.source,
-        template=config.data.template,
+        template=prompt_template(config),
         log_samples=samples_path is not None,
     )
     if samples_path is not None:
@@ -107,64 +116,8 @@ def evaluation_options(config: RunConfig):
         num_beams=section.num_beams,
         max_new_tokens=section.max_new_tokens,
         progress=progress_bars_enabled(),
+        **chat_options(config),
     )
-
-
-def check_task_data(config: RunConfig, tasks, splits: list[str]) -> None:
-    """Refuse, before any model loads, when no source (``data.source``) holds a split of a requested
-    built-in task (one line per missing task and split, with what was tried and how to provide it),
-    or when a user's task's split cannot be read and rendered whole (one line naming the file, the
-    task and the key)."""
-    from samora.data.sources import DataSourceError, resolve_source
-    from samora.data.tasks import get_task, resolve_split
-
-    missing = []
-    for task in map(get_task, tasks):
-        try:
-            task_splits = list(dict.fromkeys(resolve_split(task, split) for split in splits))
-            if not task.is_builtin:
-                task.loader.check(task_splits)
-                continue
-        except ValueError as err:
-            raise ConfigError(f"data.tasks: {err}") from None
-        for split in task_splits:
-            try:
-                resolve_source(task, split, config.data.source)
-            except DataSourceError as err:
-                missing.append(f"  {task.name} ({split} split): {err}")
-    if missing:
-        raise ConfigError(
-            f"no data for {len(missing)} requested task split(s) with data.source="
-            f"{config.data.source!r}:\n"
-            + "\n".join(missing)
-            + "\nFix data.source, or leave those tasks out of data.tasks"
-        )
-
-
-def resolve_run_tasks(config: RunConfig):
-    """The run's tasks, resolved once (:class:`~samora.data.task_set.TaskSet`: names in task-id order,
-    each task's definition and data hash); users' tasks are registered by name from here on."""
-    from samora.run.config_checks import resolve_config_tasks
-
-    return resolve_config_tasks(config)
-
-
-def record_tasks(task_set, folder: Path) -> None:
-    """``folder/tasks.json``: each task's id, and for a user's task its file, definition and data hash
-    (``samora eval --adapter RUN`` warns when they have changed since)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "tasks.json", json.dumps(task_set.record(), indent=2, default=str))
-
-
-def warn_if_tasks_changed(task_set, adapter_dir: str) -> None:
-    """Warn, one line per task, when a user's task's definition or data differ from those the run
-    in (or above) ``adapter_dir`` recorded in its ``tasks.json``."""
-    for folder in (Path(adapter_dir), Path(adapter_dir).parent):
-        if (folder / "tasks.json").is_file():
-            recorded = json.loads((folder / "tasks.json").read_text())
-            for line in task_set.changed_since(recorded):
-                logger.warning("%s since the run in %s was trained; its scores may not be comparable", line, folder)
-            return
 
 
 def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
@@ -254,8 +207,9 @@ def build_stream(config: RunConfig, tokenizer, tasks: list[str]):
         sampling=config.data.sampling,
         temperature=config.data.temperature,
         seed=config.train.seed,
-        template=config.data.template,
+        template=prompt_template(config),
         source=config.data.source,
+        chat=chat_format(config, tokenizer),
     )
 
 
