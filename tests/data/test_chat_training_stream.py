@@ -8,6 +8,7 @@ import importlib.util
 import pytest
 
 from samora.data import build_training_stream
+from samora.data.task_set import resolve_task_set
 from samora.run.run_config import ConfigError, config_from_dict, load_run_config
 from samora.run.run_tasks import chat_options
 from tests.helpers import ROOT
@@ -20,7 +21,7 @@ def test_the_loss_covers_only_the_assistant_turn(smollm2_tokenizer):
     from samora.data.chat import ChatFormat
 
     chat = ChatFormat(smollm2_tokenizer, "Answer briefly.")
-    tasks = [str(ROOT / "examples" / "own-tasks" / "copa.yaml"), "boolq"]
+    tasks = resolve_task_set([str(ROOT / "examples" / "own-tasks" / "copa.yaml"), "boolq"])
     stream = build_training_stream(smollm2_tokenizer, tasks, per_task_cap=3, max_length=256, chat=chat)
     for row in stream:
         text = smollm2_tokenizer.decode(row["input_ids"])

@@ -9,17 +9,9 @@ import pytest
 import yaml
 
 from samora.data.task_set import resolve_task_set
-from samora.data.tasks import registered_tasks, unregister_task
 from samora.run.cli import main
 from tests.data.test_own_tasks import write_task
 from tests.helpers import run_overrides
-
-
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    yield
-    for name in registered_tasks():
-        unregister_task(name)
 
 
 def _misspelt_key(folder):

@@ -11,18 +11,10 @@ import yaml
 
 from samora.data import build_training_stream, get_task, load_examples, resolve_tasks
 from samora.data.task_set import resolve_task_set
-from samora.data.tasks import TASKS, registered_tasks, unregister_task
+from samora.data.tasks import TASKS
 from tests.helpers import ROOT
 
 EXAMPLES = ROOT / "examples" / "own-tasks"
-
-
-@pytest.fixture(autouse=True)
-def forget_registered_tasks():
-    """Each test starts and ends with no user's task registered."""
-    yield
-    for name in registered_tasks():
-        unregister_task(name)
 
 
 def write_task(folder: Path, name: str = "tickets", rows: str | None = None, **keys) -> Path:
