@@ -78,6 +78,11 @@ def _one_task_in_the_task_column(folder):
     return folder / "spec.yaml", "task_column", "holds one value"
 
 
+def _hub_dataset_offline(folder):
+    path = write_task(folder, dataset_path="nobody/no-such-dataset", dataset_kwargs=None)
+    return path, "dataset_path", "could not be loaded"
+
+
 BAD_INPUTS = [
     _misspelt_key,
     _missing_file,
@@ -91,6 +96,7 @@ BAD_INPUTS = [
     _few_shot,
     _python_function,
     _one_task_in_the_task_column,
+    _hub_dataset_offline,
 ]
 
 
