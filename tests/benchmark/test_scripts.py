@@ -44,3 +44,15 @@ def test_smora_dispatch_sweep_runs(capsys):
     smora_dispatch.main(["--tokens", "8", "--dims", "16", "--ranks", "8", "--top-k", "1,4", "--repeats", "1"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16 |")]
     assert len(rows) == 2
+
+
+def test_own_task_speed_scores_the_copy_of_piqa_identically(capsys):
+    import own_task_speed
+
+    from samora.data.tasks import unregister_task
+
+    try:
+        own_task_speed.main(["--model", "tiny", "--limit", "4", "--rounds", "1"])
+    finally:
+        unregister_task("piqa_own")
+    assert "own / built-in = " in capsys.readouterr().out  # the script asserts equal examples and acc

@@ -40,9 +40,11 @@ from samora.run.pipeline import (
     check_task_data,
     evaluate_model,
     load_base_model,
+    record_tasks,
     resolve_run_tasks,
     save_config,
     train_adapter,
+    warn_if_tasks_changed,
 )
 from samora.run.run_config import ConfigError, RunConfig, with_current_names
 
@@ -71,6 +73,8 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, ["train", config.eval.split])
     check_grid_config(config, output)
+    warn_if_tasks_changed(tasks, str(output))  # cells finished on other data would mix in one table
+    record_tasks(tasks, output)
     specs, reference, budget_spec = compare_specs(config)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     plan = budget_plan(model, config, specs, budget_spec, tasks)

@@ -84,7 +84,7 @@ def spec_adapter_config(config: RunConfig, spec: MethodSpec, tasks: list[str]):
 
     config_cls, _ = get_method(spec.method)
     try:
-        return config_cls.from_dict({**spec_adapter_values(config, spec), "tasks": tasks})
+        return config_cls.from_dict({**spec_adapter_values(config, spec), "tasks": list(tasks)})
     except (TypeError, ValueError) as err:
         raise ConfigError(f"compare.methods: {spec.label}: {err}") from None
 

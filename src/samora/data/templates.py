@@ -220,8 +220,11 @@ DEFAULT_TEMPLATES = {"commonsense": "commonsense_170k", "glue": "glue_yes_no"}
 
 
 def get_template(name: str | Template | None, task: str | Task) -> Template:
-    """The named template (``None``: the task's benchmark default), checked to cover ``task``."""
+    """The named template (``None``: the task's benchmark default), checked to cover ``task``; a
+    user's task renders with its own definition (:func:`own_template`), whatever ``name`` says."""
     task = get_task(task)
+    if not task.is_builtin:
+        return own_template(task)
     if isinstance(name, Template):
         template = name
     else:
@@ -236,6 +239,21 @@ def get_template(name: str | Template | None, task: str | Task) -> Template:
             f"templates that do: {', '.join(covering)}."
         )
     return template
+
+
+def own_template(task: Task) -> Template:
+    """The template of a user's task: its own ``doc_to_text``/``doc_to_choice``/``doc_to_target`` (or
+    its file's columns), rendered by its loader; examples are scored by log-likelihood of the choices
+    or by generation, as the task's ``output_type`` says."""
+    return Template(
+        "task",
+        f"the task's own definition in {task.loader.origin}",
+        "{instruction}",
+        "{answer}",
+        False,
+        {task.name: TaskFormat()},
+        generative=False,
+    )
 
 
 def answer_labels(template: Template, task: str, n_options: int) -> list[str]:

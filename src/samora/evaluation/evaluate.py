@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from samora.data.tasks import BENCHMARKS, get_task, resolve_tasks
+from samora.data.tasks import benchmark_tasks, get_task, resolve_tasks
 from samora.data.templates import Template
 from samora.evaluation.metrics import metric_function
 from samora.evaluation.results_files import read_samples, write_results, write_samples
@@ -111,7 +111,7 @@ def _results_header(
         "model": model_identity(model),
         "adapter": adapter_identity(model, routing),
         "task_order": {
-            bench: BENCHMARKS[bench]  # the fixed ids that "task_id" refers to
+            bench: benchmark_tasks(bench)  # the fixed ids that "task_id" refers to
             for bench in dict.fromkeys(get_task(name).benchmark for name in names)
         },
     }

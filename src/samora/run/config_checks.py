@@ -49,8 +49,22 @@ def check_declared_rules(section: Any, prefix: str) -> None:
             raise ConfigError(f"{prefix}{name} must be {expected}, got {value!r}")
 
 
+CHAT_TEMPLATE = "chat"
+
+
+def prompt_template(config: RunConfig) -> str | None:
+    """The template the tasks' prompts are rendered with before any chat template (``data.template:
+    chat`` wraps each task's default)."""
+    return None if config.data.template == CHAT_TEMPLATE else config.data.template
+
+
 def _data_checks(data: DataSection) -> list[Check]:
     return [
+        (
+            data.system_prompt is None or data.template == CHAT_TEMPLATE,
+            "data.system_prompt",
+            "null unless data.template is chat (the system turn of the chat template)",
+        ),
         (
             data.sampling != "temperature" or data.temperature is not None,
             "data.temperature",
@@ -88,23 +102,33 @@ def _train_checks(train: TrainSection) -> list[Check]:
 
 
 def check_data(config: RunConfig) -> None:
-    """Tasks, the evaluation split and the template, against their registries."""
-    from samora.data import get_template, resolve_tasks
+    """Tasks (built-in names, task YAMLs; users' tasks are registered here), the evaluation split and
+    the template, against their registries."""
+    from samora.data import get_template
     from samora.data.tasks import resolve_split
 
-    try:
-        tasks = resolve_tasks(config.data.tasks)
-    except ValueError as err:
-        raise ConfigError(f"data.tasks: {err}") from None
+    tasks = resolve_config_tasks(config)
     for key, check in (
         ("eval.split", lambda task: resolve_split(task, config.eval.split)),
-        ("data.template", lambda task: get_template(config.data.template, task)),
+        ("data.template", lambda task: get_template(prompt_template(config), task)),
     ):
-        for task in tasks:
+        for task in tasks.tasks:
             try:
                 check(task)
             except ValueError as err:
                 raise ConfigError(f"{key}: {err}") from None
+
+
+def resolve_config_tasks(config: RunConfig, check_splits: list[str] | None = None):
+    """The :class:`~samora.data.task_set.TaskSet` of ``data.tasks`` (with ``data.include_path``); with
+    ``check_splits``, every user's task's splits are read and rendered now. Every fault is one
+    :class:`ConfigError` line naming the file, the task and the key."""
+    from samora.data.task_set import resolve_task_set
+
+    try:
+        return resolve_task_set(config.data.tasks, config.data.include_path, check_splits)
+    except ValueError as err:  # TaskFileError names its file, task and key itself
+        raise ConfigError(f"data.tasks: {err}") from None
 
 
 def check_output_dir(output_dir: str) -> None:

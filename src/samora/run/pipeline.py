@@ -42,6 +42,7 @@ import torch
 import yaml
 
 from samora.files import write_text_atomic
+from samora.run.config_checks import prompt_template
 from samora.run.model_loading import (
     DEFAULT_MODEL,
     adapter_folder,
@@ -50,7 +51,15 @@ from samora.run.model_loading import (
     read_saved_adapter,
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
-from samora.run.run_config import ConfigError, RunConfig, TrainSection
+from samora.run.run_config import RunConfig, TrainSection
+from samora.run.run_tasks import (
+    chat_format,
+    chat_options,
+    check_task_data,
+    record_tasks,
+    resolve_run_tasks,
+    warn_if_tasks_changed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +92,7 @@ def evaluate_model(
         tasks,
         evaluation_options(config),
         source=config.data.source,
-        template=config.data.template,
+        template=prompt_template(config),
         log_samples=samples_path is not None,
     )
     if samples_path is not None:
@@ -107,38 +116,8 @@ def evaluation_options(config: RunConfig):
         num_beams=section.num_beams,
         max_new_tokens=section.max_new_tokens,
         progress=progress_bars_enabled(),
+        **chat_options(config),
     )
-
-
-def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> None:
-    """Refuse, before any model loads, when no source (``data.source``) holds a split of a requested
-    task: one line per missing task and split, with what was tried and how to provide it."""
-    from samora.data.sources import DataSourceError, resolve_source
-    from samora.data.tasks import resolve_split
-
-    missing = []
-    for task in tasks:
-        for split in dict.fromkeys(resolve_split(task, split) for split in splits):
-            try:
-                resolve_source(task, split, config.data.source)
-            except DataSourceError as err:
-                missing.append(f"  {task} ({split} split): {err}")
-    if missing:
-        raise ConfigError(
-            f"no data for {len(missing)} requested task split(s) with data.source="
-            f"{config.data.source!r}:\n"
-            + "\n".join(missing)
-            + "\nFix data.source, or leave those tasks out of data.tasks"
-        )
-
-
-def resolve_run_tasks(config: RunConfig) -> list[str]:
-    from samora.data import resolve_tasks
-
-    try:
-        return resolve_tasks(config.data.tasks)
-    except ValueError as err:
-        raise ConfigError(f"data.tasks: {err}") from None
 
 
 def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
@@ -161,7 +140,7 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
 
     run_dir = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
-    adapter_config = config.adapter_config(tasks)  # validated before the model loads
+    adapter_config = config.adapter_config(tasks.names)  # validated before the model loads
     check_task_data(config, tasks, ["train", config.eval.split])
     main = is_main_process()
     if config.compare.methods:
@@ -171,10 +150,12 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
             f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}",
         )
     plan = _start_run_folder(run_dir, config, overwrite, main)
+    if main:
+        record_tasks(tasks, run_dir)
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     stream = build_stream(config, tokenizer, tasks)
-    metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
+    metrics: dict[str, Any] = {"tasks": tasks.names, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before and main:
         _say(main, "evaluating the base model")
         metrics["before"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_before.jsonl")
@@ -226,8 +207,9 @@ def build_stream(config: RunConfig, tokenizer, tasks: list[str]):
         sampling=config.data.sampling,
         temperature=config.data.temperature,
         seed=config.train.seed,
-        template=config.data.template,
+        template=prompt_template(config),
         source=config.data.source,
+        chat=chat_format(config, tokenizer),
     )
 
 
@@ -304,6 +286,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, [config.eval.split])
     if adapter_dir:
+        warn_if_tasks_changed(tasks, adapter_dir)
         model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
@@ -314,6 +297,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
         shutil.rmtree(output, ignore_errors=True)  # no half-written evaluation folder
         raise
     save_config(config, output)
+    record_tasks(tasks, output)
     print(format_table(results))
     path = write_results(results, output / "eval.json")
     print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}", flush=True)
@@ -327,6 +311,7 @@ def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
 
     folder = adapter_folder(adapter_dir)
     saved = read_saved_adapter(folder)
+    resolve_run_tasks(config)  # registers the run's own tasks, which the adapter's names refer to
     check_task_data(config, saved["tasks"], [config.eval.split])
     model, tokenizer, _ = load_adapted(folder, config, saved)
     output = new_results_folder(Path(config.output_dir), "analysis", numbered_first=False)

@@ -53,14 +53,22 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    """tasks: a benchmark (``commonsense``, ``glue``) or a list of task names. source: ``auto``, ``bundled``,
-    ``hub`` or a folder/file path. per_task_cap: at most this many training examples per task.
-    sampling: ``proportional`` or ``temperature`` (with ``temperature``, e.g. 2.0: task i drawn with
-    probability proportional to size_i^(1/T)). template: prompt template name (None: each task's default)."""
+    """tasks: a benchmark (``commonsense``, ``glue``), task names, and paths of task YAML files (lm-eval
+    task or group YAMLs, multi-task file specs; see :mod:`samora.data.task_set`) side by side. include_path:
+    a folder whose task YAMLs are available by their ``task:``/``group:``/``tag:`` names (lm-eval's flag).
+    source: ``auto``, ``bundled``, ``hub`` or a folder/file path (built-in tasks). per_task_cap: at most
+    this many training examples per task. sampling: ``proportional`` or ``temperature`` (with
+    ``temperature``, e.g. 2.0: task i drawn with probability proportional to size_i^(1/T)). template:
+    prompt template name of the built-in tasks (None: each task's default; users' tasks carry their own), or
+    ``chat``: every task's prompt (its default template's, or its own) inside the tokenizer's chat template,
+    trained on the assistant turn only and scored as lm-eval's ``--apply_chat_template`` scores it.
+    system_prompt: the chat template's system turn (with ``template: chat``)."""
 
     tasks: str | list[str] = "commonsense"
+    include_path: str | None = None
     source: str = "auto"
     template: str | None = None
+    system_prompt: str | None = None
     max_length: int = setting(256, gt=0)
     per_task_cap: int | None = setting(None, gt=0)
     sampling: str = setting("proportional", choices=("proportional", "temperature"))
@@ -174,7 +182,7 @@ class RunConfig:
         values = dict(self.adapter)
         config_cls, _ = get_method(values.pop("method", "samora"))
         try:
-            return config_cls.from_dict({**values, "tasks": tasks})
+            return config_cls.from_dict({**values, "tasks": list(tasks)})
         except (TypeError, ValueError) as err:
             raise ConfigError(f"adapter: {err}") from None
 
