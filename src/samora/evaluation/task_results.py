@@ -14,10 +14,12 @@ from samora.data.sources import DataSourceError, load_examples, resolve_source
 from samora.data.tasks import Task, get_task, resolve_split
 from samora.data.templates import Template, get_template
 from samora.evaluation.answers import UNPARSED, extract_answer
+from samora.evaluation.generate_until import generate_until, generation_settings
 from samora.evaluation.generation import generate_responses
 from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import compute_metrics, metric_function
 from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric
+from samora.evaluation.text_scoring import metric_entries, score_generations
 
 PROTOCOLS = ("loglik", "generate")
 
@@ -105,7 +107,7 @@ def evaluate_task(
     task = get_task(name)
     task_split = resolve_split(task, options.split)
     chosen_template = get_template(template, task)
-    if options.protocol == "generate" and not chosen_template.generative:
+    if options.protocol == "generate" and task.output_type == "multiple_choice" and not chosen_template.generative:
         raise ValueError(
             f"Template {chosen_template.name!r} is scored by log-likelihood only; "
             f"use protocol='loglik' or a generative template such as "
@@ -128,17 +130,69 @@ def evaluate_task(
         "n": len(examples),
         "primary_metric": task.primary_metric,
     }
-    predicted = _predict(model, tokenizer, task, examples, chosen_template, options, route)
-    entry.update(predicted.fields)
+    entry.update(score_examples(model, tokenizer, task, examples, chosen_template, options, route))
+    return entry
+
+
+def score_examples(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Any,
+    template: Template,
+    options: EvaluationOptions,
+    route: int | None,
+) -> dict[str, Any]:
+    """The scored fields of a task's entry (metrics, their intervals, per-example ``samples``...)
+    from its rendered ``examples``, by ``task.output_type``: ``generate_until`` examples are
+    generated and scored by text metrics (:mod:`samora.evaluation.text_scoring`, whatever
+    ``options.protocol``), ``multiple_choice`` ones under ``options.protocol``."""
+    if task.output_type == "generate_until":
+        return _score_by_generation_until(model, tokenizer, task, examples, options, route)
+    if task.output_type != "multiple_choice":
+        raise ValueError(
+            f"{task.name}: output_type {task.output_type!r} is not supported; use multiple_choice or generate_until"
+        )
+    predicted = _predict(model, tokenizer, task, examples, template, options, route)
+    fields = dict(predicted.fields)
     golds, n_choices = list(examples["gold"]), [len(choices) for choices in examples["choices"]]
-    resamples, seed = options.bootstrap_samples, options.bootstrap_seed
-    entry.update(
+    fields.update(
         describe_predictions(
-            entry["metrics"], golds, predicted.preds, n_choices, predicted.normalised, resamples, seed
+            fields["metrics"],
+            golds,
+            predicted.preds,
+            n_choices,
+            predicted.normalised,
+            options.bootstrap_samples,
+            options.bootstrap_seed,
         )
     )
-    entry["samples"] = predicted.samples
-    return entry
+    fields["samples"] = predicted.samples
+    return fields
+
+
+def _score_by_generation_until(
+    model: Any, tokenizer: Any, task: Task, examples: Any, options: EvaluationOptions, route: int | None
+) -> dict[str, Any]:
+    """Generate each example's prompt with the task's generation_kwargs, routed to ``route``, then
+    filter and score the texts (:func:`samora.evaluation.text_scoring.score_generations`); its
+    metrics and generation settings are checked before anything is generated."""
+    metric_entries(task)
+    settings = generation_settings(task.generation_kwargs, task.name)
+    prompts = list(examples["prompt"])
+    responses = generate_until(
+        model,
+        tokenizer,
+        prompts,
+        settings,
+        batch_size=options.batch_size,
+        task_id=route,
+        progress=options.progress,
+        desc=f"{task.name} generate_until",
+    )
+    return score_generations(
+        task, examples, prompts, responses, samples=options.bootstrap_samples, seed=options.bootstrap_seed
+    )
 
 
 def _predict(
