@@ -62,6 +62,16 @@ def test_generation_stops_at_a_stop_string_and_cuts_exactly_there(smollm2_tokeni
         assert cut == [text.split(stop)[0]]
 
 
+def test_a_stop_token_ends_its_row(smollm2_tokenizer, data_model):
+    settings = GenerationSettings((), 8)
+    free = generate_until(data_model, smollm2_tokenizer, PROMPTS[:1], settings, progress=False)[0]
+    tokens = smollm2_tokenizer(free, add_special_tokens=False)["input_ids"]
+    stopped = generate_until(
+        data_model, smollm2_tokenizer, PROMPTS[:1], settings, stop_token_ids=[tokens[2]], progress=False
+    )[0]
+    assert stopped == smollm2_tokenizer.decode(tokens[:3]) and free.startswith(stopped) and stopped != free
+
+
 def test_batches_and_routing_do_not_change_the_texts(smollm2_tokenizer):
     model = data_tiny_model(smollm2_tokenizer, routed_tasks=["capitals"])
     settings = GenerationSettings(("\n",), 8)
