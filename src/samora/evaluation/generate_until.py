@@ -7,9 +7,8 @@ For each prompt (the rendered ``doc_to_text``, inside the chat template when one
    ``max_gen_toks`` tokens.
 2. Up to ``max_gen_toks`` tokens are decoded greedily, prompts in left-padded batches of
    ``batch_size``, longest first, with the routed task id. A row stops at the model's EOS token,
-   at any ``stop_token_ids`` (a chat template's end-of-turn token) or once its generated text
-   contains one of the stop strings ``until`` (the generated tokens only are searched, never the
-   prompt).
+   at any ``stop_token_ids`` (a chat template's end-of-turn token) or once its last generated
+   tokens contain one of the stop strings ``until`` (the prompt is never searched).
 3. The generated tokens are decoded without special tokens and the text is cut before the first
    occurrence of each stop string in turn (``text = text.split(stop)[0]``); the tokenizer's EOS
    text is one of the stop strings, as in lm-eval. The text is not stripped.
@@ -66,14 +65,16 @@ def generation_settings(generation_kwargs: Mapping[str, Any] | None, task: str =
 
 
 class _StopStrings(StoppingCriteria):
-    """Per row: done once the text of its generated tokens contains a stop string (lm-eval's
-    ``MultiTokenEOSCriteria``, but each row stops on its own)."""
+    """Per row: done once the text of its last generated tokens contains a stop string (lm-eval's
+    ``MultiTokenEOSCriteria``: the last ``len(tokens of the stop) + 2`` tokens are searched, never
+    the prompt's; but each row stops on its own). Stopping late is harmless, the text is cut after."""
 
     def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_width: int) -> None:
         self.tokenizer, self.stops, self.prompt_width = tokenizer, [s for s in stops if s], prompt_width
+        self.lookback = 2 + max((len(tokenizer.encode(s, add_special_tokens=False)) for s in self.stops), default=0)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :])
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :][:, -self.lookback :])
         return torch.tensor([any(stop in text for stop in self.stops) for text in texts], device=input_ids.device)
 
 
