@@ -18,6 +18,7 @@ from samora.compare.report import answer_lines, paired_test_groups, write_markdo
 from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.evaluate import read_samples
 from samora.evaluation.statistics import CONFIDENCE, bootstrap_grid, holm_adjusted, paired_test
+from samora.evaluation.text_scoring import example_score
 from samora.files import write_text_atomic
 from samora.run.run_config import ConfigError, RunConfig
 
@@ -176,8 +177,9 @@ def _on_common_seeds(rows, arrays, label: str, other: str) -> tuple[dict, dict]:
 
 
 def _correctness(cells: list[Path], metric: str) -> dict[str, tuple[list, np.ndarray]]:
-    """task -> (example ids, (seeds, examples) 0/1 array) from the cells' ``samples.jsonl``."""
-    prediction = "pred_norm" if metric == "acc_norm" else "pred"
+    """task -> (example ids, (seeds, examples) array of per-example scores) from the cells'
+    ``samples.jsonl``: 0/1 correctness of a choice task, a generated task's score of ``metric`` (its
+    primary metric when it has no such metric; :func:`samora.evaluation.text_scoring.example_score`)."""
     per_cell = []
     for cell in cells:
         by_task: dict[str, list[dict]] = {}
@@ -194,7 +196,7 @@ def _correctness(cells: list[Path], metric: str) -> dict[str, tuple[list, np.nda
                     f"{cell} was evaluated on other {task} examples than {cells[0]}; every cell of "
                     "a comparison must see the same examples (same eval.limit, train.seed, data)"
                 )
-            rows.append([float(r[prediction] == r["gold"]) for r in by_task[task]])
+            rows.append([example_score(r, metric) for r in by_task[task]])
         tasks[task] = (ids, np.array(rows))
     return tasks
 

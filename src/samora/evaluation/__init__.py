@@ -1,4 +1,5 @@
-"""Evaluation: log-likelihood and generation protocols, metrics, results JSON and tables.
+"""Evaluation: log-likelihood and generation protocols, generate_until tasks (filters and text
+metrics), metrics, results JSON and tables.
 
 >>> from samora.evaluation import evaluate, format_table, write_results
 >>> results = evaluate(model, tokenizer, "commonsense", protocol="loglik", limit=200)
@@ -13,6 +14,7 @@ from samora.evaluation.evaluate import (
     routed_task_id,
     routing_tasks,
 )
+from samora.evaluation.filters import apply_filters
 from samora.evaluation.generation import generate_responses
 from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import (
@@ -31,14 +33,17 @@ from samora.evaluation.statistics import (
     paired_test,
 )
 from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions
+from samora.evaluation.text_metrics import TEXT_METRICS, register_text_metric
 
 __all__ = [
     "METRICS",
     "EvaluationOptions",
     "PROTOCOLS",
+    "TEXT_METRICS",
     "UNPARSED",
     "accuracy",
     "adapter_identity",
+    "apply_filters",
     "bootstrap_grid",
     "bootstrap_metric",
     "bootstrap_task_mean",
@@ -54,6 +59,7 @@ __all__ = [
     "model_identity",
     "paired_test",
     "read_samples",
+    "register_text_metric",
     "routed_task_id",
     "routing_tasks",
     "write_results",

@@ -30,6 +30,7 @@ from samora.evaluation.results_files import read_samples, write_results, write_s
 from samora.evaluation.results_table import format_table
 from samora.evaluation.statistics import bootstrap_task_mean
 from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions, evaluate_task
+from samora.evaluation.text_scoring import mean_of_scores
 from samora.routing import UNSEEN_TASK
 
 __all__ = [
@@ -237,10 +238,7 @@ def _averages(entries: dict[str, dict[str, Any]], samples: int, seed: int) -> di
     by_benchmark: dict[str, list[tuple]] = {}
     for entry in entries.values():
         if "metrics" in entry:
-            primary = entry["primary_metric"]
-            golds = [s["gold"] for s in entry["samples"]]
-            preds = [s["pred"] for s in entry["samples"]]
-            by_benchmark.setdefault(entry["benchmark"], []).append((metric_function(primary), golds, preds))
+            by_benchmark.setdefault(entry["benchmark"], []).append(_primary_values(entry))
     averages = {}
     for benchmark, tasks in by_benchmark.items():
         mean = bootstrap_task_mean(tasks, samples=samples, seed=seed)
@@ -252,6 +250,16 @@ def _averages(entries: dict[str, dict[str, Any]], samples: int, seed: int) -> di
             "ci95": mean["ci95"],
         }
     return averages
+
+
+def _primary_values(entry: dict[str, Any]) -> tuple:
+    """``(metric, golds, preds)`` of an entry's primary metric over its examples; a generated task's
+    are its per-example scores (:func:`samora.evaluation.text_scoring.mean_of_scores`)."""
+    primary, samples = entry["primary_metric"], entry["samples"]
+    if samples and "metrics" in samples[0]:
+        scores = [sample["metrics"][primary] for sample in samples]
+        return mean_of_scores, scores, scores
+    return metric_function(primary), [s["gold"] for s in samples], [s["pred"] for s in samples]
 
 
 def _pick(value: Any, name: str, default: Any) -> Any:

@@ -24,7 +24,10 @@ def write_samples(results: dict[str, Any], path: str | Path) -> Path:
 
     loglik records: id, task, gold, pred (argmax of the summed log-likelihoods), pred_norm (argmax
     of loglik / choice length), scores (one per choice), correct; generate records: id, task, gold,
-    pred (the extracted answer index, -1 if none), response (the generated text), correct.
+    pred (the extracted answer index, -1 if none), response (the generated text), correct;
+    generate_until records: id, task, prompt, response, filtered (answer per filter), gold (text),
+    pred (the first filter's answer), metrics (score per metric), correct (primary score 1)
+    (:mod:`samora.evaluation.text_scoring`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,7 +35,8 @@ def write_samples(results: dict[str, Any], path: str | Path) -> Path:
     with temporary.open("w", encoding="utf-8") as handle:
         for task, entry in results["tasks"].items():
             for sample in entry.pop("samples", []):
-                record = {"id": sample["id"], "task": task, **sample, "correct": sample["pred"] == sample["gold"]}
+                record = {"id": sample["id"], "task": task, **sample}
+                record.setdefault("correct", sample["pred"] == sample["gold"])
                 if "scores" in record:
                     record["scores"] = [float(score) for score in record["scores"]]
                 handle.write(json.dumps(record, default=_json_scalar) + "\n")

@@ -8,6 +8,10 @@
   as the prediction, with MTL-LoRA's bare-digit fallback under ``lenient``; no match is ``-1``
   (:data:`UNPARSED`).
 
+A task whose ``output_type`` is ``generate_until`` (an own task's free-form answers) is generated
+with lm-eval's ``until`` / ``max_gen_toks`` semantics by :mod:`samora.evaluation.generate_until`,
+whatever the protocol, and scored by :mod:`samora.evaluation.text_scoring`.
+
 Both batch their requests with :mod:`samora.evaluation.batching`. The names stay importable from
 here (``from samora.evaluation.scoring import loglik_scores``) as from :mod:`samora.evaluation`.
 """

@@ -10,14 +10,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from samora.data.chat import ChatFormat
 from samora.data.sources import DataSourceError, load_examples, resolve_source
 from samora.data.tasks import Task, get_task, resolve_split
 from samora.data.templates import Template, get_template
 from samora.evaluation.answers import UNPARSED, extract_answer
+from samora.evaluation.generate_until import generate_until, generation_settings
 from samora.evaluation.generation import generate_responses
 from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import compute_metrics, metric_function
 from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric
+from samora.evaluation.text_scoring import metric_entries, score_generations
 
 PROTOCOLS = ("loglik", "generate")
 
@@ -38,6 +41,10 @@ class EvaluationOptions:
         progress: show a progress bar per task.
         skip_unavailable: record a task whose split no source holds as skipped instead of raising.
         bootstrap_samples: resamples of each metric's bootstrap interval.
+        chat_template: score every prompt inside the tokenizer's chat template, as lm-eval's
+            ``--apply_chat_template`` does (:class:`samora.data.chat.ChatFormat`): choices follow the
+            assistant header without the target delimiter, generation also stops at the end of turn.
+        system_prompt: the system turn of the chat template (lm-eval's ``--system_instruction``).
     """
 
     protocol: str = "loglik"
@@ -51,6 +58,8 @@ class EvaluationOptions:
     progress: bool = True
     skip_unavailable: bool = False
     bootstrap_samples: int = DEFAULT_SAMPLES
+    chat_template: bool = False
+    system_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -76,6 +85,7 @@ class EvaluationOptions:
             "batch_size": self.batch_size,
             "bootstrap_samples": self.bootstrap_samples,
             **(generation if self.protocol == "generate" else {}),
+            **({"chat_template": True, "system_prompt": self.system_prompt} if self.chat_template else {}),
         }
 
 
@@ -105,7 +115,7 @@ def evaluate_task(
     task = get_task(name)
     task_split = resolve_split(task, options.split)
     chosen_template = get_template(template, task)
-    if options.protocol == "generate" and not chosen_template.generative:
+    if options.protocol == "generate" and task.output_type == "multiple_choice" and not chosen_template.generative:
         raise ValueError(
             f"Template {chosen_template.name!r} is scored by log-likelihood only; "
             f"use protocol='loglik' or a generative template such as "
@@ -128,17 +138,75 @@ def evaluate_task(
         "n": len(examples),
         "primary_metric": task.primary_metric,
     }
-    predicted = _predict(model, tokenizer, task, examples, chosen_template, options, route)
-    entry.update(predicted.fields)
+    entry.update(score_examples(model, tokenizer, task, examples, chosen_template, options, route))
+    return entry
+
+
+def score_examples(
+    model: Any,
+    tokenizer: Any,
+    task: Task,
+    examples: Any,
+    template: Template,
+    options: EvaluationOptions,
+    route: int | None,
+) -> dict[str, Any]:
+    """The scored fields of a task's entry (metrics, their intervals, per-example ``samples``...)
+    from its rendered ``examples``, by ``task.output_type``: ``generate_until`` examples are
+    generated and scored by text metrics (:mod:`samora.evaluation.text_scoring`, whatever
+    ``options.protocol``), ``multiple_choice`` ones under ``options.protocol``."""
+    if task.output_type == "generate_until":
+        return _score_by_generation_until(model, tokenizer, task, examples, options, route)
+    if task.output_type != "multiple_choice":
+        raise ValueError(
+            f"{task.name}: output_type {task.output_type!r} is not supported; use multiple_choice or generate_until"
+        )
+    predicted = _predict(model, tokenizer, task, examples, template, options, route)
+    fields = dict(predicted.fields)
     golds, n_choices = list(examples["gold"]), [len(choices) for choices in examples["choices"]]
-    resamples, seed = options.bootstrap_samples, options.bootstrap_seed
-    entry.update(
+    fields.update(
         describe_predictions(
-            entry["metrics"], golds, predicted.preds, n_choices, predicted.normalised, resamples, seed
+            fields["metrics"],
+            golds,
+            predicted.preds,
+            n_choices,
+            predicted.normalised,
+            options.bootstrap_samples,
+            options.bootstrap_seed,
         )
     )
-    entry["samples"] = predicted.samples
-    return entry
+    fields["samples"] = predicted.samples
+    return fields
+
+
+def _score_by_generation_until(
+    model: Any, tokenizer: Any, task: Task, examples: Any, options: EvaluationOptions, route: int | None
+) -> dict[str, Any]:
+    """Generate each example's prompt with the task's generation_kwargs, routed to ``route``, then
+    filter and score the texts (:func:`samora.evaluation.text_scoring.score_generations`); its
+    metrics and generation settings are checked before anything is generated."""
+    metric_entries(task)
+    settings = generation_settings(task.generation_kwargs, task.name)
+    prompts, stop_token_ids = list(examples["prompt"]), []
+    chat = _chat_format(tokenizer, options)
+    if chat is not None:
+        prompts = [chat.prompt(prompt) for prompt in prompts]
+        settings = settings._replace(until=(*settings.until, *chat.stop_strings()))
+        stop_token_ids = chat.stop_token_ids()
+    responses = generate_until(
+        model,
+        tokenizer,
+        prompts,
+        settings,
+        stop_token_ids=stop_token_ids,
+        batch_size=options.batch_size,
+        task_id=route,
+        progress=options.progress,
+        desc=f"{task.name} generate_until",
+    )
+    return score_generations(
+        task, examples, prompts, responses, samples=options.bootstrap_samples, seed=options.bootstrap_seed
+    )
 
 
 def _predict(
@@ -157,29 +225,36 @@ def _predict(
         "progress": options.progress,
         "desc": f"{task.name} {options.protocol}",
     }
+    chat = _chat_format(tokenizer, options)
     if options.protocol == "loglik":
-        return _predict_by_loglik(model, tokenizer, task, examples, common)
-    return _predict_by_generation(model, tokenizer, task, examples, template, options, common)
+        return _predict_by_loglik(model, tokenizer, task, examples, chat, common)
+    return _predict_by_generation(model, tokenizer, task, examples, template, options, chat, common)
 
 
-def _predict_by_loglik(model: Any, tokenizer: Any, task: Task, examples: Any, common: dict[str, Any]) -> _Predictions:
+def _chat_format(tokenizer: Any, options: EvaluationOptions) -> ChatFormat | None:
+    return ChatFormat(tokenizer, options.system_prompt) if options.chat_template else None
+
+
+def _predict_by_loglik(
+    model: Any, tokenizer: Any, task: Task, examples: Any, chat: ChatFormat | None, common: dict[str, Any]
+) -> _Predictions:
     """argmax over each example's choices of the summed log-likelihoods (the task's metrics) and of
-    those divided by the choices' lengths (``acc_norm``)."""
+    those divided by the choices' lengths without the target delimiter (``acc_norm``); inside the
+    chat template (``chat``) as :meth:`samora.data.chat.ChatFormat.loglik_request` says."""
     golds = list(examples["gold"])
     sizes = [len(choices) for choices in examples["choices"]]
-    scores = loglik_scores(
-        model,
-        tokenizer,
-        [p for prompts in examples["choice_prompts"] for p in prompts],
-        [c for choices in examples["choices"] for c in choices],
-        **common,
-    )
-    lengths = [choice_length(c) for choices in examples["choices"] for c in choices]
+    contexts = [p for prompts in examples["choice_prompts"] for p in prompts]
+    continuations = [c for choices in examples["choices"] for c in choices]
+    if chat is not None:
+        requests = [chat.loglik_request(p, c, task.target_delimiter) for p, c in zip(contexts, continuations)]
+        contexts, continuations = [p for p, _ in requests], [c for _, c in requests]
+    scores = loglik_scores(model, tokenizer, contexts, continuations, **common)
+    lengths = [choice_length(c, task.target_delimiter) for choices in examples["choices"] for c in choices]
     bounds = np.cumsum([0, *sizes])
     preds = [int(np.argmax(scores[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
     normalised = [int(np.argmax(np.divide(scores[a:b], lengths[a:b]))) for a, b in zip(bounds[:-1], bounds[1:])]
     metrics = {
-        **compute_metrics(task.metrics, golds, preds),
+        **compute_metrics([name for name in task.metrics if name != "acc_norm"], golds, preds),
         "acc_norm": compute_metrics(["acc"], golds, normalised)["acc"],
     }
     samples = [
@@ -196,15 +271,17 @@ def _predict_by_generation(
     examples: Any,
     template: Template,
     options: EvaluationOptions,
+    chat: ChatFormat | None,
     common: dict[str, Any],
 ) -> _Predictions:
     """The first answer label in each generated response (``-1``: none), the task's metrics and the
     number of responses without one."""
     golds = list(examples["gold"])
+    prompts = [chat.prompt(p) for p in examples["prompt"]] if chat is not None else examples["prompt"]
     responses = generate_responses(
         model,
         tokenizer,
-        examples["prompt"],
+        prompts,
         num_beams=options.num_beams,
         max_new_tokens=options.max_new_tokens,
         **common,
