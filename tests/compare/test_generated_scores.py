@@ -68,3 +68,5 @@ def test_generated_tasks_enter_the_table_and_paired_tests_with_their_primary_met
     assert comparison["table"]["samora"]["tasks"]["boolq"]["value"] == pytest.approx(np.mean(boolq))
     test = comparison["paired"]["vs_reference"]["samora"]
     assert test["significant"] and test["tasks"]["answers"]["ci95"][0] > 0.2
+    assert comparison["task_metrics"] == {"boolq": "acc", "answers": "f1"}
+    assert "(mean score (acc; f1 for answers) over 2 tasks" in (tmp_path / "comparison.md").read_text()

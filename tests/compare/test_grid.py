@@ -91,7 +91,7 @@ def test_method_specs_parse_into_method_and_overrides():
     "overrides,message",
     [
         (["compare.methods=['samora(nosuch=1)']"], "SAMoRAConfig has no field.*nosuch"),
-        (["compare.methods=['samora(router=mlp)']"], "router must be"),
+        (["compare.methods=['samora(router=moe)']"], "router must be"),
         (["compare.reference=moelora"], "compare.reference 'moelora' must be one of"),
         (["compare.methods=[lora, lora]"], "lists a method twice"),
         (["compare.seeds=[1, 1]"], "distinct integers"),

@@ -4,7 +4,6 @@ eval (data changed since: warned) -> analyze -> export per own task."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -17,8 +16,6 @@ from samora.run.cli import main
 from tests.helpers import ROOT, run_overrides, subprocess_environment
 
 EXAMPLES = ROOT / "examples" / "own-tasks"
-# generate_until tasks are scored by the text metrics of the `scoring` branch (issue #22's other half)
-GENERATION_SCORED = importlib.util.find_spec("samora.evaluation.text_metrics") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +41,6 @@ def tiny_compare(model_dir, output, methods="[samora, lora, hydralora]"):
     ]
 
 
-@pytest.mark.skipif(not GENERATION_SCORED, reason="generate_until scoring arrives with the `scoring` branch")
 def test_samora_compare_runs_on_the_three_example_task_files_from_the_command_line(tiny_model_dir, tmp_path):
     output = tmp_path / "grid"
     command = [sys.executable, "-m", "samora.run.cli", "compare", "examples/own-tasks/compare.yaml"]

@@ -8,12 +8,9 @@ resolves ``data_files`` against the working directory, so both sides read them f
   ``include_path``, ``log_samples``, with or without ``apply_chat_template`` / ``system_instruction``;
   per document its contexts and continuations as lm-eval built them, then its log-likelihoods with
   ``acc`` / ``acc_norm``, or its generated text with each filter's answer and ``exact_match``.
-- samora's side (:func:`samora_examples`): the same documents rendered by lm-eval's own
-  ``ConfigurableTask`` (``doc_to_text``, ``doc_to_choice``, ``doc_to_target``) into samora's example
-  columns and a :class:`samora.data.tasks.Task` carrying the YAML's output type, metric_list,
-  filter_list, generation_kwargs and target delimiter, as the own-task loader declares them.
-  (Once the loader of branch ``tasks`` is merged, it replaces this function: load the YAML through
-  samora and compare the same records.)
+- samora's side (:func:`samora_examples`): the same YAML files read by samora's own task loader
+  (a :class:`samora.data.tasks.Task` with the YAML's output type, metric_list, filter_list,
+  generation_kwargs and target delimiter, and its documents rendered into samora's example rows).
 
 benchmarks/own_task_goldens.py commits lm-eval's records on SmolLM2 as goldens; the tests compare
 samora with them, and with lm-eval run live on a tiny model.
@@ -86,45 +83,11 @@ def _per_document(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(records.values())
 
 
-def samora_examples() -> dict[str, tuple[Task, dict[str, list]]]:
-    """task -> (samora Task, rendered example columns) of the parity YAMLs, rendered by lm-eval."""
-    with in_task_folder():
-        loaded = task_manager().load_task_or_group(list(TASK_NAMES))
-    return {name: (_samora_task(task.config), _rendered(task)) for name, task in loaded.items()}
+def samora_examples() -> dict[str, tuple[Task, Any]]:
+    """task -> (samora Task, example rows) of the parity YAMLs, read and rendered by samora's own
+    task-YAML loader (:func:`samora.data.task_yaml.yaml_task`), as ``data.tasks=[parity_mc.yaml]`` does."""
+    from samora.data.sources import load_examples
+    from samora.data.task_yaml import yaml_task
 
-
-def _samora_task(config: Any) -> Task:
-    return Task(
-        name=config.task,
-        benchmark="own",
-        aliases=(),
-        splits=("test",),
-        eval_split="test",
-        metrics=tuple(entry["metric"] for entry in config.metric_list),
-        hub=("json", None),
-        output_type=config.output_type,
-        metric_list=tuple(config.metric_list),
-        filter_list=tuple(config.filter_list or ()),
-        generation_kwargs=config.generation_kwargs,
-        target_delimiter=config.target_delimiter,
-    )
-
-
-def _rendered(task: Any) -> dict[str, list]:
-    """samora's example columns of the task's test documents (the contract of branch ``tasks``)."""
-    columns: dict[str, list] = {key: [] for key in ("id", "prompt", "choices", "choice_prompts", "gold", "target")}
-    for doc in task.test_docs():
-        prompt, target = task.doc_to_text(doc), task.doc_to_target(doc)
-        if task.config.output_type == "multiple_choice":
-            choices = [task.config.target_delimiter + choice for choice in task.doc_to_choice(doc)]
-            gold, target = target, choices[target]
-        else:
-            choices, gold, target = [], -1, str(target)
-        columns["id"].append(doc["id"])
-        columns["prompt"].append(prompt)
-        columns["choices"].append(choices)
-        columns["choice_prompts"].append([prompt] * len(choices))
-        columns["gold"].append(gold)
-        columns["target"].append(target)
-    columns["answer_labels"] = [[] for _ in columns["id"]]
-    return columns
+    tasks = [yaml_task(TASK_FOLDER / f"{name.removeprefix('samora_')}.yaml") for name in TASK_NAMES]
+    return {task.name: (task, load_examples(task, "eval")) for task in tasks}

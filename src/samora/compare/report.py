@@ -15,7 +15,7 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
     seeds = _seed_counts(table)
     headline = ", ".join(f"{label} {_points(row['mean'])}" for label, row in table.items())
     lines = [
-        f"{headline} (mean {comparison['metric']} over {len(comparison['tasks'])} tasks, 95% CI, "
+        f"{headline} (mean {_metric_phrase(comparison)} over {len(comparison['tasks'])} tasks, 95% CI, "
         f"{n} examples per task, {seeds} seed{'s' * (seeds != '1')} per method)"
     ]
     if comparison["pending"]:
@@ -211,3 +211,16 @@ def _verdict(test: dict[str, Any], family_size: int) -> str:
 
 def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _metric_phrase(comparison: dict[str, Any]) -> str:
+    """``acc``, or for a grid whose generated tasks are scored by another metric
+    ``score (acc; exact_match for sciq_answer)``."""
+    metric = comparison["metric"]
+    others: dict[str, list[str]] = {}
+    for task, name in comparison.get("task_metrics", {}).items():
+        if name != metric:
+            others.setdefault(name, []).append(task)
+    if not others:
+        return metric
+    return f"score ({metric}; " + "; ".join(f"{name} for {', '.join(tasks)}" for name, tasks in others.items()) + ")"

@@ -18,7 +18,7 @@ from samora.compare.report import answer_lines, paired_test_groups, write_markdo
 from samora.compare.spec import MethodSpec, parse_method_spec
 from samora.evaluation.evaluate import read_samples
 from samora.evaluation.statistics import CONFIDENCE, bootstrap_grid, holm_adjusted, paired_test
-from samora.evaluation.text_scoring import example_score
+from samora.evaluation.text_scoring import example_metric, example_score
 from samora.files import write_text_atomic
 from samora.run.run_config import ConfigError, RunConfig
 
@@ -54,6 +54,7 @@ def write_comparison(
     first = next(iter(correct.values()))
     comparison = {
         "metric": section.metric,
+        "task_metrics": _task_metrics(next(iter(next(iter(rows.values())).values())), section.metric),
         "tasks": list(first),
         "examples_per_task": {t: v.shape[1] for t, (_, v) in first.items()},
         "seeds": section.seeds,
@@ -199,6 +200,11 @@ def _correctness(cells: list[Path], metric: str) -> dict[str, tuple[list, np.nda
             rows.append([example_score(r, metric) for r in by_task[task]])
         tasks[task] = (ids, np.array(rows))
     return tasks
+
+
+def _task_metrics(cell: Path, metric: str) -> dict[str, str]:
+    """task -> the metric its per-example scores are of (``metric``, or a generated task's primary one)."""
+    return {record["task"]: example_metric(record, metric) for record in read_samples(cell / "samples.jsonl")}
 
 
 def _check_same_examples(correct: dict[str, dict[str, tuple[list, np.ndarray]]]) -> None:

@@ -24,9 +24,12 @@ def encode_pairs(tokenizer: Any, prompts: list[str], responses: list[str]) -> tu
 
 
 def tokenize_for_training(
-    tokenizer: Any, prompts: list[str], responses: list[str], max_length: int
+    tokenizer: Any, prompts: list[str], responses: list[str], max_length: int, *, append_eos: bool = True
 ) -> dict[str, list]:
     """``input_ids = prompt + response + eos`` with ``labels`` of -100 on the prompt tokens.
+
+    ``append_eos=False`` leaves the eos out, for responses that already end their turn (a chat
+    template's assistant turn ends with its own end-of-turn marker).
 
     A sequence longer than ``max_length`` loses tokens from the start of its prompt, so the
     response (what the loss is on) and the end of the prompt (options, "Answer format") stay.
@@ -36,7 +39,7 @@ def tokenize_for_training(
     ``prompt_truncated`` and ``response_truncated`` (bool per example).
     """
     prompt_ids, response_ids = encode_pairs(tokenizer, prompts, responses)
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    eos = [tokenizer.eos_token_id] if append_eos and tokenizer.eos_token_id is not None else []
     columns: dict[str, list] = {
         "input_ids": [],
         "attention_mask": [],

@@ -228,7 +228,7 @@ def _tokenize_batch(
     if chat is not None:  # the answer is the assistant turn, after the template's header (no delimiter)
         pairs = [chat.training_texts(p, r.removeprefix(delimiter)) for p, r in zip(prompts, responses)]
         prompts, responses = [chat.without_added_bos(p) for p, _ in pairs], [r for _, r in pairs]
-    columns = tokenize_for_training(tokenizer, prompts, responses, max_length)
+    columns = tokenize_for_training(tokenizer, prompts, responses, max_length, append_eos=chat is None)
     columns["task_ids"] = [task_id] * len(batch["prompt"])
     return columns
 

@@ -93,11 +93,17 @@ def score_generations(
     }
 
 
+def example_metric(record: Mapping[str, Any], metric: str) -> str:
+    """The metric :func:`example_score` reads for ``record``: ``metric``, or for a generated example
+    without it, that example's primary metric (the first it carries)."""
+    scores = record.get("metrics")
+    return metric if scores is None or metric in scores else next(iter(scores))
+
+
 def example_score(record: Mapping[str, Any], metric: str) -> float:
     """One ``samples.jsonl`` record's score under ``metric``: a generated example's score of that
     metric (its primary one when it has no such metric), else whether a choice prediction is right
     (``pred_norm`` for ``acc_norm``, ``pred`` otherwise)."""
     if "metrics" in record:
-        scores = record["metrics"]
-        return float(scores[metric] if metric in scores else next(iter(scores.values())))
+        return float(record["metrics"][example_metric(record, metric)])
     return float(record["pred_norm" if metric == "acc_norm" else "pred"] == record["gold"])
