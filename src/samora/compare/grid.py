@@ -72,7 +72,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     check_task_data(config, tasks, ["train", config.eval.split])
     check_grid_config(config, output)
     specs, reference, budget_spec = compare_specs(config)
-    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     plan = budget_plan(model, config, specs, budget_spec, tasks)
     if config.compare.baseline:
         run_cell(output / "cells" / "base", {"kind": "base"}, partial(_evaluate_base, model, tokenizer, config, tasks))
@@ -215,7 +215,7 @@ def _train_cell(
     save_config(dataclasses.replace(config, adapter=dict(budget["config"]), output_dir=str(cell)), cell)
     config_cls, _ = get_method(spec.method)
     adapter = config_cls.from_dict(budget["config"])
-    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     torch.manual_seed(seed)
     model = samora.get_model(model, adapter)
     started = time.perf_counter()

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samora.config import AdapterConfig
+from samora.methods.quantized import dequantized_weight, keep_trainable_layout, quantization_of
 from samora.routing import RoutingState
 
 T = TypeVar("T")
@@ -52,7 +53,9 @@ def not_exportable(config: AdapterConfig) -> NotMergeableError:
 def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
     """Return ``(in_features, out_features, fan_in_fan_out)`` of a supported linear layer.
 
-    Supported: ``torch.nn.Linear`` (weight (out, in)) and GPT-2 style ``Conv1D`` (weight (in, out)).
+    Supported: ``torch.nn.Linear`` (weight (out, in)), bitsandbytes' ``Linear4bit`` / ``Linear8bitLt``
+    (subclasses of it, weight stored packed; see :mod:`samora.methods.quantized`) and GPT-2 style
+    ``Conv1D`` (weight (in, out)).
     """
     if isinstance(base_layer, nn.Linear):
         return base_layer.in_features, base_layer.out_features, False
@@ -105,13 +108,22 @@ class AdapterLayer(nn.Module):
         self.__dict__["state"] = state
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.disabled = False
+        keep_trainable_layout(base_layer)
 
     @property
     def device(self) -> torch.device:
         return self.base_layer.weight.device
 
+    @property
+    def base_quantization(self) -> str | None:
+        """``"4-bit"`` / ``"8-bit"`` for a bitsandbytes base layer (QLoRA), else None."""
+        return quantization_of(self.base_layer)
+
     def base_weight(self) -> torch.Tensor:
-        """The frozen weight as (out_features, in_features), whatever the layer's storage layout."""
+        """The frozen weight as (out_features, in_features), whatever the layer's storage layout; a
+        bitsandbytes base's dequantised (a new tensor in its compute dtype, not the stored weight)."""
+        if self.base_quantization is not None:
+            return dequantized_weight(self.base_layer)
         weight = self.base_layer.weight
         return weight.T if self.fan_in_fan_out else weight
 

@@ -172,7 +172,7 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
         )
     plan = _start_run_folder(run_dir, config, overwrite, main)
     torch.manual_seed(config.train.seed)
-    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     stream = build_stream(config, tokenizer, tasks)
     metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before and main:
@@ -306,7 +306,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     if adapter_dir:
         model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
     else:
-        model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+        model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     output = new_results_folder(Path(config.output_dir) / "evals", "eval", numbered_first=True)
     try:
         results = evaluate_model(model, tokenizer, config, tasks, output / "samples.jsonl")
