@@ -20,12 +20,14 @@ from tests.helpers import Collator, adapted_model, tiny_dataset
 
 STEPS = 3
 LEARNING_RATE = 0.5
-# regularised: one FSDP unit (the regularisers read every adapter parameter after the forward, so they
-# need them gathered then); per_layer: one unit per decoder layer, as FSDP is usually applied, with the
-# regularisers off (sharded parameters outside their layer's forward cannot feed them).
+# regularised: one FSDP unit for the whole model; per_layer: one unit per decoder layer, as accelerate's
+# transformer auto-wrap applies FSDP. Both with the regularisers on: each layer computes its terms in its
+# own forward, where FSDP has its parameters gathered (outside it they are DTensor shards, and mixing
+# them with plain tensors crashed: "aten.sub.Tensor got mixed torch.Tensor and DTensor").
+REGULARISED = dict(dropout=0.0, lambda_orth=0.05, lambda_match=0.5, perturb=0.2)
 CASES = {
-    "regularised": dict(model=dict(dropout=0.0, lambda_orth=0.05, lambda_match=0.5, perturb=0.2), per_layer=False),
-    "per_layer": dict(model=dict(dropout=0.0, lambda_orth=0.0, lambda_match=0.0, perturb=0.2), per_layer=True),
+    "regularised": dict(model=REGULARISED, per_layer=False),
+    "per_layer": dict(model=REGULARISED, per_layer=True),
 }
 
 
