@@ -30,11 +30,13 @@ naming each such task and why, before any model loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +61,10 @@ def is_main_process() -> bool:
     """True on the process that writes the run folder (every process when not distributed).
 
     Under ``accelerate launch`` / ``torchrun`` all processes build the data and train (the Trainer
-    runs them data-parallel); evaluation, analysis and every file of the run folder are the main
-    process's, so the ranks never write the same files.
+    runs them data-parallel). Every process also runs the evaluations and the analysis, on the same
+    examples: under FSDP and ZeRO-3 every forward gathers parameters from all processes, and under DDP
+    a process left waiting for the main one's evaluation would time out after ``ddp_timeout``. Every
+    file of the run folder is the main process's, so the ranks never write the same files.
     """
     return int(os.environ.get("RANK", "0")) == 0  # set by torchrun / accelerate launch for every process
 
@@ -175,21 +179,24 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     stream = build_stream(config, tokenizer, tasks)
     metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
-    if config.eval.before and main:
+    if config.eval.before:  # on every process, see is_main_process
         _say(main, "evaluating the base model")
-        metrics["before"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_before.jsonl")
-        print(format_table(metrics["before"]), flush=True)
+        metrics["before"] = evaluate_model(
+            model, tokenizer, config, tasks, _main_only(run_dir / "samples_before.jsonl")
+        )
+        _show(main, format_table(metrics["before"]))
     model = samora.get_model(model, adapter_config)
     _say(main, f"{adapter_config.method}: {samora.trainable_parameters(model)}")
     result, metrics["train"] = train_adapter(
         model, tokenizer, stream, config, run_dir / "adapter", resume=plan.resume_from or False, run_dir=run_dir
     )
+    _say(main, "evaluating the adapted model")
+    metrics["after"] = evaluate_model(model, tokenizer, config, tasks, _main_only(run_dir / "samples_after.jsonl"))
+    _show(main, format_table(metrics["after"]))
+    with _main_only_folder(run_dir / "analysis") as analysis_dir:
+        metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, analysis_dir)
     if not main:
         return metrics
-    _say(main, "evaluating the adapted model")
-    metrics["after"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_after.jsonl")
-    print(format_table(metrics["after"]), flush=True)
-    metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
     collapse = (metrics["analysis"].get("collapse") or {}).get("warning")
     if collapse:
         logger.warning("router: %s", collapse)
@@ -366,6 +373,26 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
 
 def _process_count() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _main_only(path: Path) -> Path | None:
+    """``path`` on the main process; None (write nothing) on the others."""
+    return path if is_main_process() else None
+
+
+@contextlib.contextmanager
+def _main_only_folder(path: Path):
+    """``path`` on the main process; a scratch folder, removed afterwards, on the others."""
+    if is_main_process():
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="samora-rank-") as scratch:
+        yield Path(scratch)
+
+
+def _show(main: bool, table: str) -> None:
+    if main:
+        print(table, flush=True)
 
 
 def _say(main: bool, message: str) -> None:
