@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -124,3 +125,28 @@ def test_samora_train_and_eval_of_the_run_folder_on_a_4bit_base(tiny_model_dir, 
     assert {task: entry["metrics"] for task, entry in evaluated.items()} == {
         task: entry["metrics"] for task, entry in after.items()
     }
+
+
+def test_a_qlora_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
+    def run(resume: bool):
+        model = samora.get_model(quantized_base(tiny_model_dir), samora.SAMoRAConfig(r=4, tasks=list(TASKS)))
+        options = dict(per_device_train_batch_size=4, learning_rate=1e-2, precision="fp32", progress="lines")
+        result = train(
+            model,
+            None,
+            tiny_dataset(8),
+            output_dir=tmp_path,
+            data_collator=Collator(),
+            max_steps=2,
+            save_steps=1,
+            resume=resume,
+            **options,
+        )
+        return result, adapter_state_dict(model)
+
+    _, straight = run(resume=False)
+    shutil.rmtree(tmp_path / "checkpoint-2")  # as if killed after the first checkpoint
+    resumed, resumed_adapter = run(resume=True)
+    assert resumed.resumed_from == str(tmp_path / "checkpoint-1") and resumed.global_step == 2
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed_adapter[key], value, msg=key)
