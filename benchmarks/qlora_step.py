@@ -3,6 +3,7 @@ SAMoRA's step time against PEFT's LoRA on the same 4-bit base (the issue's targe
 
     python benchmarks/qlora_step.py --device cuda --output benchmarks/results/qlora_step_cuda.md
     python benchmarks/qlora_step.py --model TINY_FOLDER --batch 2 --length 16 --rounds 2   # a check
+    python benchmarks/qlora_step.py --attn-implementation flash_attention_2 ...           # vs sdpa
 
 Every measurement runs in a fresh process (``--probe``), so one base's memory does not linger into
 the next: it loads the base as ``samora train`` does (``model.dtype``, ``model.quantization=4bit``:
@@ -39,20 +40,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--r", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3, help="measured steps of the memory probes")
     parser.add_argument("--rounds", type=int, default=20, help="timed rounds (one step of each contender)")
+    parser.add_argument("--attn-implementation", default=None, help="model.attn_implementation (default: the model's)")
     parser.add_argument("--output", help="write the markdown table here (and the figures as .json next to it)")
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # internal: one measurement, in this process
     return parser.parse_args(argv)
 
 
 def load(args: argparse.Namespace, base: str):
-    """The base model as ``samora train`` loads it; a 4-bit base computes in bf16 on CUDA, fp32 on CPU."""
-    from samora.run.model_loading import load_base_model
+    """The base model as ``samora train`` loads it (its ``from_pretrained`` keywords and, quantized,
+    PEFT's k-bit preparation); no tokenizer needed. A 4-bit base computes in bf16 on CUDA, fp32 on CPU."""
+    from transformers import AutoModelForCausalLM
+
+    from samora.run.model_loading import from_pretrained_keywords, prepare_quantized_model
     from samora.run.run_config import ModelSection
+    from samora.run.smollm2 import SMOLLM2_ALIASES, smollm2_path
 
     dtype, quantization = BASES[base]
     dtype = dtype or ("bfloat16" if args.device == "cuda" else "float32")
-    model, _ = load_base_model(args.model, dtype, ModelSection(dtype=dtype, quantization=quantization))
-    return model if quantization or args.device == "cpu" else model.to(args.device)
+    options = ModelSection(dtype=dtype, quantization=quantization, attn_implementation=args.attn_implementation)
+    path = smollm2_path() if args.model in SMOLLM2_ALIASES else args.model
+    model = AutoModelForCausalLM.from_pretrained(path, **from_pretrained_keywords(options, dtype))
+    if quantization:
+        prepare_quantized_model(model)
+        return model
+    return model.to(args.device)
 
 
 def adapted(args: argparse.Namespace, base: str, contender: str):
@@ -135,8 +146,13 @@ def step_times(args: argparse.Namespace) -> dict:
 
 def run_probe(args: argparse.Namespace, probe: str) -> dict:
     """Run one measurement (``memory:<base>`` or ``time``) in a fresh process; its last line is JSON."""
-    settings = ("model", "device", "batch", "length", "r", "steps", "rounds")
-    argv = [item for name in settings for item in (f"--{name}", str(getattr(args, name)))]
+    settings = ("model", "device", "batch", "length", "r", "steps", "rounds", "attn_implementation")
+    argv = [
+        item
+        for name in settings
+        if getattr(args, name) is not None
+        for item in (f"--{name.replace('_', '-')}", str(getattr(args, name)))
+    ]
     command = [sys.executable, __file__, *argv, "--probe", probe]
     finished = subprocess.run(command, capture_output=True, text=True, check=False)
     if finished.returncode != 0:
@@ -150,7 +166,8 @@ def table(memory: list[dict], timing: dict, args: argparse.Namespace) -> str:
     median = {name: statistics.median(values) for name, values in timing["times_s"].items()}
     return "\n".join(
         [
-            f"QLoRA step on {args.model}, {args.device}, batch {args.batch} x {args.length} tokens, r={args.r}",
+            f"QLoRA step on {args.model}, {args.device}, batch {args.batch} x {args.length} tokens, r={args.r}, "
+            f"attention {args.attn_implementation or 'the model default'}",
             "",
             "| base | SAMoRA step peak (MiB) | vs float32 |",
             "|---|---|---|",
