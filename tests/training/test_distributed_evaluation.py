@@ -25,3 +25,4 @@ def test_an_evaluation_longer_than_ddp_timeout_does_not_end_the_run(tiny_model_d
     assert all(entry["n"] == 16 for stage in ("before", "after") for entry in metrics[stage]["tasks"].values())
     records = (run_dir / "samples_before.jsonl").read_text().splitlines()
     assert len(records) == 3 * 16  # written once, by the main process
+    assert finished.stderr.count("[samora] boolq: acc") == 2  # before and after, logged by the main process only

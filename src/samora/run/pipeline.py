@@ -30,13 +30,11 @@ naming each such task and why, before any model loads.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +50,10 @@ from samora.run.model_loading import (
     read_saved_adapter,
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
+from samora.run.processes import is_main_process, main_only_folder, quiet_unless_main
 from samora.run.run_config import ConfigError, RunConfig, TrainSection
 
 logger = logging.getLogger(__name__)
-
-
-def is_main_process() -> bool:
-    """True on the process that writes the run folder (every process when not distributed).
-
-    Under ``accelerate launch`` / ``torchrun`` all processes build the data and train (the Trainer
-    runs them data-parallel). Every process also runs the evaluations and the analysis, on the same
-    examples: under FSDP and ZeRO-3 every forward gathers parameters from all processes, and under DDP
-    a process left waiting for the main one's evaluation would time out after ``ddp_timeout``. Every
-    file of the run folder is the main process's, so the ranks never write the same files.
-    """
-    return int(os.environ.get("RANK", "0")) == 0  # set by torchrun / accelerate launch for every process
 
 
 def save_config(config: RunConfig, run_dir: Path) -> None:
@@ -160,7 +147,6 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
 
 def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[str, Any]:
     import samora
-    from samora.evaluation import format_table
     from samora.run.report import write_report
 
     run_dir = Path(config.output_dir)
@@ -181,19 +167,17 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before:  # on every process, see is_main_process
         _say(main, "evaluating the base model")
-        metrics["before"] = evaluate_model(
-            model, tokenizer, config, tasks, _main_only(run_dir / "samples_before.jsonl")
+        metrics["before"] = _evaluate_on_every_process(
+            model, tokenizer, config, tasks, run_dir / "samples_before.jsonl"
         )
-        _show(main, format_table(metrics["before"]))
     model = samora.get_model(model, adapter_config)
     _say(main, f"{adapter_config.method}: {samora.trainable_parameters(model)}")
     result, metrics["train"] = train_adapter(
         model, tokenizer, stream, config, run_dir / "adapter", resume=plan.resume_from or False, run_dir=run_dir
     )
     _say(main, "evaluating the adapted model")
-    metrics["after"] = evaluate_model(model, tokenizer, config, tasks, _main_only(run_dir / "samples_after.jsonl"))
-    _show(main, format_table(metrics["after"]))
-    with _main_only_folder(run_dir / "analysis") as analysis_dir:
+    metrics["after"] = _evaluate_on_every_process(model, tokenizer, config, tasks, run_dir / "samples_after.jsonl")
+    with main_only_folder(run_dir / "analysis") as analysis_dir, quiet_unless_main():
         metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, analysis_dir)
     if not main:
         return metrics
@@ -375,24 +359,17 @@ def _process_count() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _main_only(path: Path) -> Path | None:
-    """``path`` on the main process; None (write nothing) on the others."""
-    return path if is_main_process() else None
+def _evaluate_on_every_process(model, tokenizer, config: RunConfig, tasks: list[str], samples_path: Path) -> dict:
+    """:func:`evaluate_model` on every process (see :func:`is_main_process`); the main one alone writes the
+    per-example records to ``samples_path``, logs the per-task lines and prints the table."""
+    from samora.evaluation import format_table
 
-
-@contextlib.contextmanager
-def _main_only_folder(path: Path):
-    """``path`` on the main process; a scratch folder, removed afterwards, on the others."""
-    if is_main_process():
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="samora-rank-") as scratch:
-        yield Path(scratch)
-
-
-def _show(main: bool, table: str) -> None:
+    main = is_main_process()
+    with quiet_unless_main():
+        results = evaluate_model(model, tokenizer, config, tasks, samples_path if main else None)
     if main:
-        print(table, flush=True)
+        print(format_table(results), flush=True)
+    return results
 
 
 def _say(main: bool, message: str) -> None:
