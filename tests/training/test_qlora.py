@@ -96,6 +96,16 @@ def test_the_8bit_base_dequantises_to_its_scaled_int8_rows(tiny_model_dir):
     torch.testing.assert_close(layer.base_weight(), expected)
 
 
+def test_samora_trains_through_the_trainer_on_an_8bit_base(tiny_model_dir, tmp_path):
+    model = samora.get_model(quantized_base(tiny_model_dir, "8bit"), samora.SAMoRAConfig(r=4, tasks=list(TASKS)))
+    start = {k: v.clone() for k, v in adapter_state_dict(model).items()}
+    options = dict(per_device_train_batch_size=4, learning_rate=1e-2, precision="fp32", progress="lines")
+    result = train(model, None, tiny_dataset(8), output_dir=tmp_path, data_collator=Collator(), max_steps=2, **options)
+    assert result.global_step == 2 and math.isfinite(result.train_loss)
+    trained = adapter_state_dict(model)
+    assert max((trained[k] - start[k]).abs().max().item() for k in start) > 1e-3
+
+
 def test_merging_into_a_quantized_base_is_refused_naming_the_way_out(tiny_model_dir):
     model = samora.get_model(quantized_base(tiny_model_dir), samora.LoRAConfig(r=4, tasks=list(TASKS)))
     with pytest.raises(NotMergeableError, match="quantized .*4-bit.*Load the base model unquantized"):
