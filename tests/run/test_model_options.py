@@ -32,6 +32,8 @@ from samora.run.run_config import ModelSection, config_from_dict, load_run_confi
         (["model.attn_implementation=fast"], "model.attn_implementation must be one of 'eager', 'sdpa'"),
         (["model.trust_remote_code=maybe"], "model.trust_remote_code must be bool"),
         (["model.revison=main"], "unknown key(s) ['model.revison']"),
+        (["model.from_pretrained.torch_dtype=float16"], "model.from_pretrained.torch_dtype: samora sets torch_dtype"),
+        (["model.from_pretrained.load_in_4bit=true"], "itself; use model.quantization instead"),
     ],
 )
 def test_a_bad_loading_option_is_refused_naming_the_key(overrides, message):
@@ -79,6 +81,12 @@ def test_the_options_reach_from_pretrained_and_the_tokenizer():
     assert quantization.bnb_4bit_use_double_quant and quantization.bnb_4bit_compute_dtype == torch.bfloat16
     assert tokenizer_keywords(config.model) == {"revision": "v1.0", "trust_remote_code": True}
     assert from_pretrained_keywords(ModelSection(), "float32") == {"dtype": torch.float32}
+    other = load_run_config(overrides=["model.from_pretrained={subfolder: base, use_safetensors: true}"]).model
+    assert from_pretrained_keywords(other, "float32") == {
+        "subfolder": "base",
+        "use_safetensors": True,
+        "dtype": torch.float32,
+    }
 
 
 def test_bitsandbytes_keywords_are_passed_as_written():

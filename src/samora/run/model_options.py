@@ -11,6 +11,7 @@ model:
   device_map: auto                     # single process only; under torchrun / accelerate each rank loads its own
   low_cpu_mem_usage: true
   quantization: 4bit                   # QLoRA: nf4, double quantisation, compute in model.dtype
+  from_pretrained: {subfolder: base}   # any other from_pretrained keyword, passed as written
 ```
 
 ``quantization`` is ``4bit`` (nf4 with double quantisation, the QLoRA paper's), ``8bit``
@@ -46,6 +47,16 @@ QUANTIZATION_KEYS: dict[str, tuple | type] = {
     "llm_int8_skip_modules": list,
     "llm_int8_enable_fp32_cpu_offload": bool,
     "llm_int8_has_fp16_weight": bool,
+}
+# from_pretrained keywords that a key of the model section sets: refused under model.from_pretrained
+OWN_KEYWORDS = {
+    "dtype": "model.dtype",
+    "torch_dtype": "model.dtype",
+    "quantization_config": "model.quantization",
+    "load_in_4bit": "model.quantization",
+    "load_in_8bit": "model.quantization",
+    **{key: f"model.{key}" for key in ("attn_implementation", "revision", "trust_remote_code", "device_map")},
+    "low_cpu_mem_usage": "model.low_cpu_mem_usage",
 }
 # attn_implementation -> (the package it needs, its pip name)
 ATTENTION_PACKAGES = {"flash_attention_2": ("flash_attn", "flash-attn"), "flash_attention_3": ("flash_attn_3", None)}
@@ -96,6 +107,11 @@ def check_model_options(model: Any) -> None:
     field types cannot express: the quantization keywords, the packages an option needs (installed?),
     ``device_map`` in one process only."""
     quantization_keywords(model.quantization)
+    for key in model.from_pretrained:
+        if key in OWN_KEYWORDS:
+            raise ConfigError(
+                f"model.from_pretrained.{key}: samora sets {key} itself; use {OWN_KEYWORDS[key]} instead"
+            )
     if model.quantization is not None:
         _require_package("bitsandbytes", "bitsandbytes", "model.quantization")
         _require_package("peft", "peft", "model.quantization (its k-bit training preparation)")

@@ -51,7 +51,8 @@ class ModelSection:
     with ``quantization``, the dtype of the layers left unquantized and the 4-bit compute dtype.
     attn_implementation, revision, trust_remote_code, device_map, low_cpu_mem_usage: passed to
     ``from_pretrained``. quantization: ``4bit`` (QLoRA: nf4, double quantisation), ``8bit``, or
-    ``transformers.BitsAndBytesConfig`` keywords (:mod:`samora.run.model_options`)."""
+    ``transformers.BitsAndBytesConfig`` keywords (:mod:`samora.run.model_options`). from_pretrained:
+    any other ``from_pretrained`` keyword, passed as written."""
 
     name: str | None = None
     dtype: str = setting("auto", choices=("auto", "float32", "bfloat16", "float16"))
@@ -62,6 +63,7 @@ class ModelSection:
     device_map: str | dict | None = None  # one process only
     low_cpu_mem_usage: bool | None = None
     quantization: str | dict | None = None  # 4bit, 8bit, or BitsAndBytesConfig keywords
+    from_pretrained: dict = field(default_factory=dict)  # any other keyword, e.g. {subfolder: base}
 
     def __post_init__(self) -> None:
         check_model_options(self)
