@@ -82,9 +82,8 @@ def local_device() -> str:
 
 def from_pretrained_keywords(options: ModelSection, dtype: str) -> dict[str, Any]:
     """The ``from_pretrained`` keywords of a ``model`` section: ``model.from_pretrained``'s, ``dtype``, the
-    options that are set, and
-    ``quantization_config`` (a ``BitsAndBytesConfig``; 4-bit computes in ``dtype`` unless
-    ``bnb_4bit_compute_dtype`` says otherwise). A quantized model on a GPU is placed on this process's
+    options that are set, and ``quantization_config`` (a ``BitsAndBytesConfig``; 4-bit computes in
+    ``dtype`` unless ``bnb_4bit_compute_dtype`` says otherwise). A quantized model on a GPU is placed on this process's
     device (``device_map={"": cuda:LOCAL_RANK}``, as PEFT's QLoRA examples do): a quantized model
     cannot be moved after loading."""
     kwargs: dict[str, Any] = {**options.from_pretrained, "dtype": torch_dtype(dtype)}

@@ -61,7 +61,7 @@ class ModelSection:
     revision: str | None = None  # the tokenizer's too
     trust_remote_code: bool = False  # the tokenizer's too
     device_map: str | dict | None = None  # one process only
-    low_cpu_mem_usage: bool | None = None
+    low_cpu_mem_usage: bool | None = None  # transformers 4.57 (5 always loads that way and ignores it)
     quantization: str | dict | None = None  # 4bit, 8bit, or BitsAndBytesConfig keywords
     from_pretrained: dict = field(default_factory=dict)  # any other keyword, e.g. {subfolder: base}
 
