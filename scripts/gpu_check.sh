@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# GPU readiness check, offline, in under 8 minutes on one CUDA GPU:
+# GPU readiness check, offline, in under 10 minutes on one CUDA GPU:
 #   1. a venv from a folder of wheels (no network),   2. `samora env`,
 #   3. the contract suite (tests/test_contract.py) on CUDA in bf16,
 #   4. `samora bench` (every method vs PEFT LoRA) on a 2-layer random Llama with Llama-3-8B layer
-#      shapes (benchmarks/eight_b_like.py), bf16,   5. benchmarks/svd_init.py at 8B shapes.
+#      shapes (benchmarks/eight_b_like.py), bf16,   5. benchmarks/svd_init.py at 8B shapes,
+#   6. QLoRA on that model (benchmarks/qlora_step.py): peak memory of a SAMoRA step on a 4-bit base vs
+#      fp32 and bf16, and its step time vs PEFT QLoRA, with sdpa attention; again with flash-attention 2
+#      when flash_attn is installed.
 # Results (logs, junit XML, bench.md/json) go to $GPU_CHECK_OUT; the exit status is 1 if a step failed.
 #
 #   bash scripts/gpu_check.sh            on the CUDA machine
@@ -31,7 +34,7 @@ case "${1:-}" in
 esac
 source scripts/lib/install_wheels.sh  # WHEELS, the venv and pip commands, require_wheels
 OUT=${GPU_CHECK_OUT:-gpu_check_results}
-TOTAL_S=470  # the whole check stays under 8 minutes
+TOTAL_S=590  # the whole check stays under 10 minutes
 START=$SECONDS
 FAILED=()
 
@@ -40,11 +43,13 @@ if [ "$MODE" = cpu ]; then
   MODEL_ARGS=(--layers 1 --hidden 64 --intermediate 128 --heads 4 --kv-heads 2 --vocab 128)
   BENCH_ARGS=(--methods lora,samora --batch 2 --seq-len 16 --rounds 1 --generation-tokens 2 --no-memory)
   SVD_ARGS=(--shapes 64x64,32x64 --repeats 1)
+  QLORA_ARGS=(--batch 2 --length 16 --rounds 1 --steps 1)
 else
   DEVICE=cuda DTYPE=bfloat16 CONTRACT_ARGS=()
   MODEL_ARGS=()
   BENCH_ARGS=(--batch 8 --seq-len 256 --rounds 3 --memory-repeats 1)
   SVD_ARGS=(--shapes 4096x4096,1024x4096 --repeats 3)
+  QLORA_ARGS=(--batch 4 --length 256 --rounds 10 --steps 2)
 fi
 
 # step NAME LIMIT_S COMMAND...: run with a time limit (never past the total), log to $OUT/NAME.log
@@ -91,6 +96,12 @@ step model 45 "$PY" benchmarks/eight_b_like.py "$OUT/llama-8b-like" --dtype $DTY
 step bench 150 "$PY" -m samora.run.cli bench --model "$OUT/llama-8b-like" --device $DEVICE --dtype $DTYPE \
   --output "$OUT/bench-8b-like" "${BENCH_ARGS[@]}"
 step svd-init 60 "$PY" benchmarks/svd_init.py --device $DEVICE "${SVD_ARGS[@]}"
+step qlora 100 "$PY" benchmarks/qlora_step.py --model "$OUT/llama-8b-like" --device $DEVICE \
+  --attn-implementation sdpa --output "$OUT/qlora-8b-like-sdpa.md" "${QLORA_ARGS[@]}"
+if [ "$MODE" = dry ] || { [ "$MODE" = cuda ] && "$PY" -c "import flash_attn" 2>/dev/null; }; then  # (if installed)
+  step qlora-flash-attention 80 "$PY" benchmarks/qlora_step.py --model "$OUT/llama-8b-like" --device $DEVICE \
+    --attn-implementation flash_attention_2 --output "$OUT/qlora-8b-like-flash-attention.md" "${QLORA_ARGS[@]}"
+fi
 
 [ "$MODE" = dry ] && exit 0
 rm -rf "$OUT/llama-8b-like"  # the random weights are not a result

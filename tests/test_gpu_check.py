@@ -24,12 +24,15 @@ def run_script(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_dry_run_plans_every_step_on_cuda_in_bf16_within_eight_minutes():
+def test_dry_run_plans_every_step_on_cuda_in_bf16_within_ten_minutes():
     result = run_script("--dry-run")
     assert result.returncode == 0, result.stderr
     steps = re.findall(r"^\[([\w-]+)\] <= (\d+)s: (.*)$", result.stdout, flags=re.M)
     names = [name for name, _, _ in steps]
-    assert names == ["venv", "install", "cuda-visible", "env", "contract", "model", "bench", "svd-init"]
+    assert names == [
+        *["venv", "install", "cuda-visible", "env", "contract", "model", "bench", "svd-init"],
+        *["qlora", "qlora-flash-attention"],
+    ]
     commands = {name: command for name, _, command in steps}
     assert "--no-index --find-links wheels -r requirements/gpu.txt" in commands["install"]
     assert "SAMORA_TEST_DEVICE=cuda SAMORA_TEST_DTYPE=bfloat16" in commands["contract"]
@@ -37,11 +40,14 @@ def test_dry_run_plans_every_step_on_cuda_in_bf16_within_eight_minutes():
     assert "--device cuda --dtype bfloat16" in commands["bench"]
     assert "4096x4096,1024x4096" in commands["svd-init"]
     total = int(re.search(r"^TOTAL_S=(\d+)", SCRIPT.read_text(), flags=re.M).group(1))
-    assert total < 8 * 60  # every step's limit is capped by what is left of this total
+    assert "--attn-implementation sdpa" in commands["qlora"] and "--device cuda" in commands["qlora"]
+    assert "--attn-implementation flash_attention_2" in commands["qlora-flash-attention"]
+    assert total < 10 * 60  # every step's limit is capped by what is left of this total
     for path in (
         "requirements/gpu.txt",
         "benchmarks/eight_b_like.py",
         "benchmarks/svd_init.py",
+        "benchmarks/qlora_step.py",
         "tests/test_contract.py",
     ):
         assert (ROOT / path).is_file(), path

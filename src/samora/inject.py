@@ -49,6 +49,7 @@ class AdapterHandle:
         self.aux_scale = 1.0
         self.last_losses: dict[str, torch.Tensor] = {}
         self.enabled_input_grads = False
+        self.marked_adapters_attached = False
         # full shapes, recorded before any FSDP / ZeRO-3 sharding: what a saved adapter must hold
         self.tensor_shapes = {
             f"{name}.{key}": tuple(value.shape)
@@ -224,6 +225,7 @@ def get_model(
         model.enable_input_require_grads()
     handle = AdapterHandle(config, layers, state, requires_grad_before)
     handle.enabled_input_grads = enable_input_grads
+    handle.marked_adapters_attached = _mark_adapters_attached(model)
     setattr(model, ATTRIBUTE, handle)
     bind(model)
     return model
@@ -237,10 +239,27 @@ def unload(model: nn.Module) -> nn.Module:
         _set_submodule(model, name, layer.base_layer)
     if handle.enabled_input_grads:
         model.disable_input_require_grads()
+    if handle.marked_adapters_attached:
+        del model._hf_peft_config_loaded
     for name, parameter in model.named_parameters():
         parameter.requires_grad_(handle.requires_grad_before.get(name, parameter.requires_grad))
     delattr(model, ATTRIBUTE)
     return model
+
+
+def _mark_adapters_attached(model: nn.Module) -> bool:
+    """Tell transformers that a quantized ``model`` (QLoRA) now carries trainable adapters; return
+    whether it was marked.
+
+    The ``Trainer`` refuses to fine-tune a quantized model ("purely quantized models") unless it is a
+    PEFT model or carries adapters attached through transformers' own PEFT integration, which
+    ``add_adapter`` records as the instance flag ``_hf_peft_config_loaded``. samora's layers are such
+    adapters, so the flag is set on this instance (the class is untouched) and removed by :func:`unload`.
+    """
+    if not getattr(model, "is_quantized", False) or getattr(model, "_hf_peft_config_loaded", False):
+        return False
+    model._hf_peft_config_loaded = True
+    return True
 
 
 def adapter_of(model: nn.Module) -> AdapterHandle:

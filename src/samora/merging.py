@@ -62,6 +62,7 @@ def _fold(model: nn.Module, task_id: int | None) -> nn.Module:
             f"method '{config.method}' routes per token: its mixture weights depend on each input, "
             "so no fixed weight reproduces the adapted model; keep the adapter unmerged"
         )
+    _refuse_quantized_base(handle.layers)
     _refuse_tied_weights(model, handle.layers)
     # Compute every update before changing anything, so an error leaves the model as it was.
     with torch.no_grad():
@@ -82,6 +83,20 @@ def _merged_weight(weight: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     """
     dtype = torch.promote_types(torch.promote_types(weight.dtype, update.dtype), torch.float32)
     return (weight.to(dtype) + update.to(weight.device, dtype)).to(weight.dtype)
+
+
+def _refuse_quantized_base(layers: dict) -> None:
+    """A bitsandbytes base (QLoRA) stores W packed in 4 or 8 bits: W + delta_W would be rounded back to
+    that grid, losing most of a small update, so merging into it is refused with the way out."""
+    quantized = {name: layer.base_quantization for name, layer in layers.items() if layer.base_quantization}
+    if quantized:
+        name, bits = next(iter(quantized.items()))
+        raise NotMergeableError(
+            f"the base model is quantized ({bits} bitsandbytes weights, e.g. {name!r}): folding the update into "
+            f"them would round W + delta_W back to {bits} and lose most of the update. Load the base model "
+            "unquantized (without model.quantization / quantization_config), load the adapter onto it with "
+            "samora.load_adapter, and merge that model"
+        )
 
 
 def _refuse_tied_weights(model: nn.Module, layers: dict) -> None:

@@ -77,6 +77,7 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
         tensors = _gathered_adapter_tensors(handle, tensors, state_dict)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     metadata = _metadata(handle, tensors, getattr(model, "name_or_path", None))
+    metadata["base_model_quantization"] = _quantization_config(model)
     _prepare_folder(directory)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     try:
@@ -118,6 +119,13 @@ def _metadata(handle, tensors: dict[str, torch.Tensor], name_or_path: str | None
         "adapter_dtype": sorted(dtypes)[0] if len(dtypes) == 1 else "float32",
         "modules": {name: [layer.in_features, layer.out_features] for name, layer in handle.layers.items()},
     }
+
+
+def _quantization_config(model: nn.Module) -> dict | None:
+    """The base's quantization (transformers' ``config.quantization_config``, e.g. a ``BitsAndBytesConfig``)
+    as a dict, so that the adapter is loaded onto the same quantized base; None for a plain base."""
+    quantization = getattr(getattr(model, "config", None), "quantization_config", None)
+    return quantization.to_dict() if hasattr(quantization, "to_dict") else quantization
 
 
 def _gathered_adapter_tensors(handle, own: dict[str, torch.Tensor], state_dict: dict) -> dict[str, torch.Tensor]:

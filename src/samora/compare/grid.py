@@ -76,7 +76,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     warn_if_tasks_changed(tasks, str(output))  # cells finished on other data would mix in one table
     record_tasks(tasks, output)
     specs, reference, budget_spec = compare_specs(config)
-    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     plan = budget_plan(model, config, specs, budget_spec, tasks)
     if config.compare.baseline:
         run_cell(output / "cells" / "base", {"kind": "base"}, partial(_evaluate_base, model, tokenizer, config, tasks))
@@ -233,7 +233,7 @@ def _train_cell(
     save_config(dataclasses.replace(config, adapter=dict(budget["config"]), output_dir=str(cell)), cell)
     config_cls, _ = get_method(spec.method)
     adapter = config_cls.from_dict(budget["config"])
-    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     torch.manual_seed(seed)
     model = samora.get_model(model, adapter)
     started = time.perf_counter()

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samora.config import AdapterConfig
+from samora.methods.quantized import dequantized_weight, keep_trainable_layout, quantization_of
 from samora.routing import RoutingState
 
 T = TypeVar("T")
@@ -52,7 +53,9 @@ def not_exportable(config: AdapterConfig) -> NotMergeableError:
 def linear_shape(base_layer: nn.Module) -> tuple[int, int, bool]:
     """Return ``(in_features, out_features, fan_in_fan_out)`` of a supported linear layer.
 
-    Supported: ``torch.nn.Linear`` (weight (out, in)) and GPT-2 style ``Conv1D`` (weight (in, out)).
+    Supported: ``torch.nn.Linear`` (weight (out, in)), bitsandbytes' ``Linear4bit`` / ``Linear8bitLt``
+    (subclasses of it, weight stored packed; see :mod:`samora.methods.quantized`) and GPT-2 style
+    ``Conv1D`` (weight (in, out)).
     """
     if isinstance(base_layer, nn.Linear):
         return base_layer.in_features, base_layer.out_features, False
@@ -105,13 +108,23 @@ class AdapterLayer(nn.Module):
         self.__dict__["state"] = state
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.disabled = False
+        self._regulariser_terms: tuple[int, dict[str, torch.Tensor]] | None = None
+        keep_trainable_layout(base_layer)
 
     @property
     def device(self) -> torch.device:
         return self.base_layer.weight.device
 
+    @property
+    def base_quantization(self) -> str | None:
+        """``"4-bit"`` / ``"8-bit"`` for a bitsandbytes base layer (QLoRA), else None."""
+        return quantization_of(self.base_layer)
+
     def base_weight(self) -> torch.Tensor:
-        """The frozen weight as (out_features, in_features), whatever the layer's storage layout."""
+        """The frozen weight as (out_features, in_features), whatever the layer's storage layout; a
+        bitsandbytes base's dequantised (a new tensor in its compute dtype, not the stored weight)."""
+        if self.base_quantization is not None:
+            return dequantized_weight(self.base_layer)
         weight = self.base_layer.weight
         return weight.T if self.fan_in_fan_out else weight
 
@@ -127,8 +140,32 @@ class AdapterLayer(nn.Module):
         """x: (..., in_features) -> (..., out_features); the leading dim of x is the batch."""
         if self.disabled:
             return self.base_layer(x)
+        if self.state.constants is None and type(self).aux_losses is not AdapterLayer.aux_losses:
+            self._keep_regulariser_terms()  # not inside generate: no loss is computed there
         task_ids = self.state.task_ids_for(x) if self.config.uses_task else None
         return self.output(x, task_ids)
+
+    def _keep_regulariser_terms(self) -> None:
+        """Compute :meth:`aux_losses` now, inside this layer's forward, and keep them for
+        :meth:`regulariser_terms`: here FSDP (one unit per decoder layer) and DeepSpeed ZeRO-3 have the
+        layer's parameters gathered, and the gradient of the terms reaches them through the same
+        all-gather / reduce-scatter as the task loss's. Outside the forward they are this rank's
+        shards (DTensors, or empty tensors under ZeRO-3). Once per top-level forward: a gradient
+        checkpointing recompute (same ``forward_count``) keeps the first terms."""
+        kept = self._regulariser_terms
+        if kept is None or kept[0] != self.state.forward_count:
+            self._regulariser_terms = (self.state.forward_count, self.aux_losses())
+
+    def regulariser_terms(self) -> dict[str, torch.Tensor]:
+        """:meth:`aux_losses` as computed in this layer's forward of the current top-level forward (see
+        :meth:`_keep_regulariser_terms`), handed out once. Computed from the parameters now instead when
+        none are kept for this forward, or when they were computed without gradients but gradients are
+        wanted now (reentrant gradient checkpointing runs the forward under ``no_grad``)."""
+        kept, self._regulariser_terms = self._regulariser_terms, None
+        usable = kept is not None and kept[0] == self.state.forward_count
+        if usable and (not torch.is_grad_enabled() or all(term.requires_grad for term in kept[1].values())):
+            return kept[1]
+        return self.aux_losses()
 
     def output(self, x: torch.Tensor, task_ids: torch.Tensor | None) -> torch.Tensor:
         """The adapted layer's output ``W x (+ b) + delta(dropout(x), task_ids)``: (..., out_features)."""
@@ -250,8 +287,11 @@ def require_task_ids(task_ids: torch.Tensor | None, method: str) -> torch.Tensor
 def reduce_aux_losses(
     layers: list[AdapterLayer], weights: dict[str, float], reduction: str
 ) -> dict[str, torch.Tensor]:
-    """Combine each layer's terms across modules (mean or sum), times their weight; zero weights skip."""
-    per_layer = [layer.aux_losses() for layer in layers]
+    """Combine each layer's terms across modules (mean or sum), times their weight; zero weights skip.
+
+    Each layer's terms are those of its last forward (:meth:`AdapterLayer.regulariser_terms`), so that
+    they see whole parameters under FSDP and ZeRO-3."""
+    per_layer = [layer.regulariser_terms() for layer in layers]
     totals = {}
     for name, weight in weights.items():
         terms = [losses[name] for losses in per_layer if name in losses]

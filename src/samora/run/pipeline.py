@@ -51,7 +51,8 @@ from samora.run.model_loading import (
     read_saved_adapter,
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
-from samora.run.run_config import RunConfig, TrainSection
+from samora.run.processes import is_main_process, main_only_folder, quiet_unless_main
+from samora.run.run_config import ConfigError, RunConfig, TrainSection
 from samora.run.run_tasks import (
     chat_format,
     chat_options,
@@ -62,16 +63,6 @@ from samora.run.run_tasks import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def is_main_process() -> bool:
-    """True on the process that writes the run folder (every process when not distributed).
-
-    Under ``accelerate launch`` / ``torchrun`` all processes build the data and train (the Trainer
-    runs them data-parallel); evaluation, analysis and every file of the run folder are the main
-    process's, so the ranks never write the same files.
-    """
-    return int(os.environ.get("RANK", "0")) == 0  # set by torchrun / accelerate launch for every process
 
 
 def save_config(config: RunConfig, run_dir: Path) -> None:
@@ -135,7 +126,6 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
 
 def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[str, Any]:
     import samora
-    from samora.evaluation import format_table
     from samora.run.report import write_report
 
     run_dir = Path(config.output_dir)
@@ -153,24 +143,25 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     if main:
         record_tasks(tasks, run_dir)
     torch.manual_seed(config.train.seed)
-    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     stream = build_stream(config, tokenizer, tasks)
     metrics: dict[str, Any] = {"tasks": tasks.names, "model": config.model.name or DEFAULT_MODEL}
-    if config.eval.before and main:
+    if config.eval.before:  # on every process, see is_main_process
         _say(main, "evaluating the base model")
-        metrics["before"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_before.jsonl")
-        print(format_table(metrics["before"]), flush=True)
+        metrics["before"] = _evaluate_on_every_process(
+            model, tokenizer, config, tasks, run_dir / "samples_before.jsonl"
+        )
     model = samora.get_model(model, adapter_config)
     _say(main, f"{adapter_config.method}: {samora.trainable_parameters(model)}")
     result, metrics["train"] = train_adapter(
         model, tokenizer, stream, config, run_dir / "adapter", resume=plan.resume_from or False, run_dir=run_dir
     )
+    _say(main, "evaluating the adapted model")
+    metrics["after"] = _evaluate_on_every_process(model, tokenizer, config, tasks, run_dir / "samples_after.jsonl")
+    with main_only_folder(run_dir / "analysis") as analysis_dir, quiet_unless_main():
+        metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, analysis_dir)
     if not main:
         return metrics
-    _say(main, "evaluating the adapted model")
-    metrics["after"] = evaluate_model(model, tokenizer, config, tasks, run_dir / "samples_after.jsonl")
-    print(format_table(metrics["after"]), flush=True)
-    metrics["analysis"] = run_analysis_on(model, tokenizer, config, tasks, run_dir / "analysis")
     collapse = (metrics["analysis"].get("collapse") or {}).get("warning")
     if collapse:
         logger.warning("router: %s", collapse)
@@ -289,7 +280,7 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
         warn_if_tasks_changed(tasks, adapter_dir)
         model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
     else:
-        model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+        model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     output = new_results_folder(Path(config.output_dir) / "evals", "eval", numbered_first=True)
     try:
         results = evaluate_model(model, tokenizer, config, tasks, output / "samples.jsonl")
@@ -351,6 +342,19 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
 
 def _process_count() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _evaluate_on_every_process(model, tokenizer, config: RunConfig, tasks: list[str], samples_path: Path) -> dict:
+    """:func:`evaluate_model` on every process (see :func:`is_main_process`); the main one alone writes the
+    per-example records to ``samples_path``, logs the per-task lines and prints the table."""
+    from samora.evaluation import format_table
+
+    main = is_main_process()
+    with quiet_unless_main():
+        results = evaluate_model(model, tokenizer, config, tasks, samples_path if main else None)
+    if main:
+        print(format_table(results), flush=True)
+    return results
 
 
 def _say(main: bool, message: str) -> None:

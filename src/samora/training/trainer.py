@@ -42,6 +42,11 @@ from samora.training.divergence import NonFiniteGuard, TrainingDiverged, diverge
 from samora.training.router_logs import router_log_entries
 
 
+def _environment_flag(name: str) -> bool:
+    """Whether accelerate's launcher set the environment flag ``name`` (``true`` / ``1``)."""
+    return os.environ.get(name, "false").lower() in ("1", "true", "yes")
+
+
 class SamoraTrainer(Trainer):
     """A ``transformers.Trainer`` for a model adapted by :func:`samora.get_model`.
 
@@ -54,6 +59,7 @@ class SamoraTrainer(Trainer):
     def __init__(self, model=None, *args, on_nonfinite: str = "stop", **kwargs) -> None:
         self.nonfinite_guard = NonFiniteGuard(on_nonfinite)
         super().__init__(model, *args, **kwargs)
+        self._refuse_silent_data_parallel()
         self.adapter = adapter_of(self.model)
         if (self.compute_loss_func is not None or self.label_smoother is not None) and self.adapter.aux_losses():
             raise ValueError(
@@ -69,6 +75,23 @@ class SamoraTrainer(Trainer):
         self._tokens_since_log = torch.zeros((), dtype=torch.float64, device=self.args.device)
         self._tokens_total = 0.0
         self._last_log_time: float | None = None
+
+    def _refuse_silent_data_parallel(self) -> None:
+        """FSDP or DeepSpeed asked for (``fsdp=...``, or an accelerate config that sets
+        ``ACCELERATE_USE_FSDP`` / ``ACCELERATE_USE_DEEPSPEED``) but not what accelerate set up, e.g. FSDP on
+        CPU, which accelerate enables on GPUs only: an error, not a run that silently shards nothing."""
+        asked = {
+            "FSDP": bool(self.args.fsdp) or _environment_flag("ACCELERATE_USE_FSDP"),
+            "DeepSpeed": bool(self.args.deepspeed) or _environment_flag("ACCELERATE_USE_DEEPSPEED"),
+        }
+        enabled = {"FSDP": self.is_fsdp_enabled, "DeepSpeed": self.is_deepspeed_enabled}
+        for name in (name for name in asked if asked[name] and not enabled[name]):
+            raise ValueError(
+                f"{name} was asked for (TrainingArguments or the accelerate config) but accelerate set up "
+                f"{self.accelerator.distributed_type.value} instead (accelerate enables FSDP on GPUs only): the run "
+                f"would silently train without {name}. Run it where {name} runs, or ask for plain data "
+                "parallelism (torchrun, or an accelerate config with distributed_type: MULTI_CPU / MULTI_GPU)"
+            )
 
     # -- loss ------------------------------------------------------------------------------------
     def regularizer_scale(self, num_items_in_batch, training: bool) -> float:
