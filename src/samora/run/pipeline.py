@@ -52,7 +52,7 @@ from samora.run.model_loading import (
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
 from samora.run.processes import is_main_process, main_only_folder, quiet_unless_main
-from samora.run.run_config import ConfigError, RunConfig, TrainSection
+from samora.run.run_config import RunConfig, TrainSection
 from samora.run.run_tasks import (
     chat_format,
     chat_options,
