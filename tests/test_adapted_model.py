@@ -90,3 +90,16 @@ def test_training_after_a_cast_updates_the_adapter_in_its_new_dtype(input_ids):
     model(input_ids, labels=input_ids, task_ids=[0, 1, 2]).loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and g.dtype == torch.bfloat16 and torch.isfinite(g).all() for g in grads)
+
+
+def test_regularisers_are_computed_only_where_a_loss_can_train_on_them(input_ids):
+    """Each layer keeps its regulariser terms from its own forward (where FSDP and ZeRO-3 have its
+    parameters whole) in training; a forward without gradients (scoring, evaluation) does none of that work."""
+    model = samora.get_model(tiny_model(), samora.SAMoRAConfig(r=4, tasks=["a", "b"]))
+    layers = list(samora.adapter_of(model).layers.values())
+    task_ids = ["a"] * input_ids.shape[0]
+    with torch.no_grad():
+        model(input_ids=input_ids, task_ids=task_ids)
+    assert all(layer._regulariser_terms is None for layer in layers)
+    out = model(input_ids=input_ids, labels=input_ids, task_ids=task_ids)
+    assert set(samora.adapter_of(model).last_losses) >= {"orth", "match"} and out.loss.requires_grad

@@ -183,6 +183,9 @@ def _drawn_parts(
                 "delimiter": delimiters[task_id] if delimiters else " ",
             },
             remove_columns=chosen.column_names,
+            # datasets fingerprints a module-level function by its name, not its code: a cached result
+            # would outlive a change of samora's tokenisation, so it is always recomputed (it is cheap)
+            load_from_cache_file=False,
         )
         truncated.append(sum(part["prompt_truncated"]))
         cut_responses.append(sum(part["response_truncated"]))

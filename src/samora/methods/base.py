@@ -140,8 +140,10 @@ class AdapterLayer(nn.Module):
         """x: (..., in_features) -> (..., out_features); the leading dim of x is the batch."""
         if self.disabled:
             return self.base_layer(x)
-        if self.state.constants is None and type(self).aux_losses is not AdapterLayer.aux_losses:
-            self._keep_regulariser_terms()  # not inside generate: no loss is computed there
+        if torch.is_grad_enabled() and type(self).aux_losses is not AdapterLayer.aux_losses:
+            # only where a loss can train on them: not in evaluation, scoring or generate (no_grad), nor
+            # in a reentrant checkpoint's first pass (no_grad: regulariser_terms computes them after)
+            self._keep_regulariser_terms()
         task_ids = self.state.task_ids_for(x) if self.config.uses_task else None
         return self.output(x, task_ids)
 
