@@ -15,7 +15,7 @@ from samora.run.run_config import load_run_config
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "study_routing.py"
 TINY_SIZES = (
-    "train.max_steps=1",
+    "train.max_steps=2",  # the first step is warm-up at lr 0: two leave non-zero experts for the PCA
     "train.per_device_train_batch_size=2",
     "train.logging_steps=1",
     "data.per_task_cap=4",
@@ -74,6 +74,7 @@ def test_the_study_runs_end_to_end_in_parts_and_resumes(tiny_model_dir, tmp_path
         collapse = entry["collapse"]
         for stat in ("entropy", "top_share", "example_entropy"):
             assert collapse[stat]["low"] <= collapse[stat]["value"] <= collapse[stat]["high"], stat
+    assert all(isinstance(p["separation"], float) for p in summary["pca_separation"].values())  # trained experts
     cell = json.loads((out / "cells" / "samora-router-mlp-seed41" / "unseen" / "unseen.json").read_text())
     assert cell["subjects"][0] == "mmlu_abstract_algebra" and len(cell["labels"]) == 24
     assert "| MLP router | 24 |" in (out / "routing.md").read_text()
