@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="[study-routing] %(message)s")
     from samora.compare import run_compare
+    from samora.compare.grid import MARKER
     from samora.compare.spec import parse_method_spec
     from samora.data.task_set import resolve_task_set
     from samora.run.run_config import load_run_config
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         cells[label] = []
         for seed in config.compare.seeds:
             cell = output / "cells" / parse_method_spec(method).cell_name(seed)
-            if (cell / "done.json").is_file():
+            if (cell / MARKER).is_file():
                 cells[label].append(analyze_cell(config, cell, subjects, args))
     finished = sum(len(folders) for folders in cells.values())
     expected = len(config.compare.methods) * len(config.compare.seeds)

@@ -77,4 +77,6 @@ def test_the_study_runs_end_to_end_in_parts_and_resumes(tiny_model_dir, tmp_path
     assert all(isinstance(p["separation"], float) for p in summary["pca_separation"].values())  # trained experts
     cell = json.loads((out / "cells" / "samora-router-mlp-seed41" / "unseen" / "unseen.json").read_text())
     assert cell["subjects"][0] == "mmlu_abstract_algebra" and len(cell["labels"]) == 24
+    assert cell["labels"][:8] == cell["subjects"]  # subjects take turns, so the PCA's first tokens span them
+    assert [p["layer"].endswith("1.self_attn.o_proj") for p in summary["pca_separation"].values()] == [True, True]
     assert "| MLP router | 24 |" in (out / "routing.md").read_text()

@@ -2,7 +2,8 @@
 tasks it never saw (task id -1), then one summary compares the routers.
 
 Per cell (:func:`analyze_unseen`, into ``<cell>/unseen/``): :func:`samora.analysis.analyze` on the
-unseen examples (per-layer usage, collapse, expert-feature PCA with its points) plus ``unseen.json``:
+unseen examples (per-layer usage and collapse; the expert-feature PCA of :func:`pca_layer_of` on
+``PCA_TOKENS`` tokens, with its points) plus ``unseen.json``:
 each example's subject and routing distribution, the expert share per subject and the collapse
 statistics of :mod:`samora.analysis.unseen`.
 
@@ -19,43 +20,74 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import zip_longest
 from pathlib import Path
 
 import torch
 
 from samora.analysis.analyze import PCA_POINTS_NAME, RESULTS_NAME, analyze
-from samora.analysis.plots import DPI, LABEL_SIZE, TICK_SIZE, TITLE_SIZE, WIDTH, _figure, short_name, usage_norm
+from samora.analysis.plots import (
+    DPI,
+    LABEL_SIZE,
+    TICK_SIZE,
+    TITLE_SIZE,
+    WIDTH,
+    _figure,
+    block_and_kind,
+    short_name,
+    usage_norm,
+)
 from samora.analysis.unseen import ExampleRouting, collapse_statistics, expert_shares
 from samora.files import write_text_atomic
+from samora.inject import adapter_of
 
 UNSEEN_NAME = "unseen.json"
 UNSEEN_TASK_ID = -1
+PCA_TOKENS = 1024  # tokens whose expert outputs the PCA projects (x N experts points)
 
 
 def unseen_batches(tokenizer, subjects: Sequence[str], *, limit: int, max_length: int, seed: int, batch_size: int = 8):
     """Collated batches of ``limit`` evaluation examples per subject (prompt and answer, as
     ``samora analyze`` feeds them) routed as unseen (task id -1); returns ``(batches, labels)`` with
-    one subject label per example, in order."""
+    one subject label per example, in order. The subjects take turns (example 1 of each subject, then
+    example 2, ...), so the first batches, where the PCA samples its tokens, hold every subject."""
     from samora.data import MultiTaskCollator, load_examples
     from samora.data.encoding import tokenize_for_training
 
-    collate = MultiTaskCollator(tokenizer)
-    rows, labels = [], []
+    per_subject = []
     for subject in subjects:
         examples = load_examples(subject, "eval", limit=limit, seed=seed)
         encoded = tokenize_for_training(
             tokenizer, list(examples["prompt"]), list(examples["target"]), max_length=max_length
         )
-        rows += [{**{k: v[i] for k, v in encoded.items()}, "task_ids": UNSEEN_TASK_ID} for i in range(len(examples))]
-        labels += [subject] * len(examples)
-    batches = [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
-    return batches, labels
+        rows = [{**{k: v[i] for k, v in encoded.items()}, "task_ids": UNSEEN_TASK_ID} for i in range(len(examples))]
+        per_subject.append([(subject, row) for row in rows])
+    taking_turns = [pair for turn in zip_longest(*per_subject) for pair in turn if pair is not None]
+    labels = [subject for subject, _ in taking_turns]
+    rows = [row for _, row in taking_turns]
+    collate = MultiTaskCollator(tokenizer)
+    return [collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)], labels
+
+
+def pca_layer_of(model) -> str:
+    """The layer of the study's expert PCA: the last block's ``o_proj`` (else its last adapted module)."""
+    names = sorted(adapter_of(model).layers, key=lambda name: block_and_kind(name)[0])
+    last = [name for name in names if block_and_kind(name)[0] == block_and_kind(names[-1])[0]]
+    return next((name for name in last if name.endswith("o_proj")), last[-1])
 
 
 def analyze_unseen(model, batches: list, labels: Sequence[str], output: Path, bootstrap_samples: int = 2000) -> dict:
     """Analyse one cell on the unseen examples into ``output``; return what ``unseen.json`` holds."""
     recorder = ExampleRouting()
-    analysis = analyze(model, batches, output, recorders=[recorder], save_pca_points=True)
+    analysis = analyze(
+        model,
+        batches,
+        output,
+        recorders=[recorder],
+        save_pca_points=True,
+        pca_layers=[pca_layer_of(model)],
+        pca_tokens=PCA_TOKENS,
+    )
     distributions = recorder.distributions()
     result = {
         "subjects": list(dict.fromkeys(labels)),
@@ -76,7 +108,7 @@ def summarize_routing_study(
 
     Writes ``routing.json``, ``routing.md``, ``fig5_expert_share.png`` and ``fig3_expert_pca.png``
     into ``output``; returns the ``routing.json`` content. ``pca_layer``: the layer of the PCA figure
-    (default: the last block's ``o_proj``, else the first layer with points).
+    (default: the first layer with points; :func:`analyze_unseen` keeps only :func:`pca_layer_of`'s).
     """
     routers = {}
     for router, folders in cells.items():
@@ -118,9 +150,7 @@ def _router_summary(results: list[dict], folders: list[Path]) -> dict:
 def _pca_of(folder: Path, layer: str | None) -> dict:
     """The PCA points of one layer of a cell's analysis, with that layer's separation score."""
     points = json.loads((folder / PCA_POINTS_NAME).read_text())
-    if layer is None:
-        ends = [name for name in points if name.endswith("o_proj")]
-        layer = ends[-1] if ends else next(iter(points))
+    layer = layer or next(iter(points))
     if layer not in points:
         raise ValueError(f"{folder / PCA_POINTS_NAME} has no layer {layer!r}; it has {sorted(points)}")
     separation = json.loads((folder / RESULTS_NAME).read_text())["expert_pca"][layer]["separation"]
