@@ -71,6 +71,7 @@ def test_the_study_runs_end_to_end_in_parts_and_resumes(tiny_model_dir, tmp_path
         assert len(entry["cells"]) == 2 and entry["examples"] == 8 * 3
         assert len(entry["expert_share"]) == 8 and all(len(row) == 8 for row in entry["expert_share"].values())
         assert all(abs(sum(row) - 1) < 1e-6 for row in entry["expert_share"].values())
+        assert [seed["collapse_per_layer"]["layers"] for seed in entry["per_seed"]] == [8, 8]  # 2 blocks x q/k/v/o
         collapse = entry["collapse"]
         for stat in ("entropy", "top_share", "example_entropy"):
             assert collapse[stat]["low"] <= collapse[stat]["value"] <= collapse[stat]["high"], stat
@@ -79,4 +80,5 @@ def test_the_study_runs_end_to_end_in_parts_and_resumes(tiny_model_dir, tmp_path
     assert cell["subjects"][0] == "mmlu_abstract_algebra" and len(cell["labels"]) == 24
     assert cell["labels"][:8] == cell["subjects"]  # subjects take turns, so the PCA's first tokens span them
     assert [p["layer"].endswith("1.self_attn.o_proj") for p in summary["pca_separation"].values()] == [True, True]
-    assert "| MLP router | 24 |" in (out / "routing.md").read_text()
+    report = (out / "routing.md").read_text()
+    assert "| MLP router | 24 |" in report and "| MLP router | samora-router-mlp-seed42 |" in report

@@ -65,3 +65,17 @@ def test_analyze_feeds_recorders_the_unseen_route_and_writes_the_pca_points(tmp_
     points = json.loads((tmp_path / PCA_POINTS_NAME).read_text())
     entry = next(iter(points.values()))
     assert len(entry["points"]) == len(entry["experts"]) and set(entry["experts"]) == {0, 1, 2}
+
+
+def test_per_layer_statistics_see_a_collapse_onto_a_different_expert_in_each_layer():
+    layers = torch.zeros(30, 2, 4, dtype=torch.float64)
+    layers[:, 0, 1] = 1.0  # layer 0 sends everything to expert 1
+    layers[:, 1, 3] = 1.0  # layer 1 sends everything to expert 3
+    recorder = ExampleRouting()
+    recorder.parts.append(layers)
+    mixed = collapse_statistics(recorder.distributions(), samples=100)
+    assert mixed["entropy"]["value"] == pytest.approx(0.5) and mixed["top_share"]["value"] == 0.5
+    per_layer = collapse_statistics(recorder.layer_distributions(), samples=100)
+    assert per_layer["layers"] == 2 and "top_expert" not in per_layer
+    assert per_layer["entropy"] == {"value": 0.0, "low": 0.0, "high": 0.0}
+    assert per_layer["top_share"] == {"value": 1.0, "low": 1.0, "high": 1.0}

@@ -95,6 +95,7 @@ def analyze_unseen(model, batches: list, labels: Sequence[str], output: Path, bo
         "distributions": distributions.round(decimals=6).tolist(),
         "expert_share": expert_shares(distributions, labels),
         "collapse": collapse_statistics(distributions, samples=bootstrap_samples),
+        "collapse_per_layer": collapse_statistics(recorder.layer_distributions(), samples=bootstrap_samples),
         "layer_collapse": analysis["collapse"],
     }
     write_text_atomic(output / UNSEEN_NAME, json.dumps(result, indent=2) + "\n")
@@ -142,7 +143,7 @@ def _router_summary(results: list[dict], folders: list[Path]) -> dict:
         "subjects": results[0]["subjects"],
         "examples": len(labels),
         "expert_share": expert_shares(pooled, labels),
-        "per_seed": [{"collapse": r["collapse"], "layer_collapse": r["layer_collapse"]} for r in results],
+        "per_seed": [{k: r[k] for k in ("collapse", "collapse_per_layer", "layer_collapse")} for r in results],
         "pooled": pooled,
     }
 
@@ -219,6 +220,24 @@ def routing_markdown(summary: dict) -> str:
             f"({c['top_expert']}) | {interval(c['example_entropy'])} | "
             f"{'n/a' if separation is None else f'{separation:.2f}'} |"
         )
+    lines += [
+        "",
+        "## Per layer, each cell",
+        "",
+        "Each routed layer's own mean routing distribution, averaged over layers (expert e of one layer is not",
+        "expert e of another: a collapse onto a different expert per layer shows here, not above).",
+        "",
+        "| router | cell | entropy per layer | top-expert share per layer | layers with one expert > 90% |",
+        "|---|---|---|---|---|",
+    ]
+    for router, entry in summary["routers"].items():
+        for cell, seed in zip(entry["cells"], entry["per_seed"], strict=True):
+            c = seed["collapse_per_layer"]
+            collapsed = f"{len(seed['layer_collapse']['layers'])} of {c['layers']}"
+            lines.append(
+                f"| {router} | {Path(cell).parent.name} | {interval(c['entropy'])} | {interval(c['top_share'])} "
+                f"| {collapsed} |"
+            )
     for router, entry in summary["routers"].items():
         experts = len(next(iter(entry["expert_share"].values())))
         lines += ["", f"## Expert share: {router}", "", "| subject | " + " | ".join(map(str, range(experts))) + " |"]

@@ -15,7 +15,10 @@ Statistics over a set of n examples with distributions p_1..p_n:
   one expert carries everything (collapse);
 - **top share**: ``max_e p_bar_e``, the share of the most used expert (1/E when uniform, 1 when
   collapsed), and which expert that is;
-- **95% bootstrap intervals** of both over examples: resample the n examples with replacement
+- **per layer**: the same entropy and top share of each layer's own mean distribution, averaged over
+  the layers (:func:`collapse_statistics` of the (examples, layers, E) distributions): the layer-mean
+  distribution can hide a collapse onto a different expert in each layer, these cannot;
+- **95% bootstrap intervals** of all of them over examples: resample the n examples with replacement
   ``samples`` times, recompute p_bar and the statistic, take the 2.5th and 97.5th percentiles. The top
   share is the largest share of each resample (whichever expert that is).
 
@@ -61,13 +64,17 @@ class ExampleRouting:
                 f"per-example routing needs the same number of experts in every routed layer, got {sorted(widths)}"
             )
         per_layer = [_example_shares(weights, attention_mask) for weights in routing.values()]
-        self.parts.append(torch.stack(per_layer).mean(0).cpu())
+        self.parts.append(torch.stack(per_layer, 1).cpu())
 
-    def distributions(self) -> torch.Tensor:
-        """(examples, E) float64: each row the example's routing distribution (sums to 1)."""
+    def layer_distributions(self) -> torch.Tensor:
+        """(examples, layers, E) float64: each example's routing distribution in each routed layer."""
         if not self.parts:
             raise ValueError("no routing was recorded: the model has no router (or no batch was analysed)")
         return torch.cat(self.parts)
+
+    def distributions(self) -> torch.Tensor:
+        """(examples, E) float64: each row the example's routing distribution, the mean over layers (sums to 1)."""
+        return self.layer_distributions().mean(1)
 
 
 def _example_shares(weights: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -107,28 +114,42 @@ def collapse_statistics(
     distributions: torch.Tensor, samples: int = 2000, seed: int = 0, level: float = 0.95
 ) -> dict[str, object]:
     """Entropy and top-expert share of the mean routing distribution, with bootstrap intervals over
-    examples (see the module docstring); also the mean per-example entropy with its interval."""
-    if distributions.ndim != 2 or len(distributions) == 0:
-        raise ValueError(f"expected (examples, experts) routing distributions, got shape {tuple(distributions.shape)}")
+    examples (see the module docstring); also the mean per-example entropy with its interval.
+
+    ``distributions``: (examples, E), or (examples, layers, E) for the statistics of each layer's own
+    mean distribution averaged over the layers (``mean_l H(p_bar_l) / log E``, ``mean_l max_e
+    p_bar_l,e``): expert e of one layer is not expert e of another, so a router that collapses onto a
+    different expert in every layer looks diverse in the layer-mean distribution but not here.
+    """
+    if distributions.ndim not in (2, 3) or len(distributions) == 0:
+        raise ValueError(
+            "expected (examples, experts) or (examples, layers, experts) routing distributions, "
+            f"got shape {tuple(distributions.shape)}"
+        )
     if samples < 1 or not 0.0 < level < 1.0:
         raise ValueError(f"need samples >= 1 and 0 < level < 1, got samples={samples}, level={level}")
-    p = distributions.double()
+    p = distributions.double() if distributions.ndim == 3 else distributions.double().unsqueeze(1)
+    examples, layers, experts = p.shape
     generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(len(p), (samples, len(p)), generator=generator)
-    resampled = p[picks].mean(1)  # (samples, E)
-    example_entropy = normalised_entropy(p)
-    mean = p.mean(0)
-    top_share, top_expert = mean.max(0)
-    return {
-        "examples": len(p),
-        "experts": p.shape[1],
-        "mean_distribution": mean.tolist(),
-        "entropy": _with_interval(normalised_entropy(mean), normalised_entropy(resampled), level),
-        "top_share": _with_interval(top_share, resampled.max(1).values, level),
-        "top_expert": int(top_expert),
-        "example_entropy": _with_interval(example_entropy.mean(), example_entropy[picks].mean(1), level),
+    picks = torch.randint(examples, (samples, examples), generator=generator)
+    counts = torch.zeros(samples, examples, dtype=p.dtype).scatter_add_(
+        1, picks, torch.ones_like(picks, dtype=p.dtype)
+    )
+    resampled = (counts @ p.reshape(examples, -1) / examples).reshape(samples, layers, experts)
+    example_entropy = normalised_entropy(p).mean(1)  # (examples,)
+    mean = p.mean(0)  # (layers, E)
+    statistics = {
+        "examples": examples,
+        "layers": layers,
+        "experts": experts,
+        "entropy": _with_interval(normalised_entropy(mean).mean(), normalised_entropy(resampled).mean(1), level),
+        "top_share": _with_interval(mean.max(-1).values.mean(), resampled.max(-1).values.mean(1), level),
+        "example_entropy": _with_interval(example_entropy.mean(), counts @ example_entropy / examples, level),
         "bootstrap": {"samples": samples, "seed": seed, "level": level},
     }
+    if layers == 1:
+        statistics |= {"mean_distribution": mean[0].tolist(), "top_expert": int(mean[0].argmax())}
+    return statistics
 
 
 def _with_interval(value: torch.Tensor, resampled: torch.Tensor, level: float) -> dict[str, float]:
