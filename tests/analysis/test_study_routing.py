@@ -76,6 +76,9 @@ def test_the_study_runs_end_to_end_in_parts_and_resumes(tiny_model_dir, tmp_path
         for stat in ("entropy", "top_share", "example_entropy"):
             assert collapse[stat]["low"] <= collapse[stat]["value"] <= collapse[stat]["high"], stat
     assert all(isinstance(p["separation"], float) for p in summary["pca_separation"].values())  # trained experts
+    points = json.loads((out / "cells" / "samora-seed41" / "unseen" / "expert_pca_points.json").read_text())
+    (layer,) = points.values()
+    assert len({tuple(point) for point in layer["points"]}) > 100  # small outputs keep their resolution
     cell = json.loads((out / "cells" / "samora-router-mlp-seed41" / "unseen" / "unseen.json").read_text())
     assert cell["subjects"][0] == "mmlu_abstract_algebra" and len(cell["labels"]) == 24
     assert cell["labels"][:8] == cell["subjects"]  # subjects take turns, so the PCA's first tokens span them

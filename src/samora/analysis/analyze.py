@@ -127,9 +127,12 @@ def _plot_figures(
 
 
 def _write_pca_points(projections: dict[str, dict], path: Path) -> Path:
-    """layer -> {"points": [[pc1, pc2], ...] (4 decimals), "experts": [expert of each point]}."""
+    """layer -> {"points": [[pc1, pc2], ...] (4 significant digits), "experts": [expert of each point]}."""
     points = {
-        name: {"points": entry["points"].double().round(decimals=4).tolist(), "experts": entry["experts"].tolist()}
+        name: {
+            "points": [[float(f"{value:.4g}") for value in point] for point in entry["points"].tolist()],
+            "experts": entry["experts"].tolist(),
+        }
         for name, entry in projections.items()
     }
     path.write_text(json.dumps(points) + "\n")
