@@ -18,6 +18,7 @@ from samora.analysis.usage import OTHER, RouterUsage, collapse_warning, find_col
 from samora.inject import adapter_of
 
 RESULTS_NAME = "analysis.json"
+PCA_POINTS_NAME = "expert_pca_points.json"
 MODEL_INPUTS = ("input_ids", "attention_mask", "task_ids")
 
 
@@ -35,6 +36,8 @@ def analyze(
     pca_layers: Sequence[str] | None = None,
     pca_tokens: int = 256,
     max_batches: int | None = None,
+    recorders: Sequence = (),
+    save_pca_points: bool = False,
 ) -> dict:
     """Expert usage, router collapse, expert-feature PCA and task gates of an adapted model.
 
@@ -51,6 +54,11 @@ def analyze(
         pca_layers: module names for the expert PCA; default: the adapted modules of the last block.
         pca_tokens: non-padding tokens sampled (the first ones met) per PCA layer.
         max_batches: stop after this many batches.
+        recorders: further accumulators of the recorded router weights, each with the method
+            ``add(routing, task_ids, attention_mask)`` of :class:`RouterUsage` (e.g.
+            :class:`~samora.analysis.unseen.ExampleRouting`), fed after every forward.
+        save_pca_points: also write the PCA's points (``expert_pca_points.json``: per layer the
+            2-D points and each point's expert) for figures that combine several analyses.
 
     Returns:
         The results written to ``analysis.json`` (statistics are defined in
@@ -63,7 +71,8 @@ def analyze(
     output_dir.mkdir(parents=True, exist_ok=True)
     usage = RouterUsage(handle.config.tasks)
     pca_names = _pca_layer_names(handle, pca_layers)
-    samples, num_batches = _run(model, handle, batches, usage, pca_names, pca_tokens, max_batches)
+    recorders = [usage, *recorders]
+    samples, num_batches = _run(model, handle, batches, recorders, pca_names, pca_tokens, max_batches)
     if num_batches == 0:
         raise ValueError("analyze got no batches; pass an iterable of collated batches (dicts with input_ids)")
 
@@ -76,6 +85,8 @@ def analyze(
         )
     results = _results(handle, num_batches, usage, collapse_threshold, projections, gates, output_dir)
     results["files"].update(_plot_figures(usage, projections, gates, heatmap_layers, output_dir))
+    if save_pca_points and projections:
+        results["files"]["expert_pca_points"] = str(_write_pca_points(projections, output_dir / PCA_POINTS_NAME))
     results = _finite(results)
     (output_dir / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
     if results["collapse"]["warning"]:
@@ -115,7 +126,20 @@ def _plot_figures(
     return files
 
 
-def _run(model, handle, batches, usage, pca_names, pca_tokens, max_batches):
+def _write_pca_points(projections: dict[str, dict], path: Path) -> Path:
+    """layer -> {"points": [[pc1, pc2], ...] (4 significant digits), "experts": [expert of each point]}."""
+    points = {
+        name: {
+            "points": [[float(f"{value:.4g}") for value in point] for point in entry["points"].tolist()],
+            "experts": entry["experts"].tolist(),
+        }
+        for name, entry in projections.items()
+    }
+    path.write_text(json.dumps(points) + "\n")
+    return path
+
+
+def _run(model, handle, batches, recorders, pca_names, pca_tokens, max_batches):
     """Forward every batch with routing recorded; sample layer inputs for the PCA layers."""
     samples: dict[str, list[torch.Tensor]] = {name: [] for name in pca_names}
     current_mask: list[torch.Tensor | None] = [None]
@@ -144,7 +168,8 @@ def _run(model, handle, batches, usage, pca_names, pca_tokens, max_batches):
                 inputs = _model_inputs(batch, device)
                 current_mask[0] = inputs.get("attention_mask")
                 model(**inputs)
-                usage.add(handle.state.routing, handle.state.task_ids, inputs.get("attention_mask"))
+                for recorder in recorders:
+                    recorder.add(handle.state.routing, handle.state.task_ids, inputs.get("attention_mask"))
                 num_batches += 1
     finally:
         handle.state.record_routing = False
@@ -257,4 +282,4 @@ def _finite(value):
     return value
 
 
-__all__ = ["OTHER", "RESULTS_NAME", "RouterCollapseWarning", "analyze"]
+__all__ = ["OTHER", "PCA_POINTS_NAME", "RESULTS_NAME", "RouterCollapseWarning", "analyze"]
