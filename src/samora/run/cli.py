@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             from samora.benchmark.command import main as bench
 
             return bench(rest)
-        args = parser.parse_args(argv)  # every other command: unknown arguments are an error
+        args = _with_trailing_overrides(parser, args, rest)
         if hasattr(args, "verbose"):  # the commands that load models and data
             from samora.run.logs import configure_cli_logging
 
@@ -301,6 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad input or a file-system error while running: no traceback
         print(f"samora: error: {err}", file=sys.stderr)
         return 1
+
+
+def _with_trailing_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]):
+    """``args`` with the overrides argparse left over because they followed a flag
+    (``samora train c.yaml --overwrite train.max_steps=1``) appended, in command-line order; any
+    other unknown argument is an error, as in ``parse_args``."""
+    unknown = [item for item in rest if item.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:
+        args.overrides = [*args.overrides, *rest]
+    return args
 
 
 if __name__ == "__main__":

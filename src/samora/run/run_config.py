@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from samora.config import setting
 from samora.run.coercion import ConfigError, build_section, coerce_value
 from samora.run.config_checks import check_data, check_output_dir, check_values
 
+logger = logging.getLogger(__name__)
 PRESETS_DIR = Path(__file__).parent / "presets"
 # keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
 RENAMED_KEYS = {  # each new name is TrainingArguments' own
@@ -247,17 +249,45 @@ def _nest(keys: list[str], value: Any) -> dict[str, Any]:
 
 
 def _merge_layer(values: dict[str, Any], layer: dict[str, Any]) -> None:
-    """Merge a later layer (file or override) over earlier ones. An ``adapter`` section naming another
-    method replaces the earlier adapter section: the old method's options mean nothing to the new one."""
+    """Merge a later layer (file or override) over earlier ones: it changes only the keys it sets.
+
+    An ``adapter`` section naming another method keeps the earlier adapter keys that the new
+    method also has (``r``, ``target_modules``, ``dropout``...) and drops, with a warning naming
+    them, the ones it lacks (e.g. SAMoRA's ``num_experts`` when switching to LoRA)."""
     adapter = layer.get("adapter")
     earlier = values.get("adapter")
-    if (
-        isinstance(adapter, dict)
-        and isinstance(earlier, dict)
-        and adapter.get("method", earlier.get("method")) != earlier.get("method")
-    ):
-        values["adapter"] = {}
+    if isinstance(adapter, dict) and isinstance(earlier, dict) and "method" in adapter:
+        values["adapter"] = _adapter_keys_for(adapter["method"], earlier)
     _merge(values, layer)
+
+
+def _adapter_keys_for(method: Any, earlier: dict[str, Any]) -> dict[str, Any]:
+    """The earlier adapter section's keys that ``method`` also has (all of them when the method is
+    unchanged or unknown: an unknown one is refused later, naming the valid methods)."""
+    if method == earlier.get("method", "samora"):
+        return earlier
+    fields = method_fields(method)
+    if fields is None:
+        return earlier
+    dropped = sorted(key for key in earlier if key != "method" and key not in fields)
+    if dropped:
+        logger.warning(
+            "adapter.method=%s: dropped %s, which %s has and %s does not (set them again if you meant to)",
+            method,
+            ", ".join(f"adapter.{key}" for key in dropped),
+            earlier.get("method", "samora"),
+            method,
+        )
+    return {key: value for key, value in earlier.items() if key not in dropped}
+
+
+def method_fields(method: Any) -> set[str] | None:
+    """The field names of ``method``'s config class (None for an unknown method)."""
+    from samora.methods import METHODS
+
+    if not isinstance(method, str) or method not in METHODS:
+        return None
+    return {f.name for f in dataclasses.fields(METHODS[method][0])}
 
 
 def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
