@@ -40,6 +40,12 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The optimizer steps done when the checkpoint folder ``path`` was written (its trainer state's
+    ``global_step``)."""
+    return int(json.loads((Path(path) / TRAINER_STATE).read_text())["global_step"])
+
+
 def checkpoint_problem(path: str | os.PathLike) -> str | None:
     """Why the checkpoint folder ``path`` cannot be resumed from, or None when it can."""
     from samora.persistence import CONFIG_NAME, read_adapter_tensors

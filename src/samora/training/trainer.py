@@ -30,14 +30,14 @@ import time
 import torch
 from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
-from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_utils import IntervalStrategy
+from transformers.trainer_callback import ProgressCallback, TrainerState
+from transformers.trainer_utils import IntervalStrategy, TrainOutput
 
 from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
 from samora.persistence import adapter_state_dict, load_adapter_weights, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
-from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.checkpoints import TRAINER_STATE, checkpoint_step, last_complete_checkpoint
 from samora.training.divergence import NonFiniteGuard, TrainingDiverged, divergence_hint, nonfinite_tensors
 from samora.training.router_logs import router_log_entries
 
@@ -216,10 +216,28 @@ class SamoraTrainer(Trainer):
                 raise ValueError(
                     f"resume_from_checkpoint=True but {self.args.output_dir} holds no complete checkpoint"
                 )
+        if resume_from_checkpoint and self._reached_max_steps(resume_from_checkpoint):
+            return self._restore_finished(resume_from_checkpoint)
         self._last_log_time = time.perf_counter()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._tokens_total += self._reduced_tokens_since_log()
         return output
+
+    def _reached_max_steps(self, checkpoint: str) -> bool:
+        """Whether ``checkpoint`` was written at (or past) ``max_steps``: a run killed after its last
+        checkpoint. The Trainer would resume it into the next epoch and train one step more than
+        ``max_steps`` (it checks the limit only after a step), so nothing is trained then."""
+        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled)  # those resume their own files
+        return plain and 0 < self.args.max_steps <= checkpoint_step(checkpoint)
+
+    def _restore_finished(self, checkpoint: str) -> TrainOutput:
+        """The state and adapter of ``checkpoint``, with nothing left to train: the adapter is the one an
+        uninterrupted run ends with. ``training_loss`` is the mean of the checkpoint's logged losses."""
+        self.state = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE))
+        self._load_from_checkpoint(checkpoint)
+        losses = [entry["loss"] for entry in self.state.log_history if "loss" in entry]
+        mean_loss = sum(losses) / len(losses) if losses else float("nan")
+        return TrainOutput(self.state.global_step, mean_loss, {"train_runtime": 0.0, "train_loss": mean_loss})
 
     @property
     def tokens_seen(self) -> float:
