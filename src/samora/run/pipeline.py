@@ -30,6 +30,7 @@ naming each such task and why, before any model loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -146,11 +147,16 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
 
     An unfinished run of the same configuration in ``output_dir`` is resumed from its last valid
     checkpoint (unless ``train.resume`` is false); a finished one is replaced only with ``overwrite``.
+    The run holds the folder's lock (:mod:`samora.run.folder_lock`): a second command on the same
+    folder is refused while this one runs.
     The warnings logged on the way are repeated in ``report.md``.
     """
+    from samora.run.folder_lock import run_folder_lock
     from samora.run.logs import recorded_warnings
 
-    with recorded_warnings() as warnings:
+    # one process per run folder (the main one holds the lock for all ranks of a distributed run)
+    lock = run_folder_lock(config.output_dir) if is_main_process() else contextlib.nullcontext()
+    with lock, recorded_warnings() as warnings:
         return _run_train(config, overwrite, warnings)
 
 
