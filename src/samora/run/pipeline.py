@@ -270,7 +270,8 @@ def train_adapter(
     )
     summary = {
         "steps": result.global_step,
-        "train_loss": result.train_loss,
+        "train_loss": result.train_loss,  # train.on_nonfinite=skip: the mean over the steps not skipped
+        "skipped_steps": _skipped_steps(result.log_history),
         "runtime_s": result.runtime_s,
         "tokens_per_second": result.tokens_per_second,
         "loss_history": result.loss_history,
@@ -368,6 +369,12 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
     if not batches:
         return {"skipped": "no evaluation examples available for analysis"}
     return analyze(model, batches, output)
+
+
+def _skipped_steps(log_history: list[dict]) -> int:
+    """The steps ``train.on_nonfinite=skip`` skipped (the last count logged; 0 without skipping)."""
+    counts = [entry["nonfinite_skipped_steps"] for entry in log_history if "nonfinite_skipped_steps" in entry]
+    return counts[-1] if counts else 0
 
 
 def _process_count() -> int:

@@ -143,8 +143,25 @@ class SamoraTrainer(Trainer):
     # -- logging ---------------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and "learning_rate" in logs:  # a training log (not eval or the final summary)
+            if self.nonfinite_guard.action == "skip":
+                self._loss_of_trained_steps(logs)
             logs.update(self._training_log_entries())
+        elif "train_loss" in logs and self.nonfinite_guard.action == "skip":  # the final summary
+            logs["train_loss"] = self.nonfinite_guard.mean_loss(self._mean_over_processes)
+            logs["nonfinite_skipped_steps"] = self.nonfinite_guard.skipped_steps
         super().log(logs, start_time)
+
+    def _loss_of_trained_steps(self, logs: dict[str, float]) -> None:
+        """``on_nonfinite="skip"``: ``loss`` is the mean over the steps trained since the last log (left
+        out when all were skipped), never a skipped step counted as a loss."""
+        loss = self.nonfinite_guard.mean_loss_since_log(self._mean_over_processes)
+        if loss is None:
+            del logs["loss"]
+        else:
+            logs["loss"] = loss
+
+    def _mean_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(tensor, reduction="mean")
 
     def _training_log_entries(self) -> dict[str, float]:
         entries = {f"aux/{name}": float(value) for name, value in self.adapter.last_losses.items() if name != "task"}
@@ -221,6 +238,8 @@ class SamoraTrainer(Trainer):
         self._last_log_time = time.perf_counter()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._tokens_total += self._reduced_tokens_since_log()
+        if self.nonfinite_guard.action == "skip":  # the mean over the trained steps, as logged
+            output = output._replace(training_loss=output.metrics["train_loss"])
         return output
 
     def _reached_max_steps(self, checkpoint: str) -> bool:
