@@ -120,14 +120,31 @@ def command_compare(args: argparse.Namespace) -> int:
 def _run_folder_config(args: argparse.Namespace):
     """eval / analyze: a run folder's saved config under the user's layers; results go into the run
     folder unless ``output_dir=`` is given on the command line (a preset's or file's output_dir names
-    where to train, not where this run's results belong)."""
+    where to train, not where this run's results belong). Unless the user sets ``data.tasks``, the
+    tasks are the ones the adapter was trained on (a run folder's, a grid cell's or an adapter
+    folder's own; a PEFT LoRA folder records none)."""
+    from samora.run.run_config import merged_layers
     from samora.run.run_folder import saved_run_values
 
     base = saved_run_values(args.adapter)
     config = _config(args, base)
     if base is not None and not any(item.startswith("output_dir=") for item in args.overrides):
         config.output_dir = base["output_dir"]
+    path, overrides = split_positionals(args.config, args.overrides)
+    chosen = merged_layers(path, overrides, args.preset).get("data", {})
+    trained = _trained_tasks(args.adapter)
+    if trained and not (isinstance(chosen, dict) and "tasks" in chosen):
+        config.data.tasks = trained
     return config
+
+
+def _trained_tasks(adapter: str | None) -> list[str]:
+    """The tasks the adapter in ``adapter`` (a run folder or an adapter folder) was trained on."""
+    if adapter is None:
+        return []
+    from samora.run.model_loading import adapter_folder, read_saved_adapter
+
+    return list(read_saved_adapter(adapter_folder(adapter)).get("tasks") or [])
 
 
 def command_eval(args: argparse.Namespace) -> int:

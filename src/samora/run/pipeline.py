@@ -311,7 +311,9 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, [config.eval.split])
     if adapter_dir:
-        model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
+        saved = read_saved_adapter(adapter_folder(adapter_dir))
+        warn_unseen_tasks(tasks, saved.get("tasks") or [], adapter_dir)
+        model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config, saved)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
     output = new_results_folder(Path(config.output_dir) / "evals", "eval", numbered_first=True)
@@ -325,6 +327,20 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     path = write_results(results, output / "eval.json")
     print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}", flush=True)
     return results
+
+
+def warn_unseen_tasks(tasks: list[str], trained: list[str], adapter_dir: str) -> None:
+    """Warn loudly when asked to score tasks the adapter was never trained on (``trained``: its tasks;
+    empty for a PEFT LoRA folder, which records none): they go down its unseen-task route."""
+    unseen = [task for task in tasks if trained and task not in trained]
+    if unseen:
+        logger.warning(
+            "the adapter in %s was trained on %s and never saw %s: those are scored on its unseen-task route "
+            "(not what it learned for them); leave data.tasks unset to score its own tasks",
+            adapter_dir,
+            trained,
+            unseen,
+        )
 
 
 def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:

@@ -191,6 +191,18 @@ def load_run_config(
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
+    config = config_from_dict(merged_layers(path, overrides, preset, base))
+    check_values(config)
+    check_data(config)
+    check_output_dir(config.output_dir)
+    return config
+
+
+def merged_layers(
+    path: str | None = None, overrides: list[str] = (), preset: str | None = None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The raw values of the layers of :func:`load_run_config`, merged (no defaults, nothing checked):
+    without ``base``, exactly what the user set."""
     values: dict[str, Any] = with_current_names(copy.deepcopy(base), "the run folder's config.yaml") if base else {}
     if preset is not None:
         if preset not in preset_names():
@@ -203,11 +215,7 @@ def load_run_config(
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
         _merge_layer(values, with_current_names(_nest(key.strip().split("."), yaml.safe_load(raw)), "override"))
-    config = config_from_dict(values)
-    check_values(config)
-    check_data(config)
-    check_output_dir(config.output_dir)
-    return config
+    return values
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -112,10 +112,20 @@ def saved_run_values(path: str | os.PathLike | None) -> dict | None:
     ``samora eval`` / ``analyze`` of a run thus use the run's tasks, template, source, max_length,
     evaluation settings, model and seed unless the user sets them. The layer's ``output_dir`` is
     the folder itself (wherever it is now); ``compare`` (a grid cell's) and ``train.resume`` say
-    how the run was trained, not how to evaluate it, and are left out.
+    how the run was trained, not how to evaluate it, and are left out, as are the adapter's ``tasks``
+    and ``base_model`` a grid cell's saved adapter section holds (they come from ``data.tasks`` and
+    ``model.name``). A run folder (with ``adapter/``) without its ``config.yaml`` is refused: its
+    tasks and settings would be guesses.
     """
-    if path is None or not (Path(path) / CONFIG_FILE).is_file() or not (Path(path) / ADAPTER_FOLDER).is_dir():
+    if path is None or not (Path(path) / ADAPTER_FOLDER).is_dir():
         return None
+    if not (Path(path) / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{path} is a run folder without its {CONFIG_FILE}, so the tasks, template, data source and "
+            f"evaluation settings of its run are unknown. Restore {Path(path) / CONFIG_FILE}, or pass the "
+            f"adapter folder {Path(path) / ADAPTER_FOLDER} with the settings (data.tasks=..., --config) and "
+            "output_dir=... for the results"
+        )
     try:
         saved = yaml.safe_load((Path(path) / CONFIG_FILE).read_text())
     except (OSError, yaml.YAMLError) as err:
@@ -126,7 +136,9 @@ def saved_run_values(path: str | os.PathLike | None) -> dict | None:
     if not isinstance(saved, dict):
         raise ConfigError(f"{Path(path) / CONFIG_FILE} is not a run configuration (a mapping of sections)")
     saved.pop("compare", None)
-    saved.get("train", {}).pop("resume", None)
+    for section, key in (("train", "resume"), ("adapter", "tasks"), ("adapter", "base_model")):
+        if isinstance(saved.get(section), dict):
+            saved[section].pop(key, None)
     return {**saved, "output_dir": str(path)}
 
 
