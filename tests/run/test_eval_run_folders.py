@@ -35,7 +35,7 @@ def test_a_run_folder_without_its_config_is_refused_and_nothing_is_written(
     shutil.copytree(two_task_run, run)
     (run / "config.yaml").unlink()
     monkeypatch.chdir(tmp_path)
-    assert main(["eval", "--adapter", str(run)]) == 2
+    assert main(["eval", "--adapter", str(run), "eval.limit=1"]) == 2
     assert "run folder without its config.yaml" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and not (run / "evals").exists()
 
