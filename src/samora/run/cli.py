@@ -62,10 +62,13 @@ def _installed_version(distribution: str) -> str:
 def _config(args: argparse.Namespace, base: dict | None = None):
     """The run configuration: ``base`` (a run folder's saved config), then the preset, the config file
     (``--config`` or a first positional ending in .yaml/.yml) and the ``key=value`` overrides."""
+    from samora.run.logs import set_progress_bars
     from samora.run.run_config import load_run_config
 
     path, overrides = split_positionals(args.config, args.overrides)
-    return load_run_config(path, overrides, preset=args.preset, base=base)
+    config = load_run_config(path, overrides, preset=args.preset, base=base)
+    set_progress_bars(args.verbose)  # imports transformers and torch: only once the configuration is valid
+    return config
 
 
 def split_positionals(config: str | None, positionals: list[str]) -> tuple[str | None, list[str]]:
@@ -96,13 +99,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 
 def command_train(args: argparse.Namespace) -> int:
     """Fine-tune an adapter, evaluate before and after, analyse, and write the run folder."""
+    if args.no_resume:
+        args.overrides = [*args.overrides, "train.resume=false"]
+    config = _config(args)  # checked before torch loads
     from samora.run.pipeline import run_train
     from samora.training import TrainingDiverged
 
-    if args.no_resume:
-        args.overrides = [*args.overrides, "train.resume=false"]
     try:
-        run_train(_config(args), overwrite=args.overwrite)
+        run_train(config, overwrite=args.overwrite)
     except TrainingDiverged as err:
         print(f"samora: training failed: {err}", file=sys.stderr)
         return 3
@@ -111,9 +115,10 @@ def command_train(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     """Train and evaluate compare.methods x compare.seeds alike; tables with CIs and paired tests."""
+    config = _config(args)  # checked before torch loads
     from samora.compare import run_compare
 
-    run_compare(_config(args), max_cells=args.max_cells)
+    run_compare(config, max_cells=args.max_cells)
     return 0
 
 
@@ -149,17 +154,19 @@ def _trained_tasks(adapter: str | None) -> list[str]:
 
 def command_eval(args: argparse.Namespace) -> int:
     """Evaluate an adapter folder (or the plain base model) on tasks with a protocol."""
+    config = _run_folder_config(args)
     from samora.run.pipeline import run_eval
 
-    run_eval(_run_folder_config(args), args.adapter)
+    run_eval(config, args.adapter)
     return 0
 
 
 def command_analyze(args: argparse.Namespace) -> int:
     """Plots and numbers of what an adapter's router learned."""
+    config = _run_folder_config(args)
     from samora.run.pipeline import run_analyze
 
-    result = run_analyze(_run_folder_config(args), args.adapter)
+    result = run_analyze(config, args.adapter)
     for warning in result.get("warnings", []):
         print(f"[samora] warning: {warning}")
     return 0
@@ -310,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "verbose"):  # the commands that load models and data
             from samora.run.logs import configure_cli_logging
 
-            configure_cli_logging(verbose=args.verbose)
+            configure_cli_logging(verbose=args.verbose, progress_bars=False)  # set by _config
         return args.run(args)
     except ConfigError as err:
         print(f"samora: configuration error: {err}", file=sys.stderr)

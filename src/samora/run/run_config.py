@@ -30,7 +30,7 @@ import yaml
 
 from samora.config import setting
 from samora.run.coercion import ConfigError, build_section, coerce_value
-from samora.run.config_checks import check_data, check_output_dir, check_values
+from samora.run.config_checks import check_data, check_output_dir, check_plain_values, check_values
 
 logger = logging.getLogger(__name__)
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -83,7 +83,7 @@ class TrainSection:
     lr_scheduler_type: str = "linear"  # (was train.lr_scheduler)
     seed: int = 41
     gradient_checkpointing: bool = False
-    logging_steps: int = setting(default_factory=lambda: _training_default("logging_steps"), gt=0)  # 5: training's
+    logging_steps: int = setting(5, gt=0)  # TrainSettings' (a test checks they agree; reading it would load torch)
     save_steps: int | None = setting(None, gt=0)
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
@@ -95,22 +95,6 @@ class TrainSection:
     training_arguments: dict[str, Any] = field(default_factory=dict)
 
 
-def _training_default(name: str) -> Any:
-    """The default of :class:`samora.training.TrainSettings`' field ``name``: the one home of the value,
-    read when a section is built (importing samora.training loads torch, which ``--help`` must not)."""
-    from samora.training import TrainSettings
-
-    return getattr(TrainSettings, name)
-
-
-def _evaluation_default(name: str) -> Any:
-    """The default of :class:`samora.evaluation.EvaluationOptions`' field ``name``: the one home of the
-    value, read when a section is built (importing samora.evaluation loads torch, which ``--help`` must not)."""
-    from samora.evaluation import EvaluationOptions
-
-    return getattr(EvaluationOptions, name)
-
-
 @dataclass
 class EvalSection:
     """protocol: ``loglik`` (rank choices by log-likelihood) or ``generate`` (decode, extract the answer).
@@ -119,9 +103,7 @@ class EvalSection:
     protocol: str = setting("loglik", choices=("loglik", "generate"))
     split: str = "eval"
     limit: int | None = setting(None, gt=0)
-    batch_size: int = setting(
-        default_factory=lambda: _evaluation_default("batch_size"), gt=0
-    )  # 16: EvaluationOptions'
+    batch_size: int = setting(16, gt=0)  # EvaluationOptions' (a test checks they agree)
     num_beams: int = setting(1, ge=1)
     max_new_tokens: int = setting(32, gt=0)
     before: bool = True
@@ -191,7 +173,9 @@ def load_run_config(
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
-    config = config_from_dict(merged_layers(path, overrides, preset, base))
+    values = merged_layers(path, overrides, preset, base)
+    check_plain_values(build_section(RunConfig, _without_library_keys(values), ""))  # before torch loads
+    config = config_from_dict(values)
     check_values(config)
     check_data(config)
     check_output_dir(config.output_dir)
@@ -216,6 +200,17 @@ def merged_layers(
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
         _merge_layer(values, with_current_names(_nest(key.strip().split("."), yaml.safe_load(raw)), "override"))
     return values
+
+
+def _without_library_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with what only the installed libraries can check left out: the ``adapter`` section
+    (the method's config class) and the ``train`` keys handed to ``TrainingArguments``."""
+    from samora.run.passthrough import gather_training_arguments
+
+    plain = {key: value for key, value in gather_training_arguments(values, TrainSection).items() if key != "adapter"}
+    if isinstance(plain.get("train"), dict):
+        plain["train"] = {key: value for key, value in plain["train"].items() if key != "training_arguments"}
+    return plain
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
