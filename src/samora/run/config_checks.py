@@ -30,6 +30,16 @@ def check_plain_values(config: RunConfig) -> None:
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
     check_output_dir(config.output_dir)
+    check_model_name(config.model.name)
+
+
+def check_model_name(name: str | None) -> None:
+    """A ``model.name`` written as a local path (``/``, ``.`` or ``~`` first) must be a folder."""
+    if name and name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+        raise ConfigError(
+            f"model.name {name!r} is not a folder; give a folder written by save_pretrained, a hub id, or "
+            "smollm2-135m-instruct (the offline model)"
+        )
 
 
 def check_values(config: RunConfig) -> None:

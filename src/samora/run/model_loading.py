@@ -42,16 +42,27 @@ def load_base_model(name: str, dtype: str = "auto"):
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
             model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-        except (OSError, ValueError) as err:
-            raise ConfigError(
-                f"model.name {name!r} is neither a local model folder nor a reachable hub id ({err}). "
-                "Use model.name=smollm2-135m-instruct for the offline model, or a folder written by save_pretrained"
-            ) from None
+        except ValueError as err:
+            if "Unrecognized configuration class" in str(err):  # e.g. a T5 (encoder-decoder) folder
+                raise ConfigError(
+                    f"model.name {name!r} is not a causal language model ({str(err).splitlines()[0]}); "
+                    "samora trains and evaluates causal LMs (AutoModelForCausalLM) only"
+                ) from None
+            raise _not_loadable(name, err) from None
+        except OSError as err:
+            raise _not_loadable(name, err) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if torch.cuda.is_available():  # this process's GPU under torchrun / accelerate launch
         model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
     return model, tokenizer
+
+
+def _not_loadable(name: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"model.name {name!r} is neither a local model folder nor a reachable hub id ({err}). "
+        "Use model.name=smollm2-135m-instruct for the offline model, or a folder written by save_pretrained"
+    )
 
 
 def read_saved_adapter(adapter_dir: Path) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import torch
 import yaml
 
 from samora.files import write_text_atomic
+from samora.run.model_checks import check_adapter_fits, check_stream_has_targets
 from samora.run.model_loading import (
     DEFAULT_MODEL,
     adapter_folder,
@@ -52,6 +53,7 @@ from samora.run.model_loading import (
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
 from samora.run.run_config import ConfigError, RunConfig, TrainSection
+from samora.run.run_folder import plan_run_folder
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +116,7 @@ def evaluation_options(config: RunConfig):
 def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> None:
     """Refuse, before any model loads, when no source (``data.source``) holds a split of a requested
     task: one line per missing task and split, with what was tried and how to provide it."""
-    from samora.data.sources import DataSourceError, resolve_source
+    from samora.data.sources import resolve_source
     from samora.data.tasks import resolve_split
 
     missing = []
@@ -122,7 +124,7 @@ def check_task_data(config: RunConfig, tasks: list[str], splits: list[str]) -> N
         for split in dict.fromkeys(resolve_split(task, split) for split in splits):
             try:
                 resolve_source(task, split, config.data.source)
-            except DataSourceError as err:
+            except FileNotFoundError as err:  # a DataSourceError, or a local path without the task's file
                 missing.append(f"  {task} ({split} split): {err}")
     if missing:
         raise ConfigError(
@@ -176,10 +178,13 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
             f"this configuration is a comparison ({config.compare.methods}): `samora compare` runs it; "
             f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}",
         )
-    plan = _start_run_folder(run_dir, config, overwrite, main)
+    plan = plan_run_folder(run_dir, config, overwrite=overwrite)  # read-only: refuse before loading
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype)
+    check_adapter_fits(model, adapter_config)
     stream = build_stream(config, tokenizer, tasks)
+    check_stream_has_targets(stream, config.data.max_length)
+    _start_run_folder(run_dir, config, plan, main)  # the first write, once the model checks passed
     metrics: dict[str, Any] = {"tasks": tasks, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before and main:
         _say(main, "evaluating the base model")
@@ -207,16 +212,14 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     return metrics
 
 
-def _start_run_folder(run_dir: Path, config: RunConfig, overwrite: bool, main: bool):
-    """Decide on every process (read-only) what to do with ``run_dir``; the main process then does it."""
-    from samora.run.run_folder import plan_run_folder, prepare_run_folder
+def _start_run_folder(run_dir: Path, config: RunConfig, plan, main: bool) -> None:
+    """Carry out on the main process the ``plan`` every process made (read-only) for ``run_dir``."""
+    from samora.run.run_folder import prepare_run_folder
 
-    plan = plan_run_folder(run_dir, config, overwrite=overwrite)
     if main:
         prepare_run_folder(run_dir, plan)
         save_config(config, run_dir)
     _say(main, plan.describe(run_dir))
-    return plan
 
 
 def build_stream(config: RunConfig, tokenizer, tasks: list[str]):

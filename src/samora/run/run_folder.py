@@ -128,7 +128,7 @@ def saved_run_values(path: str | os.PathLike | None) -> dict | None:
         )
     try:
         saved = yaml.safe_load((Path(path) / CONFIG_FILE).read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(
             f"{Path(path) / CONFIG_FILE} cannot be read ({err}); pass the adapter folder "
             f"{Path(path) / ADAPTER_FOLDER} with --config/--preset settings instead"
@@ -198,7 +198,7 @@ def config_differences(saved: dict, current: dict, prefix: tuple[str, ...] = ())
 def _read_saved_config(run_dir: Path) -> dict:
     try:
         saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(
             f"{run_dir / CONFIG_FILE} cannot be read ({err}); pass --overwrite to discard the "
             "folder's run, or choose another output_dir"
