@@ -8,7 +8,8 @@ accumulation, schedulers, logging integrations) is the Trainer's own machinery. 
   logging step, records router weights for the router statistics.
 - ``log`` adds router statistics, the weighted regulariser terms and the token throughput to the
   training logs, so they reach the console, TensorBoard, W&B... like any metric.
-- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base; under FSDP
+- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base (the tokenizer
+  only beside the final adapter, not in every checkpoint); under FSDP
   (full state dict) or ZeRO-3 it takes the adapter from the gathered state dict the Trainer hands
   it, as PEFT does. ``_load_from_checkpoint`` loads it back into the adapted model, so
   ``resume_from_checkpoint`` restores it (the Trainer restores optimizer, scheduler, scaler, RNG and
@@ -37,7 +38,7 @@ from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
 from samora.persistence import adapter_state_dict, load_adapter_weights, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
-from samora.training.checkpoints import TRAINER_STATE, checkpoint_step, last_complete_checkpoint
+from samora.training.checkpoints import TRAINER_STATE, checkpoint_step, disk_full_error, last_complete_checkpoint
 from samora.training.divergence import NonFiniteGuard, TrainingDiverged, divergence_hint, nonfinite_tensors
 from samora.training.router_logs import router_log_entries
 
@@ -182,7 +183,8 @@ class SamoraTrainer(Trainer):
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Write the adapter (not the frozen base), the tokenizer and the training arguments."""
+        """Write the adapter (not the frozen base), the training arguments and, beside the final adapter
+        only, the tokenizer."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
@@ -195,9 +197,20 @@ class SamoraTrainer(Trainer):
         self._refuse_nonfinite_adapter(model, state_dict)
         # FSDP / ZeRO-3: the gathered full state dict (this rank's own tensors are shards)
         save_adapter(model, output_dir, state_dict=state_dict)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+        if self.processing_class is not None and os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir):
+            self.processing_class.save_pretrained(output_dir)  # once per run, beside the final adapter
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _save_checkpoint(self, model, trial):
+        """The Trainer's checkpoint; a full disk is an error naming the folder and the space needed."""
+        try:
+            return super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as err:
+            trainable = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+            full = disk_full_error(err, self.args.output_dir, trainable)
+            if full is None:
+                raise
+            raise full from err
 
     def _refuse_nonfinite_adapter(self, model, state_dict: dict | None) -> None:
         """A NaN/inf adapter is never written: not as a checkpoint, not as the final adapter."""
