@@ -212,9 +212,27 @@ def command_presets(args: argparse.Namespace) -> int:
     from samora.run.run_config import PRESETS_DIR, preset_names
 
     for name in preset_names():
-        first = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
-        print(f"{name:>20}: {first}")
+        print(f"{name}:\n{preset_description(PRESETS_DIR / f'{name}.yaml')}\n")
     return 0
+
+
+def preset_description(path) -> str:
+    """The whole comment block that opens a preset file, rewrapped and indented."""
+    import textwrap
+
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return textwrap.fill(
+        " ".join(lines),
+        width=100,
+        initial_indent="  ",
+        subsequent_indent="  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
