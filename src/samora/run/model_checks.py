@@ -1,10 +1,15 @@
 """The configuration checks that need the loaded base model, run right after it loads and before the
 run folder is written: ``adapter.target_modules`` must select linear layers, and ``adapter.r`` must
-not exceed the width of any of them, and the training stream must hold targets to learn."""
+not exceed the width of any of them, and the training stream must hold targets to learn; and the
+warning for an evaluation of tasks an adapter never saw."""
 
 from __future__ import annotations
 
+import logging
+
 from samora.run.coercion import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def check_adapter_fits(model, adapter_config) -> None:
@@ -42,4 +47,18 @@ def check_stream_has_targets(stream, max_length: int) -> None:
         raise ConfigError(
             f"data.max_length={max_length} cuts every training target away (each prompt alone is at least "
             "that long), so there is nothing to learn; raise data.max_length (e.g. 256)"
+        )
+
+
+def warn_unseen_tasks(tasks: list[str], trained: list[str], adapter_dir: str) -> None:
+    """Warn loudly when asked to score tasks the adapter was never trained on (``trained``: its tasks;
+    empty for a PEFT LoRA folder, which records none): they go down its unseen-task route."""
+    unseen = [task for task in tasks if trained and task not in trained]
+    if unseen:
+        logger.warning(
+            "the adapter in %s was trained on %s and never saw %s: those are scored on its unseen-task route "
+            "(not what it learned for them); leave data.tasks unset to score its own tasks",
+            adapter_dir,
+            trained,
+            unseen,
         )

@@ -43,7 +43,7 @@ import torch
 import yaml
 
 from samora.files import write_text_atomic
-from samora.run.model_checks import check_adapter_fits, check_stream_has_targets
+from samora.run.model_checks import check_adapter_fits, check_stream_has_targets, warn_unseen_tasks
 from samora.run.model_loading import (
     DEFAULT_MODEL,
     adapter_folder,
@@ -330,20 +330,6 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     path = write_results(results, output / "eval.json")
     print(f"[samora] results: {path}\n[samora] per-example records: {output / 'samples.jsonl'}", flush=True)
     return results
-
-
-def warn_unseen_tasks(tasks: list[str], trained: list[str], adapter_dir: str) -> None:
-    """Warn loudly when asked to score tasks the adapter was never trained on (``trained``: its tasks;
-    empty for a PEFT LoRA folder, which records none): they go down its unseen-task route."""
-    unseen = [task for task in tasks if trained and task not in trained]
-    if unseen:
-        logger.warning(
-            "the adapter in %s was trained on %s and never saw %s: those are scored on its unseen-task route "
-            "(not what it learned for them); leave data.tasks unset to score its own tasks",
-            adapter_dir,
-            trained,
-            unseen,
-        )
 
 
 def run_analyze(config: RunConfig, adapter_dir: str) -> dict[str, Any]:
