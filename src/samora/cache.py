@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 SMOLLM2_NAME = "smollm2-135m-instruct"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model SMOLLM2_NAME stands for (what PEFT can load)
 CONVERTED_PREFIX = f"{SMOLLM2_NAME}-transformers-"  # + the transformers version that converted it
 
 
@@ -41,3 +42,13 @@ def base_model_identity(name_or_path: str | os.PathLike | None) -> tuple[str | N
     local = Path(name_or_path).is_dir()
     path = str(Path(name_or_path).resolve()) if local else None
     return bundled_model_name(name_or_path) or str(name_or_path), path
+
+
+def loadable_base_name(base_model: str | None) -> str | None:
+    """``base_model`` as another library (PEFT's ``AutoPeftModelForCausalLM``) can load it: the hub id
+    the bundled alias stands for, a local folder's absolute path, else the name unchanged."""
+    if base_model and (base_model == SMOLLM2_NAME or bundled_model_name(base_model)):
+        return SMOLLM2_HUB_ID
+    if base_model and Path(base_model).is_dir():
+        return str(Path(base_model).resolve())
+    return base_model

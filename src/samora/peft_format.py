@@ -34,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from samora.cache import loadable_base_name
 from samora.config import AdapterConfig
 from samora.files import match_umask
 from samora.methods import config_from_dict, get_method
@@ -82,7 +83,7 @@ def peft_lora(layers: dict[str, AdapterLayer], config: AdapterConfig, task_id: i
     peft_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": config.base_model,
+        "base_model_name_or_path": loadable_base_name(config.base_model),  # PEFT loads it (no samora alias)
         "r": rank,
         "lora_alpha": scale * rank,
         "target_modules": config.target_modules,

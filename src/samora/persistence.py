@@ -208,8 +208,10 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
 
     As in PEFT, the loaded adapter is frozen unless ``is_trainable=True`` (to continue training).
     Any error (missing or corrupted file, unknown method, a base whose layer shapes differ) leaves
-    ``base_model`` unchanged. A PEFT LoRA folder loads as a samora LoRA (:func:`samora.peft_format.load_peft_lora`).
+    ``base_model`` unchanged. A PEFT LoRA folder loads as a samora LoRA (:func:`samora.peft_format.load_peft_lora`);
+    a ``samora train`` run folder loads its ``adapter/``, as every ``samora`` command accepts it.
     """
+    directory = _adapter_of_run_folder(directory)
     if is_peft_folder(directory):
         return load_peft_lora(base_model, directory, is_trainable=is_trainable)
     metadata, tensors = read_adapter_tensors(directory)
@@ -218,6 +220,14 @@ def load_adapter(base_model: nn.Module, directory: str | os.PathLike, *, is_trai
     dtype = getattr(torch, metadata.get("adapter_dtype", "float32"))
     install_adapter(base_model, config, tensors, dtype=dtype, source=str(directory), is_trainable=is_trainable)
     return base_model
+
+
+def _adapter_of_run_folder(directory: str | os.PathLike) -> str | os.PathLike:
+    """``directory/adapter`` when ``directory`` is a run folder (it has no adapter of its own), else it."""
+    inner = Path(directory) / "adapter"
+    if not (Path(directory) / CONFIG_NAME).exists() and (inner / CONFIG_NAME).is_file():
+        return inner
+    return directory
 
 
 def install_adapter(

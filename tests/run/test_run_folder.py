@@ -30,6 +30,7 @@ def test_plans_for_each_state_of_the_folder(tmp_path):
     assert plan_run_folder(run, load_run_config(overrides=["adapter.r=8", "adapter.method=samora"])).action == "resume"
     assert plan_run_folder(run, moved) == RunPlan("replace")
     other = load_run_config(overrides=["adapter.r=4", "eval.limit=3"])
+    (run / "history.jsonl").write_text('{"loss": 2.0, "step": 1}\n')  # it trained a step
     with pytest.raises(
         ConfigError,
         match=r"another configuration \(adapter.r: 8 in the folder, 4 now; "

@@ -86,7 +86,7 @@ def test_skip_drops_the_step_and_trains_on(tmp_path):
     assert all(torch.equal(poison.before[k], poison.after[k]) for k in poison.before)  # step 2 changed nothing
     assert any(not torch.equal(poison.after[k], v) for k, v in adapter_tensors(model).items())  # 3, 4 trained
     logs = [entry for entry in result.log_history if "nonfinite_skipped_steps" in entry]
-    assert [entry["nonfinite_skipped_steps"] for entry in logs] == [0, 1, 1, 1]
+    assert [entry["nonfinite_skipped_steps"] for entry in logs] == [0, 1, 1, 1, 1]  # 4 steps, then the summary
     assert all(math.isfinite(loss) for _, loss in result.loss_history if _ != 2)
 
 

@@ -62,10 +62,13 @@ def _installed_version(distribution: str) -> str:
 def _config(args: argparse.Namespace, base: dict | None = None):
     """The run configuration: ``base`` (a run folder's saved config), then the preset, the config file
     (``--config`` or a first positional ending in .yaml/.yml) and the ``key=value`` overrides."""
+    from samora.run.logs import set_progress_bars
     from samora.run.run_config import load_run_config
 
     path, overrides = split_positionals(args.config, args.overrides)
-    return load_run_config(path, overrides, preset=args.preset, base=base)
+    config = load_run_config(path, overrides, preset=args.preset, base=base)
+    set_progress_bars(args.verbose)  # imports transformers and torch: only once the configuration is valid
+    return config
 
 
 def split_positionals(config: str | None, positionals: list[str]) -> tuple[str | None, list[str]]:
@@ -96,13 +99,14 @@ CONFIG_SUFFIXES = (".yaml", ".yml")
 
 def command_train(args: argparse.Namespace) -> int:
     """Fine-tune an adapter, evaluate before and after, analyse, and write the run folder."""
+    if args.no_resume:
+        args.overrides = [*args.overrides, "train.resume=false"]
+    config = _config(args)  # checked before torch loads
     from samora.run.pipeline import run_train
     from samora.training import TrainingDiverged
 
-    if args.no_resume:
-        args.overrides = [*args.overrides, "train.resume=false"]
     try:
-        run_train(_config(args), overwrite=args.overwrite)
+        run_train(config, overwrite=args.overwrite)
     except TrainingDiverged as err:
         print(f"samora: training failed: {err}", file=sys.stderr)
         return 3
@@ -111,38 +115,58 @@ def command_train(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     """Train and evaluate compare.methods x compare.seeds alike; tables with CIs and paired tests."""
+    config = _config(args)  # checked before torch loads
     from samora.compare import run_compare
 
-    run_compare(_config(args), max_cells=args.max_cells)
+    run_compare(config, max_cells=args.max_cells)
     return 0
 
 
 def _run_folder_config(args: argparse.Namespace):
     """eval / analyze: a run folder's saved config under the user's layers; results go into the run
     folder unless ``output_dir=`` is given on the command line (a preset's or file's output_dir names
-    where to train, not where this run's results belong)."""
+    where to train, not where this run's results belong). Unless the user sets ``data.tasks``, the
+    tasks are the ones the adapter was trained on (a run folder's, a grid cell's or an adapter
+    folder's own; a PEFT LoRA folder records none)."""
+    from samora.run.run_config import merged_layers
     from samora.run.run_folder import saved_run_values
 
     base = saved_run_values(args.adapter)
     config = _config(args, base)
     if base is not None and not any(item.startswith("output_dir=") for item in args.overrides):
         config.output_dir = base["output_dir"]
+    path, overrides = split_positionals(args.config, args.overrides)
+    chosen = merged_layers(path, overrides, args.preset).get("data", {})
+    trained = _trained_tasks(args.adapter)
+    if trained and not (isinstance(chosen, dict) and "tasks" in chosen):
+        config.data.tasks = trained
     return config
+
+
+def _trained_tasks(adapter: str | None) -> list[str]:
+    """The tasks the adapter in ``adapter`` (a run folder or an adapter folder) was trained on."""
+    if adapter is None:
+        return []
+    from samora.run.model_loading import adapter_folder, read_saved_adapter
+
+    return list(read_saved_adapter(adapter_folder(adapter)).get("tasks") or [])
 
 
 def command_eval(args: argparse.Namespace) -> int:
     """Evaluate an adapter folder (or the plain base model) on tasks with a protocol."""
+    config = _run_folder_config(args)
     from samora.run.pipeline import run_eval
 
-    run_eval(_run_folder_config(args), args.adapter)
+    run_eval(config, args.adapter)
     return 0
 
 
 def command_analyze(args: argparse.Namespace) -> int:
     """Plots and numbers of what an adapter's router learned."""
+    config = _run_folder_config(args)
     from samora.run.pipeline import run_analyze
 
-    result = run_analyze(_run_folder_config(args), args.adapter)
+    result = run_analyze(config, args.adapter)
     for warning in result.get("warnings", []):
         print(f"[samora] warning: {warning}")
     return 0
@@ -188,9 +212,27 @@ def command_presets(args: argparse.Namespace) -> int:
     from samora.run.run_config import PRESETS_DIR, preset_names
 
     for name in preset_names():
-        first = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
-        print(f"{name:>20}: {first}")
+        print(f"{name}:\n{preset_description(PRESETS_DIR / f'{name}.yaml')}\n")
     return 0
+
+
+def preset_description(path) -> str:
+    """The whole comment block that opens a preset file, rewrapped and indented."""
+    import textwrap
+
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return textwrap.fill(
+        " ".join(lines),
+        width=100,
+        initial_indent="  ",
+        subsequent_indent="  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,11 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             from samora.benchmark.command import main as bench
 
             return bench(rest)
-        args = parser.parse_args(argv)  # every other command: unknown arguments are an error
+        args = _with_trailing_overrides(parser, args, rest)
         if hasattr(args, "verbose"):  # the commands that load models and data
             from samora.run.logs import configure_cli_logging
 
-            configure_cli_logging(verbose=args.verbose)
+            configure_cli_logging(verbose=args.verbose, progress_bars=False)  # set by _config
         return args.run(args)
     except ConfigError as err:
         print(f"samora: configuration error: {err}", file=sys.stderr)
@@ -304,6 +346,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad input or a file-system error while running: no traceback
         print(f"samora: error: {err}", file=sys.stderr)
         return 1
+
+
+def _with_trailing_overrides(parser: argparse.ArgumentParser, args: argparse.Namespace, rest: list[str]):
+    """``args`` with the overrides argparse left over because they followed a flag
+    (``samora train c.yaml --overwrite train.max_steps=1``) appended, in command-line order; any
+    other unknown argument is an error, as in ``parse_args``."""
+    unknown = [item for item in rest if item.startswith("-") or not hasattr(args, "overrides")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if rest:
+        args.overrides = [*args.overrides, *rest]
+    return args
 
 
 if __name__ == "__main__":

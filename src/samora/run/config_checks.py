@@ -18,6 +18,30 @@ if TYPE_CHECKING:
 Check = tuple[bool, str, str]
 
 
+def check_plain_values(config: RunConfig) -> None:
+    """The checks that need no library (torch, transformers, the method registry), run first so that
+    most configuration errors print before any of them loads: each section's declared bounds and
+    choices, the rules joining data fields, ``train.seed`` and ``output_dir``."""
+    sections = {"model": config.model, "data": config.data, "train": config.train, "eval": config.eval}
+    for name, section in sections.items():
+        check_declared_rules(section, name + ".")
+    checks = [*_data_checks(config.data), (0 <= config.train.seed < 2**32, "train.seed", "in [0, 2**32)")]
+    for ok, key, expected in checks:
+        if not ok:
+            raise ConfigError(f"{key} must be {expected}")
+    check_output_dir(config.output_dir)
+    check_model_name(config.model.name)
+
+
+def check_model_name(name: str | None) -> None:
+    """A ``model.name`` written as a local path (``/``, ``.`` or ``~`` first) must be a folder."""
+    if name and name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+        raise ConfigError(
+            f"model.name {name!r} is not a folder; give a folder written by save_pretrained, a hub id, or "
+            "smollm2-135m-instruct (the offline model)"
+        )
+
+
 def check_values(config: RunConfig) -> None:
     """The bounds and choices each section declares on its fields (:func:`samora.config.setting`,
     checked by the same :class:`~samora.config.Rule` as the method configs), then the rules that

@@ -30,8 +30,10 @@ class _CliHandler(logging.StreamHandler):
     """The handler :func:`configure_cli_logging` installs (replaced, not duplicated, on a second call)."""
 
 
-def configure_cli_logging(verbose: bool = False) -> None:
-    """``[samora] ...`` on stderr at INFO (DEBUG with ``verbose``); progress bars only with ``verbose``."""
+def configure_cli_logging(verbose: bool = False, progress_bars: bool = True) -> None:
+    """``[samora] ...`` on stderr at INFO (DEBUG with ``verbose``); progress bars only with ``verbose``
+    (``progress_bars=False``: leave them for :func:`set_progress_bars`, which imports transformers and
+    datasets, so that the CLI can check a configuration first)."""
     logger = logging.getLogger(LOGGER)
     for handler in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
         logger.removeHandler(handler)
@@ -39,7 +41,8 @@ def configure_cli_logging(verbose: bool = False) -> None:
     handler.setFormatter(_CliFormatter("%(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    set_progress_bars(verbose)
+    if progress_bars:
+        set_progress_bars(verbose)
 
 
 def set_progress_bars(enabled: bool) -> None:

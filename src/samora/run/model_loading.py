@@ -48,11 +48,15 @@ def load_base_model(name: str, dtype: str = "auto", options: ModelSection | None
         try:
             tokenizer = AutoTokenizer.from_pretrained(name, **tokenizer_keywords(options))
             model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-        except (OSError, ValueError) as err:
-            raise ConfigError(
-                f"model.name {name!r} is neither a local model folder nor a reachable hub id ({err}). "
-                "Use model.name=smollm2-135m-instruct for the offline model, or a folder written by save_pretrained"
-            ) from None
+        except ValueError as err:
+            if "Unrecognized configuration class" in str(err):  # e.g. a T5 (encoder-decoder) folder
+                raise ConfigError(
+                    f"model.name {name!r} is not a causal language model ({str(err).splitlines()[0]}); "
+                    "samora trains and evaluates causal LMs (AutoModelForCausalLM) only"
+                ) from None
+            raise _not_loadable(name, err) from None
+        except OSError as err:
+            raise _not_loadable(name, err) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if "quantization_config" in kwargs:
@@ -110,6 +114,13 @@ def tokenizer_keywords(options: ModelSection) -> dict[str, Any]:
         **({"revision": options.revision} if options.revision is not None else {}),
         **({"trust_remote_code": True} if options.trust_remote_code else {}),
     }
+
+
+def _not_loadable(name: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"model.name {name!r} is neither a local model folder nor a reachable hub id ({err}). "
+        "Use model.name=smollm2-135m-instruct for the offline model, or a folder written by save_pretrained"
+    )
 
 
 def read_saved_adapter(adapter_dir: Path) -> dict[str, Any]:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
+import os
 import tempfile
 import types
 import typing
+from importlib.metadata import PackageNotFoundError
 from typing import Any
 
 from samora.run.coercion import ConfigError, coerce_value
@@ -92,13 +95,34 @@ def check_training_argument_values(arguments: dict[str, Any]) -> None:
     combinations) fail before the model loads; its error becomes a :class:`ConfigError`."""
     if not arguments:
         return
+    _check_own_rules(arguments)
     from transformers import TrainingArguments
 
     try:
         TrainingArguments(output_dir=tempfile.gettempdir(), report_to="none", **arguments)
+    except (ImportError, PackageNotFoundError) as err:  # e.g. train.deepspeed without deepspeed installed
+        named = ", ".join(f"train.{key}" for key in arguments)
+        raise ConfigError(f"{named} needs a package that is not installed ({err}); pip install it") from None
     except (TypeError, ValueError, KeyError) as err:
         named = [f"train.{key}" for key in arguments if key in str(err)] or [f"train.{key}" for key in arguments]
         raise ConfigError(f"{', '.join(named)}: transformers.TrainingArguments refuses it: {err}") from None
+
+
+def _check_own_rules(arguments: dict[str, Any]) -> None:
+    """What ``TrainingArguments`` accepts but fails (or quietly means something else) later: a negative
+    ``max_grad_norm`` (clipping off: that is 0), FSDP in a single process, an optimizer whose package
+    is missing."""
+    norm = arguments.get("max_grad_norm")
+    if isinstance(norm, (int, float)) and norm < 0:
+        raise ConfigError(f"train.max_grad_norm must be >= 0 (0 turns gradient clipping off), got {norm}")
+    if arguments.get("fsdp") and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise ConfigError(
+            "train.fsdp needs a distributed launch (accelerate launch or torchrun with 2+ processes); "
+            "this is a single process: leave train.fsdp unset"
+        )
+    optim = str(arguments.get("optim", ""))
+    if ("bnb" in optim or "8bit" in optim) and importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(f"train.optim={optim} needs bitsandbytes: pip install bitsandbytes (or another optim)")
 
 
 def check_report_to(report_to: str | list[str]) -> None:

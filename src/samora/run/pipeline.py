@@ -30,6 +30,7 @@ naming each such task and why, before any model loads.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -43,6 +44,7 @@ import yaml
 
 from samora.files import write_text_atomic
 from samora.run.config_checks import prompt_template
+from samora.run.model_checks import check_adapter_fits, check_stream_has_targets, warn_unseen_tasks
 from samora.run.model_loading import (
     DEFAULT_MODEL,
     adapter_folder,
@@ -53,6 +55,7 @@ from samora.run.model_loading import (
 )
 from samora.run.processes import is_main_process, main_only_folder, quiet_unless_main
 from samora.run.run_config import RunConfig, TrainSection
+from samora.run.run_folder import plan_run_folder
 from samora.run.run_tasks import (
     chat_format,
     chat_options,
@@ -116,11 +119,16 @@ def run_train(config: RunConfig, *, overwrite: bool = False) -> dict[str, Any]:
 
     An unfinished run of the same configuration in ``output_dir`` is resumed from its last valid
     checkpoint (unless ``train.resume`` is false); a finished one is replaced only with ``overwrite``.
+    The run holds the folder's lock (:mod:`samora.run.folder_lock`): a second command on the same
+    folder is refused while this one runs.
     The warnings logged on the way are repeated in ``report.md``.
     """
+    from samora.run.folder_lock import run_folder_lock
     from samora.run.logs import recorded_warnings
 
-    with recorded_warnings() as warnings:
+    # one process per run folder (the main one holds the lock for all ranks of a distributed run)
+    lock = run_folder_lock(config.output_dir) if is_main_process() else contextlib.nullcontext()
+    with lock, recorded_warnings() as warnings:
         return _run_train(config, overwrite, warnings)
 
 
@@ -139,12 +147,15 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
             f"this configuration is a comparison ({config.compare.methods}): `samora compare` runs it; "
             f"`samora train` trains only adapter.method={config.adapter.get('method', 'samora')}",
         )
-    plan = _start_run_folder(run_dir, config, overwrite, main)
-    if main:
-        record_tasks(tasks, run_dir)
+    plan = plan_run_folder(run_dir, config, overwrite=overwrite)  # read-only: refuse before loading
     torch.manual_seed(config.train.seed)
     model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
+    check_adapter_fits(model, adapter_config)
     stream = build_stream(config, tokenizer, tasks)
+    check_stream_has_targets(stream, config.data.max_length)
+    _start_run_folder(run_dir, config, plan, main)  # the first write, once the model checks passed
+    if main:
+        record_tasks(tasks, run_dir)
     metrics: dict[str, Any] = {"tasks": tasks.names, "model": config.model.name or DEFAULT_MODEL}
     if config.eval.before:  # on every process, see is_main_process
         _say(main, "evaluating the base model")
@@ -173,16 +184,14 @@ def _run_train(config: RunConfig, overwrite: bool, warnings: list[str]) -> dict[
     return metrics
 
 
-def _start_run_folder(run_dir: Path, config: RunConfig, overwrite: bool, main: bool):
-    """Decide on every process (read-only) what to do with ``run_dir``; the main process then does it."""
-    from samora.run.run_folder import plan_run_folder, prepare_run_folder
+def _start_run_folder(run_dir: Path, config: RunConfig, plan, main: bool) -> None:
+    """Carry out on the main process the ``plan`` every process made (read-only) for ``run_dir``."""
+    from samora.run.run_folder import prepare_run_folder
 
-    plan = plan_run_folder(run_dir, config, overwrite=overwrite)
     if main:
         prepare_run_folder(run_dir, plan)
         save_config(config, run_dir)
     _say(main, plan.describe(run_dir))
-    return plan
 
 
 def build_stream(config: RunConfig, tokenizer, tasks: list[str]):
@@ -237,7 +246,8 @@ def train_adapter(
     )
     summary = {
         "steps": result.global_step,
-        "train_loss": result.train_loss,
+        "train_loss": result.train_loss,  # train.on_nonfinite=skip: the mean over the steps not skipped
+        "skipped_steps": _skipped_steps(result.log_history),
         "runtime_s": result.runtime_s,
         "tokens_per_second": result.tokens_per_second,
         "loss_history": result.loss_history,
@@ -278,7 +288,9 @@ def run_eval(config: RunConfig, adapter_dir: str | None) -> dict[str, Any]:
     check_task_data(config, tasks, [config.eval.split])
     if adapter_dir:
         warn_if_tasks_changed(tasks, adapter_dir)
-        model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config)
+        saved = read_saved_adapter(adapter_folder(adapter_dir))
+        warn_unseen_tasks(tasks, saved.get("tasks") or [], adapter_dir)
+        model, tokenizer, _ = load_adapted(adapter_folder(adapter_dir), config, saved)
     else:
         model, tokenizer = load_base_model(config.model.name or DEFAULT_MODEL, config.model.dtype, config.model)
     output = new_results_folder(Path(config.output_dir) / "evals", "eval", numbered_first=True)
@@ -338,6 +350,12 @@ def run_analysis_on(model, tokenizer, config: RunConfig, tasks: list[str], outpu
     if not batches:
         return {"skipped": "no evaluation examples available for analysis"}
     return analyze(model, batches, output)
+
+
+def _skipped_steps(log_history: list[dict]) -> int:
+    """The steps ``train.on_nonfinite=skip`` skipped (the last count logged; 0 without skipping)."""
+    counts = [entry["nonfinite_skipped_steps"] for entry in log_history if "nonfinite_skipped_steps" in entry]
+    return counts[-1] if counts else 0
 
 
 def _process_count() -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import typing
 import warnings
 from dataclasses import dataclass, field
@@ -29,9 +30,10 @@ import yaml
 
 from samora.config import setting
 from samora.run.coercion import ConfigError, build_section, coerce_value
-from samora.run.config_checks import check_data, check_output_dir, check_values
+from samora.run.config_checks import check_data, check_output_dir, check_plain_values, check_values
 from samora.run.model_options import check_model_options
 
+logger = logging.getLogger(__name__)
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 PRESETS_DIR = Path(__file__).parent / "presets"
 # keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
@@ -107,7 +109,7 @@ class TrainSection:
     lr_scheduler_type: str = "linear"  # (was train.lr_scheduler)
     seed: int = 41
     gradient_checkpointing: bool = False
-    logging_steps: int = setting(default_factory=lambda: _training_default("logging_steps"), gt=0)  # 5: training's
+    logging_steps: int = setting(5, gt=0)  # TrainSettings' (a test checks they agree; reading it would load torch)
     save_steps: int | None = setting(None, gt=0)
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
     resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
@@ -119,22 +121,6 @@ class TrainSection:
     training_arguments: dict[str, Any] = field(default_factory=dict)
 
 
-def _training_default(name: str) -> Any:
-    """The default of :class:`samora.training.TrainSettings`' field ``name``: the one home of the value,
-    read when a section is built (importing samora.training loads torch, which ``--help`` must not)."""
-    from samora.training import TrainSettings
-
-    return getattr(TrainSettings, name)
-
-
-def _evaluation_default(name: str) -> Any:
-    """The default of :class:`samora.evaluation.EvaluationOptions`' field ``name``: the one home of the
-    value, read when a section is built (importing samora.evaluation loads torch, which ``--help`` must not)."""
-    from samora.evaluation import EvaluationOptions
-
-    return getattr(EvaluationOptions, name)
-
-
 @dataclass
 class EvalSection:
     """protocol: ``loglik`` (rank choices by log-likelihood) or ``generate`` (decode, extract the answer).
@@ -143,9 +129,7 @@ class EvalSection:
     protocol: str = setting("loglik", choices=("loglik", "generate"))
     split: str = "eval"
     limit: int | None = setting(None, gt=0)
-    batch_size: int = setting(
-        default_factory=lambda: _evaluation_default("batch_size"), gt=0
-    )  # 16: EvaluationOptions'
+    batch_size: int = setting(16, gt=0)  # EvaluationOptions' (a test checks they agree)
     num_beams: int = setting(1, ge=1)
     max_new_tokens: int = setting(32, gt=0)
     before: bool = True
@@ -215,6 +199,20 @@ def load_run_config(
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
     YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
+    values = merged_layers(path, overrides, preset, base)
+    check_plain_values(build_section(RunConfig, _without_library_keys(values), ""))  # before torch loads
+    config = config_from_dict(values)
+    check_values(config)
+    check_data(config)
+    check_output_dir(config.output_dir)
+    return config
+
+
+def merged_layers(
+    path: str | None = None, overrides: list[str] = (), preset: str | None = None, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The raw values of the layers of :func:`load_run_config`, merged (no defaults, nothing checked):
+    without ``base``, exactly what the user set."""
     values: dict[str, Any] = with_current_names(copy.deepcopy(base), "the run folder's config.yaml") if base else {}
     if preset is not None:
         if preset not in preset_names():
@@ -226,12 +224,23 @@ def load_run_config(
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.learning_rate=3e-4)")
-        _merge_layer(values, with_current_names(_nest(key.strip().split("."), yaml.safe_load(raw)), "override"))
-    config = config_from_dict(values)
-    check_values(config)
-    check_data(config)
-    check_output_dir(config.output_dir)
-    return config
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({err}); quote it") from None
+        _merge_layer(values, with_current_names(_nest(key.strip().split("."), value), "override"))
+    return values
+
+
+def _without_library_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with what only the installed libraries can check left out: the ``adapter`` section
+    (the method's config class) and the ``train`` keys handed to ``TrainingArguments``."""
+    from samora.run.passthrough import gather_training_arguments
+
+    plain = {key: value for key, value in gather_training_arguments(values, TrainSection).items() if key != "adapter"}
+    if isinstance(plain.get("train"), dict):
+        plain["train"] = {key: value for key, value in plain["train"].items() if key != "training_arguments"}
+    return plain
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -239,7 +248,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of sections (model, adapter, data, train, eval)")
@@ -273,17 +282,45 @@ def _nest(keys: list[str], value: Any) -> dict[str, Any]:
 
 
 def _merge_layer(values: dict[str, Any], layer: dict[str, Any]) -> None:
-    """Merge a later layer (file or override) over earlier ones. An ``adapter`` section naming another
-    method replaces the earlier adapter section: the old method's options mean nothing to the new one."""
+    """Merge a later layer (file or override) over earlier ones: it changes only the keys it sets.
+
+    An ``adapter`` section naming another method keeps the earlier adapter keys that the new
+    method also has (``r``, ``target_modules``, ``dropout``...) and drops, with a warning naming
+    them, the ones it lacks (e.g. SAMoRA's ``num_experts`` when switching to LoRA)."""
     adapter = layer.get("adapter")
     earlier = values.get("adapter")
-    if (
-        isinstance(adapter, dict)
-        and isinstance(earlier, dict)
-        and adapter.get("method", earlier.get("method")) != earlier.get("method")
-    ):
-        values["adapter"] = {}
+    if isinstance(adapter, dict) and isinstance(earlier, dict) and "method" in adapter:
+        values["adapter"] = _adapter_keys_for(adapter["method"], earlier)
     _merge(values, layer)
+
+
+def _adapter_keys_for(method: Any, earlier: dict[str, Any]) -> dict[str, Any]:
+    """The earlier adapter section's keys that ``method`` also has (all of them when the method is
+    unchanged or unknown: an unknown one is refused later, naming the valid methods)."""
+    if method == earlier.get("method", "samora"):
+        return earlier
+    fields = method_fields(method)
+    if fields is None:
+        return earlier
+    dropped = sorted(key for key in earlier if key != "method" and key not in fields)
+    if dropped:
+        logger.warning(
+            "adapter.method=%s: dropped %s, which %s has and %s does not (set them again if you meant to)",
+            method,
+            ", ".join(f"adapter.{key}" for key in dropped),
+            earlier.get("method", "samora"),
+            method,
+        )
+    return {key: value for key, value in earlier.items() if key not in dropped}
+
+
+def method_fields(method: Any) -> set[str] | None:
+    """The field names of ``method``'s config class (None for an unknown method)."""
+    from samora.methods import METHODS
+
+    if not isinstance(method, str) or method not in METHODS:
+        return None
+    return {f.name for f in dataclasses.fields(METHODS[method][0])}
 
 
 def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:

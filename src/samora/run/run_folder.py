@@ -10,6 +10,7 @@ absent or empty                                starts a new run
 finished (``metrics.json``, written last)      refuses, unless ``--overwrite``
 unfinished, same configuration                 resumes from the last valid checkpoint (``train.resume``)
 unfinished, another configuration              refuses, unless ``--overwrite`` or ``--no-resume``
+unfinished, failed before training a step      starts over (nothing to resume; the fixed command runs)
 not a run folder (no ``config.yaml``)          refuses (choose an empty or new folder)
 =============================================  ==========================================================
 
@@ -46,16 +47,19 @@ class RunPlan:
         action: ``"new"`` (empty or absent folder), ``"resume"`` (an unfinished run of the same
             configuration) or ``"replace"`` (discard the folder's run first).
         resume_from: the checkpoint to continue from (``"resume"`` only; None: start at step 0).
+        reason: why a folder is replaced without ``--overwrite`` (a run that never trained a step).
     """
 
     action: str
     resume_from: str | None = None
+    reason: str | None = None
 
     def describe(self, run_dir: Path) -> str:
         if self.action == "resume":
             where = f"from {self.resume_from}" if self.resume_from else "from step 0 (no valid checkpoint yet)"
             return f"resuming the unfinished run in {run_dir} {where}"
-        return f"{'replacing the run in' if self.action == 'replace' else 'new run in'} {run_dir}"
+        because = f" ({self.reason})" if self.reason else ""
+        return f"{'replacing the run in' if self.action == 'replace' else 'new run in'} {run_dir}{because}"
 
 
 def plan_run_folder(run_dir: str | os.PathLike, config: RunConfig, *, overwrite: bool = False) -> RunPlan:
@@ -80,6 +84,8 @@ def plan_run_folder(run_dir: str | os.PathLike, config: RunConfig, *, overwrite:
     if not config.train.resume:
         return RunPlan("replace")
     differences = config_differences(_read_saved_config(run_dir), effective_values(config))
+    if differences and not _trained_a_step(run_dir):
+        return RunPlan("replace", reason="its run of another configuration failed before training a step")
     if differences:
         raise ConfigError(
             f"output_dir {str(run_dir)!r} holds an unfinished run with another configuration "
@@ -106,13 +112,23 @@ def saved_run_values(path: str | os.PathLike | None) -> dict | None:
     ``samora eval`` / ``analyze`` of a run thus use the run's tasks, template, source, max_length,
     evaluation settings, model and seed unless the user sets them. The layer's ``output_dir`` is
     the folder itself (wherever it is now); ``compare`` (a grid cell's) and ``train.resume`` say
-    how the run was trained, not how to evaluate it, and are left out.
+    how the run was trained, not how to evaluate it, and are left out, as are the adapter's ``tasks``
+    and ``base_model`` a grid cell's saved adapter section holds (they come from ``data.tasks`` and
+    ``model.name``). A run folder (with ``adapter/``) without its ``config.yaml`` is refused: its
+    tasks and settings would be guesses.
     """
-    if path is None or not (Path(path) / CONFIG_FILE).is_file() or not (Path(path) / ADAPTER_FOLDER).is_dir():
+    if path is None or not (Path(path) / ADAPTER_FOLDER).is_dir():
         return None
+    if not (Path(path) / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{path} is a run folder without its {CONFIG_FILE}, so the tasks, template, data source and "
+            f"evaluation settings of its run are unknown. Restore {Path(path) / CONFIG_FILE}, or pass the "
+            f"adapter folder {Path(path) / ADAPTER_FOLDER} with the settings (data.tasks=..., --config) and "
+            "output_dir=... for the results"
+        )
     try:
         saved = yaml.safe_load((Path(path) / CONFIG_FILE).read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(
             f"{Path(path) / CONFIG_FILE} cannot be read ({err}); pass the adapter folder "
             f"{Path(path) / ADAPTER_FOLDER} with --config/--preset settings instead"
@@ -120,7 +136,9 @@ def saved_run_values(path: str | os.PathLike | None) -> dict | None:
     if not isinstance(saved, dict):
         raise ConfigError(f"{Path(path) / CONFIG_FILE} is not a run configuration (a mapping of sections)")
     saved.pop("compare", None)
-    saved.get("train", {}).pop("resume", None)
+    for section, key in (("train", "resume"), ("adapter", "tasks"), ("adapter", "base_model")):
+        if isinstance(saved.get(section), dict):
+            saved[section].pop(key, None)
     return {**saved, "output_dir": str(path)}
 
 
@@ -146,6 +164,17 @@ def new_results_folder(parent: str | os.PathLike, stem: str, *, numbered_first: 
             number += 1
 
 
+def _trained_a_step(run_dir: Path) -> bool:
+    """Whether the unfinished run in ``run_dir`` trained at least one step: it logged one
+    (``history.jsonl``) or wrote a checkpoint. A run that failed at or after loading its model (a wrong
+    ``model.name``, ``target_modules`` that match nothing, a model family it cannot train) has neither,
+    so the corrected command starts over instead of being refused as another configuration."""
+    adapter = run_dir / ADAPTER_FOLDER
+    checkpoints = adapter.is_dir() and any(p.name.startswith("checkpoint-") for p in adapter.iterdir())
+    history = run_dir / "history.jsonl"
+    return checkpoints or (history.is_file() and history.stat().st_size > 0)
+
+
 def _is_temporary(path: Path) -> bool:
     """A file being written (``.config.yaml.tmp``): another process may be creating this run right now."""
     return path.name.startswith(".") and path.name.endswith(".tmp")
@@ -169,7 +198,7 @@ def config_differences(saved: dict, current: dict, prefix: tuple[str, ...] = ())
 def _read_saved_config(run_dir: Path) -> dict:
     try:
         saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
-    except (OSError, yaml.YAMLError) as err:
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(
             f"{run_dir / CONFIG_FILE} cannot be read ({err}); pass --overwrite to discard the "
             "folder's run, or choose another output_dir"

@@ -37,7 +37,7 @@ def check_task_data(config: RunConfig, tasks, splits: list[str]) -> None:
         for split in task_splits:
             try:
                 resolve_source(task, split, config.data.source)
-            except DataSourceError as err:
+            except (DataSourceError, FileNotFoundError) as err:  # or a local path without the task's file
                 missing.append(f"  {task.name} ({split} split): {err}")
     if missing:
         raise ConfigError(

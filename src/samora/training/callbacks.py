@@ -64,11 +64,13 @@ class StepLines(TrainerCallback):
             )
             logger.info(step_line(state.global_step, state.max_steps, logs, eta))
         elif "train_runtime" in logs:
+            skipped = logs.get("nonfinite_skipped_steps")
             logger.info(
-                "trained to step %d in %s, mean loss %.4g",
+                "trained to step %d in %s, mean loss %.4g%s",
                 state.global_step,
                 duration(logs["train_runtime"]),
                 logs.get("train_loss", float("nan")),
+                f" over the trained steps ({skipped} skipped: non-finite)" if skipped else "",
             )
         else:  # evaluation: eval_loss and the like
             values = " | ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.startswith("eval_") and _is_number(v))

@@ -1,11 +1,17 @@
-"""Adapter-only checkpoints for the Trainer: find the last valid one (loading: persistence)."""
+"""Adapter-only checkpoints for the Trainer: find the last valid one (loading: persistence), and say
+clearly when the disk is too full to write one.
+
+A checkpoint holds the adapter and the trainer state (optimizer, scheduler, RNG, ``trainer_state.json``)
+only; the tokenizer is written once per run, with the final adapter."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -40,6 +46,12 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The optimizer steps done when the checkpoint folder ``path`` was written (its trainer state's
+    ``global_step``)."""
+    return int(json.loads((Path(path) / TRAINER_STATE).read_text())["global_step"])
+
+
 def checkpoint_problem(path: str | os.PathLike) -> str | None:
     """Why the checkpoint folder ``path`` cannot be resumed from, or None when it can."""
     from samora.persistence import CONFIG_NAME, read_adapter_tensors
@@ -68,3 +80,33 @@ def _intact_zip(path: Path) -> bool:
             return archive.testzip() is None
     except (OSError, zipfile.BadZipFile):
         return False
+
+
+def disk_full_error(err: BaseException, output_dir: str | os.PathLike, trainable_bytes: int) -> OSError | None:
+    """A clear ``OSError`` (ENOSPC) for ``err`` when it says the disk under ``output_dir`` is full
+    (``OSError`` ENOSPC, or torch's ``RuntimeError`` for a failed write), else None. It names the folder,
+    the space a checkpoint needs (the newest checkpoint's size; without one, about 3 x the trainable
+    weights: the adapter and Adam's two moments) and the space left."""
+    full = isinstance(err, OSError) and err.errno == errno.ENOSPC
+    full = full or (isinstance(err, RuntimeError) and ("write failed" in str(err) or "No space" in str(err)))
+    if not full:
+        return None
+    folder = Path(output_dir)
+    newest = last_complete_checkpoint(folder)
+    needed = _folder_bytes(Path(newest)) if newest else 3 * trainable_bytes
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), folder)
+    free = shutil.disk_usage(existing).free
+    return OSError(
+        errno.ENOSPC,
+        f"the disk holding {folder} is full: a checkpoint needs about {_megabytes(needed)} and "
+        f"{_megabytes(free)} are free. Free some space (or set train.save_total_limit to keep fewer "
+        "checkpoints), then rerun the same command: it resumes from the last complete checkpoint",
+    )
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"

@@ -9,7 +9,9 @@ choice. :class:`NonFiniteGuard` checks every optimizer step instead:
   no checkpoint or final adapter is written from non-finite weights (``SamoraTrainer._save``).
 - ``"skip"``: drop the step's gradients (``p.grad = None``: the optimizer leaves those parameters
   and their moments untouched; the learning-rate schedule still advances), log a warning and count
-  the step in ``nonfinite_skipped_steps``.
+  the step in ``nonfinite_skipped_steps``. The logged ``loss`` and the final ``train_loss`` are then means
+  over the trained steps only (a window of skipped steps alone logs no loss): a skipped step is
+  reported as skipped, never as a loss.
 
 Under fp16 mixed precision, infinite gradients are the loss scaler's normal signal to lower its
 scale (it skips the step itself), so only losses are checked there.
@@ -18,6 +20,8 @@ scale (it skips the step itself), so only losses are checked there.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -68,9 +72,16 @@ class NonFiniteGuard(TrainerCallback):
         self.skipped_steps = 0
         self._bad_losses: torch.Tensor | None = None
         self._first_bad_loss: torch.Tensor | None = None
+        self._step_loss: torch.Tensor | None = None  # this step's micro-batch losses, summed as the Trainer does
+        self._step_skipped = False
+        self._window_loss: torch.Tensor | float = 0.0  # trained (not skipped) steps since the last log
+        self._window_steps = 0
+        self._total_loss = 0.0  # every trained step of this call, reduced over processes
+        self._total_steps = 0
 
     def observe_loss(self, loss: torch.Tensor) -> None:
         loss = loss.detach()
+        self._step_loss = loss if self._step_loss is None else self._step_loss + loss
         bad = (~torch.isfinite(loss)).any().to(torch.int64)
         if self._bad_losses is None:
             self._bad_losses, self._first_bad_loss = bad, loss.reshape(-1)[:1].float()
@@ -83,6 +94,7 @@ class NonFiniteGuard(TrainerCallback):
         bad_losses, bad_gradients = (int(c) for c in counts.tolist())
         loss = self._first_bad_loss
         self._bad_losses = self._first_bad_loss = None
+        self._step_skipped = False
         if not bad_losses and not bad_gradients:
             return
         step = state.global_step + 1
@@ -100,8 +112,35 @@ class NonFiniteGuard(TrainerCallback):
             )
         for parameter in model.parameters():
             parameter.grad = None
+        self._step_skipped = True
         self.skipped_steps += 1
         logger.warning("skipping step %d (%s); %d step(s) skipped so far", step, what, self.skipped_steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        """A trained step's loss joins the mean; a skipped step's does not (it is counted as skipped)."""
+        if self._step_loss is not None and not self._step_skipped:
+            self._window_loss = self._window_loss + self._step_loss
+            self._window_steps += 1
+        self._step_loss, self._step_skipped = None, False
+
+    def mean_loss_since_log(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> float | None:
+        """The mean loss of the steps trained (not skipped) since the last call, ``reduce`` averaging it
+        over processes as the Trainer does; None when every such step was skipped. What ``"skip"``
+        logs as ``loss``, in place of the Trainer's mean over all steps, which counts a skipped step
+        as the mean of the steps before it (0 when no step before it was logged)."""
+        steps, window = self._window_steps, self._window_loss
+        self._window_loss, self._window_steps = 0.0, 0
+        if not steps:
+            return None
+        total = float(reduce(window.detach().clone()).item())
+        self._total_loss += total
+        self._total_steps += steps
+        return total / steps
+
+    def mean_loss(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> float:
+        """The mean loss of every step trained (not skipped) so far; NaN when none was."""
+        self.mean_loss_since_log(reduce)
+        return self._total_loss / self._total_steps if self._total_steps else math.nan
 
     def _step_counts(self, gradients: list[torch.Tensor], check_gradients: bool) -> torch.Tensor:
         """``[micro-batches with a non-finite loss, non-finite gradient tensors]``, summed over processes."""

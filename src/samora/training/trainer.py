@@ -8,7 +8,8 @@ accumulation, schedulers, logging integrations) is the Trainer's own machinery. 
   logging step, records router weights for the router statistics.
 - ``log`` adds router statistics, the weighted regulariser terms and the token throughput to the
   training logs, so they reach the console, TensorBoard, W&B... like any metric.
-- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base; under FSDP
+- ``_save`` writes only the adapter (``samora.save_adapter``), never the frozen base (the tokenizer
+  only beside the final adapter, not in every checkpoint); under FSDP
   (full state dict) or ZeRO-3 it takes the adapter from the gathered state dict the Trainer hands
   it, as PEFT does. ``_load_from_checkpoint`` loads it back into the adapted model, so
   ``resume_from_checkpoint`` restores it (the Trainer restores optimizer, scheduler, scaler, RNG and
@@ -30,14 +31,14 @@ import time
 import torch
 from transformers import Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
-from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_utils import IntervalStrategy
+from transformers.trainer_callback import ProgressCallback, TrainerState
+from transformers.trainer_utils import IntervalStrategy, TrainOutput
 
 from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
 from samora.persistence import adapter_state_dict, load_adapter_weights, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
-from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.checkpoints import TRAINER_STATE, checkpoint_step, disk_full_error, last_complete_checkpoint
 from samora.training.divergence import NonFiniteGuard, TrainingDiverged, divergence_hint, nonfinite_tensors
 from samora.training.router_logs import router_log_entries
 
@@ -166,8 +167,25 @@ class SamoraTrainer(Trainer):
     # -- logging ---------------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and "learning_rate" in logs:  # a training log (not eval or the final summary)
+            if self.nonfinite_guard.action == "skip":
+                self._loss_of_trained_steps(logs)
             logs.update(self._training_log_entries())
+        elif "train_loss" in logs and self.nonfinite_guard.action == "skip":  # the final summary
+            logs["train_loss"] = self.nonfinite_guard.mean_loss(self._mean_over_processes)
+            logs["nonfinite_skipped_steps"] = self.nonfinite_guard.skipped_steps
         super().log(logs, start_time)
+
+    def _loss_of_trained_steps(self, logs: dict[str, float]) -> None:
+        """``on_nonfinite="skip"``: ``loss`` is the mean over the steps trained since the last log (left
+        out when all were skipped), never a skipped step counted as a loss."""
+        loss = self.nonfinite_guard.mean_loss_since_log(self._mean_over_processes)
+        if loss is None:
+            del logs["loss"]
+        else:
+            logs["loss"] = loss
+
+    def _mean_over_processes(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.accelerator.reduce(tensor, reduction="mean")
 
     def _training_log_entries(self) -> dict[str, float]:
         entries = {f"aux/{name}": float(value) for name, value in self.adapter.last_losses.items() if name != "task"}
@@ -188,7 +206,8 @@ class SamoraTrainer(Trainer):
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """Write the adapter (not the frozen base), the tokenizer and the training arguments."""
+        """Write the adapter (not the frozen base), the training arguments and, beside the final adapter
+        only, the tokenizer."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
@@ -201,9 +220,20 @@ class SamoraTrainer(Trainer):
         self._refuse_nonfinite_adapter(model, state_dict)
         # FSDP / ZeRO-3: the gathered full state dict (this rank's own tensors are shards)
         save_adapter(model, output_dir, state_dict=state_dict)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(output_dir)
+        if self.processing_class is not None and os.path.abspath(output_dir) == os.path.abspath(self.args.output_dir):
+            self.processing_class.save_pretrained(output_dir)  # once per run, beside the final adapter
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _save_checkpoint(self, model, trial):
+        """The Trainer's checkpoint; a full disk is an error naming the folder and the space needed."""
+        try:
+            return super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as err:
+            trainable = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+            full = disk_full_error(err, self.args.output_dir, trainable)
+            if full is None:
+                raise
+            raise full from err
 
     def _refuse_nonfinite_adapter(self, model, state_dict: dict | None) -> None:
         """A NaN/inf adapter is never written: not as a checkpoint, not as the final adapter."""
@@ -239,10 +269,30 @@ class SamoraTrainer(Trainer):
                 raise ValueError(
                     f"resume_from_checkpoint=True but {self.args.output_dir} holds no complete checkpoint"
                 )
+        if resume_from_checkpoint and self._reached_max_steps(resume_from_checkpoint):
+            return self._restore_finished(resume_from_checkpoint)
         self._last_log_time = time.perf_counter()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._tokens_total += self._reduced_tokens_since_log()
+        if self.nonfinite_guard.action == "skip":  # the mean over the trained steps, as logged
+            output = output._replace(training_loss=output.metrics["train_loss"])
         return output
+
+    def _reached_max_steps(self, checkpoint: str) -> bool:
+        """Whether ``checkpoint`` was written at (or past) ``max_steps``: a run killed after its last
+        checkpoint. The Trainer would resume it into the next epoch and train one step more than
+        ``max_steps`` (it checks the limit only after a step), so nothing is trained then."""
+        plain = not (self.is_fsdp_enabled or self.is_deepspeed_enabled)  # those resume their own files
+        return plain and 0 < self.args.max_steps <= checkpoint_step(checkpoint)
+
+    def _restore_finished(self, checkpoint: str) -> TrainOutput:
+        """The state and adapter of ``checkpoint``, with nothing left to train: the adapter is the one an
+        uninterrupted run ends with. ``training_loss`` is the mean of the checkpoint's logged losses."""
+        self.state = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE))
+        self._load_from_checkpoint(checkpoint)
+        losses = [entry["loss"] for entry in self.state.log_history if "loss" in entry]
+        mean_loss = sum(losses) / len(losses) if losses else float("nan")
+        return TrainOutput(self.state.global_step, mean_loss, {"train_runtime": 0.0, "train_loss": mean_loss})
 
     @property
     def tokens_seen(self) -> float:
