@@ -125,3 +125,17 @@ def test_a_model_the_cli_cannot_train_says_why(tmp_path, smollm2_tokenizer, caps
     run = tmp_path / "run"
     error = refused([*run_overrides(t5, run)], run, capsys)
     assert f"model.name {str(t5)!r} is not a causal language model" in error
+
+
+def test_an_adapter_larger_than_the_layers_it_adapts_is_warned_about(caplog):
+    """adapter.num_experts=512 on 32-wide layers trained silently (bad-inputs table): legal, but it trains
+    more parameters than the frozen layers hold, so it is named before anything trains."""
+    import samora
+    from samora.run.model_checks import check_adapter_fits
+    from tests.helpers import tiny_model
+
+    with caplog.at_level("WARNING", logger="samora"):
+        check_adapter_fits(tiny_model(), samora.SAMoRAConfig(r=4, num_experts=3))
+        assert not caplog.records
+        check_adapter_fits(tiny_model(), samora.SAMoRAConfig(r=4, num_experts=512))
+    assert "num_experts=512" in caplog.text and "frozen weights" in caplog.text

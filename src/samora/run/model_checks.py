@@ -38,6 +38,28 @@ def check_adapter_fits(model, adapter_config) -> None:
             f"adapter.r={rank} is larger than the layer {name} allows: min(d_in, d_out) = {narrowest}, the "
             f"highest rank an update of it can have; choose adapter.r <= {narrowest}"
         )
+    _warn_if_larger_than_its_layers(model, adapter_config, targets)
+
+
+def _warn_if_larger_than_its_layers(model, adapter_config, targets) -> None:
+    """Warn when the adapter would train more parameters than the frozen layers it adapts hold (e.g.
+    ``adapter.num_experts=512`` on 64-wide layers): legal, but no longer parameter-efficient, and
+    usually a typo."""
+    from samora.accounting import adapter_parameter_count
+
+    adapter = adapter_parameter_count(model, adapter_config)
+    adapted = sum(module.weight.numel() for module in targets.values())
+    if adapter > adapted:
+        sizes = {key: getattr(adapter_config, key) for key in ("r", "num_experts") if hasattr(adapter_config, key)}
+        logger.warning(
+            "the adapter (%s) trains %s parameters, %.1fx the %s frozen weights of the %d layers it adapts: "
+            "check adapter.r and adapter.num_experts",
+            ", ".join(f"{key}={value}" for key, value in sizes.items()),
+            f"{adapter:,}",
+            adapter / adapted,
+            f"{adapted:,}",
+            len(targets),
+        )
 
 
 def check_stream_has_targets(stream, max_length: int) -> None:
