@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 import samora
 import samora.run.smollm2
-from samora.cache import SMOLLM2_NAME, base_model_identity
+from samora.cache import SMOLLM2_HUB_ID, SMOLLM2_NAME, base_model_identity
 from samora.run.pipeline import load_adapted
 from samora.run.run_config import load_run_config
 from samora.run.smollm2 import write_folder_atomically
@@ -35,9 +35,10 @@ def test_the_bundled_model_is_recorded_by_name_with_its_path_apart(converted_fol
     saved = samora.read_adapter_config(tmp_path / "adapter")
     assert saved["base_model"] == saved["base_model_name_or_path"] == SMOLLM2_NAME
     assert saved["base_model_path"] == str(converted_folder.resolve())
-    samora.export_peft(tmp_path / "adapter", tmp_path / "peft")
+    samora.export_peft(tmp_path / "adapter", tmp_path / "peft")  # PEFT knows no samora alias: the hub id
     assert (
-        json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["base_model_name_or_path"] == SMOLLM2_NAME
+        json.loads((tmp_path / "peft" / "adapter_config.json").read_text())["base_model_name_or_path"]
+        == SMOLLM2_HUB_ID
     )
 
 

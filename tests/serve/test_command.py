@@ -41,10 +41,12 @@ def test_what_the_adapter_cannot_serve_is_refused_before_the_server_starts(adapt
     assert message in capsys.readouterr().err
 
 
-def test_model_overrides_and_dtype_reach_the_model_loading_options(adapter_dir):
-    args = build_parser().parse_args(["serve", str(adapter_dir), "model.name=/some/base", "--dtype", "bfloat16"])
+def test_model_overrides_and_dtype_reach_the_model_loading_options(adapter_dir, tiny_model_dir):
+    args = build_parser().parse_args(
+        ["serve", str(adapter_dir), f"model.name={tiny_model_dir}", "--dtype", "bfloat16"]
+    )
     config = run_config(args)
-    assert (config.model.name, config.model.dtype) == ("/some/base", "bfloat16")
+    assert (config.model.name, config.model.dtype) == (str(tiny_model_dir), "bfloat16")
 
 
 def test_a_peft_lora_folder_is_served_under_its_own_name_without_tasks(tiny_model_dir, tmp_path):

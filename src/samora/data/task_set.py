@@ -89,6 +89,8 @@ def resolve_task_set(spec: Any, include_path: str | os.PathLike | None = None, c
     """The :class:`TaskSet` of ``spec`` (see the module docstring); with ``check_splits`` (e.g.
     ``["train", "eval"]``) every user's task's splits are read and rendered now."""
     items = [p.strip() for p in spec.split(",") if p.strip()] if isinstance(spec, str) else list(spec or [])
+    if not items:
+        resolve_tasks(items)  # its "No tasks given" error, which lists the valid names
     index = IncludeIndex(Path(include_path)) if include_path else None
     tasks: list[Task] = []
     for item in items:
