@@ -60,7 +60,7 @@ def test_missing_file_and_unknown_preset(tmp_path):
 
 def test_the_eval_section_and_the_evaluation_options_agree_on_every_shared_default():
     from samora.evaluation import EvaluationOptions
-    from samora.run.run_config import EvalSection
+    from samora.run.sections import EvalSection
 
     defaults = EvaluationOptions()
     section = EvalSection()

@@ -68,13 +68,13 @@ def test_settings_refuse_bad_values_with_the_valid_ones():
 
 
 def test_the_logging_default_lives_in_one_place():
-    from samora.run.run_config import TrainSection
+    from samora.run.sections import TrainSection
 
     assert TrainSettings().logging_steps == TrainSection().logging_steps == 5  # what `samora train` always used
 
 
 def test_the_run_configuration_and_train_agree_on_every_shared_default():
-    from samora.run.run_config import TrainSection
+    from samora.run.sections import TrainSection
 
     section = TrainSection()
     settings = TrainSettings()

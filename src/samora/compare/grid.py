@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import yaml
 
-from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
+from samora.compare.spec import MethodSpec, check_compare_section, compare_specs, spec_adapter_config
 from samora.files import write_text_atomic
 from samora.run.pipeline import (
     DEFAULT_MODEL,
@@ -69,6 +69,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
             "compare.methods is empty: list the methods to compare, e.g. "
             "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)"
         )
+    check_compare_section(config)
     output = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, ["train", config.eval.split])

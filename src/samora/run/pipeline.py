@@ -54,7 +54,6 @@ from samora.run.model_loading import (
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
 from samora.run.processes import is_main_process, main_only_folder, quiet_unless_main
-from samora.run.run_config import RunConfig, TrainSection
 from samora.run.run_folder import plan_run_folder
 from samora.run.run_tasks import (
     chat_format,
@@ -64,6 +63,7 @@ from samora.run.run_tasks import (
     resolve_run_tasks,
     warn_if_tasks_changed,
 )
+from samora.run.sections import RunConfig, TrainSection
 
 logger = logging.getLogger(__name__)
 
