@@ -124,8 +124,7 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
                 "with the original settings to resume it, or choose a new output_dir=..."
             )
         return
-    output.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_config(config, output, path.name)
 
 
 def budget_plan(

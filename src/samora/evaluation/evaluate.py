@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from samora.cache import bundled_model_name
 from samora.data.tasks import benchmark_tasks, get_task, resolve_tasks
 from samora.data.templates import Template
 from samora.evaluation.metrics import metric_function
@@ -202,11 +203,14 @@ def routed_task_id(routing: list[str] | None, task: str) -> int | None:
 
 
 def model_identity(model: Any) -> dict[str, Any]:
+    """What results files record of the evaluated model; the bundled SmolLM2 by its name
+    (``smollm2-135m-instruct``), not by this machine's cache path, as adapters record it."""
     config = getattr(model, "config", None)
     first = next(model.parameters())
+    name_or_path = getattr(config, "_name_or_path", None) or None
     return {
         "class": type(model).__name__,
-        "name_or_path": getattr(config, "_name_or_path", None) or None,
+        "name_or_path": bundled_model_name(name_or_path) or name_or_path,
         "model_type": getattr(config, "model_type", None),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "dtype": str(first.dtype).removeprefix("torch."),

@@ -35,7 +35,9 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +70,23 @@ from samora.run.sections import RunConfig, TrainSection
 logger = logging.getLogger(__name__)
 
 
-def save_config(config: RunConfig, run_dir: Path) -> None:
+def save_config(config: RunConfig, run_dir: Path, name: str = "config.yaml") -> None:
+    """Write ``config`` to ``run_dir/name``, headed by a comment with the command that made it.
+
+    ``output_dir`` is recorded as the user gave it (relative to where the command ran when relative),
+    so a committed or copied run folder holds no path of the machine it was made on.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    header = f"# made by: {invoking_command()}\n"
+    write_text_atomic(run_dir / name, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def invoking_command() -> str:
+    """The command line of this process as the user typed it: ``samora train demo.yaml train.max_steps=5``
+    (the program's name, not its path: ``python -m samora`` and the installed script both read ``samora``)."""
+    program = Path(sys.argv[0]).name
+    program = "samora" if program in ("__main__.py", "cli.py") else program
+    return shlex.join([program, *sys.argv[1:]])
 
 
 def evaluate_model(
