@@ -170,9 +170,7 @@ def command_analyze(args: argparse.Namespace) -> int:
     config = _run_folder_config(args)
     from samora.run.pipeline import run_analyze
 
-    result = run_analyze(config, args.adapter)
-    for warning in result.get("warnings", []):
-        print(f"[samora] warning: {warning}")
+    run_analyze(config, args.adapter)  # its warnings (router collapse) go through the samora logger
     return 0
 
 
