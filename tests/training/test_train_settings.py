@@ -1,5 +1,5 @@
 """``train``'s settings object: keyword options over ``settings``, TrainingArguments fields passed on,
-the old ``grad_accum`` name accepted with a warning, one home for the logging default."""
+one home for the logging default."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import dataclasses
 import pytest
 
 from samora.training import SamoraTrainer, TrainSettings, train
-from samora.training.train import RENAMED_OPTIONS
 from tests.helpers import Collator, adapted_model, tiny_dataset
 
 
@@ -42,22 +41,6 @@ def test_keyword_options_override_the_settings_and_other_fields_reach_the_traine
     (arguments,) = seen
     assert arguments.logging_steps == 1 and arguments.learning_rate == 1e-2 and arguments.max_grad_norm == 0.5
     assert settings.logging_steps == 3  # the caller's object is not changed
-
-
-OLD_OPTIONS = {"grad_accum": 2, "num_epochs": 2.0, "batch_size": 2, "lr_scheduler": "cosine"}
-
-
-@pytest.mark.parametrize("old", list(RENAMED_OPTIONS))
-def test_each_old_keyword_is_the_deprecated_name_of_a_trainer_field(old, tmp_path, monkeypatch):
-    new = RENAMED_OPTIONS[old]
-    seen = trainer_arguments(monkeypatch)
-    common = dict(max_steps=1, data_collator=Collator(), disable_tqdm=True)
-    with pytest.warns(FutureWarning, match=rf"{old}=\.\.\.\) is deprecated.*use {new}="):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "old", **{old: OLD_OPTIONS[old]}, **common)
-    train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "new", **{new: OLD_OPTIONS[old]}, **common)
-    assert [getattr(arguments, new) for arguments in seen] == [OLD_OPTIONS[old]] * 2
-    with pytest.raises(ValueError, match=f"give {new} only"):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, **{old: 2, new: 2})
 
 
 def test_settings_refuse_bad_values_with_the_valid_ones():

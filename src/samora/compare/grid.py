@@ -46,7 +46,7 @@ from samora.run.pipeline import (
     train_adapter,
     warn_if_tasks_changed,
 )
-from samora.run.run_config import ConfigError, RunConfig, with_current_names
+from samora.run.run_config import ConfigError, RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
     path = output / "grid.yaml"
     if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
         # a key the recorded file lacks (a field added to samora since) had its default value then
-        # a renamed key (train.grad_accum) is compared under its current name
-        recorded = with_current_names(yaml.safe_load(path.read_text()), str(path))
+        recorded = yaml.safe_load(path.read_text())
         stored = {**_flat(RunConfig().to_dict()), **_flat(recorded)}
         changed = sorted(
             key

@@ -21,7 +21,6 @@ import copy
 import dataclasses
 import logging
 import typing
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,6 @@ from samora.run.sections import RunConfig, TrainSection
 
 logger = logging.getLogger(__name__)
 PRESETS_DIR = Path(__file__).parent / "presets"
-# keys renamed since the last release, (section, old) -> new: still read, with a FutureWarning, for one release
-RENAMED_KEYS = {  # each new name is TrainingArguments' own
-    ("train", "grad_accum"): "gradient_accumulation_steps",
-    ("train", "epochs"): "num_train_epochs",
-    ("train", "batch_size"): "per_device_train_batch_size",
-    ("train", "lr_scheduler"): "lr_scheduler_type",
-}
 
 
 def preset_names() -> list[str]:
@@ -66,7 +58,7 @@ def merged_layers(
 ) -> dict[str, Any]:
     """The raw values of the layers of :func:`load_run_config`, merged (no defaults, nothing checked):
     without ``base``, exactly what the user set."""
-    values: dict[str, Any] = with_current_names(copy.deepcopy(base), "the run folder's config.yaml") if base else {}
+    values: dict[str, Any] = copy.deepcopy(base) if base else {}
     if preset is not None:
         if preset not in preset_names():
             raise ConfigError(f"unknown preset {preset!r}; presets: {preset_names()}")
@@ -81,7 +73,7 @@ def merged_layers(
             value = yaml.safe_load(raw)
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({err}); quote it") from None
-        _merge_layer(values, with_current_names(_nest(key.strip().split("."), value), "override"))
+        _merge_layer(values, _nest(key.strip().split("."), value))
     return values
 
 
@@ -105,29 +97,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path} must hold a mapping of sections (model, adapter, data, train, eval)")
-    return with_current_names(loaded, str(path))
-
-
-def with_current_names(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """``values`` (one layer: a config file, a saved ``config.yaml``, an override) with every key of
-    :data:`RENAMED_KEYS` under its current name, each with a ``FutureWarning`` that names ``source``;
-    a layer that sets both names is an error. ``values`` itself is not changed."""
-    for (section, old), new in RENAMED_KEYS.items():
-        layer = values.get(section)
-        if not isinstance(layer, dict) or old not in layer:
-            continue
-        if new in layer:
-            raise ConfigError(
-                f"{source}: {section}.{old} is the old name of {section}.{new}; set only {section}.{new}"
-            )
-        warnings.warn(
-            f"{source}: {section}.{old} is deprecated and will be removed in the next release; it is read as "
-            f"{section}.{new} (rename it there)",
-            FutureWarning,
-            stacklevel=3,
-        )
-        values = {**values, section: {(new if key == old else key): value for key, value in layer.items()}}
-    return values
+    return loaded
 
 
 def _nest(keys: list[str], value: Any) -> dict[str, Any]:
@@ -203,12 +173,10 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
     return {"method": method, **coerced}  # the saved config.yaml always names its method
 
 
-def config_from_dict(values: dict[str, Any], source: str = "the configuration") -> RunConfig:
-    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced,
-    renamed keys read under their current names; ``source`` names the dict in their warnings)."""
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
     from samora.run.passthrough import check_training_arguments, gather_training_arguments
 
-    values = with_current_names(values, source)
     config = build_section(RunConfig, gather_training_arguments(values, TrainSection), "")
     config.adapter = _coerce_adapter(config.adapter)
     config.train.training_arguments = check_training_arguments(config.train.training_arguments, TrainSection)

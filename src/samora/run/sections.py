@@ -74,13 +74,13 @@ class TrainSection:
     """The paper's scripts: AdamW, linear schedule, weight decay 0, warmup 1%, seed 41, 1 epoch."""
 
     max_steps: int | None = setting(None, gt=0)
-    num_train_epochs: float = setting(1.0, gt=0)  # (was train.epochs)
+    num_train_epochs: float = setting(1.0, gt=0)
     learning_rate: float = setting(2e-4, gt=0)
-    per_device_train_batch_size: int = setting(8, gt=0)  # per process (was train.batch_size)
-    gradient_accumulation_steps: int = setting(1, gt=0)  # micro-batches per optimizer step (was train.grad_accum)
+    per_device_train_batch_size: int = setting(8, gt=0)  # per process
+    gradient_accumulation_steps: int = setting(1, gt=0)  # micro-batches per optimizer step
     warmup_ratio: float = setting(0.01, ge=0, lt=1)
     weight_decay: float = setting(0.0, ge=0)
-    lr_scheduler_type: str = "linear"  # (was train.lr_scheduler)
+    lr_scheduler_type: str = "linear"
     seed: int = 41
     gradient_checkpointing: bool = False
     logging_steps: int = setting(5, gt=0)  # TrainSettings' (a test checks they agree; reading it would load torch)

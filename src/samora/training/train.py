@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +19,6 @@ from samora.training.trainer import SamoraTrainer
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROGRESS = ("bar", "lines")
-
-
-# train()'s keywords renamed to TrainingArguments' names, old -> new: still read, with a warning, for one release
-RENAMED_OPTIONS = {
-    "grad_accum": "gradient_accumulation_steps",
-    "num_epochs": "num_train_epochs",
-    "batch_size": "per_device_train_batch_size",
-    "lr_scheduler": "lr_scheduler_type",
-}
 
 
 @dataclass
@@ -180,20 +170,7 @@ def train(
 
 
 def _split_options(settings: TrainSettings, options: dict) -> tuple[TrainSettings, dict]:
-    """``(settings with the TrainSettings fields of options, the other options)``; the old names of
-    :data:`RENAMED_OPTIONS` still work for one release, with a warning."""
-    for old, new in RENAMED_OPTIONS.items():
-        if old not in options:
-            continue
-        if new in options:
-            raise ValueError(f"give {new} only ({old} is its deprecated old name)")
-        warnings.warn(
-            f"train({old}=...) is deprecated and will be removed in the next release; "
-            f"use {new}=... (TrainingArguments' name)",
-            FutureWarning,
-            stacklevel=3,
-        )
-        options = {(new if key == old else key): value for key, value in options.items()}
+    """``(settings with the TrainSettings fields of options, the other options)``."""
     own = {f.name for f in dataclasses.fields(TrainSettings)}
     chosen = {key: value for key, value in options.items() if key in own}
     others = {key: value for key, value in options.items() if key not in own}
