@@ -124,7 +124,7 @@ def test_template_per_task(data_model, smollm2_tokenizer):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"protocol": "ppl"}, "protocol must be one of"),
+        ({"protocol": "ppl"}, "protocol must be 'loglik' or 'generate'"),
         ({"answer_match": "fuzzy"}, "answer_match must be"),
         ({"protocol": "generate", "template": "harness"}, "log-likelihood only"),
     ],

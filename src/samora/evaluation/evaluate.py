@@ -30,8 +30,9 @@ from samora.data.templates import Template
 from samora.evaluation.metrics import metric_function
 from samora.evaluation.results_files import read_samples, write_results, write_samples
 from samora.evaluation.results_table import format_table
+from samora.evaluation.settings import PROTOCOLS
 from samora.evaluation.statistics import bootstrap_task_mean
-from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions, evaluate_task
+from samora.evaluation.task_results import EvaluationOptions, evaluate_task
 from samora.evaluation.text_scoring import mean_of_scores
 from samora.inject import adapter_or_none
 from samora.routing import UNSEEN_TASK

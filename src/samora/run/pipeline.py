@@ -114,19 +114,12 @@ def evaluation_options(config: RunConfig):
     """The :class:`~samora.evaluation.EvaluationOptions` of ``config.eval`` (examples subsampled with
     ``train.seed``; a progress bar per task with ``--verbose``)."""
     from samora.evaluation import EvaluationOptions
+    from samora.evaluation.settings import EvaluationSettings
     from samora.run.logs import progress_bars_enabled
 
-    section = config.eval
+    settings = {f.name: getattr(config.eval, f.name) for f in dataclasses.fields(EvaluationSettings)}
     return EvaluationOptions(
-        protocol=section.protocol,
-        split=section.split,
-        limit=section.limit,
-        seed=config.train.seed,
-        batch_size=section.batch_size,
-        num_beams=section.num_beams,
-        max_new_tokens=section.max_new_tokens,
-        progress=progress_bars_enabled(),
-        **chat_options(config),
+        **settings, seed=config.train.seed, progress=progress_bars_enabled(), **chat_options(config)
     )
 
 

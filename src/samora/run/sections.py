@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from samora.config import setting
+from samora.evaluation.settings import EvaluationSettings
 from samora.run.coercion import ConfigError
 from samora.run.model_options import check_model_options
 
@@ -95,17 +96,12 @@ class TrainSection:
     training_arguments: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class EvalSection:
-    """protocol: ``loglik`` (rank choices by log-likelihood) or ``generate`` (decode, extract the answer).
-    limit: examples per task (None: the whole split). before: also evaluate the base model first."""
+@dataclass(frozen=True)
+class EvalSection(EvaluationSettings):
+    """The evaluation settings (:class:`~samora.evaluation.settings.EvaluationSettings`: protocol, split,
+    limit, batch_size, num_beams, max_new_tokens, the keywords of ``samora.evaluation.evaluate`` too), and
+    before: also evaluate the base model first."""
 
-    protocol: str = setting("loglik", choices=("loglik", "generate"))
-    split: str = "eval"
-    limit: int | None = setting(None, gt=0)
-    batch_size: int = setting(16, gt=0)  # EvaluationOptions' (a test checks they agree)
-    num_beams: int = setting(1, ge=1)
-    max_new_tokens: int = setting(32, gt=0)
     before: bool = True
 
 
