@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from samora.cache import SMOLLM2_NAME
-from samora.evaluation.evaluate import model_identity
+from samora.evaluation.suite import model_identity
 from samora.run.pipeline import save_config
 from samora.run.sections import RunConfig
 from tests.helpers import ROOT

@@ -274,9 +274,10 @@ def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | s
     ``train.seed``), with TensorBoard's folder and the console output of the run folder ``run_dir``."""
     from samora.run.logs import progress_bars_enabled
     from samora.training import TrainSettings
+    from samora.training.settings import TrainingSettings
 
-    shared = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(section, f.name)}
-    return TrainSettings(  # the section and the settings share TrainingArguments' names
+    shared = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainingSettings)}
+    return TrainSettings(  # the section and the settings extend the one TrainingSettings
         **shared
         | {
             "seed": section.seed if seed is None else seed,

@@ -16,6 +16,7 @@ from samora.config import setting
 from samora.evaluation.settings import EvaluationSettings
 from samora.run.coercion import ConfigError
 from samora.run.model_options import check_model_options
+from samora.training.settings import TrainingSettings
 
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
@@ -71,28 +72,15 @@ class DataSection:
 
 
 @dataclass
-class TrainSection:
-    """The paper's scripts: AdamW, linear schedule, weight decay 0, warmup 1%, seed 41, 1 epoch."""
+class TrainSection(TrainingSettings):
+    """The training settings (:class:`~samora.training.settings.TrainingSettings`, the keywords of
+    ``samora.training.train`` too), and
+    resume: rerunning an unfinished run folder continues from its last valid checkpoint.
+    training_arguments: any other ``transformers.TrainingArguments`` field, e.g. ``{max_grad_norm: 0.5}``; a
+    ``train.max_grad_norm`` key lands here (see :mod:`samora.run.passthrough`), so the saved config.yaml
+    loads back the same."""
 
-    max_steps: int | None = setting(None, gt=0)
-    num_train_epochs: float = setting(1.0, gt=0)
-    learning_rate: float = setting(2e-4, gt=0)
-    per_device_train_batch_size: int = setting(8, gt=0)  # per process
-    gradient_accumulation_steps: int = setting(1, gt=0)  # micro-batches per optimizer step
-    warmup_ratio: float = setting(0.01, ge=0, lt=1)
-    weight_decay: float = setting(0.0, ge=0)
-    lr_scheduler_type: str = "linear"
-    seed: int = 41
-    gradient_checkpointing: bool = False
-    logging_steps: int = setting(5, gt=0)  # TrainSettings' (a test checks they agree; reading it would load torch)
-    save_steps: int | None = setting(None, gt=0)
-    on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: stop with an error, or skip that step
-    resume: bool = True  # rerunning an unfinished run folder continues from its last valid checkpoint
-    precision: str = "auto"  # auto (bf16 on a GPU that supports it, else fp32), fp32, bf16, fp16 (CUDA only)
-    save_total_limit: int | None = setting(None, gt=0)  # keep only the newest this many checkpoints (null: all)
-    report_to: str | list[str] = "none"  # Trainer logging integrations: tensorboard (into <run>/tensorboard), wandb...
-    # any other transformers.TrainingArguments field, e.g. {max_grad_norm: 0.5}; a `train.max_grad_norm`
-    # key lands here (see samora.run.passthrough), so the saved config.yaml loads back the same
+    resume: bool = True
     training_arguments: dict[str, Any] = field(default_factory=dict)
 
 
