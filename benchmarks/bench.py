@@ -2,7 +2,7 @@
 
 python benchmarks/bench.py                      # all methods vs PEFT LoRA on SmolLM2-135M
 python benchmarks/bench.py --sweep all          # ... plus the scaling sweeps
-python benchmarks/bench.py --model tiny --rounds 2 --output /tmp/smoke   # seconds
+python benchmarks/bench.py --model tiny --rounds 2 --output runs/bench-smoke   # seconds
 """
 
 import sys

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from samora.evaluation.generate_until import GenerationSettings, generate_until
-from samora.run.smollm2 import smollm2_path
+from samora.models.smollm2 import smollm2_path
 
 DOCS = Path(__file__).resolve().parents[1] / "tests/evaluation/goldens/own_tasks/parity_gen.jsonl"
 UNTIL = ["\n", "Q:"]

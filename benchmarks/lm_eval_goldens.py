@@ -26,7 +26,7 @@ from pathlib import Path
 from lm_eval_export import LM_EVAL_PYTHON, read_samples, run_lm_eval, write_task
 
 from samora.data import load_examples
-from samora.run.smollm2 import smollm2_path
+from samora.models.smollm2 import smollm2_path
 
 TEMPLATE = "harness"
 OUTPUT = Path(__file__).resolve().parents[1] / "tests/evaluation/goldens/lm_eval_smollm2.json"
@@ -101,7 +101,7 @@ def main() -> None:
         "--log_samples; not part of samora's runtime)",
         "lm_eval": version[0],
         "transformers": version[1],
-        "model": "SmolLM2-135M-Instruct (samora.run.smollm2.smollm2_path), float32, CPU",
+        "model": "SmolLM2-135M-Instruct (samora.models.smollm2.smollm2_path), float32, CPU",
         "batch_size": args.batch_size,
         "tasks": tasks,
     }

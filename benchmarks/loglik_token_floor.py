@@ -29,7 +29,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from samora.data import load_examples
 from samora.evaluation.scoring import loglik_scores
-from samora.run.smollm2 import load_smollm2
+from samora.models.smollm2 import load_smollm2
 
 TEMPLATES = ("commonsense_170k", "harness")
 MEASURED = Path(__file__).parent / "results" / "loglik_vs_lm_eval" / "loglik_vs_lm_eval.json"

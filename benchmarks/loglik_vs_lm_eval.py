@@ -43,7 +43,7 @@ from samora.benchmark.command import machine_description, wait_for_quiet
 from samora.benchmark.summaries import summary
 from samora.data import load_examples
 from samora.evaluation import choice_length, loglik_scores
-from samora.run.smollm2 import load_smollm2, smollm2_path
+from samora.models.smollm2 import load_smollm2, smollm2_path
 
 CONTENDERS = ("samora_shared", "samora_plain", "lm_eval")
 TEMPLATES = ("commonsense_170k", "harness")

@@ -5,7 +5,7 @@ from the repository root, when the parity task files or lm-eval change::
 
     PYTHONPATH=src:. python benchmarks/own_task_goldens.py
 
-lm-eval's HF backend scores SmolLM2-135M-Instruct (samora.run.smollm2.smollm2_path; float32, CPU)
+lm-eval's HF backend scores SmolLM2-135M-Instruct (samora.models.smollm2.smollm2_path; float32, CPU)
 on the two task YAMLs of tests/evaluation/goldens/own_tasks/ (one multiple_choice, one
 generate_until with two filters) with ``--include_path`` and ``--log_samples``, once plain and once
 with ``--apply_chat_template`` and a system instruction. Per document it records lm-eval's contexts
@@ -21,7 +21,7 @@ import importlib.metadata
 import json
 from pathlib import Path
 
-from samora.run.smollm2 import smollm2_path
+from samora.models.smollm2 import smollm2_path
 from tests.evaluation.own_task_parity import SYSTEM_PROMPT, lm_eval_records
 
 OUTPUT = Path(__file__).resolve().parents[1] / "tests/evaluation/goldens/own_tasks_smollm2.json"
@@ -40,7 +40,7 @@ def main() -> None:
         "not part of samora's runtime)",
         "lm_eval": importlib.metadata.version("lm_eval"),
         "transformers": importlib.metadata.version("transformers"),
-        "model": "SmolLM2-135M-Instruct (samora.run.smollm2.smollm2_path), float32, CPU",
+        "model": "SmolLM2-135M-Instruct (samora.models.smollm2.smollm2_path), float32, CPU",
         "batch_size": args.batch_size,
         "system_instruction": SYSTEM_PROMPT,
         "runs": {

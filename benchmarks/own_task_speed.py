@@ -57,7 +57,7 @@ def load_model(name: str):
     if name == "tiny":
         from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-        from samora.run.smollm2 import smollm2_path
+        from samora.models.smollm2 import smollm2_path
 
         tokenizer = AutoTokenizer.from_pretrained(smollm2_path())
         shapes = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)

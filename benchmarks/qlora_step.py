@@ -51,9 +51,9 @@ def load(args: argparse.Namespace, base: str):
     PEFT's k-bit preparation); no tokenizer needed. A 4-bit base computes in bf16 on CUDA, fp32 on CPU."""
     from transformers import AutoModelForCausalLM
 
+    from samora.models.smollm2 import SMOLLM2_ALIASES, smollm2_path
     from samora.run.model_loading import from_pretrained_keywords, prepare_quantized_model
-    from samora.run.run_config import ModelSection
-    from samora.run.smollm2 import SMOLLM2_ALIASES, smollm2_path
+    from samora.run.sections import ModelSection
 
     dtype, quantization = BASES[base]
     dtype = dtype or ("bfloat16" if args.device == "cuda" else "float32")

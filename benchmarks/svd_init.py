@@ -68,7 +68,7 @@ def weights(shapes: str, smollm2: bool, device: torch.device):
         d_out, d_in = (int(v) for v in text.lower().split("x"))
         yield f"Gaussian {d_out}x{d_in}", (torch.randn(d_out, d_in, generator=generator) / d_in**0.5).to(device)
     if smollm2:
-        from samora.run.smollm2 import load_smollm2
+        from samora.models.smollm2 import load_smollm2
 
         model, _ = load_smollm2()
         yield "SmolLM2 layers.29.v_proj", model.model.layers[29].self_attn.v_proj.weight.detach().float().to(device)

@@ -89,11 +89,11 @@ if [ "$MODE" != cpu ] && [ "${#FAILED[@]}" -eq 0 ]; then
 fi
 [ "${#FAILED[@]}" -eq 0 ] || { echo "set-up failed: ${FAILED[*]}"; exit 1; }
 
-step env 45 "$PY" -m samora.run.cli env
+step env 45 "$PY" -m samora.cli env
 step contract 240 env SAMORA_TEST_DEVICE=$DEVICE SAMORA_TEST_DTYPE=$DTYPE \
   "$PY" -m pytest -q -p no:cacheprovider tests/test_contract.py --junitxml "$OUT/contract.xml" "${CONTRACT_ARGS[@]}"
 step model 45 "$PY" benchmarks/eight_b_like.py "$OUT/llama-8b-like" --dtype $DTYPE "${MODEL_ARGS[@]}"
-step bench 150 "$PY" -m samora.run.cli bench --model "$OUT/llama-8b-like" --device $DEVICE --dtype $DTYPE \
+step bench 150 "$PY" -m samora.cli bench --model "$OUT/llama-8b-like" --device $DEVICE --dtype $DTYPE \
   --output "$OUT/bench-8b-like" "${BENCH_ARGS[@]}"
 step svd-init 60 "$PY" benchmarks/svd_init.py --device $DEVICE "${SVD_ARGS[@]}"
 step qlora 100 "$PY" benchmarks/qlora_step.py --model "$OUT/llama-8b-like" --device $DEVICE \

@@ -81,10 +81,10 @@ if [ "$MODE" != dry ]; then
   { command -v nvidia-smi >/dev/null && nvidia-smi; } >"$OUT/nvidia-smi.txt" 2>&1 ||
     echo "no nvidia-smi here" >"$OUT/nvidia-smi.txt"
 fi
-run env "$PY" -m samora.run.cli env
-run model "$PY" -c "from samora.run.smollm2 import smollm2_path; print(smollm2_path())"
+run env "$PY" -m samora.cli env
+run model "$PY" -c "from samora.models.smollm2 import smollm2_path; print(smollm2_path())"
 
-COMPARE=("$PY" -m samora.run.cli compare --preset study-commonsense-gpu "output_dir=$GRID" "${SIZE[@]}" "$@")
+COMPARE=("$PY" -m samora.cli compare --preset study-commonsense-gpu "output_dir=$GRID" "${SIZE[@]}" "$@")
 if [ "$MODE" = dry ]; then printf '[compare] %s\n' "${COMPARE[*]}"; exit 0; fi
 { printf '%q ' "${COMPARE[@]}"; echo; echo "commit: $(git rev-parse HEAD 2>/dev/null || echo unknown)";
   git status --short 2>/dev/null | sed 's/^/changed: /'; } >"$OUT/command.txt"

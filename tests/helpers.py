@@ -258,7 +258,7 @@ def adapted_model(seed: int = 0, perturb: float = 0.0, adapter_seed: int | None 
 
 
 def adapter_tensors(model) -> dict[str, torch.Tensor]:
-    from samora.persistence import adapter_state_dict
+    from samora.adapter_files import adapter_state_dict
 
     return {k: v.clone() for k, v in adapter_state_dict(model).items()}
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import samora
-from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
+from samora.adapter_files import CONFIG_NAME, WEIGHTS_NAME
 from tests.helpers import tiny_model, trained_samora
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
@@ -102,7 +102,7 @@ def test_a_save_killed_at_any_operation_leaves_the_old_or_the_new_adapter(tmp_pa
 
 
 def test_a_save_committed_but_not_installed_is_read_from_its_pending_copy(tmp_path, input_ids):
-    from samora.persistence import PENDING
+    from samora.adapter_files import PENDING
 
     old, new = trained_samora(seed=0), trained_samora(seed=1)
     samora.save_adapter(old, tmp_path)

@@ -10,11 +10,11 @@ import pytest
 from safetensors.torch import save_file
 
 import samora
-import samora.run.smollm2
+import samora.models.smollm2
 from samora.cache import SMOLLM2_HUB_ID, SMOLLM2_NAME, base_model_identity
+from samora.models.smollm2 import write_folder_atomically
 from samora.run.pipeline import load_adapted
 from samora.run.run_config import load_run_config
-from samora.run.smollm2 import write_folder_atomically
 from tests.helpers import tiny_model
 
 
@@ -66,10 +66,10 @@ def test_an_adapter_naming_the_bundled_model_loads_this_machines_copy(
     def bundled(**kwargs):
         loads.append(kwargs)
         return AutoModelForCausalLM.from_pretrained(converted_folder), AutoTokenizer.from_pretrained(
-            samora.run.smollm2.smollm2_path()
+            samora.models.smollm2.smollm2_path()
         )
 
-    monkeypatch.setattr(samora.run.smollm2, "load_smollm2", bundled)
+    monkeypatch.setattr(samora.models.smollm2, "load_smollm2", bundled)
     loaded, _, saved = load_adapted(tmp_path / "adapter", load_run_config(overrides=["model.dtype=float32"]))
     assert saved["base_model"] == recorded and len(loads) == 1
     assert samora.adapter_of(loaded).config.method == "lora"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import samora
+from samora.inject import adapter_or_none
 from tests.helpers import tiny_model
 
 
@@ -116,3 +117,12 @@ def test_bound_methods_are_plain_wrappers_with_the_class_signatures():
         with pytest.raises(RuntimeError, match="samora.save_adapter"):
             getattr(model, name)("/nonexistent")
     assert model.forward.__func__ is not samora.get_model(tiny_model(), samora.LoRAConfig()).forward.__func__
+
+
+def test_the_adapter_of_a_model_or_none_for_a_plain_one():
+    model = tiny_model()
+    assert adapter_or_none(model) is None
+    with pytest.raises(ValueError, match="has no samora adapter"):
+        samora.adapter_of(model)
+    samora.get_model(model, samora.LoRAConfig())
+    assert adapter_or_none(model) is samora.adapter_of(model) is not None

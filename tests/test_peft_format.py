@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 import samora
+from samora.cli import main
 from samora.peft_format import export_peft, lora_factors
-from samora.run.cli import main
 from tests.helpers import tiny_model
 from tests.method_cases import CASES
 

@@ -9,7 +9,7 @@ import safetensors.torch
 import torch
 
 import samora
-from samora.persistence import CONFIG_NAME, WEIGHTS_NAME
+from samora.adapter_files import CONFIG_NAME, WEIGHTS_NAME
 from tests.helpers import tiny_model, trained_samora, wider_llama
 
 

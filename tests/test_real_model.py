@@ -12,7 +12,7 @@ pytestmark = pytest.mark.real_model
 
 @pytest.fixture(scope="module")
 def smollm2():
-    from samora.run.smollm2 import load_smollm2
+    from samora.models.smollm2 import load_smollm2
 
     try:
         return load_smollm2()
@@ -65,7 +65,7 @@ def test_the_converted_model_folder_is_keyed_by_the_transformers_version_that_wr
     import transformers
     from transformers import AutoTokenizer
 
-    from samora.run.smollm2 import smollm2_path
+    from samora.models.smollm2 import smollm2_path
 
     folder = smollm2_path()
     assert folder.name == f"smollm2-135m-instruct-transformers-{transformers.__version__}"

@@ -6,9 +6,10 @@ configs (``samora.LoRAConfig``, ``samora.SAMoRAConfig``...) come from the method
 (:func:`samora.methods.public_configs`), so a new method file is exported without an edit here.
 
 Two floors: the adapter library is the modules at this package's top and ``samora.methods``; the
-research harness is ``samora.run`` (the ``samora`` command) and the ``data``, ``evaluation``,
-``training``, ``analysis``, ``compare`` and ``benchmark`` subpackages. The library never imports the
-harness (``[tool.importlinter]`` in ``pyproject.toml``; see CONTRIBUTING.md).
+research harness is the ``samora`` command (``samora.cli``) over the ``compare``, ``benchmark``,
+``serve``, ``run``, ``training``, ``analysis``, ``evaluation``, ``data`` and ``models`` subpackages.
+The library never imports the harness (``[tool.importlinter]`` in ``pyproject.toml``; see
+CONTRIBUTING.md).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _EXPORTS = {
     "export_peft": "samora.peft_format",
     "load_peft_lora": "samora.peft_format",
     "load_adapter": "samora.persistence",
-    "read_adapter_config": "samora.persistence",
+    "read_adapter_config": "samora.adapter_files",
     "save_adapter": "samora.persistence",
     "UNSEEN_TASK": "samora.routing",
 }
@@ -72,10 +73,11 @@ def _method_configs() -> dict[str, type]:
 if TYPE_CHECKING:  # what type checkers and IDEs see (tests/test_package.py checks it matches _EXPORTS); the
     # method configs are registry entries: import them from their modules for static checking
     from samora.accounting import adapter_parameter_count, match_parameter_budget, module_parameter_count
+    from samora.adapter_files import read_adapter_config
     from samora.config import AdapterConfig, MethodCard, MixtureConfig, ScaledConfig
     from samora.inject import adapter_of, get_model, print_trainable_parameters, trainable_parameters, unload
     from samora.merging import merge, merge_for_task
     from samora.methods import METHODS, NotMergeableError, get_method
     from samora.peft_format import export_peft, load_peft_lora
-    from samora.persistence import load_adapter, read_adapter_config, save_adapter
+    from samora.persistence import load_adapter, save_adapter
     from samora.routing import UNSEEN_TASK

@@ -1,5 +1,5 @@
-"""``python -m samora ...``: the ``samora`` command (:mod:`samora.run.cli`), e.g. under ``accelerate launch -m``."""
+"""``python -m samora ...``: the ``samora`` command (:mod:`samora.cli`), e.g. under ``accelerate launch -m``."""
 
-from samora.run.cli import main
+from samora.cli import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Where samora keeps what it builds once and reuses, and the name a model folder is known by.
 
 The offline SmolLM2 is converted into ``<cache>/smollm2-135m-instruct-transformers-<version>/``
-(:mod:`samora.run.smollm2`): a machine-local path. Adapters record the model's *name* instead
+(:mod:`samora.models.smollm2`): a machine-local path. Adapters record the model's *name* instead
 (:func:`base_model_identity`), so an adapter saved on one machine names a base that loads on another.
 """
 
@@ -23,7 +23,7 @@ def default_cache_dir() -> Path:
 
 
 def bundled_model_name(name_or_path: str | os.PathLike | None) -> str | None:
-    """``smollm2-135m-instruct`` for a folder that :func:`samora.run.smollm2.smollm2_path` converted (on any
+    """``smollm2-135m-instruct`` for a folder that :func:`samora.models.smollm2.smollm2_path` converted (on any
     machine, by any transformers version: what adapters saved before they recorded the name); else None."""
     if name_or_path and Path(name_or_path).name.startswith(CONVERTED_PREFIX):
         return SMOLLM2_NAME

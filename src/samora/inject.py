@@ -193,7 +193,7 @@ def get_model(
         adapter_dtype: dtype of the adapter's parameters; float32 by default even for a bf16 base.
         init_weights: False leaves the adapter uninitialised, for loading saved weights right after.
     """
-    if getattr(model, ATTRIBUTE, None) is not None:
+    if adapter_or_none(model) is not None:
         raise ValueError("this model already has a samora adapter; call samora.unload(model) first")
     _, layer_class = get_method(config.method)
     targets = find_targets(model, config.target_modules)
@@ -264,10 +264,15 @@ def _mark_adapters_attached(model: nn.Module) -> bool:
 
 def adapter_of(model: nn.Module) -> AdapterHandle:
     """The model's :class:`AdapterHandle`; a clear error if it has none."""
-    handle = getattr(model, ATTRIBUTE, None)
+    handle = adapter_or_none(model)
     if handle is None:
         raise ValueError("this model has no samora adapter; call samora.get_model(model, config) first")
     return handle
+
+
+def adapter_or_none(model: nn.Module) -> AdapterHandle | None:
+    """The model's :class:`AdapterHandle`, or None for a model samora has not adapted (a plain base)."""
+    return getattr(model, ATTRIBUTE, None)
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:

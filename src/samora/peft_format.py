@@ -34,15 +34,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from samora.adapter_files import CONFIG_NAME, FORMAT, WEIGHTS_NAME, install_adapter, read_adapter_tensors
 from samora.cache import loadable_base_name
 from samora.config import AdapterConfig
 from samora.files import match_umask
+from samora.inject import adapter_of
 from samora.methods import config_from_dict, get_method
 from samora.methods.base import AdapterLayer, not_exportable
 from samora.routing import RoutingState
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
 #: What ``peft_type`` says in a samora-native adapter_config.json: PEFT and transformers look this
 #: value up among their adapter types and fail with it in the message (a ``KeyError`` naming it).
@@ -143,8 +143,6 @@ def export_peft(
 def _exportable_layers(source) -> tuple[AdapterConfig, dict[str, AdapterLayer]]:
     """The adapter's config and layers: the model's own, or rebuilt from a saved folder."""
     if isinstance(source, nn.Module):
-        from samora.inject import adapter_of
-
         handle = adapter_of(source)
         check_exportable(handle.config)
         return handle.config, {n: layer for n, layer in handle.layers.items() if not layer.disabled}
@@ -157,8 +155,6 @@ def _layers_from_folder(folder: Path) -> tuple[AdapterConfig, dict[str, AdapterL
     Each layer wraps a stand-in ``nn.Linear`` on the meta device (its shape from the saved config) and
     takes its saved tensors by assignment: exporting never loads the base model's weights.
     """
-    from samora.persistence import read_adapter_tensors
-
     metadata, tensors = read_adapter_tensors(folder)
     config = config_from_dict(metadata["config"])
     check_exportable(config)  # before building layers: some token-routed layers read W at construction
@@ -191,7 +187,7 @@ def read_peft_config(directory: str | os.PathLike) -> dict | None:
         metadata = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    peft = isinstance(metadata, dict) and "peft_type" in metadata and metadata.get("format") != "samora-adapter"
+    peft = isinstance(metadata, dict) and "peft_type" in metadata and metadata.get("format") != FORMAT
     return metadata if peft else None
 
 
@@ -209,7 +205,6 @@ def load_peft_lora(base_model: nn.Module, directory: str | os.PathLike, *, is_tr
     error leaves ``base_model`` unchanged; the adapter is frozen unless ``is_trainable``.
     """
     from samora.methods.lora import LoRAConfig
-    from samora.persistence import install_adapter
 
     directory = Path(directory)
     peft_config = json.loads((directory / CONFIG_NAME).read_text())

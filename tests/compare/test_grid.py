@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 import samora
+from samora.cli import main
 from samora.compare import MethodSpec, parse_method_spec
-from samora.run.cli import main
+from samora.compare.spec import check_compare_section
 from samora.run.run_config import ConfigError, load_run_config
 from tests.helpers import subprocess_environment
 
@@ -57,7 +58,7 @@ def compare_arguments(model_dir, output):
 def run_cli(arguments, **popen):
     environment = subprocess_environment(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "samora.run.cli", *arguments],
+        [sys.executable, "-m", "samora.cli", *arguments],
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -99,8 +100,9 @@ def test_method_specs_parse_into_method_and_overrides():
     ],
 )
 def test_bad_compare_sections_are_refused_before_any_work(overrides, message):
+    config = load_run_config(preset="demo", overrides=overrides)  # the compare section is compare/'s to check
     with pytest.raises(ConfigError, match=message):
-        load_run_config(preset="demo", overrides=overrides)
+        check_compare_section(config)
 
 
 def test_an_empty_grid_points_to_the_methods_key(tmp_path, capsys):

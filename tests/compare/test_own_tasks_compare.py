@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
+from samora.cli import main
 from samora.data.tasks import registered_tasks, unregister_task
-from samora.run.cli import main
 from tests.helpers import ROOT, run_overrides, subprocess_environment
 
 EXAMPLES = ROOT / "examples" / "own-tasks"
@@ -43,7 +43,7 @@ def tiny_compare(model_dir, output, methods="[samora, lora, hydralora]"):
 
 def test_samora_compare_runs_on_the_three_example_task_files_from_the_command_line(tiny_model_dir, tmp_path):
     output = tmp_path / "grid"
-    command = [sys.executable, "-m", "samora.run.cli", "compare", "examples/own-tasks/compare.yaml"]
+    command = [sys.executable, "-m", "samora.cli", "compare", "examples/own-tasks/compare.yaml"]
     finished = subprocess.run(
         [*command, *tiny_compare(tiny_model_dir, output)],
         cwd=ROOT,

@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
+from samora.cli import main
 from samora.data.task_set import resolve_task_set
-from samora.run.cli import main
 from tests.data.test_own_tasks import write_task
 from tests.helpers import run_overrides
 

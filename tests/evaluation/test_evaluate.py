@@ -90,7 +90,7 @@ def test_generate_protocol(smollm2_tokenizer, tmp_path):
 
 
 def test_glue_tasks_without_data_are_skipped_or_raise(data_model, smollm2_tokenizer, caplog):
-    with caplog.at_level("INFO", logger="samora.evaluation.evaluate"):
+    with caplog.at_level("INFO", logger="samora.evaluation.suite"):
         results = evaluate(data_model, smollm2_tokenizer, "cola,sst2", limit=3, progress=False, skip_unavailable=True)
     assert "SAMORA_GLUE_DIR" in results["tasks"]["cola"]["skipped"]
     assert results["tasks"]["sst2"]["n"] == 3
@@ -124,7 +124,7 @@ def test_template_per_task(data_model, smollm2_tokenizer):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"protocol": "ppl"}, "protocol must be one of"),
+        ({"protocol": "ppl"}, "protocol must be 'loglik' or 'generate'"),
         ({"answer_match": "fuzzy"}, "answer_match must be"),
         ({"protocol": "generate", "template": "harness"}, "log-likelihood only"),
     ],

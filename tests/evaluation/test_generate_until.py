@@ -5,9 +5,9 @@ import pytest
 
 from samora.data.tasks import Task
 from samora.evaluation import write_samples
-from samora.evaluation.evaluate import _primary_values
 from samora.evaluation.generate_until import GenerationSettings, cut_at_stops, generate_until, generation_settings
 from samora.evaluation.results_files import read_samples
+from samora.evaluation.suite import _primary_values
 from samora.evaluation.task_results import EvaluationOptions, score_examples
 from samora.evaluation.text_scoring import example_score
 from tests.helpers import data_tiny_model

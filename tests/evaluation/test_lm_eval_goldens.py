@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from samora.evaluation import choice_length, evaluate
-from samora.run.smollm2 import load_smollm2
+from samora.models.smollm2 import load_smollm2
 
 GOLDENS = json.loads((Path(__file__).with_name("goldens") / "lm_eval_smollm2.json").read_text(encoding="utf-8"))
 TASKS = GOLDENS["tasks"]

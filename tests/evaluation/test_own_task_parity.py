@@ -120,7 +120,7 @@ def test_samora_renders_the_requests_lm_eval_scored(smollm2_tokenizer, mode):
 @pytest.mark.real_model
 @pytest.mark.parametrize("mode", MODES)
 def test_samora_matches_lm_eval_goldens_on_smollm2(mode):
-    from samora.run.smollm2 import load_smollm2
+    from samora.models.smollm2 import load_smollm2
 
     model, tokenizer = load_smollm2()
     runs = json.loads(GOLDENS.read_text(encoding="utf-8"))["runs"][mode]

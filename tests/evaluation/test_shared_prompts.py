@@ -15,7 +15,7 @@ import torch
 import samora
 from samora.data import load_examples
 from samora.evaluation import loglik_scores
-from samora.run.smollm2 import load_smollm2
+from samora.models.smollm2 import load_smollm2
 from tests.helpers import data_tiny_model
 
 WORDS = (

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import samora
+from samora.adapter_files import adapter_state_dict
 from samora.inject import adapter_of
 from samora.methods.moore import MoOREConfig, MoORELayer, householder_product
-from samora.persistence import adapter_state_dict
 from samora.routing import RoutingState
 from tests.helpers import LargestTensor, tiny_model
 

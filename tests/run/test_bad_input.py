@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samora.run.cli import main
+from samora.cli import main
 from tests.helpers import run_overrides
 
 # (overrides, what the error must say): the error names the key

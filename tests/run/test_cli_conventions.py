@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import samora
-from samora.run.cli import _config, build_parser, main, split_positionals
+from samora.cli import _config, build_parser, main, split_positionals
 from samora.run.run_config import ConfigError
 from tests.helpers import subprocess_environment
 
@@ -73,7 +73,7 @@ def imported_after(code: str) -> list[str]:
     "command", [[], ["train"], ["compare"], ["eval"], ["analyze"], ["export"], ["env"], ["presets"], ["bench"]]
 )
 def test_help_imports_neither_torch_nor_transformers(command):
-    code = f"from samora.run.cli import main\ntry:\n    main({[*command, '--help']!r})\nexcept SystemExit:\n    pass"
+    code = f"from samora.cli import main\ntry:\n    main({[*command, '--help']!r})\nexcept SystemExit:\n    pass"
     assert imported_after(code) == []
 
 

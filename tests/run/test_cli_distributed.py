@@ -40,7 +40,7 @@ def test_samora_train_under_a_launcher_with_two_processes(launcher, tiny_model_d
         "-m",
         *LAUNCHERS[launcher],
         "-m",
-        "samora.run.cli",
+        "samora.cli",
         "train",
         "--preset",
         "demo",

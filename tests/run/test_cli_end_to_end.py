@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from samora.run.cli import main
+from samora.cli import main
 from tests.helpers import run_overrides, wider_llama
 
 

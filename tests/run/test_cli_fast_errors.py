@@ -28,7 +28,7 @@ CASES = [
 ]
 CHECK_EACH = """
 import json, sys
-from samora.run.cli import main
+from samora.cli import main
 seen = []
 for args in json.loads(sys.argv[1]):
     seen.append([main(["train", *args]), "torch" in sys.modules, "transformers" in sys.modules])

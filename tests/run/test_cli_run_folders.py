@@ -8,7 +8,7 @@ import json
 import pytest
 
 import samora.run.pipeline
-from samora.run.cli import main
+from samora.cli import main
 from samora.run.run_config import load_run_config
 from samora.run.run_folder import new_results_folder, saved_run_values
 from tests.helpers import run_overrides

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from samora.run.cli import main
+from samora.cli import main
 from samora.training import read_history
 from tests.helpers import run_overrides, subprocess_environment
 
@@ -22,7 +22,7 @@ QUICK = ["eval.before=false", "eval.limit=2", "adapter.method=lora"]  # lora: no
 
 
 def samora_train(model_dir, run_dir, *extra) -> list[str]:
-    return [sys.executable, "-m", "samora.run.cli", "train", *run_overrides(model_dir, run_dir), *QUICK, *extra]
+    return [sys.executable, "-m", "samora.cli", "train", *run_overrides(model_dir, run_dir), *QUICK, *extra]
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:

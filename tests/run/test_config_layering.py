@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from samora.run.cli import build_parser, main
+from samora.cli import build_parser, main
 from samora.run.run_config import load_run_config
 
 

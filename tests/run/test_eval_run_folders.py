@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from samora.run.cli import main
+from samora.cli import main
 from tests.helpers import run_overrides
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from samora.run.cli import main
+from samora.cli import main
 from samora.run.run_config import ConfigError, load_run_config
 from samora.run.run_folder import RunPlan, plan_run_folder
 from tests.helpers import run_overrides

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from samora.run.cli import main
+from samora.cli import main
 from samora.run.coercion import ConfigError
 from samora.run.folder_lock import lock_path, run_folder_lock
 from tests.helpers import run_overrides, subprocess_environment

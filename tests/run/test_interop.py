@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import samora
-from samora.run.cli import main
+from samora.cli import main
 from samora.run.run_config import PRESETS_DIR, preset_names
 from tests.helpers import adapter_tensors
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from samora.run.cli import main
+from samora.cli import main
 from samora.run.logs import set_progress_bars
 from samora.run.run_config import config_from_dict
 from samora.training import read_history

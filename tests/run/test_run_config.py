@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from samora.run.run_config import ConfigError, load_run_config, preset_names
@@ -56,15 +54,3 @@ def test_missing_file_and_unknown_preset(tmp_path):
         load_run_config(str(tmp_path / "none.yaml"))
     with pytest.raises(ConfigError, match=r"unknown preset 'fast'.*demo"):
         load_run_config(preset="fast")
-
-
-def test_the_eval_section_and_the_evaluation_options_agree_on_every_shared_default():
-    from samora.evaluation import EvaluationOptions
-    from samora.run.run_config import EvalSection
-
-    defaults = EvaluationOptions()
-    section = EvalSection()
-    shared = [f.name for f in dataclasses.fields(EvalSection) if hasattr(defaults, f.name)]
-    assert set(shared) == {"protocol", "split", "limit", "batch_size", "num_beams", "max_new_tokens"}
-    assert {name: getattr(section, name) for name in shared} == {name: getattr(defaults, name) for name in shared}
-    assert section.batch_size == 16  # what `samora train` / `samora eval` always used

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from samora.run.cli import build_parser, main
+from samora.cli import build_parser, main
 from samora.serve.loading import run_config
 
 

@@ -22,7 +22,7 @@ pytest.importorskip("deepspeed")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from samora.run.cli import main  # noqa: E402
+from samora.cli import main  # noqa: E402
 from tests.helpers import ROOT, run_overrides, subprocess_environment  # noqa: E402
 
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--main_process_port", "0"]
@@ -52,7 +52,7 @@ def test_deepspeed_through_accelerate_exits_0_and_saves_the_one_process_adapter(
     run_dir = tmp_path / stage
     overrides = run_overrides(tiny_model_dir, run_dir, *SHARED, "train.per_device_train_batch_size=2")
     config = CONFIGS / f"{stage}.yaml"
-    command = [*ACCELERATE, "--config_file", str(config), "--mixed_precision", "no", "-m", "samora.run.cli"]
+    command = [*ACCELERATE, "--config_file", str(config), "--mixed_precision", "no", "-m", "samora.cli"]
     finished = subprocess.run(
         [*command, "train", "--preset", "demo", *overrides],
         env=subprocess_environment(),

@@ -17,7 +17,7 @@ def test_an_evaluation_longer_than_ddp_timeout_does_not_end_the_run(tiny_model_d
     # the evaluation before training (eval.before, the default) of 3 tasks x 16 examples takes longer than
     # the 2 s that the process group waits for a process before it gives up
     overrides = run_overrides(tiny_model_dir, run_dir, "train.ddp_timeout=2", "eval.limit=16")
-    command = [*TORCHRUN, "-m", "samora.run.cli", "train", "--preset", "demo", *overrides]
+    command = [*TORCHRUN, "-m", "samora.cli", "train", "--preset", "demo", *overrides]
     finished = subprocess.run(command, env=subprocess_environment(), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -88,7 +88,7 @@ def test_step_lines_replace_the_trainers_dict_print(tmp_path, caplog, capsys):
     assert any(r.getMessage().startswith("trained to step 4 in ") for r in caplog.records)
     printed = capsys.readouterr()
     assert "{'loss'" not in printed.out and "it/s" not in printed.err  # no dict print, no bar
-    with pytest.raises(ValueError, match="progress must be one of"):
+    with pytest.raises(ValueError, match="progress must be 'bar' or 'lines'"):
         train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, progress="dots", **COMMON)
 
 

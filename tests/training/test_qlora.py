@@ -20,11 +20,11 @@ pytest.importorskip("bitsandbytes")
 pytest.importorskip("peft")
 
 import samora  # noqa: E402
+from samora.adapter_files import adapter_state_dict  # noqa: E402
+from samora.cli import main  # noqa: E402
 from samora.methods.base import NotMergeableError  # noqa: E402
 from samora.methods.quantized import dequantized_weight  # noqa: E402
 from samora.methods.singular_values import top_singular_values  # noqa: E402
-from samora.persistence import adapter_state_dict  # noqa: E402
-from samora.run.cli import main  # noqa: E402
 from samora.run.model_loading import load_adapted, load_base_model  # noqa: E402
 from samora.run.run_config import ModelSection, load_run_config  # noqa: E402
 from samora.training import train  # noqa: E402

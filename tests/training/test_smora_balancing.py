@@ -59,7 +59,7 @@ def test_bias_moves_once_per_step_from_the_load_of_all_micro_batches(tmp_path, r
 
 
 def biases(model) -> dict[str, torch.Tensor]:
-    from samora.persistence import adapter_state_dict
+    from samora.adapter_files import adapter_state_dict
 
     return {k: v.clone() for k, v in adapter_state_dict(model).items() if k.endswith("smora_bias")}
 

@@ -1,14 +1,11 @@
 """``train``'s settings object: keyword options over ``settings``, TrainingArguments fields passed on,
-the old ``grad_accum`` name accepted with a warning, one home for the logging default."""
+one definition of the settings with the run configuration."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 
 from samora.training import SamoraTrainer, TrainSettings, train
-from samora.training.train import RENAMED_OPTIONS
 from tests.helpers import Collator, adapted_model, tiny_dataset
 
 
@@ -44,46 +41,10 @@ def test_keyword_options_override_the_settings_and_other_fields_reach_the_traine
     assert settings.logging_steps == 3  # the caller's object is not changed
 
 
-OLD_OPTIONS = {"grad_accum": 2, "num_epochs": 2.0, "batch_size": 2, "lr_scheduler": "cosine"}
-
-
-@pytest.mark.parametrize("old", list(RENAMED_OPTIONS))
-def test_each_old_keyword_is_the_deprecated_name_of_a_trainer_field(old, tmp_path, monkeypatch):
-    new = RENAMED_OPTIONS[old]
-    seen = trainer_arguments(monkeypatch)
-    common = dict(max_steps=1, data_collator=Collator(), disable_tqdm=True)
-    with pytest.warns(FutureWarning, match=rf"{old}=\.\.\.\) is deprecated.*use {new}="):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "old", **{old: OLD_OPTIONS[old]}, **common)
-    train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path / "new", **{new: OLD_OPTIONS[old]}, **common)
-    assert [getattr(arguments, new) for arguments in seen] == [OLD_OPTIONS[old]] * 2
-    with pytest.raises(ValueError, match=f"give {new} only"):
-        train(adapted_model(), None, tiny_dataset(4), output_dir=tmp_path, **{old: 2, new: 2})
-
-
 def test_settings_refuse_bad_values_with_the_valid_ones():
-    with pytest.raises(ValueError, match="warmup_ratio is a fraction"):
+    with pytest.raises(ValueError, match=r"warmup_ratio \(a fraction of the training steps\) must be in \[0, 1\)"):
         TrainSettings(warmup_ratio=1.0)
-    with pytest.raises(ValueError, match=r"progress must be one of \('bar', 'lines'\)"):
+    with pytest.raises(ValueError, match="progress must be 'bar' or 'lines', got 'dots'"):
         TrainSettings(progress="dots")
-
-
-def test_the_logging_default_lives_in_one_place():
-    from samora.run.run_config import TrainSection
-
-    assert TrainSettings().logging_steps == TrainSection().logging_steps == 5  # what `samora train` always used
-
-
-def test_the_run_configuration_and_train_agree_on_every_shared_default():
-    from samora.run.run_config import TrainSection
-
-    section = TrainSection()
-    settings = TrainSettings()
-    settings_fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    shared = [field.name for field in dataclasses.fields(TrainSection) if field.name in settings_fields]
-    assert len(shared) >= 17, shared  # both use TrainingArguments' names: a renamed field would drop out
-    differing = {
-        name: (getattr(section, name), getattr(settings, name))
-        for name in shared
-        if getattr(section, name) != getattr(settings, name)
-    }
-    assert differing == {"resume": (True, False)}  # the CLI resumes an unfinished run folder; train() is told to
+    with pytest.raises(ValueError, match="learning_rate must be > 0"):  # the run configuration's rule, too
+        TrainSettings(learning_rate=0.0)

@@ -22,7 +22,7 @@ TEXTS = [
 
 @pytest.mark.real_model
 def test_smollm2_trains_with_checkpointing_and_accumulation_then_analyzes(tmp_path):
-    from samora.run.smollm2 import load_smollm2
+    from samora.models.smollm2 import load_smollm2
 
     try:
         model, tokenizer = load_smollm2()

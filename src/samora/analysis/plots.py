@@ -39,7 +39,9 @@ DPI = 120
 TITLE_SIZE, LABEL_SIZE, TICK_SIZE = 10, 8, 7
 
 
-def _figure(**kwargs):
+def new_figure(**kwargs):
+    """A ``matplotlib.figure.Figure(**kwargs)``, the one way samora makes a figure (analysis, ``report.md``,
+    ``comparison.png``, ``bench.png``): no pyplot, so no backend to choose, no window, nothing to close."""
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
@@ -121,7 +123,9 @@ def plot_usage(usage: dict[str, torch.Tensor], mean_usage: torch.Tensor, groups:
     cols = 4
     row_height = 0.16 * len(groups) + 0.55
     mean_height = 0.22 * len(groups) + 0.9
-    fig = _figure(figsize=(WIDTH, mean_height + row_height * math.ceil(len(usage) / cols) + 0.5), layout="constrained")
+    fig = new_figure(
+        figsize=(WIDTH, mean_height + row_height * math.ceil(len(usage) / cols) + 0.5), layout="constrained"
+    )
     top, bottom = fig.subfigures(
         2, 1, height_ratios=[mean_height, max(row_height * math.ceil(len(usage) / cols), 0.01)]
     )
@@ -143,7 +147,7 @@ def plot_expert_pca(projections: dict[str, dict], path: Path) -> Path:
     """Scatter of expert outputs on their first two principal components, one panel per layer."""
     cols = 2 if len(projections) <= 4 else 4
     panel = WIDTH / cols
-    fig = _figure(figsize=(WIDTH, panel * 0.9 * math.ceil(len(projections) / cols) + 0.4), layout="constrained")
+    fig = new_figure(figsize=(WIDTH, panel * 0.9 * math.ceil(len(projections) / cols) + 0.4), layout="constrained")
     axes = _grid(fig, len(projections), cols)
     for ax, (name, entry) in zip(axes, projections.items(), strict=True):
         points, labels = entry["points"], entry["experts"]
@@ -200,7 +204,7 @@ def plot_task_gates(gates: dict[str, dict[str, float]], path: Path) -> Path:
     rows, blocks, tables = gate_tables(gates)
     labels = _kind_labels(list(tables))
     heat_height = 0.17 * len(rows) + 0.55
-    fig = _figure(figsize=(WIDTH, 2.6 + heat_height * len(tables) + 0.3), layout="constrained")
+    fig = new_figure(figsize=(WIDTH, 2.6 + heat_height * len(tables) + 0.3), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.6, heat_height * len(tables)])
     bars = top.subplots()
     width = 0.8 / len(tables)

@@ -32,8 +32,8 @@ from samora.analysis.plots import (
     TICK_SIZE,
     TITLE_SIZE,
     WIDTH,
-    _figure,
     block_and_kind,
+    new_figure,
     short_name,
     usage_norm,
 )
@@ -163,7 +163,7 @@ def plot_expert_share(routers: dict[str, dict], path: Path) -> Path:
     tables = {r: torch.tensor(list(e["expert_share"].values())) for r, e in routers.items()}
     experts = next(iter(tables.values())).shape[1]
     norm = usage_norm(list(tables.values()), experts)
-    fig = _figure(figsize=(WIDTH, 0.35 * max(len(t) for t in tables.values()) + 1.6), layout="constrained")
+    fig = new_figure(figsize=(WIDTH, 0.35 * max(len(t) for t in tables.values()) + 1.6), layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     for ax, (router, table) in zip(axes, tables.items(), strict=True):
         image = ax.imshow(table.numpy(), norm=norm, cmap="RdBu_r", aspect="auto")
@@ -182,7 +182,7 @@ def plot_expert_share(routers: dict[str, dict], path: Path) -> Path:
 
 def plot_router_pca(pca: dict[str, dict], path: Path) -> Path:
     """Fig. 3: per router the expert outputs of one layer on their first two principal components."""
-    fig = _figure(figsize=(WIDTH, WIDTH / len(pca) * 0.9 + 0.4), layout="constrained")
+    fig = new_figure(figsize=(WIDTH, WIDTH / len(pca) * 0.9 + 0.4), layout="constrained")
     axes = fig.subplots(1, len(pca), squeeze=False)[0]
     for ax, (router, entry) in zip(axes, pca.items(), strict=True):
         points, experts = torch.tensor(entry["points"]), torch.tensor(entry["experts"])

@@ -153,7 +153,7 @@ def load_bench_model(settings: BenchSettings) -> nn.Module:
     if settings.model == "tiny":
         model = tiny_llama(settings.seed).to(settings.torch_dtype)
     elif settings.model == "smollm2":
-        from samora.run.smollm2 import load_smollm2
+        from samora.models.smollm2 import load_smollm2
 
         model = load_smollm2(dtype=settings.torch_dtype)[0]
     else:

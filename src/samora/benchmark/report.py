@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from samora.analysis.plots import new_figure
 from samora.benchmark.contenders import FLOOR, METHOD, PEFT_LORA
 
 ROLE_STYLE = {METHOD: ("tab:blue", "o"), PEFT_LORA: ("tab:orange", "s"), FLOOR: ("tab:gray", "^")}  # color, marker
@@ -127,18 +128,14 @@ def markdown(results: dict) -> str:
 
 
 def plot_comparison(comparison: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = [
         ("step_ratio_to_peft_lora", "training step / PEFT LoRA"),
         ("generation_ratio_to_peft_lora", "generation time per token / PEFT LoRA"),
         ("memory", "peak RSS (bar) and step tensor peak (dot) / PEFT LoRA"),
     ]
     names = list(comparison)
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 0.45 * len(names) + 1.5), sharey=True)
+    figure = new_figure(figsize=(5 * len(panels), 0.45 * len(names) + 1.5))
+    axes = figure.subplots(1, len(panels), sharey=True)
     for axis, (key, title) in zip(axes, panels):
         for row, name in enumerate(names):
             value = comparison[name].get(key)
@@ -156,7 +153,6 @@ def plot_comparison(comparison: dict, path: Path) -> None:
     axes[0].invert_yaxis()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def _series(sweep: dict) -> dict[str, list[dict]]:
@@ -168,11 +164,6 @@ def _series(sweep: dict) -> dict[str, list[dict]]:
 
 
 def plot_scaling(sweeps: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = [
         ("step", "step time (s)"),
         ("memory", "step tensor peak (MB)"),
@@ -180,7 +171,8 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
     ]
     if not any("memory" in p for sweep in sweeps.values() for p in sweep["points"]):
         rows.pop(1)
-    figure, axes = plt.subplots(len(rows), len(sweeps), figsize=(4.2 * len(sweeps), 3 * len(rows)), squeeze=False)
+    figure = new_figure(figsize=(4.2 * len(sweeps), 3 * len(rows)))
+    axes = figure.subplots(len(rows), len(sweeps), squeeze=False)
     method_colors = iter(["tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown"])
     colors: dict[str, str] = {}
     for column, (name, sweep) in enumerate(sweeps.items()):
@@ -216,7 +208,6 @@ def plot_scaling(sweeps: dict, path: Path) -> None:
             axis.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def write_bench_results(results: dict, folder: Path) -> list[Path]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from samora.benchmark.contenders import FLOOR, BenchSettings, Contender
+from samora.inject import adapter_or_none
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}  # the clocks of CLOCK_NAMES
 
@@ -67,7 +68,7 @@ class TrainingStep:
         if contender.kind != FLOOR and not trainable:
             raise RuntimeError(f"contender {contender.name!r} has no trainable parameters")
         self.optimizer = torch.optim.AdamW(trainable, lr=1e-4) if trainable else None
-        self.adapter = getattr(model, "samora_adapter", None)
+        self.adapter = adapter_or_none(model)
 
     def run(self) -> None:
         self.model(**self.inputs).loss.backward()

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import yaml
 
-from samora.compare.spec import MethodSpec, compare_specs, spec_adapter_config
+from samora.compare.spec import MethodSpec, check_compare_section, compare_specs, spec_adapter_config
 from samora.files import write_text_atomic
 from samora.run.pipeline import (
     DEFAULT_MODEL,
@@ -46,7 +46,7 @@ from samora.run.pipeline import (
     train_adapter,
     warn_if_tasks_changed,
 )
-from samora.run.run_config import ConfigError, RunConfig, with_current_names
+from samora.run.run_config import ConfigError, RunConfig
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
             "compare.methods is empty: list the methods to compare, e.g. "
             "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)"
         )
+    check_compare_section(config)
     output = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, ["train", config.eval.split])
@@ -108,8 +109,7 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
     path = output / "grid.yaml"
     if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
         # a key the recorded file lacks (a field added to samora since) had its default value then
-        # a renamed key (train.grad_accum) is compared under its current name
-        recorded = with_current_names(yaml.safe_load(path.read_text()), str(path))
+        recorded = yaml.safe_load(path.read_text())
         stored = {**_flat(RunConfig().to_dict()), **_flat(recorded)}
         changed = sorted(
             key
@@ -123,8 +123,7 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
                 "with the original settings to resume it, or choose a new output_dir=..."
             )
         return
-    output.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_config(config, output, path.name)
 
 
 def budget_plan(

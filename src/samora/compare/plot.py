@@ -13,20 +13,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from samora.analysis.plots import new_figure
 
 
 def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
     """Draw the three panels (module docstring) of ``comparison`` into ``path``."""
     labels = list(comparison["table"])
     height = 1.6 + 0.32 * len(labels)
-    figure, (means, differences, tasks) = plt.subplots(
-        1, 3, figsize=(15, height), sharey=True, gridspec_kw={"width_ratios": [1, 1, 2.4]}
-    )
+    figure = new_figure(figsize=(15, height))
+    means, differences, tasks = figure.subplots(1, 3, sharey=True, gridspec_kw={"width_ratios": [1, 1, 2.4]})
     rows = np.arange(len(labels))
     _plot_means(means, comparison, labels, rows)
     _plot_differences(differences, comparison, labels, rows)
@@ -36,7 +33,6 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path
 
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from samora.compare.report import answer_lines, paired_test_groups, write_markdown
 from samora.compare.spec import MethodSpec, parse_method_spec
-from samora.evaluation.evaluate import read_samples
 from samora.evaluation.statistics import CONFIDENCE, bootstrap_grid, holm_adjusted, paired_test
+from samora.evaluation.suite import read_samples
 from samora.evaluation.text_scoring import example_metric, example_score
 from samora.files import write_text_atomic
 from samora.run.run_config import ConfigError, RunConfig

@@ -124,8 +124,9 @@ def _capped_pools(
     the stream draws from; and every task's split size before capping."""
     pools, available = [], []
     for name in names:
-        records, render = _task_rows(get_task(name), split, _pick(template, name, None), _pick(source, name, "auto"))
-        cap = _pick(per_task_cap, name, None)
+        task_template, task_source = per_task_value(template, name, None), per_task_value(source, name, "auto")
+        records, render = _task_rows(get_task(name), split, task_template, task_source)
+        cap = per_task_value(per_task_cap, name, None)
         if cap is not None and cap < 1:
             raise ValueError(f"per_task_cap for {name} must be positive, got {cap}.")
         keep = min(len(records), cap) if cap else len(records)
@@ -209,8 +210,9 @@ def _warn_truncation(names: list[str], truncated: list[int], cut_responses: list
         )
 
 
-def _pick(value: Any, name: str, default: Any) -> Any:
-    """``value``, or its entry for task ``name`` when it is a mapping keyed by task names."""
+def per_task_value(value: Any, name: str, default: Any) -> Any:
+    """``value``, or its entry for task ``name`` when it is a mapping keyed by task names (``default`` when
+    no key names it): ``source``, ``template`` and ``per_task_cap`` are each one value or one per task."""
     if not isinstance(value, Mapping):
         return value
     return next((v for k, v in value.items() if _same_task(k, name)), default)

@@ -4,64 +4,53 @@ metrics), metrics, results JSON and tables.
 >>> from samora.evaluation import evaluate, format_table, write_results
 >>> results = evaluate(model, tokenizer, "commonsense", protocol="loglik", limit=200)
 >>> print(format_table(results)); write_results(results, "results/commonsense.json")
+
+The names below are imported on first use (PEP 562 ``__getattr__``), so reading a submodule that needs
+no torch (:mod:`samora.evaluation.settings`, which the command line checks a configuration with) loads none.
 """
 
-from samora.evaluation.answers import UNPARSED, extract_answer
-from samora.evaluation.evaluate import (
-    adapter_identity,
-    evaluate,
-    model_identity,
-    routed_task_id,
-    routing_tasks,
-)
-from samora.evaluation.filters import apply_filters
-from samora.evaluation.generation import generate_responses
-from samora.evaluation.loglik import choice_length, loglik_scores
-from samora.evaluation.metrics import (
-    METRICS,
-    accuracy,
-    compute_metrics,
-    f1_score,
-    matthews_corrcoef,
-)
-from samora.evaluation.results_files import read_samples, write_results, write_samples
-from samora.evaluation.results_table import format_table
-from samora.evaluation.statistics import (
-    bootstrap_grid,
-    bootstrap_metric,
-    bootstrap_task_mean,
-    paired_test,
-)
-from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions
-from samora.evaluation.text_metrics import TEXT_METRICS, register_text_metric
+from __future__ import annotations
 
-__all__ = [
-    "METRICS",
-    "EvaluationOptions",
-    "PROTOCOLS",
-    "TEXT_METRICS",
-    "UNPARSED",
-    "accuracy",
-    "adapter_identity",
-    "apply_filters",
-    "bootstrap_grid",
-    "bootstrap_metric",
-    "bootstrap_task_mean",
-    "choice_length",
-    "compute_metrics",
-    "evaluate",
-    "extract_answer",
-    "f1_score",
-    "format_table",
-    "generate_responses",
-    "loglik_scores",
-    "matthews_corrcoef",
-    "model_identity",
-    "paired_test",
-    "read_samples",
-    "register_text_metric",
-    "routed_task_id",
-    "routing_tasks",
-    "write_results",
-    "write_samples",
-]
+from importlib import import_module
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "UNPARSED": "samora.evaluation.answers",
+    "extract_answer": "samora.evaluation.answers",
+    "adapter_identity": "samora.evaluation.suite",
+    "evaluate": "samora.evaluation.suite",
+    "model_identity": "samora.evaluation.suite",
+    "routed_task_id": "samora.evaluation.suite",
+    "routing_tasks": "samora.evaluation.suite",
+    "apply_filters": "samora.evaluation.filters",
+    "generate_responses": "samora.evaluation.generation",
+    "choice_length": "samora.evaluation.loglik",
+    "loglik_scores": "samora.evaluation.loglik",
+    "METRICS": "samora.evaluation.metrics",
+    "accuracy": "samora.evaluation.metrics",
+    "compute_metrics": "samora.evaluation.metrics",
+    "f1_score": "samora.evaluation.metrics",
+    "matthews_corrcoef": "samora.evaluation.metrics",
+    "read_samples": "samora.evaluation.results_files",
+    "write_results": "samora.evaluation.results_files",
+    "write_samples": "samora.evaluation.results_files",
+    "format_table": "samora.evaluation.results_table",
+    "bootstrap_grid": "samora.evaluation.statistics",
+    "bootstrap_metric": "samora.evaluation.statistics",
+    "bootstrap_task_mean": "samora.evaluation.statistics",
+    "paired_test": "samora.evaluation.statistics",
+    "EvaluationOptions": "samora.evaluation.task_results",
+    "PROTOCOLS": "samora.evaluation.settings",
+    "TEXT_METRICS": "samora.evaluation.text_metrics",
+    "register_text_metric": "samora.evaluation.text_metrics",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'samora.evaluation' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value

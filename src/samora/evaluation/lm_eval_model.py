@@ -197,12 +197,12 @@ def _saved_config(folder: Path) -> dict:
 def _base_path(name: str | None) -> str:
     """A folder or hub id for ``HFLM``; samora's offline SmolLM2 aliases become its converted folder."""
     from samora.cache import bundled_model_name
-    from samora.run.smollm2 import SMOLLM2_ALIASES
+    from samora.models.smollm2 import SMOLLM2_ALIASES
 
     if not name:
         raise ValueError("the adapter does not name its base model: pass pretrained=<model folder or hub id>")
     if name in SMOLLM2_ALIASES or bundled_model_name(name):  # the name, or an older adapter's cache path
-        from samora.run.smollm2 import smollm2_path
+        from samora.models.smollm2 import smollm2_path
 
         return str(smollm2_path())
     return name

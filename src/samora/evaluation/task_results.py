@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from samora.config import setting, validate_fields
 from samora.data.chat import ChatFormat
 from samora.data.sources import DataSourceError, load_examples, resolve_source
 from samora.data.tasks import Task, get_task, resolve_split
@@ -19,25 +20,25 @@ from samora.evaluation.generate_until import generate_until, generation_settings
 from samora.evaluation.generation import generate_responses
 from samora.evaluation.loglik import choice_length, loglik_scores
 from samora.evaluation.metrics import compute_metrics, metric_function
+from samora.evaluation.settings import EvaluationSettings
 from samora.evaluation.statistics import DEFAULT_SAMPLES, bootstrap_metric
 from samora.evaluation.text_scoring import metric_entries, score_generations
 
-PROTOCOLS = ("loglik", "generate")
-
 
 @dataclasses.dataclass(frozen=True)
-class EvaluationOptions:
-    """How :func:`samora.evaluation.evaluate` scores every task (each field is also a keyword of it).
+class EvaluationOptions(EvaluationSettings):
+    """How :func:`samora.evaluation.evaluate` scores every task (each field is also a keyword of it):
+    the :class:`~samora.evaluation.settings.EvaluationSettings` a run configuration's ``eval`` section
+    holds too, and what a run takes from its other sections or its command line.
 
     Attributes:
-        protocol: ``"loglik"`` ranks choices by log-likelihood (``acc``/``acc_norm`` and the task's
-            metrics); ``"generate"`` decodes ``max_new_tokens`` tokens (greedy, or ``num_beams``
-            beams) and extracts the first answer label, with ``answer_match="lenient"`` adding
-            MTL-LoRA's bare-digit fallback (see :mod:`samora.evaluation.scoring`).
-        split: ``"eval"``, each task's standard evaluation split, or a split name.
-        limit / seed: subsample as in :func:`samora.data.load_examples`; the bootstrap resamples
-            are seeded with ``seed or 0``.
-        batch_size: requests per forward pass.
+        protocol, split, limit, batch_size, num_beams, max_new_tokens: see
+            :class:`~samora.evaluation.settings.EvaluationSettings`. ``"loglik"`` scores
+            ``acc``/``acc_norm`` and the task's metrics; ``"generate"`` extracts the first answer label,
+            with ``answer_match="lenient"`` adding MTL-LoRA's bare-digit fallback (see
+            :mod:`samora.evaluation.scoring`).
+        seed: subsample as in :func:`samora.data.load_examples` (with ``limit``); the bootstrap
+            resamples are seeded with ``seed or 0``.
         progress: show a progress bar per task.
         skip_unavailable: record a task whose split no source holds as skipped instead of raising.
         bootstrap_samples: resamples of each metric's bootstrap interval.
@@ -47,14 +48,8 @@ class EvaluationOptions:
         system_prompt: the system turn of the chat template (lm-eval's ``--system_instruction``).
     """
 
-    protocol: str = "loglik"
-    split: str = "eval"
-    limit: int | None = None
     seed: int | None = None
-    batch_size: int = 16
-    num_beams: int = 1
-    max_new_tokens: int = 32
-    answer_match: str = "strict"
+    answer_match: str = setting("strict", choices=("strict", "lenient"))
     progress: bool = True
     skip_unavailable: bool = False
     bootstrap_samples: int = DEFAULT_SAMPLES
@@ -62,10 +57,7 @@ class EvaluationOptions:
     system_prompt: str | None = None
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}.")
-        if self.answer_match not in ("strict", "lenient"):
-            raise ValueError(f"answer_match must be 'strict' or 'lenient', got {self.answer_match!r}.")
+        validate_fields(self)  # every field's declared rule, as a method config checks its own
 
     @property
     def bootstrap_seed(self) -> int:

@@ -12,7 +12,7 @@ from samora.config import field_rules
 from samora.run.coercion import ConfigError
 
 if TYPE_CHECKING:
-    from samora.run.run_config import DataSection, RunConfig, TrainSection
+    from samora.run.sections import DataSection, RunConfig, TrainSection
 
 # (passes, key, what the key must be)
 Check = tuple[bool, str, str]
@@ -45,7 +45,8 @@ def check_model_name(name: str | None) -> None:
 def check_values(config: RunConfig) -> None:
     """The bounds and choices each section declares on its fields (:func:`samora.config.setting`,
     checked by the same :class:`~samora.config.Rule` as the method configs), then the rules that
-    join fields or read the installed libraries, then the method's and the comparison's own."""
+    join fields or read the installed libraries, then the method's own. The ``compare`` section is
+    :mod:`samora.compare`'s to check (:func:`samora.compare.spec.check_compare_section`)."""
     from samora.run.passthrough import check_report_to, check_training_argument_values
 
     sections = {"model": config.model, "data": config.data, "train": config.train, "eval": config.eval}
@@ -57,10 +58,6 @@ def check_values(config: RunConfig) -> None:
     check_report_to(config.train.report_to)
     check_training_argument_values(config.train.training_arguments)
     config.adapter_config(["_validation_task"])  # the method's own field checks, with their messages
-    if config.compare.methods:
-        from samora.compare.spec import check_compare_section
-
-        check_compare_section(config)
 
 
 def check_declared_rules(section: Any, prefix: str) -> None:
@@ -103,20 +100,15 @@ def _data_checks(data: DataSection) -> list[Check]:
 
 
 def _train_checks(train: TrainSection) -> list[Check]:
-    """The rules a field declaration cannot hold: choices that the installed transformers and
-    samora.training define, a bound beyond a float's exact range, and fp16's need of a GPU."""
+    """The rules a field declaration cannot hold: the schedulers the installed transformers defines, a
+    bound beyond a float's exact range, and fp16's need of a GPU."""
     import torch
     from transformers.trainer_utils import SchedulerType
-
-    from samora.training import NONFINITE_ACTIONS
-    from samora.training.train import PRECISIONS
 
     schedulers = sorted(s.value for s in SchedulerType)
     return [
         (train.lr_scheduler_type in schedulers, "train.lr_scheduler_type", f"one of {schedulers}"),
         (0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)"),
-        (train.on_nonfinite in NONFINITE_ACTIONS, "train.on_nonfinite", " or ".join(NONFINITE_ACTIONS)),
-        (train.precision in PRECISIONS, "train.precision", " / ".join(PRECISIONS)),
         (
             train.precision != "fp16" or torch.cuda.is_available(),
             "train.precision",

@@ -12,10 +12,10 @@ import torch
 
 from samora.cache import SMOLLM2_NAME, bundled_model_name
 from samora.methods.quantized import keep_trainable_layout
+from samora.models.smollm2 import SMOLLM2_ALIASES
 from samora.run.coercion import ConfigError
 from samora.run.model_options import QUANTIZATION_KEYS, quantization_keywords
-from samora.run.run_config import ModelSection, RunConfig
-from samora.run.smollm2 import SMOLLM2_ALIASES
+from samora.run.sections import ModelSection, RunConfig
 
 DEFAULT_MODEL = SMOLLM2_NAME
 
@@ -41,7 +41,7 @@ def load_base_model(name: str, dtype: str = "auto", options: ModelSection | None
     options = options or ModelSection()
     kwargs = from_pretrained_keywords(options, dtype)
     if name in SMOLLM2_ALIASES or bundled_model_name(name):
-        from samora.run.smollm2 import load_smollm2
+        from samora.models.smollm2 import load_smollm2
 
         model, tokenizer = load_smollm2(**kwargs)
     else:

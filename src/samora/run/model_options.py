@@ -103,7 +103,7 @@ def _check_quantization_value(key: str, value: Any) -> None:
 
 
 def check_model_options(model: Any) -> None:
-    """The checks of a ``model`` section (:class:`~samora.run.run_config.ModelSection`) that its
+    """The checks of a ``model`` section (:class:`~samora.run.sections.ModelSection`) that its
     field types cannot express: the quantization keywords, the packages an option needs (installed?),
     ``device_map`` in one process only."""
     quantization_keywords(model.quantization)

@@ -1,6 +1,6 @@
 """``train:`` keys that samora does not define but ``transformers.TrainingArguments`` does.
 
-The ``train`` section of a run configuration holds samora's own keys (:class:`~samora.run.run_config.TrainSection`)
+The ``train`` section of a run configuration holds samora's own keys (:class:`~samora.run.sections.TrainSection`)
 and any other ``TrainingArguments`` field, which reaches :func:`samora.training.train` unchanged:
 
 ```yaml

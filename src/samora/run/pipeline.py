@@ -35,7 +35,9 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,6 @@ from samora.run.model_loading import (
     torch_dtype,  # noqa: F401  (still importable from here, as before the move)
 )
 from samora.run.processes import is_main_process, main_only_folder, quiet_unless_main
-from samora.run.run_config import RunConfig, TrainSection
 from samora.run.run_folder import plan_run_folder
 from samora.run.run_tasks import (
     chat_format,
@@ -64,13 +65,28 @@ from samora.run.run_tasks import (
     resolve_run_tasks,
     warn_if_tasks_changed,
 )
+from samora.run.sections import RunConfig, TrainSection
 
 logger = logging.getLogger(__name__)
 
 
-def save_config(config: RunConfig, run_dir: Path) -> None:
+def save_config(config: RunConfig, run_dir: Path, name: str = "config.yaml") -> None:
+    """Write ``config`` to ``run_dir/name``, headed by a comment with the command that made it.
+
+    ``output_dir`` is recorded as the user gave it (relative to where the command ran when relative),
+    so a committed or copied run folder holds no path of the machine it was made on.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    header = f"# made by: {invoking_command()}\n"
+    write_text_atomic(run_dir / name, header + yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def invoking_command() -> str:
+    """The command line of this process as the user typed it: ``samora train demo.yaml train.max_steps=5``
+    (the program's name, not its path: ``python -m samora`` and the installed script both read ``samora``)."""
+    program = Path(sys.argv[0]).name
+    program = "samora" if program in ("__main__.py", "cli.py") else program
+    return shlex.join([program, *sys.argv[1:]])
 
 
 def evaluate_model(
@@ -98,19 +114,12 @@ def evaluation_options(config: RunConfig):
     """The :class:`~samora.evaluation.EvaluationOptions` of ``config.eval`` (examples subsampled with
     ``train.seed``; a progress bar per task with ``--verbose``)."""
     from samora.evaluation import EvaluationOptions
+    from samora.evaluation.settings import EvaluationSettings
     from samora.run.logs import progress_bars_enabled
 
-    section = config.eval
+    settings = {f.name: getattr(config.eval, f.name) for f in dataclasses.fields(EvaluationSettings)}
     return EvaluationOptions(
-        protocol=section.protocol,
-        split=section.split,
-        limit=section.limit,
-        seed=config.train.seed,
-        batch_size=section.batch_size,
-        num_beams=section.num_beams,
-        max_new_tokens=section.max_new_tokens,
-        progress=progress_bars_enabled(),
-        **chat_options(config),
+        **settings, seed=config.train.seed, progress=progress_bars_enabled(), **chat_options(config)
     )
 
 
@@ -265,9 +274,10 @@ def _train_settings(section: TrainSection, *, seed: int | None, resume: bool | s
     ``train.seed``), with TensorBoard's folder and the console output of the run folder ``run_dir``."""
     from samora.run.logs import progress_bars_enabled
     from samora.training import TrainSettings
+    from samora.training.settings import TrainingSettings
 
-    shared = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainSettings) if hasattr(section, f.name)}
-    return TrainSettings(  # the section and the settings share TrainingArguments' names
+    shared = {f.name: getattr(section, f.name) for f in dataclasses.fields(TrainingSettings)}
+    return TrainSettings(  # the section and the settings extend the one TrainingSettings
         **shared
         | {
             "seed": section.seed if seed is None else seed,

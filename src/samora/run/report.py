@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from samora.analysis.plots import new_figure
 
 
 def primary_metric(entry: dict[str, Any]) -> tuple[str, float] | None:
@@ -60,7 +58,8 @@ def plot_training_loss(log_history: list[dict], path: Path) -> Path | None:
     points = [(entry["step"], entry["loss"]) for entry in log_history if "loss" in entry and "step" in entry]
     if not points:
         return None
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure = new_figure(figsize=(6, 3.5))
+    axis = figure.subplots()
     axis.plot(*zip(*points), marker="o", markersize=3, label="loss (task + regularisers)")
     for key in sorted({k for entry in log_history for k in entry if k.startswith("loss/") or k.startswith("aux/")}):
         series = [(entry["step"], entry[key]) for entry in log_history if key in entry]
@@ -79,7 +78,8 @@ def plot_task_metrics(rows: list[dict[str, Any]], path: Path) -> Path | None:
     (on accuracy rows only: the chance level of MCC is 0, of F1 depends on the labels)."""
     if not rows:
         return None
-    figure, axis = plt.subplots(figsize=(max(6, 0.8 * len(rows)), 3.5))
+    figure = new_figure(figsize=(max(6, 0.8 * len(rows)), 3.5))
+    axis = figure.subplots()
     positions = np.arange(len(rows))
     width = 0.4
     for offset, stage in ((-width / 2, "before"), (width / 2, "after")):
@@ -246,5 +246,4 @@ def _save(figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
     return path

@@ -204,7 +204,7 @@ def _read_saved_config(run_dir: Path) -> dict:
             "folder's run, or choose another output_dir"
         ) from None
     try:
-        return effective_values(config_from_dict(saved, str(run_dir / CONFIG_FILE)))
+        return effective_values(config_from_dict(saved))
     except ConfigError as err:
         raise ConfigError(
             f"{run_dir / CONFIG_FILE} is not a valid run configuration ({err}); pass --overwrite "

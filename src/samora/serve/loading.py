@@ -44,7 +44,7 @@ def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
     from samora.cache import bundled_model_name
-    from samora.run.smollm2 import SMOLLM2_ALIASES, smollm2_path
+    from samora.models.smollm2 import SMOLLM2_ALIASES, smollm2_path
 
     path = smollm2_path() if name in SMOLLM2_ALIASES or bundled_model_name(name) else name
     tokenizer = AutoTokenizer.from_pretrained(path)

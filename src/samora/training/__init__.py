@@ -4,29 +4,40 @@ statistics in the logs, adapter-only checkpoints that resume exactly.
 ``train(model, tokenizer, dataset, output_dir=...)`` is the one-call entry point (its settings:
 :class:`TrainSettings`, or the same names as keyword arguments);
 :class:`SamoraTrainer` is the Trainer subclass it uses, for users who build their own Trainer.
+
+The names below are imported on first use (PEP 562 ``__getattr__``), so reading a submodule that needs
+no torch (:mod:`samora.training.settings`, which the command line checks a configuration with) loads none.
 """
 
-from samora.persistence import load_adapter_weights
-from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback, StepLines
-from samora.training.checkpoints import last_complete_checkpoint
-from samora.training.divergence import NONFINITE_ACTIONS, NonFiniteGuard, TrainingDiverged
-from samora.training.history import HistoryFile, read_history
-from samora.training.train import TrainResult, TrainSettings, train
-from samora.training.trainer import SamoraTrainer
+from __future__ import annotations
 
-__all__ = [
-    "AfterOptimizerStep",
-    "HistoryFile",
-    "NONFINITE_ACTIONS",
-    "NonFiniteGuard",
-    "SamoraProgressCallback",
-    "SamoraTrainer",
-    "StepLines",
-    "TrainResult",
-    "TrainSettings",
-    "TrainingDiverged",
-    "last_complete_checkpoint",
-    "load_adapter_weights",
-    "read_history",
-    "train",
-]
+from importlib import import_module
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "load_adapter_weights": "samora.persistence",
+    "AfterOptimizerStep": "samora.training.callbacks",
+    "SamoraProgressCallback": "samora.training.callbacks",
+    "StepLines": "samora.training.callbacks",
+    "last_complete_checkpoint": "samora.training.checkpoints",
+    "NonFiniteGuard": "samora.training.divergence",
+    "TrainingDiverged": "samora.training.divergence",
+    "HistoryFile": "samora.training.history",
+    "read_history": "samora.training.history",
+    "NONFINITE_ACTIONS": "samora.training.settings",
+    "TrainingSettings": "samora.training.settings",
+    "TrainResult": "samora.training.run_training",
+    "TrainSettings": "samora.training.run_training",
+    "train": "samora.training.run_training",
+    "SamoraTrainer": "samora.training.trainer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'samora.training' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value

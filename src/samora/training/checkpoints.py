@@ -54,7 +54,7 @@ def checkpoint_step(path: str | os.PathLike) -> int:
 
 def checkpoint_problem(path: str | os.PathLike) -> str | None:
     """Why the checkpoint folder ``path`` cannot be resumed from, or None when it can."""
-    from samora.persistence import CONFIG_NAME, read_adapter_tensors
+    from samora.adapter_files import CONFIG_NAME, read_adapter_tensors
 
     path = Path(path)
     try:

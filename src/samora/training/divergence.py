@@ -27,9 +27,9 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-logger = logging.getLogger(__name__)
+from samora.training.settings import NONFINITE_ACTIONS
 
-NONFINITE_ACTIONS = ("stop", "skip")
+logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):

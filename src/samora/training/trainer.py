@@ -34,9 +34,10 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_callback import ProgressCallback, TrainerState
 from transformers.trainer_utils import IntervalStrategy, TrainOutput
 
+from samora.adapter_files import adapter_state_dict
 from samora.analysis.usage import RouterUsage
 from samora.inject import adapter_of
-from samora.persistence import adapter_state_dict, load_adapter_weights, save_adapter
+from samora.persistence import load_adapter_weights, save_adapter
 from samora.training.callbacks import AfterOptimizerStep, SamoraProgressCallback
 from samora.training.checkpoints import TRAINER_STATE, checkpoint_step, disk_full_error, last_complete_checkpoint
 from samora.training.divergence import NonFiniteGuard, TrainingDiverged, divergence_hint, nonfinite_tensors

@@ -13,7 +13,7 @@ def command_env(args: argparse.Namespace) -> int:
     import torch
 
     import samora
-    from samora.run.smollm2 import cache_report
+    from samora.models.smollm2 import cache_report
 
     lines = {
         "samora": samora.__version__,
@@ -67,6 +67,10 @@ def _config(args: argparse.Namespace, base: dict | None = None):
 
     path, overrides = split_positionals(args.config, args.overrides)
     config = load_run_config(path, overrides, preset=args.preset, base=base)
+    if config.compare.methods:  # every command refuses a bad compare section, as compare/ checks it
+        from samora.compare.spec import check_compare_section
+
+        check_compare_section(config)
     set_progress_bars(args.verbose)  # imports transformers and torch: only once the configuration is valid
     return config
 
@@ -166,9 +170,7 @@ def command_analyze(args: argparse.Namespace) -> int:
     config = _run_folder_config(args)
     from samora.run.pipeline import run_analyze
 
-    result = run_analyze(config, args.adapter)
-    for warning in result.get("warnings", []):
-        print(f"[samora] warning: {warning}")
+    run_analyze(config, args.adapter)  # its warnings (router collapse) go through the samora logger
     return 0
 
 

@@ -23,14 +23,18 @@ from typing import Any
 
 import torch
 
+from samora.cache import bundled_model_name
+from samora.data.mixing import per_task_value
 from samora.data.tasks import benchmark_tasks, get_task, resolve_tasks
 from samora.data.templates import Template
 from samora.evaluation.metrics import metric_function
 from samora.evaluation.results_files import read_samples, write_results, write_samples
 from samora.evaluation.results_table import format_table
+from samora.evaluation.settings import PROTOCOLS
 from samora.evaluation.statistics import bootstrap_task_mean
-from samora.evaluation.task_results import PROTOCOLS, EvaluationOptions, evaluate_task
+from samora.evaluation.task_results import EvaluationOptions, evaluate_task
 from samora.evaluation.text_scoring import mean_of_scores
+from samora.inject import adapter_or_none
 from samora.routing import UNSEEN_TASK
 
 __all__ = [
@@ -141,8 +145,8 @@ def _evaluate_tasks(
                     tokenizer,
                     name,
                     options,
-                    source=_pick(source, name, "auto"),
-                    template=_pick(template, name, None),
+                    source=per_task_value(source, name, "auto"),
+                    template=per_task_value(template, name, None),
                     route=routed_task_id(routing, name),
                 )
                 logger.info("%s", _task_line(name, entries[name], time.perf_counter() - task_started))
@@ -176,7 +180,7 @@ def _task_line(name: str, entry: dict[str, Any], seconds: float) -> str:
 
 def routing_tasks(model: Any, task_names: Sequence[str] | None = None) -> list[str] | None:
     """The adapter's task names in id order (``None`` for a plain model)."""
-    adapter = getattr(model, "samora_adapter", None)
+    adapter = adapter_or_none(model)
     if adapter is None:
         if task_names is not None:
             raise ValueError(
@@ -202,11 +206,14 @@ def routed_task_id(routing: list[str] | None, task: str) -> int | None:
 
 
 def model_identity(model: Any) -> dict[str, Any]:
+    """What results files record of the evaluated model; the bundled SmolLM2 by its name
+    (``smollm2-135m-instruct``), not by this machine's cache path, as adapters record it."""
     config = getattr(model, "config", None)
     first = next(model.parameters())
+    name_or_path = getattr(config, "_name_or_path", None) or None
     return {
         "class": type(model).__name__,
-        "name_or_path": getattr(config, "_name_or_path", None) or None,
+        "name_or_path": bundled_model_name(name_or_path) or name_or_path,
         "model_type": getattr(config, "model_type", None),
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "dtype": str(first.dtype).removeprefix("torch."),
@@ -215,7 +222,7 @@ def model_identity(model: Any) -> dict[str, Any]:
 
 
 def adapter_identity(model: Any, routing: list[str] | None) -> dict[str, Any] | None:
-    adapter = getattr(model, "samora_adapter", None)
+    adapter = adapter_or_none(model)
     if adapter is None:
         return None
     config = adapter.config
@@ -260,13 +267,6 @@ def _primary_values(entry: dict[str, Any]) -> tuple:
         scores = [sample["metrics"][primary] for sample in samples]
         return mean_of_scores, scores, scores
     return metric_function(primary), [s["gold"] for s in samples], [s["pred"] for s in samples]
-
-
-def _pick(value: Any, name: str, default: Any) -> Any:
-    """``value``, or its entry for task ``name`` when it is a mapping keyed by task names."""
-    if not isinstance(value, Mapping):
-        return value
-    return next((v for k, v in value.items() if get_task(k).name == name), default)
 
 
 def _json_template(template: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,50 +12,26 @@ import torch
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from samora.config import setting, validate_fields
 from samora.inject import adapter_of
 from samora.training.callbacks import StepLines
 from samora.training.checkpoints import last_complete_checkpoint
+from samora.training.settings import TrainingSettings
 from samora.training.trainer import SamoraTrainer
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROGRESS = ("bar", "lines")
 
 
-# train()'s keywords renamed to TrainingArguments' names, old -> new: still read, with a warning, for one release
-RENAMED_OPTIONS = {
-    "grad_accum": "gradient_accumulation_steps",
-    "num_epochs": "num_train_epochs",
-    "batch_size": "per_device_train_batch_size",
-    "lr_scheduler": "lr_scheduler_type",
-}
-
-
 @dataclass
-class TrainSettings:
-    """How :func:`train` trains; every field is also a keyword argument of ``train``.
-
-    Defaults follow the SAMoRA scripts: AdamW, linear schedule with 1% warmup, no weight decay, one
-    epoch, batch 8, lr 2e-4, seed 41. They are the run configuration's too (its ``train`` section
-    reads ``logging_steps`` from here; a test checks that every other shared default agrees).
+class TrainSettings(TrainingSettings):
+    """How :func:`train` trains; every field is also a keyword argument of ``train``: the
+    :class:`~samora.training.settings.TrainingSettings` a run configuration's ``train`` section holds too
+    (same names, defaults and rules), and what a run folder decides for its own runs.
 
     Attributes:
-        max_steps: optimizer steps; overrides ``num_train_epochs`` when given.
-        per_device_train_batch_size: examples per device and micro-batch.
-        gradient_accumulation_steps: micro-batches per optimizer step.
-        precision: ``"auto"`` (bf16 on a GPU that supports it, else fp32), ``"fp32"``, ``"bf16"``
-            or ``"fp16"`` (mixed-precision autocast; adapter weights stay float32).
-        gradient_checkpointing: recompute activations in the backward pass (non-reentrant).
-        logging_steps: log the loss, learning rate and router statistics every this many steps.
-        save_steps: also write a resumable checkpoint every this many steps
-            (``output_dir/checkpoint-N``: adapter, optimizer, scheduler, RNG and trainer state).
         eval_steps: with an ``eval_dataset``, evaluate its loss this often (default: ``logging_steps``).
         resume: True resumes from the last complete checkpoint in ``output_dir``; a path resumes
             from that checkpoint.
-        on_nonfinite: ``"stop"`` raises :class:`~samora.training.divergence.TrainingDiverged` at the first
-            non-finite loss or gradient (the Trainer's ``logging_nan_inf_filter`` is off, so the logs
-            show such losses as they are); ``"skip"`` drops that step's update and counts it in the
-            logs (``nonfinite_skipped_steps``). A NaN/inf adapter is never saved.
-        report_to: logging integrations, as in ``TrainingArguments`` ("tensorboard", "wandb"...).
         logging_dir: where TensorBoard writes its event files (default: the Trainer's,
             ``output_dir/runs/<date>_<host>``).
         progress: ``"bar"``: the Trainer's own console output (its tqdm bar with loss and tokens/s, or its
@@ -65,34 +40,13 @@ class TrainSettings:
             at INFO (:class:`~samora.training.callbacks.StepLines`; what the ``samora`` CLI shows).
     """
 
-    max_steps: int | None = None
-    num_train_epochs: float = 1.0
-    learning_rate: float = 2e-4
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.01
-    weight_decay: float = 0.0
-    lr_scheduler_type: str = "linear"
-    seed: int = 41
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    logging_steps: int = 5  # a loss curve even for a 25-step demo; the run configuration's default reads it
-    save_steps: int | None = None
-    save_total_limit: int | None = None
-    eval_steps: int | None = None
+    eval_steps: int | None = setting(None, gt=0)
     resume: bool | str = False
-    on_nonfinite: str = "stop"
-    report_to: str | list[str] = "none"
     logging_dir: str | os.PathLike | None = None
-    progress: str = "bar"
+    progress: str = setting("bar", choices=PROGRESS)
 
     def __post_init__(self):
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio is a fraction of the training steps in [0, 1), got {self.warmup_ratio}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.progress not in PROGRESS:
-            raise ValueError(f"progress must be one of {PROGRESS}, got {self.progress!r}")
+        validate_fields(self)  # every field's declared rule, as a method config checks its own
 
 
 @dataclass
@@ -180,20 +134,7 @@ def train(
 
 
 def _split_options(settings: TrainSettings, options: dict) -> tuple[TrainSettings, dict]:
-    """``(settings with the TrainSettings fields of options, the other options)``; the old names of
-    :data:`RENAMED_OPTIONS` still work for one release, with a warning."""
-    for old, new in RENAMED_OPTIONS.items():
-        if old not in options:
-            continue
-        if new in options:
-            raise ValueError(f"give {new} only ({old} is its deprecated old name)")
-        warnings.warn(
-            f"train({old}=...) is deprecated and will be removed in the next release; "
-            f"use {new}=... (TrainingArguments' name)",
-            FutureWarning,
-            stacklevel=3,
-        )
-        options = {(new if key == old else key): value for key, value in options.items()}
+    """``(settings with the TrainSettings fields of options, the other options)``."""
     own = {f.name for f in dataclasses.fields(TrainSettings)}
     chosen = {key: value for key, value in options.items() if key in own}
     others = {key: value for key, value in options.items() if key not in own}
