@@ -8,7 +8,8 @@ import torch
 
 from samora.run.coercion import ConfigError
 from samora.run.model_loading import from_pretrained_keywords, recorded_loading, tokenizer_keywords
-from samora.run.run_config import ModelSection, config_from_dict, load_run_config
+from samora.run.run_config import config_from_dict, load_run_config
+from samora.run.sections import ModelSection
 
 
 @pytest.mark.parametrize(

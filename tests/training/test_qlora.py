@@ -26,7 +26,8 @@ from samora.methods.base import NotMergeableError  # noqa: E402
 from samora.methods.quantized import dequantized_weight  # noqa: E402
 from samora.methods.singular_values import top_singular_values  # noqa: E402
 from samora.run.model_loading import load_adapted, load_base_model  # noqa: E402
-from samora.run.run_config import ModelSection, load_run_config  # noqa: E402
+from samora.run.run_config import load_run_config  # noqa: E402
+from samora.run.sections import ModelSection  # noqa: E402
 from samora.training import train  # noqa: E402
 from tests.helpers import TASKS, Collator, run_overrides, tiny_dataset  # noqa: E402
 from tests.method_cases import METHOD_CASES  # noqa: E402
