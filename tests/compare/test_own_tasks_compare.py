@@ -60,7 +60,9 @@ def test_samora_compare_runs_on_the_three_example_task_files_from_the_command_li
             assert len(comparison["table"][row]["tasks"][task]["ci95"]) == 2
     assert set(comparison["paired"]["vs_reference"]) == {"samora", "hydralora"}  # each against LoRA
     assert set(comparison["paired"]["vs_base"]) == {"samora", "lora", "hydralora"}
-    assert "copa_own" in (output / "comparison.md").read_text()
+    report = (output / "comparison.md").read_text()
+    assert "copa_own" in report and "each task's own prompts" in report and "`None`" not in report
+    assert comparison["task_metrics"]["copa_own"] == "acc" and comparison["task_metrics"]["color"] == "exact_match"
 
 
 def test_a_grid_mixes_built_in_and_own_tasks_in_one_table(tiny_model_dir, tmp_path, monkeypatch):

@@ -57,7 +57,8 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     seeds = _seed_counts(comparison["table"])
     does_not = (
         "What it does not show: results at full training length, on other models or larger ones, "
-        f"under another protocol or template than `{settings['protocol']}` / `{settings['template']}`; "
+        f"under another protocol or template than `{settings['protocol']}` / "
+        f"{_template_phrase(settings['template'])}; "
         "a difference that is not significant is not evidence that the methods are equal, and "
         f"{seeds} seed(s) per row estimate the spread between training runs only roughly."
     )
@@ -224,3 +225,8 @@ def _metric_phrase(comparison: dict[str, Any]) -> str:
     if not others:
         return metric
     return f"score ({metric}; " + "; ".join(f"{name} for {', '.join(tasks)}" for name, tasks in others.items()) + ")"
+
+
+def _template_phrase(template: str | None) -> str:
+    """The template named in backticks, or what a run without one used: each task's own prompts."""
+    return f"`{template}`" if template else "each task's own prompts (its YAML or the built-in default)"
