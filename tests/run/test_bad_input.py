@@ -42,7 +42,7 @@ BEFORE_THE_MODEL = [
     (["train.max_steps=three"], "train.max_steps must be int"),
     (["train.max_steps=0"], "train.max_steps must be"),
     (["train.max_stepz=3"], "did you mean train.max_steps?"),
-    (["train.learning_rate=-1"], "train.learning_rate must be > 0"),
+    (["train.learning_rate=-1"], "train.learning_rate must be >= 0"),
     (["train.per_device_train_batch_size=0"], "train.per_device_train_batch_size must be"),
     (["train.gradient_accumulation_steps=0"], "train.gradient_accumulation_steps must be"),
     (["train.warmup_ratio=1.5"], "train.warmup_ratio must be"),

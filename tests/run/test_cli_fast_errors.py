@@ -49,4 +49,4 @@ def test_configuration_errors_come_before_torch_is_imported(tmp_path):
     results = json.loads(done.stdout.splitlines()[-1])
     assert [rc for rc, _, _ in results] == [2] * len(CASES), done.stderr
     assert not any(torch or transformers for _, torch, transformers in results), done.stderr
-    assert "configuration error: train.learning_rate must be > 0" in done.stderr
+    assert "configuration error: train.learning_rate must be >= 0" in done.stderr

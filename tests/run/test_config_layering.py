@@ -47,4 +47,4 @@ def test_an_override_after_a_flag_is_applied(tmp_path, capsys):
     path = tmp_path / "my.yaml"
     path.write_text("train: {max_steps: 5}\n")
     assert main(["train", str(path), "--no-resume", "train.learning_rate=-1"]) == 2
-    assert "train.learning_rate must be > 0" in capsys.readouterr().err
+    assert "train.learning_rate must be >= 0" in capsys.readouterr().err

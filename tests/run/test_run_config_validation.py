@@ -21,7 +21,7 @@ BAD_VALUES = [
     (["adapter.method=[lora]"], "adapter.method must be one of"),
     # numbers: finiteness and range
     (["train.learning_rate=.nan"], "train.learning_rate must be a finite number, got nan"),
-    (["train.learning_rate=-1e-4"], "train.learning_rate must be > 0, got -0.0001"),
+    (["train.learning_rate=-1e-4"], "train.learning_rate must be >= 0, got -0.0001"),
     (["train.num_train_epochs=.inf"], "train.num_train_epochs must be a finite number, got inf"),
     (["train.weight_decay=-5"], "train.weight_decay must be >= 0"),
     (["train.save_steps=-1"], "train.save_steps must be an int > 0 or null, got -1"),

@@ -46,5 +46,5 @@ def test_settings_refuse_bad_values_with_the_valid_ones():
         TrainSettings(warmup_ratio=1.0)
     with pytest.raises(ValueError, match="progress must be 'bar' or 'lines', got 'dots'"):
         TrainSettings(progress="dots")
-    with pytest.raises(ValueError, match="learning_rate must be > 0"):  # the run configuration's rule, too
-        TrainSettings(learning_rate=0.0)
+    with pytest.raises(ValueError, match="learning_rate must be >= 0"):  # the run configuration's rule, too
+        TrainSettings(learning_rate=-1e-4)

@@ -62,7 +62,7 @@ def check_values(config: RunConfig) -> None:
 
 def check_declared_rules(section: Any, prefix: str) -> None:
     """:class:`ConfigError` for the first field of ``section`` outside its declared rule, e.g.
-    ``train.learning_rate must be > 0, got -0.0001`` (``null`` for None, as YAML writes it)."""
+    ``train.learning_rate must be >= 0, got -0.0001`` (``null`` for None, as YAML writes it)."""
     for name, rule in field_rules(type(section)).items():
         value = getattr(section, name)
         if rule.violation(name, value) is not None:

@@ -45,7 +45,9 @@ class TrainingSettings:
 
     max_steps: int | None = setting(None, gt=0)
     num_train_epochs: float = setting(1.0, gt=0)
-    learning_rate: float = setting(2e-4, gt=0)
+    # 0 is allowed, as the Trainer allows it: the adapter stays put while the rest of a step runs
+    # (SMoRA's load balancing, the logs), which tests and measurements use
+    learning_rate: float = setting(2e-4, ge=0)
     per_device_train_batch_size: int = setting(8, gt=0)
     gradient_accumulation_steps: int = setting(1, gt=0)
     warmup_ratio: float = setting(0.01, ge=0, lt=1, meaning="a fraction of the training steps")
