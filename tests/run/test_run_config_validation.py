@@ -96,3 +96,11 @@ def test_adapter_configs_refuse_a_task_string_and_non_finite_numbers(options, me
     for config_cls in (samora.LoRAConfig, samora.MoELoRAConfig):
         with pytest.raises(ValueError, match=message):
             config_cls(**options)
+
+
+def test_the_schedulers_accepted_without_transformers_are_ones_transformers_defines():
+    from transformers.trainer_utils import SchedulerType
+
+    from samora.run.config_checks import COMMON_SCHEDULERS
+
+    assert set(COMMON_SCHEDULERS) <= {s.value for s in SchedulerType}

@@ -99,22 +99,32 @@ def _data_checks(data: DataSection) -> list[Check]:
     ]
 
 
+# schedulers every transformers samora supports defines (tests/run/test_run_config_validation.py checks it):
+# accepted without importing transformers' trainer utilities, which take seconds to import
+COMMON_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
+
+
 def _train_checks(train: TrainSection) -> list[Check]:
     """The rules a field declaration cannot hold: the schedulers the installed transformers defines, a
-    bound beyond a float's exact range, and fp16's need of a GPU."""
-    import torch
-    from transformers.trainer_utils import SchedulerType
+    bound beyond a float's exact range, and fp16's need of a GPU. transformers and torch are imported
+    only for a value that needs them, so a configuration error elsewhere prints at once."""
+    checks: list[Check] = [(0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)")]
+    if train.lr_scheduler_type not in COMMON_SCHEDULERS:
+        from transformers.trainer_utils import SchedulerType
 
-    schedulers = sorted(s.value for s in SchedulerType)
-    return [
-        (train.lr_scheduler_type in schedulers, "train.lr_scheduler_type", f"one of {schedulers}"),
-        (0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)"),
-        (
-            train.precision != "fp16" or torch.cuda.is_available(),
-            "train.precision",
-            "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)",
-        ),
-    ]
+        schedulers = sorted(s.value for s in SchedulerType)
+        checks.append((train.lr_scheduler_type in schedulers, "train.lr_scheduler_type", f"one of {schedulers}"))
+    if train.precision == "fp16":
+        import torch
+
+        checks.append(
+            (
+                torch.cuda.is_available(),
+                "train.precision",
+                "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)",
+            )
+        )
+    return checks
 
 
 def check_data(config: RunConfig) -> None:
