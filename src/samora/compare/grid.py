@@ -34,6 +34,7 @@ import yaml
 
 from samora.compare.spec import MethodSpec, check_compare_section, compare_specs, spec_adapter_config
 from samora.files import write_text_atomic
+from samora.methods.registry import config_from_dict
 from samora.run.pipeline import (
     DEFAULT_MODEL,
     build_stream,
@@ -209,8 +210,6 @@ def _with_current_fields(identity: dict[str, Any]) -> dict[str, Any]:
     instead of making a finished cell look like another configuration's."""
     identity = json.loads(json.dumps(identity))
     if isinstance(identity.get("adapter"), dict):
-        from samora.methods.registry import config_from_dict
-
         identity["adapter"] = config_from_dict(identity["adapter"]).to_dict()
     return identity
 
