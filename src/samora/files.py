@@ -2,6 +2,9 @@
 
 safetensors' ``save_file`` writes 0o600 and ``tempfile.mkdtemp`` creates 0o700; :func:`match_umask`
 sets what a plain ``open`` / ``mkdir`` would have: 0o666 / 0o777 & ~umask.
+
+Also :func:`lazy_export`, how ``samora.evaluation`` and ``samora.training`` import their public names on
+first use (so the command line checks a configuration before torch loads).
 """
 
 from __future__ import annotations
@@ -29,3 +32,16 @@ def write_text_atomic(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def lazy_export(package: str, exports: dict[str, str], namespace: dict, name: str):
+    """PEP 562 for a package that names its public objects in ``exports`` (name -> defining module):
+    ``name`` imported from its module on first use and kept in the package's ``namespace``, so later
+    look-ups skip the package's ``__getattr__``; an unknown name is an AttributeError."""
+    from importlib import import_module
+
+    module = exports.get(name)
+    if module is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    value = namespace[name] = getattr(import_module(module), name)
+    return value

@@ -11,7 +11,7 @@ no torch (:mod:`samora.evaluation.settings`, which the command line checks a con
 
 from __future__ import annotations
 
-from importlib import import_module
+from samora.files import lazy_export
 
 #: public name -> the module that defines it
 _EXPORTS = {
@@ -48,9 +48,4 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'samora.evaluation' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
+    return lazy_export(__name__, _EXPORTS, globals(), name)
