@@ -25,8 +25,8 @@ PRESET = "study-commonsense-gpu"
 
 def test_gpu_preset_is_the_cpu_study_in_bf16_on_at_least_1000_examples_per_task():
     gpu, cpu = load_run_config(preset=PRESET), load_run_config(preset="study-commonsense-cpu")
-    assert gpu.compare == cpu.compare  # the 13 specs in order, seeds, reference, budget, tests, baseline
-    assert len(gpu.compare.methods) == 13 and len(gpu.compare.seeds) >= 3
+    assert gpu.compare == cpu.compare  # the 15 specs in order, seeds, reference, budget, tests, baseline
+    assert len(gpu.compare.methods) == 15 and len(gpu.compare.seeds) >= 3
     assert (gpu.compare.reference, gpu.compare.budget, gpu.compare.also_against) == ("lora", "samora", ["samora"])
     assert gpu.adapter == cpu.adapter and gpu.data == cpu.data  # the budget, the training stream, the template
     assert gpu.model.name == cpu.model.name and gpu.model.dtype == "bfloat16"
