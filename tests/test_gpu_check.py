@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ def test_dry_run_plans_every_step_on_cuda_in_bf16_within_ten_minutes():
     steps = re.findall(r"^\[([\w-]+)\] <= (\d+)s: (.*)$", result.stdout, flags=re.M)
     names = [name for name, _, _ in steps]
     assert names == [
-        *["venv", "install", "cuda-visible", "env", "contract", "model", "bench", "svd-init"],
+        *["venv", "install", "install-data", "cuda-visible", "env", "contract", "model", "bench", "svd-init"],
         *["qlora", "qlora-flash-attention"],
+        *["fsdp-2gpu", "fsdp-2gpu-eval", "zero3-2gpu", "zero3-2gpu-eval"],  # with two or more GPUs
     ]
     commands = {name: command for name, _, command in steps}
     assert "--no-index --find-links wheels -r requirements/gpu.txt" in commands["install"]
@@ -43,12 +45,21 @@ def test_dry_run_plans_every_step_on_cuda_in_bf16_within_ten_minutes():
     assert "--attn-implementation sdpa" in commands["qlora"] and "--device cuda" in commands["qlora"]
     assert "--attn-implementation flash_attention_2" in commands["qlora-flash-attention"]
     assert total < 10 * 60  # every step's limit is capped by what is left of this total
+    for sharding in ("fsdp", "zero3"):
+        command = commands[f"{sharding}-2gpu"]
+        assert f"kill_and_resume.py gpu_check_results/{sharding}-2gpu 2 --" in command
+        assert f"--config_file examples/accelerate/{sharding}.yaml --num_processes 2 -m samora.cli train" in command
+        assert f"eval --adapter gpu_check_results/{sharding}-2gpu" in commands[f"{sharding}-2gpu-eval"]
     for path in (
         "requirements/gpu.txt",
         "benchmarks/eight_b_like.py",
         "benchmarks/svd_init.py",
         "benchmarks/qlora_step.py",
         "tests/test_contract.py",
+        "scripts/lib/kill_and_resume.py",
+        "examples/own-tasks/copa.yaml",
+        "examples/accelerate/fsdp.yaml",
+        "examples/accelerate/zero3.yaml",
     ):
         assert (ROOT / path).is_file(), path
 
@@ -107,3 +118,39 @@ def test_contract_suite_precision_comes_from_the_environment(monkeypatch):
         monkeypatch.setenv("SAMORA_TEST_DEVICE", "cuda")
         with pytest.raises(RuntimeError, match="no CUDA device"):
             contract_precision()
+
+
+FAKE_RUN = """
+import pathlib, sys, time
+run = pathlib.Path(sys.argv[1])
+marker = run / "adapter" / "checkpoint-2" / "trainer_state.json"
+if marker.exists():
+    print(f"[samora] resuming the unfinished run in {run} from {marker.parent}", file=sys.stderr)
+    sys.exit(0)
+marker.parent.mkdir(parents=True)
+marker.write_text("{}")
+time.sleep(60)  # killed here
+"""
+
+
+def test_kill_and_resume_kills_at_the_checkpoint_and_checks_that_the_rerun_resumed(tmp_path):
+    """The driver of the 2-GPU steps, on a stand-in for the training command that checkpoints, then hangs
+    until killed, and on the rerun says it resumes."""
+    script = tmp_path / "fake_run.py"
+    script.write_text(FAKE_RUN)
+    run_dir = tmp_path / "run"
+    driver = [sys.executable, str(ROOT / "scripts" / "lib" / "kill_and_resume.py"), str(run_dir), "2", "--"]
+    result = subprocess.run(
+        [*driver, sys.executable, str(script), str(run_dir)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "killed the run after checkpoint-2" in result.stdout and "resuming the unfinished run" in result.stderr
+
+    silent = tmp_path / "no_resume.py"
+    silent.write_text(FAKE_RUN.replace("resuming the unfinished run in", "starting a new run in"))
+    other = tmp_path / "other"
+    driver[2] = str(other)
+    result = subprocess.run(
+        [*driver, sys.executable, str(silent), str(other)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and "without resuming" in result.stderr
