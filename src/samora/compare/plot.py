@@ -77,7 +77,7 @@ def _plot_differences(axis, comparison: dict[str, Any], labels: list[str], rows:
         )
     axis.set_xlabel(
         f"minus {paired['reference']} (points), 95% CI\nfilled: significant after Holm "
-        f"({paired['family_size']} tests)",
+        f"({paired['family_size']} distinct tests)",
         fontsize=8,
     )
     axis.grid(axis="x", alpha=0.3)

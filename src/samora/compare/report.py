@@ -43,19 +43,18 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
 
 def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     settings = comparison["settings"]
-    significant = [
-        f"{label} vs {other}"
-        for tests, other in paired_test_groups(comparison["paired"])
-        for label, test in tests.items()
-        if test["significant_holm"]
-    ]
+    significant: dict[frozenset[str], str] = {}  # one phrase per distinct pair, in the order first listed
+    for tests, other in paired_test_groups(comparison["paired"]):
+        for label, test in tests.items():
+            if test["significant_holm"]:
+                significant.setdefault(frozenset((label, other)), f"{label} vs {other}")
     shows = (
         f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
         f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
         f"training stream, with parameter budgets matched to {comparison['budget']}, "
         + (
             "these differences exceed the noise of the examples and seeds after Holm's correction for "
-            f"{comparison['paired']['family_size']} tests: {', '.join(significant)}."
+            f"{comparison['paired']['family_size']} distinct tests: {', '.join(significant.values())}."
             if significant
             else "no difference between rows exceeds the noise of the examples and seeds."
         )
@@ -147,8 +146,9 @@ def _paired_test_lines(comparison: dict[str, Any]) -> list[str]:
     lines = [
         f"## Paired tests (difference in mean {metric_phrase(comparison)}, points, paired bootstrap)",
         "",
-        f"p is each test's own; Holm p is adjusted for all {paired['family_size']} tests of this comparison "
-        "(Holm's step-down), and 'after Holm' is whether it stays below 0.05.",
+        f"p is each test's own; Holm p is adjusted for the {paired['family_size']} distinct tests of this "
+        "comparison (Holm's step-down; a pair listed both ways, A - B and B - A, is one test with one Holm p), "
+        "and 'after Holm' is whether it stays below 0.05.",
         "",
         "| comparison | difference [95% CI] | p | significant | Holm p | after Holm |",
         "|---|---|---|---|---|---|",
@@ -212,9 +212,9 @@ def _points(interval: dict[str, Any], signed: bool = False) -> str:
 
 def _verdict(test: dict[str, Any], family_size: int) -> str:
     if test["significant_holm"]:
-        return f"significant (p < 0.05 after Holm's correction for {family_size} tests)"
+        return f"significant (p < 0.05 after Holm's correction for {family_size} distinct tests)"
     if test["significant"]:
-        return f"p < 0.05 uncorrected only, not after Holm's correction for {family_size} tests"
+        return f"p < 0.05 uncorrected only, not after Holm's correction for {family_size} distinct tests"
     return "not significant at this scale"
 
 

@@ -146,12 +146,19 @@ def _paired_tests(
 
 def _adjust_for_the_family(tests: dict[str, Any]) -> dict[str, Any]:
     """Add each test's Holm-adjusted ``p_holm`` and ``significant_holm`` (p_holm < 0.05), the
-    family being every paired test of the comparison (``family_size`` of them): a grid of many rows
-    makes some uncorrected p < 0.05 by chance alone."""
-    family = [test for group, _ in paired_test_groups(tests) for test in group.values()]
-    for test, adjusted in zip(family, holm_adjusted([test["p_value"] for test in family]), strict=True):
-        test["p_holm"], test["significant_holm"] = adjusted, adjusted < 1 - CONFIDENCE
-    tests["family_size"] = len(family)
+    family being the distinct tests of the comparison (``family_size`` of them): a grid of many rows
+    makes some uncorrected p < 0.05 by chance alone. A pair tested both ways (A - B against the
+    reference, B - A against an ``also_against`` row) is one test: its two directions have the same
+    p-value (the same draws, the differences negated) and get the same ``p_holm``."""
+    pairs: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for group, other in paired_test_groups(tests):
+        for label, test in group.items():
+            pairs.setdefault(frozenset((label, other)), []).append(test)
+    distinct = list(pairs.values())
+    for twins, adjusted in zip(distinct, holm_adjusted([twins[0]["p_value"] for twins in distinct]), strict=True):
+        for test in twins:
+            test["p_holm"], test["significant_holm"] = adjusted, adjusted < 1 - CONFIDENCE
+    tests["family_size"] = len(distinct)
     return tests
 
 
