@@ -131,5 +131,9 @@ def test_a_corpus_metric_refuses_what_it_cannot_score():
         CorpusMetric("auc", [0, 1], [[0, 1]])
     with pytest.raises(ValueError, match=r"mcc: expected gold labels \(n,\) and predictions \(seeds, n\)"):
         CorpusMetric("mcc", [0, 1, 1], [[0, 1]])
+    with pytest.raises(ValueError, match=r"t: cannot pair two different statistics \(mcc - f1\)"):
+        paired_test({"t": CorpusMetric("mcc", [0, 1], [[0, 1]])}, {"t": CorpusMetric("f1", [0, 1], [[0, 1]])})
+    with pytest.raises(ValueError, match=r"cannot pair two different statistics \(mcc - MeanOfExamples\)"):
+        paired_test({"t": CorpusMetric("mcc", [0, 1], [[0, 1]])}, {"t": np.ones((1, 2))})
     with pytest.raises(ValueError, match="cannot pair"):
         paired_test({"t": CorpusMetric("mcc", [0, 1], [[0, 1]] * 3)}, {"t": CorpusMetric("mcc", [0, 1], [[0, 1]] * 2)})

@@ -234,7 +234,9 @@ def _records_by_task(cell: Path) -> dict[str, list[dict]]:
 
 
 def _corpus_scores(task: str, metric: str, records: list[list[dict]], cells: list[Path]) -> CorpusMetric:
-    """The :class:`CorpusMetric` of a task's gold labels and each cell's predictions (one cell a seed)."""
+    """The :class:`CorpusMetric` of a task's gold labels and each cell's predictions (one cell a seed):
+    ``pred``, whatever ``compare.metric``, as the evaluation computes a task's MCC/F1 (``acc_norm``
+    is a per-example accuracy of the length-normalised choice, not a prediction for the corpus metrics)."""
     golds = [r["gold"] for r in records[0]]
     for cell, rows in zip(cells, records):
         if [r["gold"] for r in rows] != golds:

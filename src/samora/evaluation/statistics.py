@@ -279,6 +279,10 @@ def paired_test(
         theirs = reference[task]
         if isinstance(mine, SeedStatistic) or isinstance(theirs, SeedStatistic):
             mine, theirs = as_statistic(mine), as_statistic(theirs)
+            if type(mine) is not type(theirs) or getattr(mine, "metric", None) != getattr(theirs, "metric", None):
+                raise ValueError(
+                    f"{task}: cannot pair two different statistics ({_describe(mine)} - {_describe(theirs)})"
+                )
             _check_pairable(task, mine.shape, theirs.shape)
             differences[task] = PairedDifference(mine, theirs)
             continue
@@ -290,6 +294,10 @@ def paired_test(
     extreme = np.sum(np.abs(grid["replicates"] - difference) >= abs(difference))
     p_value = float((1 + extreme) / (samples + 1))
     return {**grid["mean"], "p_value": p_value, "significant": bool(p_value < 1 - CONFIDENCE), "tasks": grid["tasks"]}
+
+
+def _describe(statistic: SeedStatistic) -> str:
+    return getattr(statistic, "metric", type(statistic).__name__)
 
 
 def _check_pairable(task: str, shape: tuple[int, ...], other: tuple[int, ...]) -> None:
