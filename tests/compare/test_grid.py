@@ -208,13 +208,34 @@ def test_the_recorded_grid_config_protects_finished_cells_only(tmp_path):
     with pytest.raises(ConfigError, match=rf"eval.limit: 7 -> {first.eval.limit}"):
         check_grid_config(first, tmp_path)
     recorded = yaml.safe_load((tmp_path / "grid.yaml").read_text())
-    del recorded["compare"]["also_against"]  # written before samora had this field: its default applies
+    del recorded["compare"]["match_size"]  # written before samora had this field: its default applies
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(recorded))
     check_grid_config(changed, tmp_path)
-    recorded["compare"]["also_against"] = ["lora"]
+    recorded["compare"]["match_size"] = "alpha"
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump(recorded))
-    with pytest.raises(ConfigError, match=r"compare.also_against: \['lora'\] -> \[\]"):
+    with pytest.raises(ConfigError, match=r"compare.match_size: 'alpha' -> 'r'"):
         check_grid_config(changed, tmp_path)
+
+
+def test_keys_only_the_comparison_reads_may_change_on_a_rerun(tmp_path):
+    """Resamples, metric, reference and also_against change no cell; a new reference that moves
+    the budget it implies (compare.budget unset) would retrain every matched cell and is refused."""
+    from samora.compare.grid import check_grid_config
+
+    first = load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}"])  # reference lora, budget samora
+    check_grid_config(first, tmp_path)
+    (tmp_path / "cells" / "base").mkdir(parents=True)
+    (tmp_path / "cells" / "base" / "done.json").write_text("{}")
+    analysis = [
+        "compare.bootstrap_samples=20000",
+        "compare.metric=acc_norm",
+        "compare.reference=samora",
+        "compare.also_against=[lora]",
+    ]
+    check_grid_config(load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}", *analysis]), tmp_path)
+    implied = load_run_config(preset="demo", overrides=[f"output_dir={tmp_path}", "compare.budget=null"])
+    with pytest.raises(ConfigError, match=r"compare.budget: 'samora' -> 'lora' \(compare.budget as resolved"):
+        check_grid_config(implied, tmp_path)  # unset, the budget is the reference, lora
 
 
 def test_a_cell_finished_before_an_adapter_field_existed_is_still_finished(tmp_path):

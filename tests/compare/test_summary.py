@@ -128,14 +128,14 @@ def test_comparison_of_finished_cells(tmp_path):
     paired = comparison["paired"]
     family = [test for group in ("vs_reference", "vs_base") for test in paired[group].values()]
     family += [test for tests in paired["vs_also"].values() for test in tests.values()]
-    assert paired["family_size"] == len(family) == 2 + 3 + 2
+    assert len(family) == 2 + 3 + 2 and paired["family_size"] == 6  # lora - samora is samora - lora's twin
     assert all(test["p_value"] <= test["p_holm"] <= 1 for test in family)
     assert all(test["significant_holm"] == (test["p_holm"] < 0.05) for test in family)
     smallest = min(family, key=lambda test: test["p_value"])
-    assert smallest["p_holm"] == pytest.approx(min(1.0, len(family) * smallest["p_value"]))
+    assert smallest["p_holm"] == pytest.approx(min(1.0, 6 * smallest["p_value"]))
     assert any(
         line.startswith("samora - lora = +")
-        and line.endswith("significant (p < 0.05 after Holm's correction for 7 tests)")
+        and line.endswith("significant (p < 0.05 after Holm's correction for 6 distinct tests)")
         for line in answer
     )
     assert any(
@@ -258,3 +258,33 @@ def test_the_plot_keeps_one_readable_line_per_row_however_many_rows(tmp_path):
     many_image = imread(plot_comparison(many, tmp_path / "many.png"))
     assert few_image.shape[1] == many_image.shape[1]
     assert many_image.shape[0] > 1.5 * few_image.shape[0]
+
+
+def test_holm_counts_a_pair_tested_both_ways_once(tmp_path):
+    """samora - lora (against the reference) and lora - samora (against also_against=samora) are one
+    test: the family holds the 6 distinct pairs, the twins share p and p_holm, and each direction
+    keeps its own sign; the Holm values are those of the 6 distinct p-values."""
+    from samora.evaluation.statistics import holm_adjusted
+
+    comparison, _ = compare_three_methods(tmp_path)
+    paired = comparison["paired"]
+    forward, backward = paired["vs_reference"]["samora"], paired["vs_also"]["samora"]["lora"]
+    assert forward["p_value"] == backward["p_value"] and forward["p_holm"] == backward["p_holm"]
+    assert forward["value"] == pytest.approx(-backward["value"]) and forward["value"] > 0
+    distinct = {
+        frozenset((label, other)): test
+        for group, other in (
+            (paired["vs_reference"], "lora"),
+            (paired["vs_base"], "base"),
+            (paired["vs_also"]["samora"], "samora"),
+        )
+        for label, test in group.items()
+    }
+    assert paired["family_size"] == len(distinct) == 6
+    tests = list(distinct.values())
+    assert [t["p_holm"] for t in tests] == pytest.approx(holm_adjusted([t["p_value"] for t in tests]))
+    markdown = (tmp_path / "comparison.md").read_text()
+    assert "adjusted for the 6 distinct tests of this comparison" in markdown
+    assert "A - B and B - A, is one test" in markdown
+    shows = next(line for line in comparison["answer"] if line.startswith("What it shows"))
+    assert "samora vs lora" in shows and "lora vs samora" not in shows

@@ -32,9 +32,16 @@ from typing import Any
 import torch
 import yaml
 
-from samora.compare.spec import MethodSpec, check_compare_section, compare_specs, spec_adapter_config
+from samora.compare.spec import (
+    MethodSpec,
+    check_compare_section,
+    compare_specs,
+    parse_method_spec,
+    spec_adapter_config,
+)
 from samora.files import write_text_atomic
 from samora.methods.registry import config_from_dict
+from samora.run.folder_lock import run_folder_lock
 from samora.run.pipeline import (
     DEFAULT_MODEL,
     build_stream,
@@ -53,7 +60,17 @@ logger = logging.getLogger(__name__)
 
 MARKER = "done.json"
 BUDGET_TOLERANCE = 0.10  # a matched count within 10% of the reference's counts as matched
-GRID_KEYS_FREE = ("output_dir", "compare.methods", "compare.seeds")  # may change between reruns
+# Keys a rerun may change: more or fewer cells, and what only the comparison of the cells reads (its
+# resamples, metric, reference and extra tests; the budget a reference implies is checked on its own).
+GRID_KEYS_FREE = (
+    "output_dir",
+    "compare.methods",
+    "compare.seeds",
+    "compare.bootstrap_samples",
+    "compare.reference",
+    "compare.also_against",
+    "compare.metric",
+)
 
 
 def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, Any]:
@@ -62,15 +79,23 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
     Cells run seed by seed (every method's first seed before any method's second), so a grid run
     in parts has every row before it has a second seed of any. ``max_cells``: train at most this
     many unfinished cells in this call, then write the comparison of the cells finished so far.
+    The call holds ``output_dir``'s lock (:mod:`samora.run.folder_lock`, the one ``samora train``
+    takes): a second compare (or train) on the same folder is refused while this one runs, instead
+    of training the same cells twice; a dead process's lock is taken over with a message.
     """
-    from samora.compare.summary import write_comparison
-
     if not config.compare.methods:
         raise ConfigError(
             "compare.methods is empty: list the methods to compare, e.g. "
             "compare.methods=[samora,lora] (or use a comparison preset: samora compare --preset demo)"
         )
     check_compare_section(config)
+    with run_folder_lock(config.output_dir):
+        return _run_grid(config, max_cells)
+
+
+def _run_grid(config: RunConfig, max_cells: int | None) -> dict[str, Any]:
+    from samora.compare.summary import write_comparison
+
     output = Path(config.output_dir)
     tasks = resolve_run_tasks(config)
     check_task_data(config, tasks, ["train", config.eval.split])
@@ -102,16 +127,19 @@ def run_compare(config: RunConfig, max_cells: int | None = None) -> dict[str, An
 def check_grid_config(config: RunConfig, output: Path) -> None:
     """Record the configuration on the first run; on a rerun refuse one that changed incompatibly.
 
-    Only ``compare.methods`` / ``compare.seeds`` (more or fewer cells) and ``output_dir`` may differ:
-    anything else would mix cells trained or evaluated differently in one table. While no cell has
-    finished there is nothing to protect, and the new configuration replaces the recorded one.
+    Only :data:`GRID_KEYS_FREE` may differ: ``compare.methods`` / ``compare.seeds`` (more or fewer
+    cells), ``output_dir``, and the keys only the comparison reads (so a finished grid is summarised
+    anew with, e.g., ``compare.bootstrap_samples=20000`` without retraining); anything else would mix
+    cells trained or evaluated differently in one table. The budget spec is compared as it resolves
+    (unset: the reference's), so a new reference that would move the budget is refused. While no
+    cell has finished there is nothing to protect, and the new configuration replaces the recorded one.
     """
-    current = _flat(config.to_dict())
+    current = _with_resolved_budget(_flat(config.to_dict()))
     path = output / "grid.yaml"
     if path.is_file() and any(output.glob(f"cells/*/{MARKER}")):
         # a key the recorded file lacks (a field added to samora since) had its default value then
         recorded = yaml.safe_load(path.read_text())
-        stored = {**_flat(RunConfig().to_dict()), **_flat(recorded)}
+        stored = _with_resolved_budget({**_flat(RunConfig().to_dict()), **_flat(recorded)})
         changed = sorted(
             key
             for key in set(current) | set(stored)
@@ -119,6 +147,8 @@ def check_grid_config(config: RunConfig, output: Path) -> None:
         )
         if changed:
             details = "; ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in changed)
+            if "compare.budget" in changed:
+                details += " (compare.budget as resolved: unset, it is compare.reference's spec)"
             raise ConfigError(
                 f"{output} holds a comparison run with another configuration ({details}). Rerun "
                 "with the original settings to resume it, or choose a new output_dir=..."
@@ -248,6 +278,16 @@ def _train_cell(
         "eval_wall_s": results["duration_s"],
     }
     write_text_atomic(cell / "cell.json", json.dumps(record, indent=2, default=str))
+
+
+def _with_resolved_budget(flat: dict[str, Any]) -> dict[str, Any]:
+    """``compare.budget`` as the label of the spec whose count the cells are matched to (unset: the
+    reference, else the first method, as :func:`samora.compare.spec.compare_specs` picks it), and
+    None when ``compare.match_budget`` is off (then no cell depends on it)."""
+    methods = flat.get("compare.methods") or [None]
+    budget = flat.get("compare.budget") or flat.get("compare.reference") or methods[0]
+    resolved = parse_method_spec(budget).label if budget is not None and flat.get("compare.match_budget") else None
+    return {**flat, "compare.budget": resolved}
 
 
 def _flat(values: Any, prefix: str = "") -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from samora.analysis.plots import new_figure
+from samora.compare.report import metric_phrase, task_label, unit
 
 
 def plot_comparison(comparison: dict[str, Any], path: Path) -> Path:
@@ -47,7 +48,11 @@ def _plot_means(axis, comparison: dict[str, Any], labels: list[str], rows: np.nd
     intervals = [comparison["table"][label]["mean"] for label in labels]
     values = 100 * np.array([i["value"] for i in intervals])
     axis.errorbar(values, rows, xerr=_errors(intervals), fmt="o", color="black", capsize=3, markersize=4)
-    axis.set_xlabel(f"mean {comparison['metric']} over {len(comparison['tasks'])} tasks (%), 95% CI", fontsize=8)
+    axis.set_xlabel(
+        f"mean {metric_phrase(comparison)} over {len(comparison['tasks'])} tasks ({unit(comparison)}), 95% CI",
+        fontsize=8,
+        wrap=True,
+    )
     axis.grid(axis="x", alpha=0.3)
 
 
@@ -72,7 +77,7 @@ def _plot_differences(axis, comparison: dict[str, Any], labels: list[str], rows:
         )
     axis.set_xlabel(
         f"minus {paired['reference']} (points), 95% CI\nfilled: significant after Holm "
-        f"({paired['family_size']} tests)",
+        f"({paired['family_size']} distinct tests)",
         fontsize=8,
     )
     axis.grid(axis="x", alpha=0.3)
@@ -88,5 +93,12 @@ def _plot_tasks(axis, comparison: dict[str, Any], labels: list[str], rows: np.nd
     for (row, column), value in np.ndenumerate(values):
         color = "black" if bright[row, column] else "white"
         axis.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7, color=color)
-    axis.set_xticks(np.arange(len(names)), names, rotation=30, ha="right", fontsize=8)
-    axis.figure.colorbar(image, ax=axis, label=f"{comparison['metric']} (%)", fraction=0.04)
+    axis.set_xticks(
+        np.arange(len(names)), [task_label(comparison, t) for t in names], rotation=30, ha="right", fontsize=8
+    )
+    axis.figure.colorbar(
+        image,
+        ax=axis,
+        label=f"{comparison['metric'] if unit(comparison) == '%' else 'score'} ({unit(comparison)})",
+        fraction=0.04,
+    )

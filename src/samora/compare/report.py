@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+CORPUS_NOTES = {
+    "mcc": "MCC (Matthews correlation of the task's predictions and gold labels, per seed on all its examples) "
+    "lies in [-1, 1], 0 being no better than chance; it is shown x100 like accuracy.",
+    "f1": "F1 of a choice task is the corpus F1 of its positive class (per seed on all its examples), x100.",
+}
+
 
 def answer_lines(comparison: dict[str, Any]) -> list[str]:
     """The answer in words: each row's mean with its interval, then every paired difference and
@@ -15,7 +21,7 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
     seeds = _seed_counts(table)
     headline = ", ".join(f"{label} {_points(row['mean'])}" for label, row in table.items())
     lines = [
-        f"{headline} (mean {_metric_phrase(comparison)} over {len(comparison['tasks'])} tasks, 95% CI, "
+        f"{headline} (mean {metric_phrase(comparison)} over {len(comparison['tasks'])} tasks, 95% CI, "
         f"{n} examples per task, {seeds} seed{'s' * (seeds != '1')} per method)"
     ]
     if comparison["pending"]:
@@ -37,19 +43,18 @@ def answer_lines(comparison: dict[str, Any]) -> list[str]:
 
 def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     settings = comparison["settings"]
-    significant = [
-        f"{label} vs {other}"
-        for tests, other in paired_test_groups(comparison["paired"])
-        for label, test in tests.items()
-        if test["significant_holm"]
-    ]
+    significant: dict[frozenset[str], str] = {}  # one phrase per distinct pair, in the order first listed
+    for tests, other in paired_test_groups(comparison["paired"]):
+        for label, test in tests.items():
+            if test["significant_holm"]:
+                significant.setdefault(frozenset((label, other)), f"{label} vs {other}")
     shows = (
         f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
         f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
         f"training stream, with parameter budgets matched to {comparison['budget']}, "
         + (
             "these differences exceed the noise of the examples and seeds after Holm's correction for "
-            f"{comparison['paired']['family_size']} tests: {', '.join(significant)}."
+            f"{comparison['paired']['family_size']} distinct tests: {', '.join(significant.values())}."
             if significant
             else "no difference between rows exceeds the noise of the examples and seeds."
         )
@@ -94,7 +99,7 @@ def write_markdown(comparison: dict[str, Any], path: Path) -> Path:
         "",
         *_score_lines(comparison),
         "",
-        *_paired_test_lines(comparison["paired"]),
+        *_paired_test_lines(comparison),
         "",
         *_parameter_lines(comparison),
         "",
@@ -119,9 +124,10 @@ def paired_test_groups(paired: dict[str, Any]) -> list[tuple[dict[str, Any], str
 def _score_lines(comparison: dict[str, Any]) -> list[str]:
     tasks = comparison["tasks"]
     lines = [
-        f"## {comparison['metric']} per task and mean (%, 95% CI over examples and seeds)",
+        f"## {metric_phrase(comparison)} per task and mean ({unit(comparison)}, 95% CI over examples and seeds)",
         "",
-        "| row | seeds | " + " | ".join(tasks) + " | **mean** |",
+        *_corpus_metric_note(comparison),
+        "| row | seeds | " + " | ".join(task_label(comparison, task) for task in tasks) + " | **mean** |",
         "|---" * (len(tasks) + 3) + "|",
     ]
     for label, row in comparison["table"].items():
@@ -135,12 +141,14 @@ def _score_lines(comparison: dict[str, Any]) -> list[str]:
     ]
 
 
-def _paired_test_lines(paired: dict[str, Any]) -> list[str]:
+def _paired_test_lines(comparison: dict[str, Any]) -> list[str]:
+    paired = comparison["paired"]
     lines = [
-        "## Paired tests (difference in mean accuracy, points, paired bootstrap)",
+        f"## Paired tests (difference in mean {metric_phrase(comparison)}, points, paired bootstrap)",
         "",
-        f"p is each test's own; Holm p is adjusted for all {paired['family_size']} tests of this comparison "
-        "(Holm's step-down), and 'after Holm' is whether it stays below 0.05.",
+        f"p is each test's own; Holm p is adjusted for the {paired['family_size']} distinct tests of this "
+        "comparison (Holm's step-down; a pair listed both ways, A - B and B - A, is one test with one Holm p), "
+        "and 'after Holm' is whether it stays below 0.05.",
         "",
         "| comparison | difference [95% CI] | p | significant | Holm p | after Holm |",
         "|---|---|---|---|---|---|",
@@ -204,9 +212,9 @@ def _points(interval: dict[str, Any], signed: bool = False) -> str:
 
 def _verdict(test: dict[str, Any], family_size: int) -> str:
     if test["significant_holm"]:
-        return f"significant (p < 0.05 after Holm's correction for {family_size} tests)"
+        return f"significant (p < 0.05 after Holm's correction for {family_size} distinct tests)"
     if test["significant"]:
-        return f"p < 0.05 uncorrected only, not after Holm's correction for {family_size} tests"
+        return f"p < 0.05 uncorrected only, not after Holm's correction for {family_size} distinct tests"
     return "not significant at this scale"
 
 
@@ -214,7 +222,24 @@ def _number(value: Any) -> str:
     return "-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def _metric_phrase(comparison: dict[str, Any]) -> str:
+def unit(comparison: dict[str, Any]) -> str:
+    """``%`` for a grid scored by accuracy alone, else ``x100`` (MCC and text scores are not shares)."""
+    return "%" if metric_phrase(comparison) == comparison["metric"] else "x100"
+
+
+def task_label(comparison: dict[str, Any], task: str) -> str:
+    """A task's column name: ``cola (mcc)`` where it is scored by another metric than the grid's."""
+    metric = comparison.get("task_metrics", {}).get(task, comparison["metric"])
+    return task if metric == comparison["metric"] else f"{task} ({metric})"
+
+
+def _corpus_metric_note(comparison: dict[str, Any]) -> list[str]:
+    """What an MCC or F1 column means, where a task is scored by one."""
+    scored = sorted(set(comparison.get("corpus_metrics", {}).values()))
+    return [" ".join(CORPUS_NOTES[name] for name in scored), ""] if scored else []
+
+
+def metric_phrase(comparison: dict[str, Any]) -> str:
     """``acc``, or for a grid whose generated tasks are scored by another metric
     ``score (acc; exact_match for sciq_answer)``."""
     metric = comparison["metric"]

@@ -1,8 +1,16 @@
 """The comparison of a finished grid: table with intervals, paired tests, ``comparison.{json,md,png}``.
 
 Each method's value per task is its mean per-example correctness (``compare.metric``) over examples
-and seeds; its interval and every paired difference come from
+and seeds, or for a task whose primary metric is a corpus metric (``mcc``, ``f1``: GLUE's CoLA, by
+:data:`samora.evaluation.statistics.CORPUS_METRICS`) that metric of each seed's predictions averaged
+over seeds; its interval and every paired difference come from
 :func:`samora.evaluation.statistics.bootstrap_grid` (examples and seeds resampled, seeded).
+
+A task's metric is read from its cells' ``results.json`` (``primary_metric``, which the evaluation
+recorded beside the metrics it computed), not from the task registry: the comparison then scores a
+task by the metric its own cells reported, whatever the registry holds when it is summarised, and
+needs no user's task registered. A results file without that key (written before samora recorded
+it) scores the task by the per-example mean, as then.
 """
 
 from __future__ import annotations
@@ -16,7 +24,14 @@ import numpy as np
 
 from samora.compare.report import answer_lines, paired_test_groups, write_markdown
 from samora.compare.spec import MethodSpec, parse_method_spec
-from samora.evaluation.statistics import CONFIDENCE, bootstrap_grid, holm_adjusted, paired_test
+from samora.evaluation.statistics import (
+    CONFIDENCE,
+    CORPUS_METRICS,
+    CorpusMetric,
+    bootstrap_grid,
+    holm_adjusted,
+    paired_test,
+)
 from samora.evaluation.suite import read_samples
 from samora.evaluation.text_scoring import example_metric, example_score
 from samora.files import write_text_atomic
@@ -44,7 +59,7 @@ def write_comparison(
         rows[BASE] = {None: output / "cells" / BASE}
     if not rows:
         raise ConfigError(f"{output} has no finished cell yet: nothing to compare")
-    correct = {label: _correctness(list(cells.values()), section.metric) for label, cells in rows.items()}
+    correct = {label: _task_scores(list(cells.values()), section.metric) for label, cells in rows.items()}
     _check_same_examples(correct)
     arrays = {label: {task: values for task, (_, values) in tasks.items()} for label, tasks in correct.items()}
     samples, seed = section.bootstrap_samples, config.train.seed
@@ -55,6 +70,7 @@ def write_comparison(
     comparison = {
         "metric": section.metric,
         "task_metrics": _task_metrics(next(iter(next(iter(rows.values())).values())), section.metric),
+        "corpus_metrics": {task: v.metric for task, (_, v) in first.items() if isinstance(v, CorpusMetric)},
         "tasks": list(first),
         "examples_per_task": {t: v.shape[1] for t, (_, v) in first.items()},
         "seeds": section.seeds,
@@ -130,12 +146,19 @@ def _paired_tests(
 
 def _adjust_for_the_family(tests: dict[str, Any]) -> dict[str, Any]:
     """Add each test's Holm-adjusted ``p_holm`` and ``significant_holm`` (p_holm < 0.05), the
-    family being every paired test of the comparison (``family_size`` of them): a grid of many rows
-    makes some uncorrected p < 0.05 by chance alone."""
-    family = [test for group, _ in paired_test_groups(tests) for test in group.values()]
-    for test, adjusted in zip(family, holm_adjusted([test["p_value"] for test in family]), strict=True):
-        test["p_holm"], test["significant_holm"] = adjusted, adjusted < 1 - CONFIDENCE
-    tests["family_size"] = len(family)
+    family being the distinct tests of the comparison (``family_size`` of them): a grid of many rows
+    makes some uncorrected p < 0.05 by chance alone. A pair tested both ways (A - B against the
+    reference, B - A against an ``also_against`` row) is one test: its two directions have the same
+    p-value (the same draws, the differences negated) and get the same ``p_holm``."""
+    pairs: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for group, other in paired_test_groups(tests):
+        for label, test in group.items():
+            pairs.setdefault(frozenset((label, other)), []).append(test)
+    distinct = list(pairs.values())
+    for twins, adjusted in zip(distinct, holm_adjusted([twins[0]["p_value"] for twins in distinct]), strict=True):
+        for test in twins:
+            test["p_holm"], test["significant_holm"] = adjusted, adjusted < 1 - CONFIDENCE
+    tests["family_size"] = len(distinct)
     return tests
 
 
@@ -172,42 +195,85 @@ def _on_common_seeds(rows, arrays, label: str, other: str) -> tuple[dict, dict]:
     """Both rows' task -> (seeds, examples) arrays restricted to their common seeds, same order."""
     seeds = _common_seeds(rows, label, other)
     pick = {name: [list(rows[name]).index(seed) for seed in seeds] for name in (label, other) if name != BASE}
-    mine = {task: values[pick[label]] for task, values in arrays[label].items()}
-    theirs = arrays[other] if other == BASE else {task: values[pick[other]] for task, values in arrays[other].items()}
+    mine = {task: _seed_rows(values, pick[label]) for task, values in arrays[label].items()}
+    theirs = arrays[other]
+    if other != BASE:
+        theirs = {task: _seed_rows(values, pick[other]) for task, values in theirs.items()}
     return mine, theirs
 
 
-def _correctness(cells: list[Path], metric: str) -> dict[str, tuple[list, np.ndarray]]:
-    """task -> (example ids, (seeds, examples) array of per-example scores) from the cells'
-    ``samples.jsonl``: 0/1 correctness of a choice task, a generated task's score of ``metric`` (its
-    primary metric when it has no such metric; :func:`samora.evaluation.text_scoring.example_score`)."""
-    per_cell = []
-    for cell in cells:
-        by_task: dict[str, list[dict]] = {}
-        for record in read_samples(cell / "samples.jsonl"):
-            by_task.setdefault(record["task"], []).append(record)
-        per_cell.append(by_task)
-    tasks = {}
+def _task_scores(cells: list[Path], metric: str) -> dict[str, tuple[list, Any]]:
+    """task -> (example ids, what the bootstrap resamples) from the cells' ``samples.jsonl``: for a
+    task scored by a corpus metric (:func:`_corpus_metrics` of the first cell) a
+    :class:`CorpusMetric` of the gold labels and each cell's predictions ``pred``; else the (seeds,
+    examples) array of per-example scores under ``metric``, 0/1 correctness of a choice task or a
+    generated task's score (:func:`samora.evaluation.text_scoring.example_score`)."""
+    per_cell = [_records_by_task(cell) for cell in cells]
+    tasks, corpus = {}, _corpus_metrics(cells[0], per_cell[0])
     for task in per_cell[0]:
         ids = [r["id"] for r in per_cell[0][task]]
-        rows = []
         for cell, by_task in zip(cells, per_cell):
             if [r["id"] for r in by_task.get(task, [])] != ids:
                 raise ValueError(
                     f"{cell} was evaluated on other {task} examples than {cells[0]}; every cell of "
                     "a comparison must see the same examples (same eval.limit, train.seed, data)"
                 )
-            rows.append([example_score(r, metric) for r in by_task[task]])
-        tasks[task] = (ids, np.array(rows))
+        records = [by_task[task] for by_task in per_cell]
+        if task in corpus:
+            tasks[task] = (ids, _corpus_scores(task, corpus[task], records, cells))
+        else:
+            tasks[task] = (ids, np.array([[example_score(r, metric) for r in rows] for rows in records]))
     return tasks
 
 
+def _records_by_task(cell: Path) -> dict[str, list[dict]]:
+    by_task: dict[str, list[dict]] = {}
+    for record in read_samples(cell / "samples.jsonl"):
+        by_task.setdefault(record["task"], []).append(record)
+    return by_task
+
+
+def _corpus_scores(task: str, metric: str, records: list[list[dict]], cells: list[Path]) -> CorpusMetric:
+    """The :class:`CorpusMetric` of a task's gold labels and each cell's predictions (one cell a seed):
+    ``pred``, whatever ``compare.metric``, as the evaluation computes a task's MCC/F1 (``acc_norm``
+    is a per-example accuracy of the length-normalised choice, not a prediction for the corpus metrics)."""
+    golds = [r["gold"] for r in records[0]]
+    for cell, rows in zip(cells, records):
+        if [r["gold"] for r in rows] != golds:
+            raise ValueError(
+                f"{cell} holds other {task} gold labels than {cells[0]} for the same examples; every cell "
+                "of a comparison must be evaluated on the same data"
+            )
+    return CorpusMetric(metric, golds, np.array([[r["pred"] for r in rows] for rows in records]))
+
+
+def _corpus_metrics(cell: Path, by_task: dict[str, list[dict]]) -> dict[str, str]:
+    """task -> its corpus metric, for the choice tasks (records without per-example ``metrics``) whose
+    ``results.json`` ``primary_metric`` is one (:data:`CORPUS_METRICS`: ``mcc`` for CoLA). A generated
+    task's ``f1`` is a per-example text score, averaged like accuracy, not the corpus F1."""
+    recorded = json.loads((cell / "results.json").read_text())["tasks"]
+    return {
+        task: recorded[task]["primary_metric"]
+        for task, records in by_task.items()
+        if recorded.get(task, {}).get("primary_metric") in CORPUS_METRICS and "metrics" not in records[0]
+    }
+
+
 def _task_metrics(cell: Path, metric: str) -> dict[str, str]:
-    """task -> the metric its per-example scores are of (``metric``, or a generated task's primary one)."""
-    return {record["task"]: example_metric(record, metric) for record in read_samples(cell / "samples.jsonl")}
+    """task -> the metric the comparison scores it by: its corpus metric (:func:`_corpus_metrics`),
+    else ``metric`` per example (a generated task without it: its own primary metric)."""
+    by_task = _records_by_task(cell)
+    corpus = _corpus_metrics(cell, by_task)
+    return {task: corpus.get(task) or example_metric(records[0], metric) for task, records in by_task.items()}
 
 
-def _check_same_examples(correct: dict[str, dict[str, tuple[list, np.ndarray]]]) -> None:
+def _seed_rows(values: Any, indices: list[int]) -> Any:
+    """A row's task values under the seeds at ``indices``, in that order."""
+    return values.seeds(indices) if isinstance(values, CorpusMetric) else values[indices]
+
+
+def _check_same_examples(correct: dict[str, dict[str, tuple[list, Any]]]) -> None:
+    """Every row holds the same tasks, examples and task metrics (a paired test needs them)."""
     (first_label, first), *others = correct.items()
     for label, tasks in others:
         for task in set(first) | set(tasks):
@@ -215,6 +281,12 @@ def _check_same_examples(correct: dict[str, dict[str, tuple[list, np.ndarray]]])
                 raise ValueError(
                     f"{label} and {first_label} were evaluated on different {task} examples; a "
                     "paired comparison needs the same examples in every cell"
+                )
+            scored = [getattr(values, "metric", "a per-example mean") for _, values in (first[task], tasks[task])]
+            if scored[0] != scored[1]:
+                raise ValueError(
+                    f"{first_label} and {label} score {task} by different metrics ({scored[0]} vs {scored[1]}: "
+                    "their results.json record another primary_metric); evaluate every cell with the same samora"
                 )
 
 
