@@ -130,3 +130,15 @@ def test_smoke_mode_runs_the_preset_end_to_end_and_writes_the_results_folder(tin
     assert (
         recorded["train"]["learning_rate"] == 1e-3 and recorded["train"]["per_device_train_batch_size"] == 2
     )  # preset, smoke size
+
+
+@pytest.mark.parametrize(("study", "tasks"), [("glue", 4), ("routing", 9)])
+def test_each_study_has_a_gpu_preset_that_is_its_cpu_study_in_bf16_on_more_examples(study, tasks):
+    gpu, cpu = load_run_config(preset=f"study-{study}-gpu"), load_run_config(preset=f"study-{study}-cpu")
+    assert gpu.compare == cpu.compare and gpu.adapter == cpu.adapter and gpu.data == cpu.data
+    assert gpu.model.name == cpu.model.name and gpu.model.dtype == "bfloat16"
+    assert gpu.eval.protocol == cpu.eval.protocol and (gpu.eval.limit is None or gpu.eval.limit > cpu.eval.limit)
+    assert gpu.train.learning_rate == cpu.train.learning_rate and gpu.train.seed == cpu.train.seed
+    steps_x_batch = gpu.train.max_steps * gpu.train.per_device_train_batch_size
+    assert cpu.train.max_steps * cpu.train.per_device_train_batch_size < steps_x_batch
+    assert steps_x_batch <= tasks * gpu.data.per_task_cap  # no training example seen twice
