@@ -15,7 +15,7 @@ from tests.helpers import subprocess_environment
 CASES = [
     (["train.learning_rate=-1"], "train.learning_rate must be >= 0, got -1.0"),
     (["train.max_steps=three"], "train.max_steps must be an int > 0 or null, got 'three'"),
-    (["train.seed=-1"], "train.seed must be in [0, 2**32)"),
+    (["train.seed=-1"], "train.seed must be an int in [0, 4294967296), got -1"),
     (["eval.limit=-1"], "eval.limit must be an int > 0 or null, got -1"),
     (["data.max_length=0"], "data.max_length must be an int > 0, got 0"),
     (["data.sampling=temperature"], "data.temperature must be set"),

@@ -32,7 +32,7 @@ BAD_VALUES = [
         ["train.warmup_ratio=1"],
         r"train.warmup_ratio \(a fraction of the training steps\) must be in \[0, 1\), got 1.0",
     ),
-    (["train.seed=-1"], r"train.seed must be in \[0, 2\*\*32\)"),
+    (["train.seed=-1"], r"train.seed must be an int in \[0, 4294967296\), got -1"),
     (["train.lr_scheduler_type=triangle"], "train.lr_scheduler_type must be one of .*'cosine'"),
     (["train.on_nonfinite=ignore"], "train.on_nonfinite must be 'stop' or 'skip', got 'ignore'"),
     (["train.resume=maybe"], "train.resume must be True or False, got 'maybe'"),

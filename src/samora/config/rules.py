@@ -172,13 +172,18 @@ class Rule:
 
     def _bounds(self) -> str:
         """``"> 0"``, ``">= 1"``, ``"in [0, 1)"``..., or ``""`` without bounds."""
-        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" if self.gt is not None else ""
-        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" if self.lt is not None else ""
+        low = f"[{_number(self.ge)}" if self.ge is not None else f"({_number(self.gt)}" if self.gt is not None else ""
+        high = f"{_number(self.le)}]" if self.le is not None else f"{_number(self.lt)})" if self.lt is not None else ""
         if low and high:
             return f"in {low}, {high}"
         if low:
             return f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
         return f"{'<=' if high[-1] == ']' else '<'} {high[:-1]}" if high else ""
+
+
+def _number(bound: float) -> str:
+    """A bound as written: an int in full (``4294967296``), a float short (``0.0001``, ``1e+10``)."""
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
 
 
 def _alternatives(items: list[str]) -> str:

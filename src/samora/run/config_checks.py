@@ -21,13 +21,12 @@ def check_plain_values(config: RunConfig) -> None:
     """The checks that need no library (torch, the Trainer, the method registry), run first so that
     a configuration error prints before any of them loads: each section's declared bounds and choices
     (the scheduler names read from transformers' source), the ``adapter`` keys every method shares, the
-    rules joining data fields, ``train.seed``, ``model.name`` and ``output_dir``."""
+    rules joining data fields, ``model.name`` and ``output_dir``."""
     sections = {"model": config.model, "data": config.data, "train": config.train, "eval": config.eval}
     for name, section in sections.items():
         check_section(section, name + ".")
     check_shared_adapter_values(config.adapter)
-    checks = [*_data_checks(config.data), (0 <= config.train.seed < 2**32, "train.seed", "in [0, 2**32)")]
-    for ok, key, expected in checks:
+    for ok, key, expected in _data_checks(config.data):
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
     check_output_dir(config.output_dir)

@@ -57,7 +57,7 @@ class TrainingSettings:
     warmup_ratio: float = setting(0.01, ge=0, lt=1, meaning="a fraction of the training steps")
     weight_decay: float = setting(0.0, ge=0)
     lr_scheduler_type: str = setting("linear", choices=scheduler_types)  # transformers' SchedulerType values
-    seed: int = 41
+    seed: int = setting(41, ge=0, lt=2**32)  # numpy's seeds
     precision: str = setting("auto", choices=PRECISIONS)
     gradient_checkpointing: bool = False
     logging_steps: int = setting(5, gt=0)
