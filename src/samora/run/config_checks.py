@@ -41,7 +41,9 @@ def check_shared_adapter_values(adapter: dict[str, Any]) -> None:
     which data.tasks sets)."""
     rules = field_rules(AdapterConfig)
     for key in sorted(set(adapter) & set(rules) - {"tasks"}):
-        problem = rules[key].violation(f"adapter.{key}", rules[key].coerce(f"adapter.{key}", adapter[key]), "null")
+        problem = rules[key].violation(
+            f"adapter.{key}", rules[key].coerce(f"adapter.{key}", adapter[key]), null="null"
+        )
         if problem:
             raise ConfigError(problem)
 

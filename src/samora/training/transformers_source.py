@@ -15,8 +15,13 @@ from pathlib import Path
 from typing import Any
 
 # the names an annotation of TrainingArguments may use that are plain types (anything else: not plain)
-ANNOTATION_NAMES = {"Any": Any, "Optional": typing.Optional, "Union": typing.Union, "None": None}
-ANNOTATION_NAMES |= {kind.__name__: kind for kind in (bool, int, float, str, list, dict)}
+ANNOTATION_NAMES = {
+    "Any": Any,
+    "Optional": typing.Optional,
+    "Union": typing.Union,
+    "None": None,
+    **{kind.__name__: kind for kind in (bool, int, float, str, list, dict)},
+}
 
 
 @functools.cache
