@@ -13,7 +13,7 @@ import time
 import pytest
 
 from samora.cli import main
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 from samora.run.folder_lock import lock_path, run_folder_lock
 from tests.helpers import run_overrides, subprocess_environment
 

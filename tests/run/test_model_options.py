@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 from samora.run.model_loading import from_pretrained_keywords, recorded_loading, tokenizer_keywords
 from samora.run.run_config import config_from_dict, load_run_config
 from samora.run.sections import ModelSection
@@ -31,7 +31,7 @@ from samora.run.sections import ModelSection
             "must set exactly one of load_in_4bit",
         ),
         (["model.attn_implementation=fast"], "model.attn_implementation must be one of 'eager', 'sdpa'"),
-        (["model.trust_remote_code=maybe"], "model.trust_remote_code must be bool"),
+        (["model.trust_remote_code=maybe"], "model.trust_remote_code must be True or False, got 'maybe'"),
         (["model.revison=main"], "unknown key(s) ['model.revison']"),
         (["model.from_pretrained.torch_dtype=float16"], "model.from_pretrained.torch_dtype: samora sets torch_dtype"),
         (["model.from_pretrained.load_in_4bit=true"], "itself; use model.quantization instead"),

@@ -35,7 +35,10 @@ def test_yaml_then_overrides_in_order(tmp_path):
     [
         (["train.learnig_rate=1e-4"], r"unknown key\(s\) \['train.learnig_rate'\].*train.learning_rate"),
         (["optimizer.lr=1"], r"unknown key\(s\) \['optimizer'\]"),
-        (["train.per_device_train_batch_size=eight"], "train.per_device_train_batch_size must be int"),
+        (
+            ["train.per_device_train_batch_size=eight"],
+            "train.per_device_train_batch_size must be an int > 0, got 'eight'",
+        ),
         (["train.per_device_train_batch_size=0"], "train.per_device_train_batch_size must be an int > 0"),
         (["eval.protocol=beam"], "eval.protocol must be 'loglik' or 'generate'"),
         (["adapter.method=qlora"], r"adapter.method must be one of \[.*'samora'"),

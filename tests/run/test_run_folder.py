@@ -69,6 +69,7 @@ def test_a_saved_config_that_cannot_be_read_is_a_clear_error(tmp_path):
         plan_run_folder(run, load_run_config())
     (run / "config.yaml").write_text("train: {per_device_train_batch_size: many}")
     with pytest.raises(
-        ConfigError, match="not a valid run configuration .*train.per_device_train_batch_size must be int"
+        ConfigError,
+        match="not a valid run configuration .*train.per_device_train_batch_size must be an int > 0, got 'many'",
     ):
         plan_run_folder(run, load_run_config())

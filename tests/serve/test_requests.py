@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import samora
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 from samora.serve.loading import check_default_task
 from samora.serve.requests import (
     RequestError,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError, check_section
 
 if TYPE_CHECKING:
     from samora.run.run_config import RunConfig
@@ -105,30 +105,22 @@ def compare_specs(config: RunConfig) -> tuple[list[MethodSpec], MethodSpec, Meth
 
 
 def check_compare_section(config: RunConfig) -> None:
-    """Every check of the ``compare`` section that needs no model, each naming its key."""
+    """Every check of the ``compare`` section that needs no model, each naming its key: the rules its
+    fields declare (:class:`~samora.run.sections.CompareSection`: seeds, metric, bootstrap_samples),
+    then those between its fields, the method registry and the other sections."""
     section = config.compare
+    check_section(section, "compare.")
+    if section.metric == "acc_norm" and config.eval.protocol != "loglik":
+        raise ConfigError("compare.metric=acc_norm needs eval.protocol=loglik")
     for spec in map(parse_method_spec, section.methods):
         adapter = spec_adapter_config(config, spec, ["_validation_task"])
         if section.match_budget and section.match_size not in {f.name for f in dataclasses.fields(adapter)}:
             raise ConfigError(f"compare.match_size {section.match_size!r} is not a field of {spec.label}'s config")
-    _, reference, _ = compare_specs(config)  # labels distinct, reference and budget among them
+    compare_specs(config)  # labels distinct, reference and budget among them
     labels = [parse_method_spec(text).label for text in section.methods]
     for text in section.also_against:
         if parse_method_spec(text).label not in labels:
             raise ConfigError(f"compare.also_against: {text!r} must be one of compare.methods: {labels}")
-    seeds = section.seeds
-    if (
-        not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-        or len(set(seeds)) != len(seeds)
-    ):
-        raise ConfigError(f"compare.seeds must be a non-empty list of distinct integers, got {seeds!r}")
-    if section.metric not in ("acc", "acc_norm"):
-        raise ConfigError(f"compare.metric must be acc or acc_norm, got {section.metric!r}")
-    if section.metric == "acc_norm" and config.eval.protocol != "loglik":
-        raise ConfigError("compare.metric=acc_norm needs eval.protocol=loglik")
-    if section.bootstrap_samples < 100:
-        raise ConfigError(f"compare.bootstrap_samples must be >= 100, got {section.bootstrap_samples}")
 
 
 def _scalar(value: Any) -> str:

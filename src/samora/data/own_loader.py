@@ -16,12 +16,12 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import datasets
+from typing import TYPE_CHECKING, Any
 
 from samora.data.doc_template import RenderError
-from samora.data.examples import EXAMPLE_FEATURES
+
+if TYPE_CHECKING:  # datasets is imported where rows are read: resolving a task by name needs none of it
+    import datasets
 
 TEXT_FORMATS = ("json", "csv")
 FILE_FORMATS = ("json", "csv", "parquet")
@@ -58,6 +58,10 @@ class OwnTaskLoader:
     def examples(self, split: str, limit: int | None = None, seed: int | None = None) -> datasets.Dataset:
         """The rendered examples of ``split`` (``limit``: the first ``limit``, or a seeded random
         ``limit`` with ``seed``, as :func:`samora.data.load_examples`)."""
+        import datasets
+
+        from samora.data.examples import EXAMPLE_FEATURES
+
         if split not in self._cache:
             rows = [self._example(index, doc) for index, doc in enumerate(self._documents(split))]
             self._cache[split] = datasets.Dataset.from_list(rows, features=EXAMPLE_FEATURES)
@@ -158,6 +162,8 @@ def read_rows(
 def _read_split(
     origin: Path, task: str | None, dataset_path: str, split: str, names: list[str], key: str, kwargs: dict
 ) -> list[dict[str, Any]]:
+    import datasets
+
     if all(Path(name).stat().st_size == 0 for name in names):
         raise TaskFileError(origin, task, key, f"split {split!r} ({', '.join(names)}) holds no rows")
     try:

@@ -1,6 +1,6 @@
-"""The run configuration's value checks beyond types: the bounds and choices its sections declare,
-the rules that join fields, the tasks and templates against their registries, and a writable
-``output_dir``. Each error names its key."""
+"""The run configuration's value checks beyond types: the bounds and choices its sections declare
+(:func:`samora.config.check_section`), the rules that join fields, the tasks and templates against their
+registries, and a writable ``output_dir``. Each error names its key."""
 
 from __future__ import annotations
 
@@ -8,29 +8,44 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from samora.config import field_rules
-from samora.run.coercion import ConfigError
+from samora.config import AdapterConfig, ConfigError, check_section, field_rules
 
 if TYPE_CHECKING:
-    from samora.run.sections import DataSection, RunConfig, TrainSection
+    from samora.run.sections import DataSection, RunConfig
 
 # (passes, key, what the key must be)
 Check = tuple[bool, str, str]
 
 
 def check_plain_values(config: RunConfig) -> None:
-    """The checks that need no library (torch, transformers, the method registry), run first so that
-    most configuration errors print before any of them loads: each section's declared bounds and
-    choices, the rules joining data fields, ``train.seed`` and ``output_dir``."""
+    """The checks that need no library (torch, the Trainer, the method registry), run first so that
+    a configuration error prints before any of them loads: each section's declared bounds and choices
+    (the scheduler names read from transformers' source), the ``adapter`` keys every method shares, the
+    rules joining data fields, ``model.name`` and ``output_dir``."""
     sections = {"model": config.model, "data": config.data, "train": config.train, "eval": config.eval}
     for name, section in sections.items():
-        check_declared_rules(section, name + ".")
-    checks = [*_data_checks(config.data), (0 <= config.train.seed < 2**32, "train.seed", "in [0, 2**32)")]
-    for ok, key, expected in checks:
+        check_section(section, name + ".")
+    check_shared_adapter_values(config.adapter)
+    for ok, key, expected in _data_checks(config.data):
         if not ok:
             raise ConfigError(f"{key} must be {expected}")
     check_output_dir(config.output_dir)
     check_model_name(config.model.name)
+
+
+def check_shared_adapter_values(adapter: dict[str, Any]) -> None:
+    """The ``adapter`` keys that every method's config has from :class:`~samora.config.AdapterConfig`
+    (``r``, ``dropout``...), against the rules declared there, which every method keeps
+    (``tests/run/test_run_config_validation.py`` checks it): they are refused before the method
+    registry, and torch with it, loads; the method's config checks the rest (and refuses ``adapter.tasks``,
+    which data.tasks sets)."""
+    rules = field_rules(AdapterConfig)
+    for key in sorted(set(adapter) & set(rules) - {"tasks"}):
+        problem = rules[key].violation(
+            f"adapter.{key}", rules[key].coerce(f"adapter.{key}", adapter[key]), null="null"
+        )
+        if problem:
+            raise ConfigError(problem)
 
 
 def check_model_name(name: str | None) -> None:
@@ -43,31 +58,22 @@ def check_model_name(name: str | None) -> None:
 
 
 def check_values(config: RunConfig) -> None:
-    """The bounds and choices each section declares on its fields (:func:`samora.config.setting`,
-    checked by the same :class:`~samora.config.Rule` as the method configs), then the rules that
-    join fields or read the installed libraries, then the method's own. The ``compare`` section is
-    :mod:`samora.compare`'s to check (:func:`samora.compare.spec.check_compare_section`)."""
+    """The checks that read the installed libraries, after :func:`check_plain_values`: fp16's need of a
+    GPU, the reporting integrations, a ``TrainingArguments`` built from the pass-through keys, and the
+    method's own field checks. The ``compare`` section is :mod:`samora.compare`'s to check
+    (:func:`samora.compare.spec.check_compare_section`)."""
     from samora.run.passthrough import check_report_to, check_training_argument_values
 
-    sections = {"model": config.model, "data": config.data, "train": config.train, "eval": config.eval}
-    for name, section in sections.items():
-        check_declared_rules(section, name + ".")
-    for ok, key, expected in [*_data_checks(config.data), *_train_checks(config.train)]:
-        if not ok:
-            raise ConfigError(f"{key} must be {expected}")
+    if config.train.precision == "fp16":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "train.precision must be fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)"
+            )
     check_report_to(config.train.report_to)
     check_training_argument_values(config.train.training_arguments)
     config.adapter_config(["_validation_task"])  # the method's own field checks, with their messages
-
-
-def check_declared_rules(section: Any, prefix: str) -> None:
-    """:class:`ConfigError` for the first field of ``section`` outside its declared rule, e.g.
-    ``train.learning_rate must be >= 0, got -0.0001`` (``null`` for None, as YAML writes it)."""
-    for name, rule in field_rules(type(section)).items():
-        value = getattr(section, name)
-        if rule.violation(name, value) is not None:
-            expected = rule.expected().removesuffix(" or None") + (" or null" if rule.optional else "")
-            raise ConfigError(f"{prefix}{name} must be {expected}, got {value!r}")
 
 
 CHAT_TEMPLATE = "chat"
@@ -97,34 +103,6 @@ def _data_checks(data: DataSection) -> list[Check]:
             "null unless data.sampling is temperature",
         ),
     ]
-
-
-# schedulers every transformers samora supports defines (tests/run/test_run_config_validation.py checks it):
-# accepted without importing transformers' trainer utilities, which take seconds to import
-COMMON_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
-
-
-def _train_checks(train: TrainSection) -> list[Check]:
-    """The rules a field declaration cannot hold: the schedulers the installed transformers defines, a
-    bound beyond a float's exact range, and fp16's need of a GPU. transformers and torch are imported
-    only for a value that needs them, so a configuration error elsewhere prints at once."""
-    checks: list[Check] = [(0 <= train.seed < 2**32, "train.seed", "in [0, 2**32)")]
-    if train.lr_scheduler_type not in COMMON_SCHEDULERS:
-        from transformers.trainer_utils import SchedulerType
-
-        schedulers = sorted(s.value for s in SchedulerType)
-        checks.append((train.lr_scheduler_type in schedulers, "train.lr_scheduler_type", f"one of {schedulers}"))
-    if train.precision == "fp16":
-        import torch
-
-        checks.append(
-            (
-                torch.cuda.is_available(),
-                "train.precision",
-                "fp32 or bf16 on a machine without a CUDA GPU (fp16 autocast needs one)",
-            )
-        )
-    return checks
 
 
 def check_data(config: RunConfig) -> None:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 
 logger = logging.getLogger(__name__)
 

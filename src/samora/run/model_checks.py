@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from samora.cache import SMOLLM2_NAME, bundled_model_name
+from samora.config import ConfigError
 from samora.methods.quantized import keep_trainable_layout
 from samora.models.smollm2 import SMOLLM2_ALIASES
-from samora.run.coercion import ConfigError
 from samora.run.model_options import QUANTIZATION_KEYS, quantization_keywords
 from samora.run.sections import ModelSection, RunConfig
 

@@ -28,7 +28,7 @@ import importlib.util
 import os
 from typing import Any
 
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 
 QUANTIZATION_SHORTHANDS = {
     "4bit": {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True},

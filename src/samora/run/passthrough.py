@@ -9,11 +9,13 @@ train: {max_steps: 60, max_grad_norm: 0.5, optim: adafactor}
 
 is stored as ``train.training_arguments: {max_grad_norm: 0.5, optim: adafactor}``, so the saved
 ``config.yaml`` loads back the same; ``samora train c.yaml train.max_grad_norm=0.5`` is an override
-like any other. Names are checked against ``dataclasses.fields(TrainingArguments)`` of the installed
-transformers; a field that samora sets under its own name is refused with that name (``RENAMED``);
-values are type-checked where the field's annotation is a plain type, and a ``TrainingArguments``
-is built from them once before the model loads, so its own checks fail early too. Nothing here
-imports transformers unless such keys exist.
+like any other. Names are checked against the fields of the installed transformers'
+``TrainingArguments``, read from its source (:mod:`samora.training.transformers_source`: importing it
+loads torch), so a misspelt key is refused at once; a field that samora sets under its own name is
+refused with that name (``RENAMED``); values are type-checked by the field's annotation where it is a
+plain type (:func:`samora.config.annotation_rule`), and a ``TrainingArguments`` is built from them
+once before the model loads, so its own checks fail early too. Nothing here imports transformers
+unless such keys exist and are well formed.
 """
 
 from __future__ import annotations
@@ -23,12 +25,11 @@ import difflib
 import importlib.util
 import os
 import tempfile
-import types
-import typing
 from importlib.metadata import PackageNotFoundError
 from typing import Any
 
-from samora.run.coercion import ConfigError, coerce_value
+from samora.config import ConfigError, annotation_rule
+from samora.training.transformers_source import training_argument_hints
 
 # TrainingArguments fields that samora sets from its own keys: refused, naming the key to use
 RENAMED = {
@@ -41,7 +42,6 @@ RENAMED = {
     "disable_tqdm": "the --verbose flag (the Trainer's progress bar; without it: one line per logging step)",
     "logging_dir": "nothing: TensorBoard writes into <run folder>/tensorboard",
 }
-SIMPLE_TYPES = (int, float, str, bool, list, dict, type(None))
 
 
 def gather_training_arguments(values: dict[str, Any], section: type) -> dict[str, Any]:
@@ -63,12 +63,11 @@ def gather_training_arguments(values: dict[str, Any], section: type) -> dict[str
 
 def check_training_arguments(arguments: dict[str, Any], section: type) -> dict[str, Any]:
     """The names of ``arguments`` checked (a ``TrainingArguments`` field samora does not set itself)
-    and their values coerced where the field's type is plain (``3e-4`` -> float); returned."""
+    and their values coerced where the field's type is plain (``3e-4`` -> float); returned. Reads
+    transformers' source, never imports it."""
     if not arguments:
         return {}
-    from transformers import TrainingArguments
-
-    fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    fields = training_argument_hints()
     own = sorted(f"train.{f.name}" for f in dataclasses.fields(section) if f.name != "training_arguments")
     for key in arguments:
         if key in RENAMED:
@@ -83,10 +82,9 @@ def check_training_arguments(arguments: dict[str, Any], section: type) -> dict[s
             f"unknown key(s) {[f'train.{k}' for k in unknown]}{hints}; valid keys here: {own}, or any "
             "field of transformers.TrainingArguments (its documentation lists them)"
         )
-    hints = typing.get_type_hints(TrainingArguments)
+    rules = {key: annotation_rule(fields[key]) if fields[key] is not None else None for key in arguments}
     return {
-        key: coerce_value(value, hints[key], f"train.{key}") if _is_plain(hints[key]) else value
-        for key, value in arguments.items()
+        key: rule.coerce(f"train.{key}", arguments[key]) if rule else arguments[key] for key, rule in rules.items()
     }
 
 
@@ -144,10 +142,3 @@ def check_report_to(report_to: str | list[str]) -> None:
         raise ConfigError(
             f"train.report_to: {missing} not installed; pip install {' '.join(missing)} (or report_to=none)"
         )
-
-
-def _is_plain(hint: Any) -> bool:
-    """Whether ``hint`` is made only of the plain types :func:`samora.run.coercion.coerce_value` checks."""
-    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
-    options = typing.get_args(hint) if union else (hint,)
-    return all((typing.get_origin(option) or option) in SIMPLE_TYPES for option in options)

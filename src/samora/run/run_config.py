@@ -11,8 +11,9 @@ output_dir: runs/demo
 
 Command-line overrides use dotted keys: ``samora train config.yaml train.learning_rate=3e-4
 adapter.method=lora``. Values are parsed as YAML scalars (``3e-4``, ``true``, ``[a, b]``). Every key
-is checked before anything runs; an unknown key or a wrong type is an error that names the key
-and lists the valid ones.
+is checked before anything runs, by the rules its section's fields declare (:mod:`samora.config.rules`):
+an unknown key or a wrong type is an error that names the key and lists the valid ones. The checks
+that need no library come first (:func:`load_run_config`), so such an error prints before torch loads.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from samora.run.coercion import ConfigError, build_section, coerce_value
-from samora.run.config_checks import check_data, check_output_dir, check_plain_values, check_values
+from samora.config import ConfigError, build_section, field_rules
+from samora.run.config_checks import check_data, check_plain_values, check_values
 from samora.run.sections import RunConfig, TrainSection
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,16 @@ def load_run_config(
 ) -> RunConfig:
     """Build a :class:`RunConfig` from layers, each over the ones before: ``base`` (e.g. a run
     folder's saved ``config.yaml``, see :func:`samora.run.run_folder.saved_run_values`), the preset, the
-    YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets."""
-    values = merged_layers(path, overrides, preset, base)
-    check_plain_values(build_section(RunConfig, _without_library_keys(values), ""))  # before torch loads
-    config = config_from_dict(values)
-    check_values(config)
+    YAML file, then the ``key=value`` overrides. A layer changes only the keys it sets.
+
+    Checked in order of cost: keys, types and declared rules (no library), the tasks and templates
+    (the data registries: no torch, no ``datasets``), then the adapter section against the method's
+    config class and what only the installed libraries can check (torch loads)."""
+    config = _typed_config(merged_layers(path, overrides, preset, base))
+    check_plain_values(config)
     check_data(config)
-    check_output_dir(config.output_dir)
+    config.adapter = _coerce_adapter(config.adapter)
+    check_values(config)
     return config
 
 
@@ -75,17 +78,6 @@ def merged_layers(
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({err}); quote it") from None
         _merge_layer(values, _nest(key.strip().split("."), value))
     return values
-
-
-def _without_library_keys(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with what only the installed libraries can check left out: the ``adapter`` section
-    (the method's config class) and the ``train`` keys handed to ``TrainingArguments``."""
-    from samora.run.passthrough import gather_training_arguments
-
-    plain = {key: value for key, value in gather_training_arguments(values, TrainSection).items() if key != "adapter"}
-    if isinstance(plain.get("train"), dict):
-        plain["train"] = {key: value for key, value in plain["train"].items() if key != "training_arguments"}
-    return plain
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -155,7 +147,7 @@ def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
-    """The ``adapter`` section coerced like every other one, against the method's config fields."""
+    """The ``adapter`` section coerced like every other one, by the rules of the method's config fields."""
     from samora.methods import METHODS
 
     method = values.get("method", "samora")
@@ -163,23 +155,27 @@ def _coerce_adapter(values: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"adapter.method must be one of {sorted(METHODS)}, got {method!r}")
     if "tasks" in values:
         raise ConfigError("adapter.tasks is set from data.tasks (the task names in id order); set data.tasks instead")
-    config_cls = METHODS[method][0]
-    hints = typing.get_type_hints(config_cls)
-    fields = {f.name for f in dataclasses.fields(config_cls)}
+    rules = field_rules(METHODS[method][0])
     coerced = {
-        key: coerce_value(value, hints[key], f"adapter.{key}") if key in fields else value
-        for key, value in values.items()
+        key: rules[key].coerce(f"adapter.{key}", value) if key in rules else value for key, value in values.items()
     }  # unknown keys: the method's from_dict names the valid ones
     return {"method": method, **coerced}  # the saved config.yaml always names its method
 
 
-def config_from_dict(values: dict[str, Any]) -> RunConfig:
-    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
+def _typed_config(values: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` with every key and type checked, the ``adapter`` section left as given (its
+    keys are the method's): no library is imported (``TrainingArguments`` fields are read from source)."""
     from samora.run.passthrough import check_training_arguments, gather_training_arguments
 
     config = build_section(RunConfig, gather_training_arguments(values, TrainSection), "")
-    config.adapter = _coerce_adapter(config.adapter)
     config.train.training_arguments = check_training_arguments(config.train.training_arguments, TrainSection)
+    return config
+
+
+def config_from_dict(values: dict[str, Any]) -> RunConfig:
+    """A :class:`RunConfig` from a dict such as a run folder's saved ``config.yaml`` (types coerced)."""
+    config = _typed_config(values)
+    config.adapter = _coerce_adapter(config.adapter)
     return config
 
 

@@ -1,9 +1,10 @@
 """The sections of a run configuration (``model``, ``adapter``, ``data``, ``train``, ``eval``, ``compare``,
 ``output_dir``) as dataclasses with their defaults and declared bounds (:func:`samora.config.setting`).
 
-Reading them from YAML and ``key=value`` layers is :mod:`samora.run.run_config`'s; checking the values
-beyond their declared bounds is :mod:`samora.run.config_checks`'s (both import this module, which imports
-neither); the ``compare`` section's own checks are :mod:`samora.compare.spec`'s.
+What each field accepts is declared on it (:mod:`samora.config.rules`); reading the sections from YAML
+and ``key=value`` layers is :mod:`samora.run.run_config`'s, checking the rules between fields
+:mod:`samora.run.config_checks`'s (both import this module, which imports neither); the ``compare``
+section's rules are checked by :mod:`samora.compare.spec`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from samora.config import setting
+from samora.config import ConfigError, setting
 from samora.evaluation.settings import EvaluationSettings
-from samora.run.coercion import ConfigError
 from samora.run.model_options import check_model_options
 from samora.training.settings import TrainingSettings
 
+COMPARE_METRICS = ("acc", "acc_norm")
 ATTENTION_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
@@ -108,18 +109,23 @@ class CompareSection:
     itself keeps it; ``match_budget: false`` trains every spec as written). also_against: further specs
     every method is tested against too (e.g. ``[samora]`` in a study referenced to LoRA). baseline: also evaluate the
     base model once (and test every method against it). metric: ``acc`` or ``acc_norm``, compared per
-    example. bootstrap_samples: resamples of the bootstrap intervals and paired tests (seeded)."""
+    example. bootstrap_samples: resamples of the bootstrap intervals and paired tests (seeded).
 
-    methods: list = field(default_factory=list)
-    seeds: list = field(default_factory=lambda: [41])
+    Its rules are checked by :func:`samora.compare.spec.check_compare_section` (the ``compare`` section
+    is :mod:`samora.compare`'s), with those between its fields and the other sections."""
+
+    methods: list[str] = field(default_factory=list)
+    seeds: list[int] = setting(default_factory=lambda: [41], min_items=1, distinct=True)
     reference: str | None = None
     budget: str | None = None
-    also_against: list = field(default_factory=list)
+    also_against: list[str] = field(default_factory=list)
     baseline: bool = True
     match_budget: bool = True
     match_size: str = "r"
-    metric: str = "acc"
-    bootstrap_samples: int = 2000
+    metric: str = setting(
+        "acc", choices=COMPARE_METRICS, meaning="the per-example correctness compared, acc or acc_norm"
+    )
+    bootstrap_samples: int = setting(2000, ge=100)
 
 
 @dataclass

@@ -64,7 +64,7 @@ def add_serve_command(commands) -> None:
 
 def command_serve(args: argparse.Namespace) -> int:
     """Check the options, load the tokenizer here and the model in LitServe's worker, serve until stopped."""
-    from samora.run.coercion import ConfigError
+    from samora.config import ConfigError
 
     for name in ("max_batch_size", "max_tokens_limit", "max_prompt_tokens"):
         value = getattr(args, name)

@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from samora.run.coercion import ConfigError
+from samora.config import ConfigError
 from samora.serve.requests import UNSEEN, Served
 
 

@@ -3,7 +3,8 @@
 (:class:`samora.training.TrainSettings`) both extend :class:`TrainingSettings`, so their names (those of
 ``transformers.TrainingArguments``), defaults and rules (:func:`samora.config.setting`, checked by
 :class:`samora.config.Rule` as the method configs' fields are) cannot drift apart. It imports only
-:mod:`samora.config`: the command line reads it before torch loads.
+:mod:`samora.config` and :mod:`samora.training.transformers_source` (the scheduler names, read from the
+installed transformers' source): the command line reads it before torch loads.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from samora.config import setting
+from samora.training.transformers_source import scheduler_types
 
 PRECISIONS = {
     "auto": "bf16 on a GPU that supports it, else fp32",
@@ -30,6 +32,8 @@ class TrainingSettings:
         max_steps: optimizer steps; overrides ``num_train_epochs`` when given.
         per_device_train_batch_size: examples per device (per process) and micro-batch.
         gradient_accumulation_steps: micro-batches per optimizer step.
+        lr_scheduler_type: one of the installed transformers' ``SchedulerType`` values (``linear``,
+            ``cosine``, ``constant``...).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (adapter weights stay float32).
         gradient_checkpointing: recompute activations in the backward pass (non-reentrant).
         logging_steps: log the loss, learning rate and router statistics every this many steps (a loss
@@ -52,8 +56,8 @@ class TrainingSettings:
     gradient_accumulation_steps: int = setting(1, gt=0)
     warmup_ratio: float = setting(0.01, ge=0, lt=1, meaning="a fraction of the training steps")
     weight_decay: float = setting(0.0, ge=0)
-    lr_scheduler_type: str = "linear"  # one of transformers' SchedulerType (checked where it is imported)
-    seed: int = 41
+    lr_scheduler_type: str = setting("linear", choices=scheduler_types)  # transformers' SchedulerType values
+    seed: int = setting(41, ge=0, lt=2**32)  # numpy's seeds
     precision: str = setting("auto", choices=PRECISIONS)
     gradient_checkpointing: bool = False
     logging_steps: int = setting(5, gt=0)
