@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 TASKS = ["task_a", "task_b", "task_c"]
+DROPOUT = 0.05  # the same input dropout for both contenders (samora bench's setting): PEFT's default is none
 BASES = {"float32": ("float32", None), "bfloat16": ("bfloat16", None), "4bit": (None, "4bit")}
 
 
@@ -71,12 +72,14 @@ def adapted(args: argparse.Namespace, base: str, contender: str):
     import samora
 
     model = load(args, base)
-    config = samora.SAMoRAConfig(r=args.r, num_experts=3, tasks=TASKS)
+    config = samora.SAMoRAConfig(r=args.r, num_experts=3, tasks=TASKS, dropout=DROPOUT)
     if contender == "samora":
         return samora.get_model(model, config)
     import peft
 
-    lora = peft.LoraConfig(r=args.r, lora_alpha=2 * args.r, target_modules=list(config.target_modules))
+    lora = peft.LoraConfig(
+        r=args.r, lora_alpha=2 * args.r, lora_dropout=DROPOUT, target_modules=list(config.target_modules)
+    )
     return peft.get_peft_model(model, lora)
 
 
