@@ -68,7 +68,7 @@ def budget_plan(specs) -> dict:
     }
 
 
-def compare_three_methods(tmp_path) -> tuple[dict, dict]:
+def compare_three_methods(tmp_path, *extra: str) -> tuple[dict, dict]:
     """The comparison of a finished 3-method x 2-seed grid and a base cell, and each cell's records by slug.
 
     SAMoRA is right 80% of the time, LoRA 50%, SAMoRA with a linear router 52%, the base 30%.
@@ -83,6 +83,7 @@ def compare_three_methods(tmp_path) -> tuple[dict, dict]:
             "compare.budget=samora",
             "compare.also_against=[samora]",
             "compare.bootstrap_samples=1000",
+            *extra,
         ],
     )
     specs, reference, _ = compare_specs(config)
@@ -288,3 +289,16 @@ def test_holm_counts_a_pair_tested_both_ways_once(tmp_path):
     assert "A - B and B - A, is one test" in markdown
     shows = next(line for line in comparison["answer"] if line.startswith("What it shows"))
     assert "samora vs lora" in shows and "lora vs samora" not in shows
+
+
+def test_a_grid_trained_as_written_does_not_claim_matched_budgets(tmp_path):
+    matched, _ = compare_three_methods(tmp_path / "matched")
+    as_written, _ = compare_three_methods(tmp_path / "as-written", "compare.match_budget=false")
+    shows = {
+        name: next(line for line in comparison["answer"] if line.startswith("What it shows"))
+        for name, comparison in (("matched", matched), ("as_written", as_written))
+    }
+    assert "with parameter budgets matched to samora" in shows["matched"]
+    assert "budgets matched" not in shows["as_written"] and "trained as written" in shows["as_written"]
+    markdown = (tmp_path / "as-written" / "comparison.md").read_text()
+    assert "## Trainable parameters (each method trained as written" in markdown

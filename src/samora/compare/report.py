@@ -51,7 +51,7 @@ def _scope_lines(comparison: dict[str, Any]) -> list[str]:
     shows = (
         f"What it shows: on these held-out examples, after {settings['steps'] or settings['epochs']} "
         f"{'steps' if settings['steps'] else 'epochs'} at lr {settings['learning_rate']} on one shared "
-        f"training stream, with parameter budgets matched to {comparison['budget']}, "
+        f"training stream, {_budget_phrase(comparison)}, "
         + (
             "these differences exceed the noise of the examples and seeds after Holm's correction for "
             f"{comparison['paired']['family_size']} distinct tests: {', '.join(significant.values())}."
@@ -164,9 +164,17 @@ def _paired_test_lines(comparison: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _budget_phrase(comparison: dict[str, Any]) -> str:
+    """How the rows' sizes were set: matched to the budget row's count, or each as written
+    (``compare.match_budget: false``; a comparison written before the key existed was matched)."""
+    if comparison.get("match_budget", True):
+        return f"with parameter budgets matched to {comparison['budget']}"
+    return "each method trained as written (parameter budgets not matched)"
+
+
 def _parameter_lines(comparison: dict[str, Any]) -> list[str]:
     lines = [
-        f"## Trainable parameters (matched to {comparison['budget']}'s count)",
+        f"## Trainable parameters ({_budget_phrase(comparison)})",
         "",
         "| row | as written | as trained | budget | gap | within 10% | matched by |",
         "|---|---|---|---|---|---|---|",

@@ -77,6 +77,7 @@ def write_comparison(
         "reference": reference.label,
         "bootstrap_samples": samples,
         "budget": next((label for label, p in plan.items() if p["budget_source"]), reference.label),
+        "match_budget": section.match_budget,
         "table": table,
         "paired": tests,
         "parameters": plan,
