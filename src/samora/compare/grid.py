@@ -37,6 +37,7 @@ from samora.compare.spec import (
     check_compare_section,
     compare_specs,
     parse_method_spec,
+    reference_and_budget,
     spec_adapter_config,
 )
 from samora.files import write_text_atomic
@@ -281,12 +282,14 @@ def _train_cell(
 
 
 def _with_resolved_budget(flat: dict[str, Any]) -> dict[str, Any]:
-    """``compare.budget`` as the label of the spec whose count the cells are matched to (unset: the
-    reference, else the first method, as :func:`samora.compare.spec.compare_specs` picks it), and
-    None when ``compare.match_budget`` is off (then no cell depends on it)."""
-    methods = flat.get("compare.methods") or [None]
-    budget = flat.get("compare.budget") or flat.get("compare.reference") or methods[0]
-    resolved = parse_method_spec(budget).label if budget is not None and flat.get("compare.match_budget") else None
+    """``compare.budget`` as the label of the spec whose count the cells are matched to
+    (:func:`samora.compare.spec.reference_and_budget`), and None when ``compare.match_budget`` is off
+    or no method is listed (then no cell depends on it)."""
+    methods = flat.get("compare.methods") or []
+    resolved = None
+    if methods and flat.get("compare.match_budget"):
+        _, budget = reference_and_budget(methods, flat.get("compare.reference"), flat.get("compare.budget"))
+        resolved = parse_method_spec(budget).label
     return {**flat, "compare.budget": resolved}
 
 

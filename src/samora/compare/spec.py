@@ -89,15 +89,24 @@ def spec_adapter_config(config: RunConfig, spec: MethodSpec, tasks: list[str]):
         raise ConfigError(f"compare.methods: {spec.label}: {err}") from None
 
 
+def reference_and_budget(methods: list[str], reference: str | None, budget: str | None) -> tuple[str, str]:
+    """The reference and budget spec texts as a comparison resolves them: an unset reference is the
+    first method, an unset budget the reference."""
+    reference = reference if reference is not None else methods[0]
+    return reference, budget if budget is not None else reference
+
+
 def compare_specs(config: RunConfig) -> tuple[list[MethodSpec], MethodSpec, MethodSpec]:
     """The parsed ``compare.methods``, the reference and the budget spec among them."""
-    specs = [parse_method_spec(text) for text in config.compare.methods]
+    section = config.compare
+    specs = [parse_method_spec(text) for text in section.methods]
     labels = [spec.label for spec in specs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"compare.methods lists a method twice: {labels}")
     chosen = []
-    for key, text in (("reference", config.compare.reference), ("budget", config.compare.budget)):
-        spec = parse_method_spec(text) if text is not None else (chosen[0] if chosen else specs[0])
+    texts = reference_and_budget(section.methods, section.reference, section.budget)
+    for key, text in zip(("reference", "budget"), texts, strict=True):
+        spec = parse_method_spec(text)
         if spec.label not in labels:
             raise ConfigError(f"compare.{key} {text!r} must be one of compare.methods: {labels}")
         chosen.append(spec)
