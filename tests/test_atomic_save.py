@@ -114,6 +114,30 @@ def test_a_save_committed_but_not_installed_is_read_from_its_pending_copy(tmp_pa
     assert torch.equal(loaded(input_ids, task_ids="a").logits, new(input_ids, task_ids="a").logits)
 
 
+def test_saves_from_several_processes_into_one_folder_take_turns(tmp_path, input_ids):
+    """Every rank of a data-parallel script calling save_adapter on one folder (CI caught a rank's staging
+    folder removed as abandoned by another rank's save): each save completes, the folder holds one of them."""
+    models = [trained_samora(seed=seed) for seed in range(4)]
+    samora.save_adapter(models[0], tmp_path / "warm-up")
+    children = []
+    for model in models:
+        pid = os.fork()
+        if pid == 0:  # a child: never returns into pytest
+            code = 1
+            try:
+                for _ in range(5):
+                    samora.save_adapter(model, tmp_path / "shared")
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    statuses = [os.waitpid(pid, 0)[1] for pid in children]
+    assert all(os.WIFEXITED(s) and os.WEXITSTATUS(s) == 0 for s in statuses), "a concurrent save failed"
+    found = samora.load_adapter(tiny_model(), tmp_path / "shared")(input_ids, task_ids="b").logits
+    assert any(torch.equal(found, model(input_ids, task_ids="b").logits) for model in models)
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
+
+
 @pytest.mark.parametrize(
     "version,match",
     [

@@ -17,8 +17,9 @@ Readers take each file from ``.samora-pending/`` while it is there, else from th
 commit they see the old pair (a staging folder is ignored); from the commit on, each file of the new
 pair is either still pending or already moved out, so they see the new pair. At no instant is
 neither pair complete, wherever the saving process is killed. A later save first finishes a pending
-install left by a killed one and removes abandoned staging folders; one folder has one writer at a
-time (the Trainer saves on the main process only).
+install left by a killed one and removes abandoned staging folders. One folder has one writer at a
+time: each save holds an exclusive lock on the folder (``fcntl.flock``), so concurrent saves, such as
+every rank of a data-parallel script saving, take turns.
 
 Loading checks everything it can before touching the model and removes the adapter again if
 anything fails, so a failed load leaves the base model as it was.
@@ -30,6 +31,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -74,7 +77,16 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     metadata = _metadata(handle, tensors, getattr(model, "name_or_path", None))
     metadata["base_model_quantization"] = _quantization_config(model)
-    _prepare_folder(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _one_writer(directory):
+        _prepare_folder(directory)
+        _stage_and_commit(directory, tensors, metadata)
+        _install_pending(directory)
+    return directory
+
+
+def _stage_and_commit(directory: Path, tensors: dict[str, torch.Tensor], metadata: dict) -> None:
+    """Steps 1 and 2 of a save: write and fsync both files in a staging folder, rename it to pending."""
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     try:
         save_file(tensors, str(staging / WEIGHTS_NAME), metadata={"format": "pt"})
@@ -88,8 +100,28 @@ def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _fsync_folder(directory)
-    _install_pending(directory)
-    return directory
+
+
+@contextmanager
+def _one_writer(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on the folder itself for the whole save, waiting for it if taken.
+
+    Saves into one folder then take turns, so every rank of a data-parallel script may call
+    :func:`save_adapter` (as with PEFT's ``save_pretrained``) without one removing another's staging
+    folder as abandoned. The lock leaves no file behind and dies with its process. Without ``fcntl``
+    (Windows) there is no lock: one writer per folder is then the caller's to keep.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing the descriptor releases the lock
 
 
 def _metadata(handle, tensors: dict[str, torch.Tensor], name_or_path: str | None) -> dict:
@@ -209,7 +241,6 @@ def _check_shapes(model: nn.Module, target, saved: dict, base_name: str | None) 
 
 def _prepare_folder(directory: Path) -> None:
     """Finish installing a save a killed process had committed; drop its abandoned staging folders."""
-    directory.mkdir(parents=True, exist_ok=True)
     _install_pending(directory)
     for leftover in directory.glob(STAGING_PREFIX + "*"):
         shutil.rmtree(leftover, ignore_errors=True)
