@@ -20,18 +20,14 @@ For each prompt (the rendered ``doc_to_text``, inside the chat template when one
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from samora.data.collate import pad_token_id
-from samora.evaluation.batching import chunks, context_window, left_padded, routing_inputs
-
-logger = logging.getLogger(__name__)
+from samora.evaluation.batching import context_window, cut_to_room, generate_batched
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
 
@@ -99,29 +95,29 @@ def generate_until(
             f"context window of {context_window(model)} tokens; lower generation_kwargs.max_gen_toks"
         )
     encoded = [_encode_prompt(tokenizer, prompt) for prompt in prompts]
-    _warn_cut(desc, encoded, room)
-    encoded = [ids[-room:] for ids in encoded]
+    encoded = cut_to_room(desc, encoded, room, "max_gen_toks")
     order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), prompts[i]))
     eos = _eos_ids(model, tokenizer) + [i for i in stop_token_ids if i is not None]
     stops = [*settings.until, *([tokenizer.eos_token] if tokenizer.eos_token else [])]
-    device, pad = next(model.parameters()).device, pad_token_id(tokenizer)
     config = GenerationConfig(
-        max_new_tokens=settings.max_gen_toks, num_beams=1, do_sample=False, pad_token_id=pad, eos_token_id=eos
+        max_new_tokens=settings.max_gen_toks,
+        num_beams=1,
+        do_sample=False,
+        pad_token_id=pad_token_id(tokenizer),
+        eos_token_id=eos,
     )
-    responses = [""] * len(encoded)
-    for batch in tqdm(chunks(order, batch_size), desc=desc, disable=not progress, total=-(-len(order) // batch_size)):
-        width = max(len(encoded[i]) for i in batch)
-        input_ids, attention_mask = left_padded([encoded[i] for i in batch], width, pad)
-        output = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
-            generation_config=config,
-            stopping_criteria=StoppingCriteriaList([_StopStrings(tokenizer, stops, width)]),
-            **routing_inputs([task_id] * len(batch), device),
-        )
-        for i, tokens in zip(batch, output[:, width:].tolist()):
-            responses[i] = cut_at_stops(tokenizer.decode(tokens, skip_special_tokens=True), stops)
-    return responses
+    generated = generate_batched(
+        model,
+        encoded,
+        order,
+        config,
+        batch_size=batch_size,
+        task_id=task_id,
+        progress=progress,
+        desc=desc,
+        stopping_criteria=lambda width: StoppingCriteriaList([_StopStrings(tokenizer, stops, width)]),
+    )
+    return [cut_at_stops(tokenizer.decode(tokens, skip_special_tokens=True), stops) for tokens in generated]
 
 
 def cut_at_stops(text: str, stops: Sequence[str]) -> str:
@@ -142,16 +138,3 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     eos = getattr(model.generation_config, "eos_token_id", None)
     eos = tokenizer.eos_token_id if eos is None else eos
     return [eos] if isinstance(eos, int) else list(eos or [])
-
-
-def _warn_cut(desc: str, encoded: list[list[int]], room: int) -> None:
-    cut = sum(len(ids) > room for ids in encoded)
-    if cut:
-        logger.warning(
-            "%s: %d of %d prompts exceed the model's context window less max_gen_toks (%d tokens); they were "
-            "cut from the left",
-            desc,
-            cut,
-            len(encoded),
-            room,
-        )
