@@ -302,3 +302,16 @@ def test_a_grid_trained_as_written_does_not_claim_matched_budgets(tmp_path):
     assert "budgets matched" not in shows["as_written"] and "trained as written" in shows["as_written"]
     markdown = (tmp_path / "as-written" / "comparison.md").read_text()
     assert "## Trainable parameters (each method trained as written" in markdown
+
+
+def test_a_row_left_outside_the_budget_is_named_where_the_budgets_are_said_to_be_matched():
+    from samora.compare.report import _budget_phrase
+
+    plan = {"samora": {"relative_gap": 0.0, "within_10_percent": True}}
+    plan["samora(router=mlp,r=8)"] = {"relative_gap": 1.332, "within_10_percent": False}
+    comparison = {"match_budget": True, "budget": "samora", "parameters": plan}
+    assert _budget_phrase(comparison) == (
+        "with parameter budgets matched to samora (except samora(router=mlp,r=8), +133%: outside 10%)"
+    )
+    del plan["samora(router=mlp,r=8)"]
+    assert _budget_phrase(comparison) == "with parameter budgets matched to samora"

@@ -165,11 +165,18 @@ def _paired_test_lines(comparison: dict[str, Any]) -> list[str]:
 
 
 def _budget_phrase(comparison: dict[str, Any]) -> str:
-    """How the rows' sizes were set: matched to the budget row's count, or each as written
-    (``compare.match_budget: false``; a comparison written before the key existed was matched)."""
-    if comparison.get("match_budget", True):
-        return f"with parameter budgets matched to {comparison['budget']}"
-    return "each method trained as written (parameter budgets not matched)"
+    """How the rows' sizes were set: matched to the budget row's count, naming any row left more than
+    10% away (e.g. one kept as written on purpose), or each as written (``compare.match_budget: false``;
+    a comparison written before the key existed was matched)."""
+    if not comparison.get("match_budget", True):
+        return "each method trained as written (parameter budgets not matched)"
+    outside = [
+        f"{label}, {plan['relative_gap']:+.0%}"
+        for label, plan in comparison.get("parameters", {}).items()
+        if not plan.get("within_10_percent", True)
+    ]
+    exceptions = f" (except {'; '.join(outside)}: outside 10%)" if outside else ""
+    return f"with parameter budgets matched to {comparison['budget']}{exceptions}"
 
 
 def _parameter_lines(comparison: dict[str, Any]) -> list[str]:
