@@ -138,6 +138,21 @@ def test_saves_from_several_processes_into_one_folder_take_turns(tmp_path, input
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
 
 
+def test_a_file_system_that_refuses_locks_still_saves_and_says_so(tmp_path, input_ids, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def refuse(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    model = trained_samora(seed=0)
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    samora.save_adapter(model, tmp_path)
+    found = samora.load_adapter(tiny_model(), tmp_path)(input_ids, task_ids="b").logits
+    assert torch.equal(found, model(input_ids, task_ids="b").logits)
+    assert "concurrent saves into it are not serialised" in caplog.text
+
+
 @pytest.mark.parametrize(
     "version,match",
     [

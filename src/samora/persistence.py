@@ -28,6 +28,7 @@ anything fails, so a failed load leaves the base model as it was.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -59,6 +60,8 @@ from samora.methods import config_from_dict
 from samora.methods.base import linear_shape
 from samora.peft_format import NOT_PEFT_TYPE, is_peft_folder, load_peft_lora
 from samora.version import __version__
+
+logger = logging.getLogger(__name__)
 
 
 def save_adapter(model: nn.Module, directory: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
@@ -109,7 +112,8 @@ def _one_writer(directory: Path) -> Iterator[None]:
     Saves into one folder then take turns, so every rank of a data-parallel script may call
     :func:`save_adapter` (as with PEFT's ``save_pretrained``) without one removing another's staging
     folder as abandoned. The lock leaves no file behind and dies with its process. Without ``fcntl``
-    (Windows) there is no lock: one writer per folder is then the caller's to keep.
+    (Windows), or on a file system that refuses locks (some cluster file systems), there is no lock:
+    one writer per folder is then the caller's to keep, as before.
     """
     try:
         import fcntl
@@ -118,7 +122,10 @@ def _one_writer(directory: Path) -> Iterator[None]:
         return
     handle = os.open(directory, os.O_RDONLY)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as err:
+            logger.warning("cannot lock %s (%s): concurrent saves into it are not serialised", directory, err)
         yield
     finally:
         os.close(handle)  # closing the descriptor releases the lock
