@@ -48,14 +48,15 @@ def test_hub_ids_and_local_folders_keep_their_names(tmp_path):
     assert base_model_identity(None) == (None, None)
 
 
-@pytest.mark.parametrize(
-    "recorded", [SMOLLM2_NAME, "/home/someone/.cache/samora/smollm2-135m-instruct-transformers-5.0.0"]
-)
+@pytest.mark.parametrize("recorded_as", ["name", "cache path of another machine"])
 def test_an_adapter_naming_the_bundled_model_loads_this_machines_copy(
-    recorded, converted_folder, tmp_path, monkeypatch
+    recorded_as, converted_folder, tmp_path, monkeypatch
 ):
     """New adapters record the name; old ones a cache path from another machine: both load the bundled model."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    foreign_cache = tmp_path / "another-machine" / ".cache" / "samora" / "smollm2-135m-instruct-transformers-5.0.0"
+    recorded = SMOLLM2_NAME if recorded_as == "name" else str(foreign_cache)
 
     model = samora.get_model(AutoModelForCausalLM.from_pretrained(converted_folder), samora.LoRAConfig(r=2))
     samora.save_adapter(model, tmp_path / "adapter")
